@@ -1,0 +1,242 @@
+//! Audio sources on cpal: one supervised stream per role that follows the default device,
+//! reopens after failures, and stamps samples on the session clock.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, StreamTrait};
+use crossbeam_channel::Sender;
+
+use crate::platform;
+use crate::{AudioChunk, Capture, Clock, SourceEvent, SourceEventKind};
+
+/// Which voice track a source feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudioRole {
+    /// The agent's microphone.
+    Microphone,
+    /// What the computer plays: the caller, on a softphone.
+    SystemAudio,
+}
+
+impl AudioRole {
+    /// The source name used in manifests and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioRole::Microphone => "microphone",
+            AudioRole::SystemAudio => "system_audio",
+        }
+    }
+}
+
+/// Settings of one audio source.
+#[derive(Debug, Clone)]
+pub struct AudioSourceConfig {
+    /// The track.
+    pub role: AudioRole,
+    /// A device id to use instead of following the default device.
+    pub device: Option<String>,
+}
+
+/// How often the supervisor checks the stream and the default device.
+const POLL: Duration = Duration::from_millis(250);
+/// How often it asks the OS which device is the default.
+const RESOLVE_EVERY: Duration = Duration::from_millis(1000);
+/// Stamps closer than this to the running sample clock keep the stream continuous.
+const STAMP_TOLERANCE_NS: u64 = 30_000_000;
+
+/// Keeps sample stamps continuous while the callback clock jitters, and resynchronises when the
+/// stream really skipped (then the media stage sees and fills the gap).
+struct Stamper {
+    next_pts: Option<u64>,
+}
+
+impl Stamper {
+    fn stamp(&mut self, now_ns: u64, frames: usize, rate: u32) -> u64 {
+        let dur = frames as u64 * 1_000_000_000 / rate as u64;
+        let estimate = now_ns.saturating_sub(dur);
+        let pts = match self.next_pts {
+            Some(next) if estimate.abs_diff(next) <= STAMP_TOLERANCE_NS => next,
+            _ => estimate,
+        };
+        self.next_pts = Some(pts + dur);
+        pts
+    }
+}
+
+fn event(clock: &Clock, role: AudioRole, kind: SourceEventKind, detail: String) -> Capture {
+    Capture::Event(SourceEvent {
+        at_ns: clock.now_ns(),
+        source: role.as_str(),
+        kind,
+        detail,
+    })
+}
+
+/// Runs one supervised audio source until `stop` is set.
+pub(crate) fn run(
+    config: AudioSourceConfig,
+    clock: Clock,
+    tx: Sender<Capture>,
+    stop: Arc<AtomicBool>,
+) {
+    let role = config.role;
+    let host = cpal::default_host();
+    let mut current: Option<String> = None;
+    let mut last_error: Option<String> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let (device, id) = match platform::resolve_audio_device(
+            &host,
+            role,
+            config.device.as_deref(),
+        ) {
+            Ok(found) => found,
+            Err(e) => {
+                let msg = e.to_string();
+                if last_error.as_ref() != Some(&msg) {
+                    tracing::warn!(source = role.as_str(), error = %msg, "audio device unavailable; retrying");
+                    let _ = tx.send(event(&clock, role, SourceEventKind::Failed, msg.clone()));
+                    last_error = Some(msg);
+                }
+                sleep_unless_stopped(&stop, Duration::from_secs(1));
+                continue;
+            }
+        };
+        if let Some(previous) = &current {
+            if previous != &id {
+                tracing::info!(source = role.as_str(), from = %previous, to = %id, "audio device changed");
+                let _ = tx.send(event(
+                    &clock,
+                    role,
+                    SourceEventKind::DeviceChanged,
+                    format!("{previous} -> {id}"),
+                ));
+            }
+        }
+        current = Some(id.clone());
+        match open_stream(&device, role, &clock, &tx) {
+            Ok((stream, failed)) => {
+                last_error = None;
+                tracing::info!(source = role.as_str(), device = %id, "audio capture started");
+                let _ = tx.send(event(
+                    &clock,
+                    role,
+                    SourceEventKind::DeviceOpened,
+                    id.clone(),
+                ));
+                watch(&host, &config, &id, &failed, &stop, &clock, &tx);
+                drop(stream);
+            }
+            Err(e) => {
+                let msg = format!("{id}: {e}");
+                if last_error.as_ref() != Some(&msg) {
+                    tracing::warn!(source = role.as_str(), error = %msg, "audio stream failed to open");
+                    let _ = tx.send(event(&clock, role, SourceEventKind::Failed, msg.clone()));
+                    last_error = Some(msg);
+                }
+                sleep_unless_stopped(&stop, Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Waits while the stream is healthy and the resolved device is still `id`.
+fn watch(
+    host: &cpal::Host,
+    config: &AudioSourceConfig,
+    id: &str,
+    failed: &AtomicBool,
+    stop: &AtomicBool,
+    clock: &Clock,
+    tx: &Sender<Capture>,
+) {
+    let mut last_resolve = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(POLL);
+        if failed.load(Ordering::SeqCst) {
+            let _ = tx.send(event(
+                clock,
+                config.role,
+                SourceEventKind::Failed,
+                format!("{id}: stream error"),
+            ));
+            return;
+        }
+        if last_resolve.elapsed() >= RESOLVE_EVERY {
+            last_resolve = Instant::now();
+            match platform::resolve_audio_device(host, config.role, config.device.as_deref()) {
+                Ok((_, now_id)) if now_id == id => {}
+                // Changed or gone: reopen (the outer loop reports which).
+                _ => return,
+            }
+        }
+    }
+}
+
+fn open_stream(
+    device: &cpal::Device,
+    role: AudioRole,
+    clock: &Clock,
+    tx: &Sender<Capture>,
+) -> Result<(cpal::Stream, Arc<AtomicBool>), cpal::Error> {
+    let stream_config = platform::stream_config(device, role)?;
+    let channels = stream_config.channels.max(1) as usize;
+    let rate = stream_config.sample_rate;
+    let failed = Arc::new(AtomicBool::new(false));
+    let failed_cb = failed.clone();
+    let tx = tx.clone();
+    let clock = *clock;
+    let mut stamper = Stamper { next_pts: None };
+    let stream = device.build_input_stream::<f32, _, _>(
+        stream_config,
+        move |data: &[f32], _info| {
+            let now = clock.now_ns();
+            let samples: Vec<f32> = if channels == 1 {
+                data.to_vec()
+            } else {
+                data.chunks(channels)
+                    .map(|f| f.iter().sum::<f32>() / channels as f32)
+                    .collect()
+            };
+            let pts = stamper.stamp(now, samples.len(), rate);
+            let _ = tx.send(Capture::Audio(AudioChunk {
+                role,
+                pts_ns: pts,
+                sample_rate: rate,
+                samples,
+            }));
+        },
+        move |err| {
+            tracing::warn!(error = %err, "audio stream error");
+            failed_cb.store(true, Ordering::SeqCst);
+        },
+        Some(Duration::from_secs(5)),
+    )?;
+    stream.play()?;
+    Ok((stream, failed))
+}
+
+pub(crate) fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
+    let until = Instant::now() + total;
+    while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_stay_continuous_through_jitter_and_resync_after_a_skip() {
+        let mut s = Stamper { next_pts: None };
+        let rate = 48_000;
+        let first = s.stamp(1_000_000_000, 960, rate);
+        assert_eq!(first, 980_000_000);
+        // Callback 5 ms late: still continuous.
+        assert_eq!(s.stamp(1_025_000_000, 960, rate), 1_000_000_000);
+        // A 200 ms hole: resynchronised to the estimate.
+        assert_eq!(s.stamp(1_240_000_000, 960, rate), 1_220_000_000);
+    }
+}

@@ -1,0 +1,23 @@
+//! Capture sources of the Vigil agent (brief §2): the microphone, the system audio and the screen,
+//! each delivered on one channel and stamped by one monotonic [`Clock`].
+//!
+//! The traits and types live here; each OS has its backend in `platform/<os>` behind `cfg`
+//! (the layout cpal uses). Sources restart themselves after device changes and report every
+//! change or gap as a [`SourceEvent`], so the manifest never hides one.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod audio;
+mod clock;
+mod error;
+mod platform;
+mod types;
+
+pub use audio::{AudioRole, AudioSourceConfig};
+pub use clock::Clock;
+pub use error::{CaptureError, CaptureErrorKind};
+pub use platform::{list_devices, start_audio, start_screen};
+pub use types::{
+    AudioChunk, Capture, DeviceList, MonitorInfo, PixelFormat, ScreenConfig, SourceEvent,
+    SourceEventKind, SourceHandle, VideoFrame,
+};

@@ -1,0 +1,39 @@
+//! Windows: WASAPI through cpal for the microphone and for the loopback of the default render
+//! device (the caller, as the softphone plays it); Windows.Graphics.Capture (windows-capture) for
+//! the primary monitor.
+
+mod screen;
+
+use cpal::traits::DeviceTrait;
+
+use crate::{AudioRole, CaptureError};
+
+pub(crate) use screen::{check_screen, list_screens, run_screen};
+
+/// The microphone is the configured or default capture device; the system audio is a loopback
+/// stream on the configured or default render device (cpal opens input streams on render
+/// devices as WASAPI loopback).
+pub(crate) fn resolve_audio_device(
+    host: &cpal::Host,
+    role: AudioRole,
+    configured: Option<&str>,
+) -> Result<(cpal::Device, String), CaptureError> {
+    super::configured_or_default(host, role, configured)
+}
+
+/// WASAPI shared mode runs at the device's mix format; the media stage resamples.
+pub(crate) fn stream_config(
+    device: &cpal::Device,
+    role: AudioRole,
+) -> Result<cpal::StreamConfig, cpal::Error> {
+    let supported = match role {
+        AudioRole::Microphone => device.default_input_config()?,
+        AudioRole::SystemAudio => device.default_output_config()?,
+    };
+    Ok(supported.config())
+}
+
+/// Every WASAPI capture endpoint is a microphone (line-ins included).
+pub(crate) fn is_microphone(_id: &str) -> bool {
+    true
+}

@@ -1,0 +1,376 @@
+//! One segment's encoders and muxers: H.264 screen into one Matroska file, the two voice
+//! tracks as Opus into another, both in memory.
+
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+use ffmpeg_next as ffmpeg;
+
+use crate::container::{memory_output, MemoryFile};
+use crate::{MediaError, MediaErrorKind, VOICE_RATE};
+use vigil_capture::VideoFrame;
+
+/// Encoder settings (from policy, with defaults).
+#[derive(Debug, Clone)]
+pub struct EncoderConfig {
+    /// x264 preset.
+    pub preset: String,
+    /// x264 constant rate factor.
+    pub crf: u32,
+    /// Maximum frame rate of the screen.
+    pub max_fps: u32,
+    /// Opus bit rate per voice track.
+    pub audio_bitrate: u32,
+    /// x264 threads (0 = x264's choice).
+    pub threads: u32,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        Self {
+            preset: "veryfast".into(),
+            crf: 32,
+            max_fps: 5,
+            audio_bitrate: 16_000,
+            threads: 1,
+        }
+    }
+}
+
+fn enc_err(e: impl std::fmt::Display) -> MediaError {
+    MediaError::new(MediaErrorKind::Encode, e)
+}
+fn mux_err(e: impl std::fmt::Display) -> MediaError {
+    MediaError::new(MediaErrorKind::Mux, e)
+}
+
+const MS: u64 = 1_000_000;
+
+struct ScreenTrack {
+    encoder: ffmpeg::encoder::Video,
+    output: ffmpeg::format::context::Output,
+    file: MemoryFile,
+    width: u32,
+    height: u32,
+    scaler: Option<((u32, u32), scaling::Context)>,
+    yuv: ffmpeg::frame::Video,
+    last_pts: Option<i64>,
+    /// Packets are written one behind, so that each gets its duration (next pts − pts).
+    held: Option<ffmpeg::Packet>,
+    frames: u64,
+}
+
+impl ScreenTrack {
+    fn new(config: &EncoderConfig, width: u32, height: u32) -> Result<Self, MediaError> {
+        // H.264 4:2:0 needs even dimensions.
+        let (width, height) = (width & !1, height & !1);
+        let codec = ffmpeg::encoder::find_by_name("libx264").ok_or_else(|| {
+            MediaError::new(MediaErrorKind::CodecMissing, "libx264 encoder not found")
+        })?;
+        let file = MemoryFile::default();
+        let mut output = memory_output(&file)?;
+        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(enc_err)?;
+        enc.set_width(width);
+        enc.set_height(height);
+        enc.set_format(Pixel::YUV420P);
+        enc.set_time_base((1, 1000));
+        enc.set_frame_rate(Some((config.max_fps as i32, 1)));
+        enc.set_max_b_frames(0);
+        if output
+            .format()
+            .flags()
+            .contains(ffmpeg::format::Flags::GLOBAL_HEADER)
+        {
+            enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+        }
+        let mut options = ffmpeg::Dictionary::new();
+        options.set("preset", &config.preset);
+        options.set("crf", &config.crf.to_string());
+        options.set("threads", &config.threads.to_string());
+        // One keyframe, at the segment's start; no B-frames (monotonic DTS per segment).
+        options.set("x264-params", "keyint=infinite:scenecut=0:bframes=0");
+        let encoder = enc.open_with(options).map_err(enc_err)?;
+        {
+            let mut stream = output.add_stream(codec).map_err(mux_err)?;
+            stream.set_parameters(&encoder);
+            stream.set_time_base((1, 1000));
+            let mut meta = ffmpeg::Dictionary::new();
+            meta.set("title", "screen");
+            stream.set_metadata(meta);
+        }
+        output.write_header().map_err(mux_err)?;
+        Ok(Self {
+            encoder,
+            output,
+            file,
+            width,
+            height,
+            scaler: None,
+            yuv: ffmpeg::frame::Video::new(Pixel::YUV420P, width, height),
+            last_pts: None,
+            held: None,
+            frames: 0,
+        })
+    }
+
+    fn push(&mut self, frame: &VideoFrame, pts_ms: i64) -> Result<(), MediaError> {
+        let pts_ms = match self.last_pts {
+            Some(last) if pts_ms <= last => last + 1,
+            _ => pts_ms,
+        };
+        self.last_pts = Some(pts_ms);
+        let mut bgr = ffmpeg::frame::Video::new(Pixel::BGRZ, frame.width, frame.height);
+        let dst_stride = bgr.stride(0);
+        let row = frame.width as usize * 4;
+        let dst = bgr.data_mut(0);
+        for y in 0..frame.height as usize {
+            dst[y * dst_stride..y * dst_stride + row]
+                .copy_from_slice(&frame.data[y * frame.stride..y * frame.stride + row]);
+        }
+        let key = (frame.width, frame.height);
+        if self.scaler.as_ref().map(|(k, _)| *k) != Some(key) {
+            // A frame of another size (resolution changed mid-segment) is scaled to the
+            // segment's size; the next segment takes the new size.
+            let ctx = scaling::Context::get(
+                Pixel::BGRZ,
+                frame.width,
+                frame.height,
+                Pixel::YUV420P,
+                self.width,
+                self.height,
+                scaling::Flags::FAST_BILINEAR,
+            )
+            .map_err(enc_err)?;
+            self.scaler = Some((key, ctx));
+        }
+        let (_, scaler) = self.scaler.as_mut().expect("scaler set above");
+        scaler.run(&bgr, &mut self.yuv).map_err(enc_err)?;
+        self.yuv.set_pts(Some(pts_ms));
+        self.encoder.send_frame(&self.yuv).map_err(enc_err)?;
+        self.frames += 1;
+        self.drain(None)
+    }
+
+    fn drain(&mut self, end_ms: Option<i64>) -> Result<(), MediaError> {
+        let mut packet = ffmpeg::Packet::empty();
+        while self.encoder.receive_packet(&mut packet).is_ok() {
+            let next = std::mem::replace(&mut packet, ffmpeg::Packet::empty());
+            if let Some(mut held) = self.held.take() {
+                held.set_duration(next.pts().unwrap_or(0) - held.pts().unwrap_or(0));
+                self.write(held)?;
+            }
+            self.held = Some(next);
+        }
+        if let (Some(end), Some(mut held)) = (end_ms, self.held.take()) {
+            held.set_duration((end - held.pts().unwrap_or(0)).max(1));
+            self.write(held)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, mut packet: ffmpeg::Packet) -> Result<(), MediaError> {
+        let tb = self
+            .output
+            .stream(0)
+            .map(|s| s.time_base())
+            .unwrap_or((1, 1000).into());
+        packet.set_stream(0);
+        packet.rescale_ts((1, 1000), tb);
+        packet.write_interleaved(&mut self.output).map_err(mux_err)
+    }
+
+    fn finish(mut self, end_ms: i64) -> Result<(Vec<u8>, u64, (u32, u32)), MediaError> {
+        self.encoder.send_eof().map_err(enc_err)?;
+        self.drain(Some(end_ms))?;
+        self.output.write_trailer().map_err(mux_err)?;
+        drop(self.output);
+        Ok((self.file.take(), self.frames, (self.width, self.height)))
+    }
+}
+
+struct VoiceEncoder {
+    encoder: ffmpeg::encoder::Audio,
+    buffer: Vec<f32>,
+    next_pts: i64,
+    frame_size: usize,
+}
+
+struct VoiceTracks {
+    tracks: Vec<VoiceEncoder>,
+    output: ffmpeg::format::context::Output,
+    file: MemoryFile,
+}
+
+impl VoiceTracks {
+    fn new(config: &EncoderConfig, titles: &[&str]) -> Result<Self, MediaError> {
+        let codec = ffmpeg::encoder::find_by_name("libopus").ok_or_else(|| {
+            MediaError::new(MediaErrorKind::CodecMissing, "libopus encoder not found")
+        })?;
+        let file = MemoryFile::default();
+        let mut output = memory_output(&file)?;
+        let global = output
+            .format()
+            .flags()
+            .contains(ffmpeg::format::Flags::GLOBAL_HEADER);
+        let mut tracks = Vec::new();
+        for title in titles {
+            let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+                .encoder()
+                .audio()
+                .map_err(enc_err)?;
+            enc.set_rate(VOICE_RATE as i32);
+            enc.set_format(ffmpeg::format::Sample::F32(
+                ffmpeg::format::sample::Type::Packed,
+            ));
+            enc.set_channel_layout(ffmpeg::ChannelLayout::MONO);
+            enc.set_bit_rate(config.audio_bitrate as usize);
+            enc.set_time_base((1, VOICE_RATE as i32));
+            if global {
+                enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+            }
+            let mut options = ffmpeg::Dictionary::new();
+            options.set("application", "voip");
+            let encoder = enc.open_with(options).map_err(enc_err)?;
+            let frame_size = encoder.frame_size().max(1) as usize;
+            let mut stream = output.add_stream(codec).map_err(mux_err)?;
+            stream.set_parameters(&encoder);
+            stream.set_time_base((1, VOICE_RATE as i32));
+            let mut meta = ffmpeg::Dictionary::new();
+            meta.set("title", title);
+            stream.set_metadata(meta);
+            tracks.push(VoiceEncoder {
+                encoder,
+                buffer: Vec::new(),
+                next_pts: 0,
+                frame_size,
+            });
+        }
+        output.write_header().map_err(mux_err)?;
+        Ok(Self {
+            tracks,
+            output,
+            file,
+        })
+    }
+
+    fn push(&mut self, track: usize, samples: &[f32], last: bool) -> Result<(), MediaError> {
+        let t = &mut self.tracks[track];
+        t.buffer.extend_from_slice(samples);
+        let mut offset = 0;
+        while t.buffer.len() - offset >= t.frame_size || (last && offset < t.buffer.len()) {
+            let n = t.frame_size.min(t.buffer.len() - offset);
+            let mut frame = ffmpeg::frame::Audio::new(
+                ffmpeg::format::Sample::F32(ffmpeg::format::sample::Type::Packed),
+                n,
+                ffmpeg::ChannelLayout::MONO,
+            );
+            frame.set_rate(VOICE_RATE);
+            frame.plane_mut::<f32>(0)[..n].copy_from_slice(&t.buffer[offset..offset + n]);
+            frame.set_pts(Some(t.next_pts));
+            t.next_pts += n as i64;
+            offset += n;
+            t.encoder.send_frame(&frame).map_err(enc_err)?;
+            Self::drain(&mut t.encoder, track, &mut self.output)?;
+        }
+        t.buffer.drain(..offset);
+        Ok(())
+    }
+
+    fn drain(
+        encoder: &mut ffmpeg::encoder::Audio,
+        index: usize,
+        output: &mut ffmpeg::format::context::Output,
+    ) -> Result<(), MediaError> {
+        let tb = output
+            .stream(index)
+            .map(|s| s.time_base())
+            .unwrap_or((1, VOICE_RATE as i32).into());
+        let mut packet = ffmpeg::Packet::empty();
+        while encoder.receive_packet(&mut packet).is_ok() {
+            packet.set_stream(index);
+            packet.rescale_ts((1, VOICE_RATE as i32), tb);
+            packet.write_interleaved(output).map_err(mux_err)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>, MediaError> {
+        for i in 0..self.tracks.len() {
+            self.push(i, &[], true)?;
+            let t = &mut self.tracks[i];
+            t.encoder.send_eof().map_err(enc_err)?;
+            Self::drain(&mut t.encoder, i, &mut self.output)?;
+        }
+        self.output.write_trailer().map_err(mux_err)?;
+        drop(self.output);
+        Ok(self.file.take())
+    }
+}
+
+/// A segment's media, encoded and muxed, still in memory (plaintext: seal it next).
+pub struct EncodedSegment {
+    /// The screen as H.264 in Matroska, if any frame was captured.
+    pub screen: Option<Vec<u8>>,
+    /// Frames encoded.
+    pub video_frames: u64,
+    /// Encoded size of the screen.
+    pub video_size: (u32, u32),
+    /// Microphone and system audio as two Opus tracks in Matroska.
+    pub voice: Vec<u8>,
+}
+
+/// The encoders of one segment.
+pub(crate) struct SegmentEncoder {
+    config: EncoderConfig,
+    start_ns: u64,
+    screen: Option<ScreenTrack>,
+    voice: VoiceTracks,
+}
+
+impl SegmentEncoder {
+    pub(crate) fn new(config: EncoderConfig, start_ns: u64) -> Result<Self, MediaError> {
+        ffmpeg::init().map_err(enc_err)?;
+        let voice = VoiceTracks::new(&config, &["microphone", "system_audio"])?;
+        Ok(Self {
+            config,
+            start_ns,
+            screen: None,
+            voice,
+        })
+    }
+
+    pub(crate) fn push_video(&mut self, frame: &VideoFrame) -> Result<(), MediaError> {
+        if self.screen.is_none() {
+            self.screen = Some(ScreenTrack::new(&self.config, frame.width, frame.height)?);
+        }
+        let pts_ms = (frame.pts_ns.saturating_sub(self.start_ns) / MS) as i64;
+        self.screen
+            .as_mut()
+            .expect("created above")
+            .push(frame, pts_ms)
+    }
+
+    /// Appends samples to voice track 0 (microphone) or 1 (system audio).
+    pub(crate) fn push_audio(&mut self, track: usize, samples: &[f32]) -> Result<(), MediaError> {
+        self.voice.push(track, samples, false)
+    }
+
+    pub(crate) fn finish(self, end_ns: u64) -> Result<EncodedSegment, MediaError> {
+        let end_ms = (end_ns.saturating_sub(self.start_ns) / MS) as i64;
+        let (screen, video_frames, video_size) = match self.screen {
+            Some(track) => {
+                let (bytes, frames, size) = track.finish(end_ms)?;
+                (Some(bytes), frames, size)
+            }
+            None => (None, 0, (0, 0)),
+        };
+        Ok(EncodedSegment {
+            screen,
+            video_frames,
+            video_size,
+            voice: self.voice.finish()?,
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! Redaction by the mask timeline: masked spans black out the screen (or a region of it) and
+//! silence both voice tracks, by capture timestamp, before anything reaches the encoder. The
+//! triggers that fill the timeline come with the masking stage; an empty timeline redacts nothing.
+
+use vigil_capture::VideoFrame;
+
+/// What a span does to the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScreenMask {
+    /// The whole picture is blacked out.
+    Full,
+    /// Only this rectangle (x, y, width, height) is blacked out.
+    Region(i32, i32, u32, u32),
+    /// The screen is left as is (audio-only span).
+    None,
+}
+
+/// One masked span on the session clock.
+#[derive(Debug, Clone)]
+pub struct MaskSpan {
+    /// Start, inclusive.
+    pub start_ns: u64,
+    /// End, exclusive; `u64::MAX` while open.
+    pub end_ns: u64,
+    /// Screen action.
+    pub screen: ScreenMask,
+    /// Whether both voice tracks are silenced.
+    pub audio: bool,
+    /// Why.
+    pub reason: String,
+    /// Matching rule.
+    pub rule_id: Option<String>,
+    /// Trigger that raised it.
+    pub trigger: String,
+}
+
+/// The spans known to the media stage.
+#[derive(Debug, Clone, Default)]
+pub struct MaskTimeline {
+    spans: Vec<MaskSpan>,
+}
+
+impl MaskTimeline {
+    /// Adds a span.
+    pub fn add(&mut self, span: MaskSpan) {
+        self.spans.push(span);
+    }
+
+    /// Spans overlapping [start, end).
+    pub fn overlapping(&self, start_ns: u64, end_ns: u64) -> impl Iterator<Item = &MaskSpan> {
+        self.spans
+            .iter()
+            .filter(move |s| s.start_ns < end_ns && s.end_ns > start_ns)
+    }
+
+    /// Blacks out what the spans covering the frame's timestamp require; returns true if masked.
+    pub fn redact_frame(&self, frame: &mut VideoFrame) -> bool {
+        let mut masked = false;
+        for span in self.overlapping(frame.pts_ns, frame.pts_ns + 1) {
+            let (x, y, w, h) = match span.screen {
+                ScreenMask::None => continue,
+                ScreenMask::Full => (0, 0, frame.width, frame.height),
+                ScreenMask::Region(x, y, w, h) => (x.max(0) as u32, y.max(0) as u32, w, h),
+            };
+            let data = std::sync::Arc::make_mut(&mut frame.data);
+            let x_end = (x + w).min(frame.width) as usize;
+            for row in y.min(frame.height)..(y + h).min(frame.height) {
+                let start = row as usize * frame.stride + x as usize * 4;
+                let end = row as usize * frame.stride + x_end * 4;
+                data[start..end].fill(0);
+            }
+            masked = true;
+        }
+        masked
+    }
+
+    /// Silences the samples of a run that fall in audio spans. `first_ns` is the first
+    /// sample's time and `rate` the sample rate.
+    pub fn redact_samples(&self, first_ns: u64, rate: u32, samples: &mut [f32]) {
+        let end_ns = first_ns + samples.len() as u64 * 1_000_000_000 / rate as u64;
+        for span in self.overlapping(first_ns, end_ns).filter(|s| s.audio) {
+            let from = span.start_ns.saturating_sub(first_ns) * rate as u64 / 1_000_000_000;
+            let to = (span.end_ns.saturating_sub(first_ns) as u128 * rate as u128)
+                .div_ceil(1_000_000_000);
+            let to = (to.min(samples.len() as u128)) as usize;
+            samples[(from as usize).min(to)..to].fill(0.0);
+        }
+    }
+}

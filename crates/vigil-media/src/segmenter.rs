@@ -1,0 +1,236 @@
+//! The segmenter: captured media → delay line → redaction → encoders, cut into N-second
+//! segments on the session clock. Segment k covers [origin + k·N, origin + (k+1)·N); one
+//! segment's end is the next one's start, and each starts with a keyframe (the last frame is
+//! repeated at the boundary when the screen did not change).
+
+use vigil_capture::{AudioRole, Capture, SourceEvent, SourceEventKind, VideoFrame};
+use vigil_proto::{CaptureEvent, CaptureEventKind};
+
+use crate::audio_timeline::{ns_to_index, AudioTimeline};
+use crate::encoder::{EncodedSegment, EncoderConfig, SegmentEncoder};
+use crate::{DelayLine, MaskSpan, MaskTimeline, MediaError};
+
+/// Segmenter settings.
+#[derive(Debug, Clone)]
+pub struct SegmenterConfig {
+    /// Segment length in nanoseconds.
+    pub segment_ns: u64,
+    /// How long raw media waits before encoding.
+    pub delay_ns: u64,
+    /// Encoder settings.
+    pub encoder: EncoderConfig,
+}
+
+/// A segment ready for sealing.
+pub struct FinishedSegment {
+    /// Sequence number in the session, from 1.
+    pub sequence: u64,
+    /// Start on the session clock.
+    pub start_ns: u64,
+    /// End on the session clock (exclusive).
+    pub end_ns: u64,
+    /// The media, in memory.
+    pub media: EncodedSegment,
+    /// Device changes, failures and gaps during the segment.
+    pub events: Vec<CaptureEvent>,
+    /// Mask spans overlapping the segment, clipped to it.
+    pub masked: Vec<MaskSpan>,
+    /// Whether this is the session's last segment.
+    pub last: bool,
+}
+
+/// The voice tracks in container order.
+const ROLES: [AudioRole; 2] = [AudioRole::Microphone, AudioRole::SystemAudio];
+
+/// Drives the media stage of one recording session.
+pub struct Segmenter {
+    config: SegmenterConfig,
+    origin_ns: u64,
+    delay: DelayLine,
+    mask: MaskTimeline,
+    audio: [AudioTimeline; 2],
+    encoder: SegmentEncoder,
+    sequence: u64,
+    start_ns: u64,
+    last_frame: Option<VideoFrame>,
+    events: Vec<CaptureEvent>,
+}
+
+fn event_kind(kind: SourceEventKind) -> CaptureEventKind {
+    match kind {
+        SourceEventKind::DeviceOpened | SourceEventKind::DeviceChanged => {
+            CaptureEventKind::DeviceChanged
+        }
+        SourceEventKind::GeometryChanged => CaptureEventKind::ScreenGeometryChanged,
+        SourceEventKind::Failed => CaptureEventKind::SourceFailed,
+    }
+}
+
+impl Segmenter {
+    /// A session starting at `origin_ns` on the session clock.
+    pub fn new(config: SegmenterConfig, origin_ns: u64) -> Result<Self, MediaError> {
+        let encoder = SegmentEncoder::new(config.encoder.clone(), origin_ns)?;
+        Ok(Self {
+            delay: DelayLine::new(config.delay_ns),
+            config,
+            origin_ns,
+            mask: MaskTimeline::default(),
+            audio: [AudioTimeline::new(origin_ns), AudioTimeline::new(origin_ns)],
+            encoder,
+            sequence: 1,
+            start_ns: origin_ns,
+            last_frame: None,
+            events: Vec::new(),
+        })
+    }
+
+    /// The mask timeline, for the masking stage to add spans to.
+    pub fn mask_timeline_mut(&mut self) -> &mut MaskTimeline {
+        &mut self.mask
+    }
+
+    /// Accepts captured media or a source event.
+    pub fn push(&mut self, capture: Capture) {
+        match capture {
+            Capture::Video(frame) => self.delay.push_video(frame),
+            Capture::Audio(chunk) => self.delay.push_audio(chunk),
+            Capture::Event(SourceEvent {
+                at_ns,
+                source,
+                kind,
+                detail,
+            }) => self.events.push(CaptureEvent {
+                at_ns,
+                until_ns: None,
+                source: source.to_string(),
+                kind: event_kind(kind),
+                detail,
+            }),
+        }
+    }
+
+    /// Encodes what has waited long enough; returns the segments completed by `now_ns`.
+    pub fn tick(&mut self, now_ns: u64) -> Result<Vec<FinishedSegment>, MediaError> {
+        let watermark = self.delay.watermark(now_ns);
+        self.process_until(watermark, false)
+    }
+
+    /// Stops the session at `now_ns`: everything captured is encoded, the last segment ends there.
+    pub fn finish(mut self, now_ns: u64) -> Result<Vec<FinishedSegment>, MediaError> {
+        let end = now_ns.max(self.start_ns + 1);
+        let mut done = self.process_until(end, true)?;
+        let (video, audio) = self.delay.drain_all();
+        self.place_audio(audio);
+        for frame in video.into_iter().filter(|f| f.pts_ns < end) {
+            self.encode_frame(frame)?;
+        }
+        done.push(self.close_segment(end, true)?);
+        Ok(done)
+    }
+
+    fn place_audio(&mut self, chunks: Vec<vigil_capture::AudioChunk>) {
+        for mut chunk in chunks {
+            self.mask
+                .redact_samples(chunk.pts_ns, chunk.sample_rate, &mut chunk.samples);
+            let track = ROLES.iter().position(|r| *r == chunk.role).unwrap_or(0);
+            self.audio[track].push(chunk.pts_ns, chunk.sample_rate, &chunk.samples);
+        }
+    }
+
+    fn process_until(
+        &mut self,
+        watermark: u64,
+        stopping: bool,
+    ) -> Result<Vec<FinishedSegment>, MediaError> {
+        let mut done = Vec::new();
+        let audio = self.delay.release_audio(watermark);
+        self.place_audio(audio);
+        for frame in self.delay.release_video(watermark) {
+            while frame.pts_ns >= self.start_ns + self.config.segment_ns {
+                let end = self.start_ns + self.config.segment_ns;
+                done.push(self.close_segment(end, false)?);
+            }
+            self.encode_frame(frame)?;
+        }
+        while watermark >= self.start_ns + self.config.segment_ns
+            && !(stopping && watermark == self.start_ns + self.config.segment_ns)
+        {
+            let end = self.start_ns + self.config.segment_ns;
+            done.push(self.close_segment(end, false)?);
+        }
+        self.feed_audio(self.start_ns + self.config.segment_ns)?;
+        Ok(done)
+    }
+
+    fn encode_frame(&mut self, mut frame: VideoFrame) -> Result<(), MediaError> {
+        self.mask.redact_frame(&mut frame);
+        self.encoder.push_video(&frame)?;
+        self.last_frame = Some(frame);
+        Ok(())
+    }
+
+    /// Hands the voice samples available before `until_ns` to the encoder.
+    fn feed_audio(&mut self, until_ns: u64) -> Result<(), MediaError> {
+        let until = ns_to_index(self.origin_ns, until_ns);
+        for track in 0..ROLES.len() {
+            let (_, samples) = self.audio[track].take_until(until);
+            if !samples.is_empty() {
+                self.encoder.push_audio(track, &samples)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close_segment(&mut self, end_ns: u64, last: bool) -> Result<FinishedSegment, MediaError> {
+        for track in 0..ROLES.len() {
+            self.audio[track].settle_until(end_ns);
+            for (from, to) in self.audio[track].take_gaps() {
+                self.events.push(CaptureEvent {
+                    at_ns: from,
+                    until_ns: Some(to),
+                    source: ROLES[track].as_str().to_string(),
+                    kind: CaptureEventKind::Gap,
+                    detail: format!(
+                        "no audio for {} ms; silence inserted",
+                        (to - from) / 1_000_000
+                    ),
+                });
+            }
+        }
+        self.feed_audio(end_ns)?;
+        let next_start = end_ns;
+        let replacement = SegmentEncoder::new(self.config.encoder.clone(), next_start)?;
+        let encoder = std::mem::replace(&mut self.encoder, replacement);
+        let media = encoder.finish(end_ns)?;
+        let (mine, later): (Vec<_>, Vec<_>) = self.events.drain(..).partition(|e| e.at_ns < end_ns);
+        self.events = later;
+        let masked = self
+            .mask
+            .overlapping(self.start_ns, end_ns)
+            .map(|s| MaskSpan {
+                start_ns: s.start_ns.max(self.start_ns),
+                end_ns: s.end_ns.min(end_ns),
+                ..s.clone()
+            })
+            .collect();
+        let finished = FinishedSegment {
+            sequence: self.sequence,
+            start_ns: self.start_ns,
+            end_ns,
+            media,
+            events: mine,
+            masked,
+            last,
+        };
+        self.sequence += 1;
+        self.start_ns = next_start;
+        if !last {
+            // Each segment opens with a keyframe of the screen as it was at the boundary.
+            if let Some(mut frame) = self.last_frame.take() {
+                frame.pts_ns = next_start;
+                self.encode_frame(frame)?;
+            }
+        }
+        Ok(finished)
+    }
+}

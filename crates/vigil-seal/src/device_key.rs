@@ -1,0 +1,126 @@
+//! The device's Ed25519 signing key. Until enrollment exists it lives in the spool's config
+//! folder, readable by its owner only (0600); enrollment moves it to the OS keystore.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::SigningKey;
+
+/// The device's signing key.
+pub struct DeviceKey(SigningKey);
+
+/// Why the device key could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceKeyError {
+    /// Reading or writing the key file failed.
+    #[error("device key file {path}: {source}")]
+    Io {
+        /// The key file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The key file is not a PKCS#8 Ed25519 key (its content is never printed).
+    #[error("device key file {0} is not a PKCS#8 Ed25519 private key")]
+    Format(String),
+    /// The key file can be read by others than its owner.
+    #[error("device key file {0} is readable by group or others; expected mode 0600")]
+    Permissions(String),
+}
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceKey({})", self.id())
+    }
+}
+
+impl DeviceKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        Self(SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    /// The key's id (see [`vigil_proto::device_key_id`]).
+    pub fn id(&self) -> String {
+        vigil_proto::device_key_id(&self.0.verifying_key())
+    }
+
+    /// The signing key.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.0
+    }
+
+    /// Loads the key at `path`, or creates it (mode 0600) when the file does not exist.
+    pub fn load_or_create(path: &Path) -> Result<Self, DeviceKeyError> {
+        let io = |source| DeviceKeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        match fs::read_to_string(path) {
+            Ok(pem) => {
+                check_private(path)?;
+                SigningKey::from_pkcs8_pem(&pem)
+                    .map(Self)
+                    .map_err(|_| DeviceKeyError::Format(path.display().to_string()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::generate();
+                let pem = key
+                    .0
+                    .to_pkcs8_pem(Default::default())
+                    .map_err(|_| DeviceKeyError::Format(path.display().to_string()))?;
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir).map_err(io)?;
+                }
+                let tmp = path.with_extension("tmp");
+                let mut file = private_file(&tmp).map_err(io)?;
+                file.write_all(pem.as_bytes()).map_err(io)?;
+                file.sync_all().map_err(io)?;
+                fs::rename(&tmp, path).map_err(io)?;
+                Ok(key)
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), DeviceKeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::metadata(path).map_err(|source| DeviceKeyError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(DeviceKeyError::Permissions(path.display().to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<(), DeviceKeyError> {
+    Ok(())
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages that building Vigil and running its test desktop need.
+# Idempotent: only missing packages are installed. Run as root (or with sudo available).
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential pkg-config clang libclang-dev libssl-dev
+  # FFmpeg (ffmpeg-next binds these; the CLI is the benchmark reference and test oracle)
+  libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libswscale-dev
+  libswresample-dev libavutil-dev ffmpeg
+  # audio
+  pulseaudio pulseaudio-utils libasound2-dev
+  # test desktop
+  xvfb x11-utils x11-xserver-utils xdotool imagemagick dbus dbus-x11 at-spi2-core chromium
+  # test media and oracles
+  espeak-ng sox age
+  # benchmark helpers
+  procps time
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  echo "install-deps: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Rust targets for the cross-platform `cargo check` of capture backends.
+if command -v rustup >/dev/null; then
+  for t in x86_64-pc-windows-gnu aarch64-apple-darwin; do
+    rustup target list --installed | grep -qx "$t" || rustup target add "$t" >/dev/null
+  done
+fi
