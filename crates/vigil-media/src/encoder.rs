@@ -332,6 +332,8 @@ pub(crate) struct SegmentEncoder {
 impl SegmentEncoder {
     pub(crate) fn new(config: EncoderConfig, start_ns: u64) -> Result<Self, MediaError> {
         ffmpeg::init().map_err(enc_err)?;
+        // Encoder statistics on stderr are noise in an agent's log.
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
         let voice = VoiceTracks::new(&config, &["microphone", "system_audio"])?;
         Ok(Self {
             config,

@@ -88,6 +88,8 @@ pub struct MaskedSpan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureEventKind {
+    /// The source opened its device (at start, and after a recovery); detail names it.
+    SourceStarted,
     /// The source delivered nothing for a while; the media holds a gap (black or silence).
     Gap,
     /// The source's device changed (default device switched, unplugged, replaced).

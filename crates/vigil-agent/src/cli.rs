@@ -1,0 +1,253 @@
+//! The command line: `record`, `devices`, `verify`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use vigil_agent::{record, AgentConfig, RecordOptions};
+use vigil_capture::ScreenConfig;
+use vigil_media::EncoderConfig;
+
+#[derive(Parser)]
+#[command(name = "vigil-agent", version, about = "Vigil desktop recorder agent")]
+struct Cli {
+    /// Configuration file (default: /etc/vigil/agent.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record microphone, system audio and screen into sealed segments.
+    Record(RecordArgs),
+    /// List microphones, outputs and monitors.
+    Devices,
+    /// Check signatures, hashes and chains of a spool or export; list gaps.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct RecordArgs {
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long = "for", value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Spool folder.
+    #[arg(long)]
+    spool: Option<PathBuf>,
+    /// age X25519 recipient (age1…); repeat for several. Required (here or in the config).
+    #[arg(long = "recipient", value_name = "AGE_PUBLIC_KEY")]
+    recipients: Vec<String>,
+    /// Microphone device id (see `devices`).
+    #[arg(long)]
+    microphone: Option<String>,
+    /// Output device whose audio is recorded as the caller.
+    #[arg(long)]
+    system_audio: Option<String>,
+    /// X11 display to record.
+    #[arg(long)]
+    display: Option<String>,
+    /// Screen frames per second.
+    #[arg(long)]
+    fps: Option<u32>,
+    /// Record voice only.
+    #[arg(long)]
+    no_screen: bool,
+    /// Segment length in seconds.
+    #[arg(long)]
+    segment_seconds: Option<u32>,
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// Spool or export folder.
+    dir: PathBuf,
+    /// age identity file (AGE-SECRET-KEY-1…) to open segments with.
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// With --identity: write each segment as one playable .mkv into this folder.
+    #[arg(long, requires = "identity")]
+    open_to: Option<PathBuf>,
+}
+
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let config = AgentConfig::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Record(args) => cmd_record(args, config),
+        Command::Devices => cmd_devices(config),
+        Command::Verify(args) => cmd_verify(args),
+    }
+}
+
+fn default_spool() -> PathBuf {
+    if let Ok(dir) = std::env::var("XDG_DATA_HOME") {
+        return PathBuf::from(dir).join("vigil/spool");
+    }
+    if let Ok(dir) = std::env::var("LOCALAPPDATA") {
+        return PathBuf::from(dir).join("Vigil\\spool");
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    PathBuf::from(home).join(".local/share/vigil/spool")
+}
+
+fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode> {
+    let mut recipients = args.recipients;
+    if recipients.is_empty() {
+        recipients = config.recipients.clone();
+    }
+    let fps = args.fps.unwrap_or(config.capture.fps);
+    let rec = &config.recording;
+    let options = RecordOptions {
+        spool: args
+            .spool
+            .or(config.spool.clone())
+            .unwrap_or_else(default_spool),
+        recipients,
+        duration: args.duration.map(Duration::from_secs_f64),
+        segment: Duration::from_secs(args.segment_seconds.unwrap_or(rec.segment_seconds) as u64),
+        delay: Duration::from_millis(rec.delay_ms as u64),
+        screen: (!args.no_screen && config.capture.screen).then(|| ScreenConfig {
+            fps,
+            draw_pointer: true,
+            display: args.display.or(config.capture.display.clone()),
+        }),
+        microphone: args.microphone.or(config.capture.microphone.clone()),
+        system_audio: args.system_audio.or(config.capture.system_audio.clone()),
+        encoder: EncoderConfig {
+            preset: rec.preset.clone(),
+            crf: rec.crf,
+            max_fps: fps,
+            audio_bitrate: rec.audio_bitrate,
+            threads: rec.encoder_threads,
+        },
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    ctrlc::set_handler({
+        let stop = stop.clone();
+        move || stop.store(true, std::sync::atomic::Ordering::SeqCst)
+    })
+    .context("installing the Ctrl-C handler")?;
+    let summary = record(options, stop)?;
+    let dir = summary.session_dir.display();
+    println!(
+        "Recorded {:.1} s: {} sealed segments ({} bytes) in {dir}",
+        summary.recorded.as_secs_f64(),
+        summary.segments,
+        summary.bytes
+    );
+    println!("Verify:  vigil-agent verify {dir}");
+    println!("Open:    age -d -i IDENTITY {dir}/000001.screen.age > screen.mkv   (voice: 000001.voice.age)");
+    println!("   or:   vigil-agent verify {dir} --identity IDENTITY --open-to OUT_DIR");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_devices(config: AgentConfig) -> anyhow::Result<ExitCode> {
+    let screen = ScreenConfig {
+        fps: config.capture.fps,
+        draw_pointer: true,
+        display: config.capture.display,
+    };
+    let list = vigil_capture::list_devices(&screen)?;
+    let mark = |d: bool| if d { " (default)" } else { "" };
+    println!("Microphones:");
+    for (id, name, default) in &list.microphones {
+        println!("  {id}  {name}{}", mark(*default));
+    }
+    println!("Outputs (recorded as system audio):");
+    for (id, name, default) in &list.outputs {
+        println!("  {id}  {name}{}", mark(*default));
+    }
+    println!("Monitors:");
+    for m in &list.monitors {
+        println!(
+            "  {}  {}x{}+{}+{}{}",
+            m.name,
+            m.width,
+            m.height,
+            m.x,
+            m.y,
+            if m.primary { " (primary)" } else { "" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let report = vigil_seal::verify_tree(&args.dir)
+        .with_context(|| format!("reading {}", args.dir.display()))?;
+    if report.sessions.is_empty() && report.unattributed.is_empty() {
+        anyhow::bail!("no segment manifests under {}", args.dir.display());
+    }
+    for (session, s) in &report.sessions {
+        let state = if s.closed {
+            "closed"
+        } else {
+            "open or interrupted"
+        };
+        println!(
+            "session {session}: {} segments verified, last #{} ({state})",
+            s.segments, s.last_sequence
+        );
+    }
+    for p in report.problems() {
+        println!("FAIL {p}");
+    }
+    if let (Some(identity), Some(out)) = (&args.identity, &args.open_to) {
+        open_segments(&args.dir, identity, out)?;
+    }
+    if report.is_clean() {
+        println!("OK: all signatures, hashes and chains verify; no gaps");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Decrypts each segment's blobs in memory and writes one playable Matroska file per segment.
+fn open_segments(dir: &Path, identity: &Path, out: &Path) -> anyhow::Result<()> {
+    let identity = std::fs::read_to_string(identity)
+        .with_context(|| format!("reading {}", identity.display()))?;
+    std::fs::create_dir_all(out)?;
+    let mut manifests = Vec::new();
+    collect(dir, &mut manifests)?;
+    manifests.sort();
+    for path in manifests {
+        let bytes = std::fs::read(&path)?;
+        let Ok(signed) = vigil_proto::SignedManifest::verify(&bytes, None) else {
+            continue;
+        };
+        let m = &signed.manifest;
+        let folder = path.parent().unwrap_or(dir);
+        let mut parts = Vec::new();
+        for blob in &m.blobs {
+            let sealed = std::fs::read(folder.join(&blob.file))?;
+            parts.push(
+                vigil_seal::open_blob(&identity, &sealed)
+                    .with_context(|| format!("opening {}", blob.file))?,
+            );
+        }
+        let joined = vigil_media::join_tracks(parts)?;
+        let target = out.join(format!("{}-{:06}.mkv", m.session_id, m.sequence));
+        std::fs::write(&target, joined)?;
+        println!("opened {}", target.display());
+    }
+    Ok(())
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path.to_string_lossy().ends_with(".manifest.json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Agent settings from a TOML file (managed `/etc/vigil/agent.toml`, or `--config`); command-line
+//! flags override them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The agent's configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Spool folder.
+    pub spool: Option<PathBuf>,
+    /// `age1…` recipients every segment is sealed to.
+    pub recipients: Vec<String>,
+    /// Capture devices and rates.
+    pub capture: CaptureSection,
+    /// Segmenting and encoding.
+    pub recording: RecordingSection,
+}
+
+/// `[capture]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureSection {
+    /// Microphone device id (default: the OS default input).
+    pub microphone: Option<String>,
+    /// Output whose audio is the caller (default: the OS default output).
+    pub system_audio: Option<String>,
+    /// X11 display (default: `$DISPLAY`).
+    pub display: Option<String>,
+    /// Screen frames per second.
+    pub fps: u32,
+    /// Record the screen at all.
+    pub screen: bool,
+}
+
+impl Default for CaptureSection {
+    fn default() -> Self {
+        Self {
+            microphone: None,
+            system_audio: None,
+            display: None,
+            fps: 5,
+            screen: true,
+        }
+    }
+}
+
+/// `[recording]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingSection {
+    /// Segment length in seconds.
+    pub segment_seconds: u32,
+    /// Delay line length in milliseconds (≥ 500).
+    pub delay_ms: u32,
+    /// x264 preset.
+    pub preset: String,
+    /// x264 CRF.
+    pub crf: u32,
+    /// Opus bit rate per voice track.
+    pub audio_bitrate: u32,
+    /// x264 threads (0 = automatic).
+    pub encoder_threads: u32,
+}
+
+impl Default for RecordingSection {
+    fn default() -> Self {
+        let enc = vigil_media::EncoderConfig::default();
+        Self {
+            segment_seconds: 10,
+            delay_ms: 600,
+            preset: enc.preset,
+            crf: enc.crf,
+            audio_bitrate: enc.audio_bitrate,
+            encoder_threads: enc.threads,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("invalid configuration {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The managed configuration file on Linux.
+pub const MANAGED_CONFIG: &str = "/etc/vigil/agent.toml";
+
+impl AgentConfig {
+    /// Loads `path`, or the managed file when it exists, or the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(MANAGED_CONFIG).exists() => PathBuf::from(MANAGED_CONFIG),
+            None => return Ok(Self::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config
+            .validate()
+            .map_err(|message| ConfigError::Invalid { path, message })?;
+        Ok(config)
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=30).contains(&self.capture.fps) {
+            return Err(format!(
+                "capture.fps must be 1..=30, not {}",
+                self.capture.fps
+            ));
+        }
+        if !(2..=600).contains(&self.recording.segment_seconds) {
+            return Err(format!(
+                "recording.segment_seconds must be 2..=600, not {}",
+                self.recording.segment_seconds
+            ));
+        }
+        if self.recording.delay_ms < 500 {
+            return Err(format!(
+                "recording.delay_ms must be at least 500, not {}",
+                self.recording.delay_ms
+            ));
+        }
+        if self.recording.crf > 51 {
+            return Err(format!(
+                "recording.crf must be 0..=51, not {}",
+                self.recording.crf
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_bad_ranges_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.toml");
+        std::fs::write(&p, "[capture]\nfps = 0\n").unwrap();
+        let err = AgentConfig::load(Some(&p)).unwrap_err().to_string();
+        assert!(err.contains("capture.fps"), "{err}");
+        std::fs::write(&p, "[capture]\nfsp = 5\n").unwrap();
+        let err = AgentConfig::load(Some(&p)).unwrap_err().to_string();
+        assert!(err.contains("fsp"), "{err}");
+        std::fs::write(
+            &p,
+            "recipients = [\"age1x\"]\n[recording]\nsegment_seconds = 5\n",
+        )
+        .unwrap();
+        let ok = AgentConfig::load(Some(&p)).unwrap();
+        assert_eq!(ok.recording.segment_seconds, 5);
+        assert_eq!(ok.capture.fps, 5);
+    }
+}

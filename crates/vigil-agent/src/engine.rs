@@ -1,0 +1,249 @@
+//! The recording engine: one session from start to a clean stop.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{unbounded, RecvTimeoutError};
+use uuid::Uuid;
+use vigil_capture::{AudioRole, AudioSourceConfig, Capture, CaptureError, Clock, ScreenConfig};
+use vigil_media::{EncoderConfig, FinishedSegment, MediaError, Segmenter, SegmenterConfig};
+use vigil_proto::EncoderSettings;
+use vigil_seal::{DeviceKey, DeviceKeyError, Recipients, RecipientsError, SealError, Sealer};
+use vigil_spool::{Spool, SpoolError};
+
+use crate::sealing::{seal_segment, SessionInfo};
+
+/// What to record and where.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    /// Spool folder.
+    pub spool: PathBuf,
+    /// `age1…` recipients; recording is refused without a valid one.
+    pub recipients: Vec<String>,
+    /// Stop after this long (`None`: until stopped).
+    pub duration: Option<Duration>,
+    /// Segment length.
+    pub segment: Duration,
+    /// Delay line length.
+    pub delay: Duration,
+    /// Screen capture (`None`: voice only).
+    pub screen: Option<ScreenConfig>,
+    /// Microphone device id (`None`: default).
+    pub microphone: Option<String>,
+    /// System-audio output id (`None`: default).
+    pub system_audio: Option<String>,
+    /// Encoder settings.
+    pub encoder: EncoderConfig,
+}
+
+/// What a finished recording produced.
+#[derive(Debug, Clone)]
+pub struct RecordSummary {
+    /// The session id.
+    pub session_id: Uuid,
+    /// The session's folder in the spool.
+    pub session_dir: PathBuf,
+    /// Segments written.
+    pub segments: u64,
+    /// Sealed bytes written.
+    pub bytes: u64,
+    /// Recorded duration.
+    pub recorded: Duration,
+}
+
+/// Why recording failed or was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// No valid recipient: Vigil does not record what nobody authorised can open.
+    #[error(transparent)]
+    Recipients(#[from] RecipientsError),
+    /// The device key could not be loaded.
+    #[error(transparent)]
+    DeviceKey(#[from] DeviceKeyError),
+    /// A capture source could not start.
+    #[error("capture")]
+    Capture(#[from] CaptureError),
+    /// Encoding failed.
+    #[error("media")]
+    Media(#[from] MediaError),
+    /// Sealing failed.
+    #[error("seal")]
+    Seal(#[source] SealError),
+    /// Writing the spool failed (full disk stops the recording).
+    #[error("spool")]
+    Spool(#[source] SpoolError),
+}
+
+fn os_user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Records one session until `stop` is set or the duration has passed, then finishes the segment
+/// in progress cleanly.
+pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSummary, RecordError> {
+    // Fail closed before touching any device: no valid recipient, no recording.
+    let recipients = Recipients::parse(&options.recipients)?;
+    let spool = Spool::open(&options.spool).map_err(RecordError::Spool)?;
+    let key = DeviceKey::load_or_create(&spool.config_dir().join("device.key"))?;
+    let mut sealer = Sealer::new(recipients, key);
+
+    let clock = Clock::new();
+    let (tx, rx) = unbounded::<Capture>();
+    let mut sources = Vec::new();
+    if let Some(screen) = options.screen.clone() {
+        sources.push(vigil_capture::start_screen(screen, clock, tx.clone())?);
+    }
+    for (role, device) in [
+        (AudioRole::Microphone, options.microphone.clone()),
+        (AudioRole::SystemAudio, options.system_audio.clone()),
+    ] {
+        sources.push(vigil_capture::start_audio(
+            AudioSourceConfig { role, device },
+            clock,
+            tx.clone(),
+        )?);
+    }
+    drop(tx);
+
+    // The session starts once every source has opened its device (or after 3 s, whichever is
+    // first), so that slow audio servers do not open every session with a gap.
+    let mut early = Vec::new();
+    let expected = sources.len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut opened = std::collections::HashSet::new();
+    while opened.len() < expected {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Capture::Event(e)) => {
+                if e.kind == vigil_capture::SourceEventKind::DeviceOpened {
+                    opened.insert(e.source);
+                }
+                early.push(Capture::Event(e));
+            }
+            // Media from before the origin is dropped by the segmenter's timelines.
+            Ok(other) => early.push(other),
+            Err(_) => break,
+        }
+    }
+    let origin = clock.now_ns();
+    let session_id = Uuid::new_v4();
+    let encoder = &options.encoder;
+    let session = SessionInfo {
+        session_id,
+        user: os_user(),
+        clock,
+        encoder: EncoderSettings {
+            video_codec: "libx264".into(),
+            video_preset: encoder.preset.clone(),
+            video_crf: encoder.crf,
+            video_max_fps: encoder.max_fps,
+            video_size: (0, 0),
+            audio_codec: "libopus".into(),
+            audio_bitrate: encoder.audio_bitrate,
+            audio_sample_rate: vigil_media::VOICE_RATE,
+        },
+        microphone: options
+            .microphone
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        system_audio: options
+            .system_audio
+            .clone()
+            .unwrap_or_else(|| "default output".into()),
+    };
+    tracing::info!(session = %session_id, spool = %spool.root().display(), "recording started");
+    let mut segmenter = Segmenter::new(
+        SegmenterConfig {
+            segment_ns: options.segment.as_nanos() as u64,
+            delay_ns: options.delay.as_nanos() as u64,
+            encoder: options.encoder.clone(),
+        },
+        origin,
+    )?;
+    for capture in early {
+        segmenter.push(capture);
+    }
+    let end_at = options.duration.map(|d| origin + d.as_nanos() as u64);
+
+    // Sealing and disk writes run beside the encoder so that neither stalls capture.
+    let (seal_tx, seal_rx) = crossbeam_channel::bounded::<FinishedSegment>(4);
+    let writer_spool = spool.clone();
+    let writer = std::thread::Builder::new()
+        .name("sealer".into())
+        .spawn(move || -> Result<(u64, u64), RecordError> {
+            let (mut segments, mut bytes) = (0, 0);
+            for segment in seal_rx {
+                let sequence = segment.sequence;
+                let written = seal_segment(segment, &session, &mut sealer, &writer_spool)?;
+                tracing::info!(sequence, bytes = written.bytes, "segment sealed");
+                segments += 1;
+                bytes += written.bytes;
+            }
+            Ok((segments, bytes))
+        })
+        .expect("spawn sealer thread");
+
+    let mut failure: Option<RecordError> = None;
+    let stop_ns = loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(capture) => {
+                segmenter.push(capture);
+                while let Ok(more) = rx.try_recv() {
+                    segmenter.push(more);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break clock.now_ns(),
+        }
+        let now = clock.now_ns();
+        if let Some(end) = end_at.filter(|end| now >= *end) {
+            break end;
+        }
+        if stop.load(Ordering::SeqCst) || writer.is_finished() {
+            break now;
+        }
+        match segmenter.tick(now) {
+            Ok(done) => {
+                if done.into_iter().any(|s| seal_tx.send(s).is_err()) {
+                    break now;
+                }
+            }
+            Err(e) => {
+                failure = Some(e.into());
+                break now;
+            }
+        }
+    };
+    drop(sources);
+    for capture in rx.try_iter() {
+        segmenter.push(capture);
+    }
+    if failure.is_none() {
+        match segmenter.finish(stop_ns) {
+            Ok(done) => done.into_iter().for_each(|s| {
+                let _ = seal_tx.send(s);
+            }),
+            Err(e) => failure = Some(e.into()),
+        }
+    }
+    drop(seal_tx);
+    let written = writer.join().expect("sealer thread panicked");
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (segments, bytes) = written?;
+    tracing::info!(session = %session_id, segments, "recording stopped");
+    Ok(RecordSummary {
+        session_id,
+        session_dir: spool.session_dir(session_id),
+        segments,
+        bytes,
+        recorded: Duration::from_nanos(stop_ns - origin),
+    })
+}

@@ -1,0 +1,148 @@
+//! Shared helpers of the agent's end-to-end tests: run the real binary on the test desktop and
+//! inspect the spool with the real `age`, `ffprobe` and `ffmpeg`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use vigil_e2e::TestDesktop;
+
+pub const AGENT: &str = env!("CARGO_BIN_EXE_vigil-agent");
+
+pub struct Identity {
+    pub file: PathBuf,
+    pub recipient: String,
+}
+
+pub fn identity(dir: &Path) -> Identity {
+    let file = dir.join("identity.txt");
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&file)
+        .output()
+        .expect("age-keygen");
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&file).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    Identity { file, recipient }
+}
+
+pub fn agent(desk: &TestDesktop) -> Command {
+    let mut cmd = desk.command(AGENT);
+    cmd.env("VIGIL_LOG", "info");
+    cmd
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The only session folder of a spool.
+pub fn session_dir(spool: &Path) -> PathBuf {
+    let mut dirs: Vec<_> = std::fs::read_dir(spool.join("sessions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "expected one session in {}", spool.display());
+    dirs.pop().unwrap()
+}
+
+pub fn manifests(session: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(session)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+            v["manifest"].clone()
+        })
+        .collect()
+}
+
+/// Decrypts a blob with the `age` CLI into a file of the test's scratch folder.
+pub fn decrypt(id: &Identity, blob: &Path, out: &Path) {
+    run_ok(
+        Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&id.file)
+            .arg("-o")
+            .arg(out)
+            .arg(blob),
+    );
+}
+
+pub fn ffprobe_json(file: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = run_ok(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-of", "json"])
+            .args(extra)
+            .arg(file),
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Decodes one audio stream to mono 48 kHz f32 samples.
+pub fn decode_audio(file: &Path, stream: usize) -> Vec<f32> {
+    let out = run_ok(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(file)
+            .args([
+                "-map",
+                &format!("0:a:{stream}"),
+                "-ac",
+                "1",
+                "-ar",
+                "48000",
+                "-f",
+                "f32le",
+                "-",
+            ]),
+    );
+    out.stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// Power of one frequency (Goertzel), normalised by the window's total power: 1.0 for a pure tone.
+pub fn tone_share(samples: &[f32], hz: f64) -> f64 {
+    let n = samples.len() as f64;
+    let k = (n * hz / 48_000.0).round();
+    let w = 2.0 * std::f64::consts::PI * k / n;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = x as f64 + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let tone = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    let total: f64 = samples.iter().map(|x| (*x as f64).powi(2)).sum::<f64>();
+    if total == 0.0 {
+        0.0
+    } else {
+        2.0 * tone / (n * total)
+    }
+}
+
+pub fn rms(samples: &[f32]) -> f64 {
+    (samples.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / samples.len().max(1) as f64).sqrt()
+}
