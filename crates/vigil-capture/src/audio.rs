@@ -82,10 +82,12 @@ pub(crate) fn run(
     stop: Arc<AtomicBool>,
 ) {
     let role = config.role;
-    let host = cpal::default_host();
     let mut current: Option<String> = None;
     let mut last_error: Option<String> = None;
     while !stop.load(Ordering::SeqCst) {
+        // A fresh host (one audio-server connection) per stream: closing the connection is what
+        // really ends a PulseAudio record stream (cpal 0.18.2 does not delete it on drop).
+        let host = cpal::default_host();
         let (device, id) = match platform::resolve_audio_device(
             &host,
             role,
@@ -116,7 +118,7 @@ pub(crate) fn run(
         }
         current = Some(id.clone());
         match open_stream(&device, role, &clock, &tx) {
-            Ok((stream, failed)) => {
+            Ok((stream, failed, active)) => {
                 last_error = None;
                 tracing::info!(source = role.as_str(), device = %id, "audio capture started");
                 let _ = tx.send(event(
@@ -126,6 +128,9 @@ pub(crate) fn run(
                     id.clone(),
                 ));
                 watch(&host, &config, &id, &failed, &stop, &clock, &tx);
+                // Nothing from the old device may follow once we moved on.
+                active.store(false, Ordering::SeqCst);
+                let _ = stream.pause();
                 drop(stream);
             }
             Err(e) => {
@@ -179,18 +184,23 @@ fn open_stream(
     role: AudioRole,
     clock: &Clock,
     tx: &Sender<Capture>,
-) -> Result<(cpal::Stream, Arc<AtomicBool>), cpal::Error> {
+) -> Result<(cpal::Stream, Arc<AtomicBool>, Arc<AtomicBool>), cpal::Error> {
     let stream_config = platform::stream_config(device, role)?;
     let channels = stream_config.channels.max(1) as usize;
     let rate = stream_config.sample_rate;
     let failed = Arc::new(AtomicBool::new(false));
     let failed_cb = failed.clone();
+    let active = Arc::new(AtomicBool::new(true));
+    let active_cb = active.clone();
     let tx = tx.clone();
     let clock = *clock;
     let mut stamper = Stamper { next_pts: None };
     let stream = device.build_input_stream::<f32, _, _>(
         stream_config,
         move |data: &[f32], _info| {
+            if !active_cb.load(Ordering::SeqCst) {
+                return;
+            }
             let now = clock.now_ns();
             let samples: Vec<f32> = if channels == 1 {
                 data.to_vec()
@@ -214,7 +224,7 @@ fn open_stream(
         Some(Duration::from_secs(5)),
     )?;
     stream.play()?;
-    Ok((stream, failed))
+    Ok((stream, failed, active))
 }
 
 pub(crate) fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {

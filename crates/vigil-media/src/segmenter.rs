@@ -58,9 +58,8 @@ pub struct Segmenter {
 
 fn event_kind(kind: SourceEventKind) -> CaptureEventKind {
     match kind {
-        SourceEventKind::DeviceOpened | SourceEventKind::DeviceChanged => {
-            CaptureEventKind::DeviceChanged
-        }
+        SourceEventKind::DeviceOpened => CaptureEventKind::SourceStarted,
+        SourceEventKind::DeviceChanged => CaptureEventKind::DeviceChanged,
         SourceEventKind::GeometryChanged => CaptureEventKind::ScreenGeometryChanged,
         SourceEventKind::Failed => CaptureEventKind::SourceFailed,
     }
