@@ -181,6 +181,8 @@ impl ScreenTrack {
         packet.write_interleaved(&mut self.output).map_err(mux_err)
     }
 
+    /// Flushes the encoder; returns the muxed file, the frames encoded and the encoded size.
+    #[allow(clippy::type_complexity)]
     fn finish(mut self, end_ms: i64) -> Result<(Vec<u8>, u64, (u32, u32)), MediaError> {
         self.encoder.send_eof().map_err(enc_err)?;
         self.drain(Some(end_ms))?;

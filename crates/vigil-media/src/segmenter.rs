@@ -181,13 +181,13 @@ impl Segmenter {
     }
 
     fn close_segment(&mut self, end_ns: u64, last: bool) -> Result<FinishedSegment, MediaError> {
-        for track in 0..ROLES.len() {
-            self.audio[track].settle_until(end_ns);
-            for (from, to) in self.audio[track].take_gaps() {
+        for (timeline, role) in self.audio.iter_mut().zip(ROLES) {
+            timeline.settle_until(end_ns);
+            for (from, to) in timeline.take_gaps() {
                 self.events.push(CaptureEvent {
                     at_ns: from,
                     until_ns: Some(to),
-                    source: ROLES[track].as_str().to_string(),
+                    source: role.as_str().to_string(),
                     kind: CaptureEventKind::Gap,
                     detail: format!(
                         "no audio for {} ms; silence inserted",

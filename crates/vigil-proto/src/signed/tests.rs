@@ -1,5 +1,6 @@
 use super::*;
 use crate::{EncoderSettings, MediaKind, SegmentManifest, Timestamp, MANIFEST_FORMAT};
+use ed25519_dalek::SigningKey;
 
 fn sample() -> SegmentManifest {
     let at = Timestamp {
