@@ -125,6 +125,8 @@ fn open_grabber(
         CaptureError::new(CaptureErrorKind::Backend, format!("x11grab: {e}"))
     };
     ffmpeg::init().map_err(|e| backend(&e))?;
+    // FFmpeg's own warnings (frame-rate probing) are noise in an agent's log.
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
     let format = ffmpeg::device::input::video()
         .find(|f| f.name() == "x11grab")
         .ok_or_else(|| {

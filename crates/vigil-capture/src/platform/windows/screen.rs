@@ -86,7 +86,7 @@ impl GraphicsCaptureApiHandler for Handler {
             return Ok(());
         }
         self.last_pts = Some(pts_ns);
-        let mut buffer = frame.buffer().map_err(backend)?;
+        let buffer = frame.buffer().map_err(backend)?;
         let (width, height) = (buffer.width(), buffer.height());
         let pixels = buffer.as_nopadding_buffer(&mut self.scratch).to_vec();
         let video = VideoFrame {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every check and test of Vigil: formatting, lints, the
+# cross-platform checks of the capture backends, and the whole test suite (unit tests and the
+# end-to-end tests on the test desktop that each test starts for itself).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+export CARGO_TERM_COLOR=never
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy (linux, all targets)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The crates that hold platform backends must compile for Windows and macOS.
+for target in x86_64-pc-windows-gnu aarch64-apple-darwin; do
+  echo "== cargo clippy -p vigil-capture --target $target"
+  cargo clippy -p vigil-capture --target "$target" --locked -- -D warnings
+done
+
+echo "== cargo test --workspace"
+cargo test --workspace --locked -- --test-threads=2
