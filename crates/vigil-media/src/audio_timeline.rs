@@ -129,33 +129,38 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    /// Samples in `ms` milliseconds at the voice rate.
+    fn s(ms: u64) -> usize {
+        (ms * VOICE_RATE as u64 / 1000) as usize
+    }
+
     #[test]
     fn jitter_is_absorbed_and_holes_become_reported_silence() {
         let mut t = AudioTimeline::new(1_000 * MS);
-        t.push(1_000 * MS, VOICE_RATE, &[0.5; 480]); // 0..10 ms
-        t.push(1_013 * MS, VOICE_RATE, &[0.5; 480]); // 3 ms late: absorbed
+        t.push(1_000 * MS, VOICE_RATE, &vec![0.5; s(10)]); // 0..10 ms
+        t.push(1_013 * MS, VOICE_RATE, &vec![0.5; s(10)]); // 3 ms late: absorbed
         assert!(t.take_gaps().is_empty());
-        t.push(1_100 * MS, VOICE_RATE, &[0.5; 480]); // a hole of 80 ms
+        t.push(1_100 * MS, VOICE_RATE, &vec![0.5; s(10)]); // a hole of 80 ms
         let gaps = t.take_gaps();
-        assert_eq!(gaps.len(), 1);
-        assert_eq!(gaps[0], (1_020 * MS, 1_100 * MS));
+        assert_eq!(gaps, vec![(1_020 * MS, 1_100 * MS)]);
         let (first, samples) = t.take_until(u64::MAX);
         assert_eq!(first, 0);
-        assert_eq!(samples.len(), 480 * 2 + 3840 + 480);
-        assert!(samples[960..960 + 3840].iter().all(|s| *s == 0.0));
+        assert_eq!(samples.len(), s(10) * 2 + s(80) + s(10));
+        assert!(samples[s(20)..s(100)].iter().all(|x| *x == 0.0));
+        assert!(samples[s(100)..].iter().all(|x| *x == 0.5));
     }
 
     #[test]
     fn overlap_is_dropped_and_settling_pads_to_the_boundary() {
         let mut t = AudioTimeline::new(0);
-        t.push(0, VOICE_RATE, &[0.1; 4800]); // 0..100 ms
-        t.push(50 * MS, VOICE_RATE, &[0.2; 4800]); // overlaps by 50 ms
-        let (_, s) = t.take_until(u64::MAX);
-        assert_eq!(s.len(), 4800 + 2400);
+        t.push(0, VOICE_RATE, &vec![0.1; s(100)]);
+        t.push(50 * MS, VOICE_RATE, &vec![0.2; s(100)]); // overlaps by 50 ms
+        let (_, got) = t.take_until(u64::MAX);
+        assert_eq!(got.len(), s(150));
         t.settle_until(200 * MS);
-        let (first, s) = t.take_until(ns_to_index(0, 200 * MS));
-        assert_eq!(first, 7200);
-        assert_eq!(s.len(), 9600 - 7200);
+        let (first, got) = t.take_until(ns_to_index(0, 200 * MS));
+        assert_eq!(first as usize, s(150));
+        assert_eq!(got.len(), s(50));
         assert_eq!(t.take_gaps(), vec![(150 * MS, 200 * MS)]);
     }
 
@@ -163,7 +168,7 @@ mod tests {
     fn other_rates_are_resampled() {
         let mut t = AudioTimeline::new(0);
         t.push(0, 44_100, &[0.3; 4410]);
-        let (_, s) = t.take_until(u64::MAX);
-        assert_eq!(s.len(), 4800);
+        let (_, got) = t.take_until(u64::MAX);
+        assert_eq!(got.len(), s(100));
     }
 }

@@ -234,6 +234,8 @@ impl VoiceTracks {
             }
             let mut options = ffmpeg::Dictionary::new();
             options.set("application", "voip");
+            // Complexity 5 of 10: speech at 16 kb/s stays clear at about half the CPU.
+            options.set("compression_level", "5");
             let encoder = enc.open_with(options).map_err(enc_err)?;
             let frame_size = encoder.frame_size().max(1) as usize;
             let mut stream = output.add_stream(codec).map_err(mux_err)?;

@@ -9,10 +9,11 @@ use crate::{AudioRole, CaptureError, CaptureErrorKind};
 
 pub(crate) use screen::{check_screen, list_screens, run_screen};
 
-/// Voice is captured mono at 48 kHz; the server resamples and downmixes.
-const SAMPLE_RATE: u32 = 48_000;
-/// 20 ms callbacks: without a fixed size, monitor sources arrive in ~2 s chunks.
-const BUFFER_FRAMES: u32 = 960;
+/// Voice is captured mono at 16 kHz, the rate it is encoded at; the server resamples and downmixes.
+const SAMPLE_RATE: u32 = 16_000;
+/// 100 ms callbacks: without a fixed size, monitor sources arrive in ~2 s chunks; smaller ones
+/// cost wake-ups for nothing (the delay line waits longer anyway).
+const BUFFER_FRAMES: u32 = 1600;
 
 /// The microphone is the configured or default source; the system audio is the monitor of the
 /// configured or default sink (what the softphone plays).

@@ -227,7 +227,6 @@ fn grab_until_change(
     let stride = width as usize * 4;
     let mut previous: Option<Arc<Vec<u8>>> = None;
     let mut last_check = Instant::now();
-    let mut packet = ffmpeg::Packet::empty();
     while !stop.load(Ordering::SeqCst) {
         if last_check.elapsed() >= GEOMETRY_EVERY {
             last_check = Instant::now();
@@ -235,6 +234,8 @@ fn grab_until_change(
                 return Ok(());
             }
         }
+        // A fresh packet each time: av_read_frame does not release what a packet held.
+        let mut packet = ffmpeg::Packet::empty();
         packet.read(grabber).map_err(|e| {
             CaptureError::new(CaptureErrorKind::DeviceLost, format!("x11grab read: {e}"))
         })?;
