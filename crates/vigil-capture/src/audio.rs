@@ -249,4 +249,29 @@ mod tests {
         // A 200 ms hole: resynchronised to the estimate.
         assert_eq!(s.stamp(1_240_000_000, 960, rate), 1_220_000_000);
     }
+
+    /// An hour of a device whose clock runs 0.1 % fast or slow against the system clock, with
+    /// ±5 ms callback jitter: every stamp stays within 40 ms of the true capture time.
+    #[test]
+    fn drift_stays_within_40_ms_over_an_hour() {
+        for real_rate in [16_016.0f64, 15_984.0] {
+            let mut s = Stamper { next_pts: None };
+            let frames = 1600usize;
+            let mut worst = 0u64;
+            let mut produced = 0u64;
+            for k in 0..(3600 * 10) {
+                let true_start = (produced as f64 / real_rate * 1e9) as u64;
+                produced += frames as u64;
+                let true_end = (produced as f64 / real_rate * 1e9) as u64;
+                let jitter = ((k * 7919) % 11) as u64 * 1_000_000; // 0..10 ms late
+                let pts = s.stamp(true_end + jitter, frames, 16_000);
+                worst = worst.max(pts.abs_diff(true_start));
+            }
+            assert!(
+                worst <= 40_000_000,
+                "worst error {} ms at {real_rate} Hz",
+                worst / 1_000_000
+            );
+        }
+    }
 }

@@ -198,6 +198,7 @@ impl Segmenter {
         }
         self.feed_audio(end_ns)?;
         let next_start = end_ns;
+        // The new segment's screen encoder opens with its first frame, after the old one is done.
         let replacement = SegmentEncoder::new(self.config.encoder.clone(), next_start)?;
         let encoder = std::mem::replace(&mut self.encoder, replacement);
         let media = encoder.finish(end_ns)?;

@@ -1,15 +1,15 @@
 //! macOS: Core Audio through cpal for the microphone and for the default output device (cpal
-//! records it through a process tap on macOS 14.4+). Screen capture through ScreenCaptureKit is
-//! not written yet: the screen source reports `Unsupported`, so the agent records voice only and
-//! says why, instead of pretending to record the screen.
+//! records it through a process tap on macOS 14.4+); ScreenCaptureKit for the main display.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+mod completion;
+mod frame_output;
+mod screen;
 
 use cpal::traits::DeviceTrait;
-use crossbeam_channel::Sender;
 
-use crate::{AudioRole, Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, ScreenConfig};
+use crate::{AudioRole, CaptureError};
+
+pub(crate) use screen::{check_screen, list_screens, run_screen};
 
 pub(crate) fn resolve_audio_device(
     host: &cpal::Host,
@@ -32,27 +32,4 @@ pub(crate) fn stream_config(
 
 pub(crate) fn is_microphone(_id: &str) -> bool {
     true
-}
-
-fn unsupported() -> CaptureError {
-    CaptureError::new(
-        CaptureErrorKind::Unsupported,
-        "screen capture on macOS (ScreenCaptureKit) is not implemented yet",
-    )
-}
-
-pub(crate) fn check_screen(_config: &ScreenConfig) -> Result<(), CaptureError> {
-    Err(unsupported())
-}
-
-pub(crate) fn list_screens(_config: &ScreenConfig) -> Result<Vec<MonitorInfo>, CaptureError> {
-    Ok(Vec::new())
-}
-
-pub(crate) fn run_screen(
-    _config: ScreenConfig,
-    _clock: Clock,
-    _tx: Sender<Capture>,
-    _stop: Arc<AtomicBool>,
-) {
 }
