@@ -139,7 +139,14 @@ fn sixty_seconds_give_six_sealed_segments_with_separate_voice_tracks() {
         let (mic_tone, sys_tone) = (tone_share(mic, 440.0), tone_share(system, 440.0));
         assert!(
             sys_tone > 0.8,
-            "segment {seq}: system track is not the tone (share {sys_tone:.3})"
+            "segment {seq}: system track is not the tone (share {sys_tone:.3}); events: {}",
+            m["events"]
+        );
+        let silent = silent_share(system);
+        assert!(
+            silent < 0.05,
+            "segment {seq}: {:.0} % of the system track is silent",
+            silent * 100.0
         );
         assert!(
             mic_tone < 0.05,
@@ -150,7 +157,6 @@ fn sixty_seconds_give_six_sealed_segments_with_separate_voice_tracks() {
             "segment {seq}: no speech in the microphone track (rms {:.4})",
             rms(mic)
         );
-        let _ = m;
     }
 
     // Only sealed bytes in the spool; nothing in the agent's temp folder.

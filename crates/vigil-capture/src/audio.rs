@@ -46,19 +46,53 @@ const RESOLVE_EVERY: Duration = Duration::from_millis(1000);
 /// Stamps closer than this to the running sample clock keep the stream continuous.
 const STAMP_TOLERANCE_NS: u64 = 30_000_000;
 
-/// Keeps sample stamps continuous while the callback clock jitters, and resynchronises when the
-/// stream really skipped (then the media stage sees and fills the gap).
+/// Stamps chunks with the capture time of their first sample, on a running sample clock.
+///
+/// A chunk can only be delivered after it was captured, so `callback time − chunk length` is an
+/// upper bound of its true start; audio servers deliver in bursts (a ring buffer wraps into a
+/// full fragment and a few samples that wait for the next period), so single callbacks can be
+/// late by a whole period. The stamper therefore keeps the sample clock, pulls it back at once
+/// when it runs later than the bound allows (the device produced more than nominal), and moves
+/// it forward only when every chunk of five seconds was late (samples were really lost, or
+/// the device runs slow); the media stage then fills and reports the gap.
+#[derive(Default)]
 struct Stamper {
     next_pts: Option<u64>,
+    /// Smallest lateness seen in the current window, and when the window began.
+    window: Option<(u64, u64)>,
 }
+
+/// How long lateness must persist before the clock moves forward: long enough to ride out a
+/// loaded machine's delayed deliveries, short enough to bound drift after a real loss.
+const LATENESS_WINDOW_NS: u64 = 5_000_000_000;
 
 impl Stamper {
     fn stamp(&mut self, now_ns: u64, frames: usize, rate: u32) -> u64 {
         let dur = frames as u64 * 1_000_000_000 / rate as u64;
-        let estimate = now_ns.saturating_sub(dur);
+        let bound = now_ns.saturating_sub(dur);
         let pts = match self.next_pts {
-            Some(next) if estimate.abs_diff(next) <= STAMP_TOLERANCE_NS => next,
-            _ => estimate,
+            Some(next) if next <= bound + STAMP_TOLERANCE_NS => {
+                let lateness = bound.saturating_sub(next);
+                let (since, least) = match self.window {
+                    Some((since, least)) => (since, least.min(lateness)),
+                    None => (now_ns, lateness),
+                };
+                if now_ns.saturating_sub(since) >= LATENESS_WINDOW_NS {
+                    self.window = None;
+                    if least > STAMP_TOLERANCE_NS {
+                        next + least
+                    } else {
+                        next
+                    }
+                } else {
+                    self.window = Some((since, least));
+                    next
+                }
+            }
+            _ => {
+                self.window = None;
+                bound
+            }
         };
         self.next_pts = Some(pts + dur);
         pts
@@ -194,7 +228,7 @@ fn open_stream(
     let active_cb = active.clone();
     let tx = tx.clone();
     let clock = *clock;
-    let mut stamper = Stamper { next_pts: None };
+    let mut stamper = Stamper::default();
     let stream = device.build_input_stream::<f32, _, _>(
         stream_config,
         move |data: &[f32], _info| {
@@ -210,6 +244,13 @@ fn open_stream(
                     .collect()
             };
             let pts = stamper.stamp(now, samples.len(), rate);
+            tracing::trace!(
+                source = role.as_str(),
+                samples = samples.len(),
+                pts,
+                now,
+                "audio chunk"
+            );
             let _ = tx.send(Capture::Audio(AudioChunk {
                 role,
                 pts_ns: pts,
@@ -240,14 +281,41 @@ mod tests {
 
     #[test]
     fn stamps_stay_continuous_through_jitter_and_resync_after_a_skip() {
-        let mut s = Stamper { next_pts: None };
-        let rate = 48_000;
-        let first = s.stamp(1_000_000_000, 960, rate);
-        assert_eq!(first, 980_000_000);
+        let mut s = Stamper::default();
+        let rate = 16_000;
+        let ms = 1_000_000;
+        assert_eq!(s.stamp(1_000 * ms, 1600, rate), 900 * ms);
         // Callback 5 ms late: still continuous.
-        assert_eq!(s.stamp(1_025_000_000, 960, rate), 1_000_000_000);
-        // A 200 ms hole: resynchronised to the estimate.
-        assert_eq!(s.stamp(1_240_000_000, 960, rate), 1_220_000_000);
+        assert_eq!(s.stamp(1_105 * ms, 1600, rate), 1_000 * ms);
+        // Samples lost for 200 ms: every chunk of the next second is late; then the clock moves.
+        let mut now = 1_400 * ms;
+        let mut last = 0;
+        for _ in 0..130 {
+            last = s.stamp(now, 1600, rate);
+            now += 100 * ms;
+        }
+        let truth = now - 200 * ms;
+        assert_eq!(last, truth, "the clock follows once the lateness persisted");
+    }
+
+    /// Bursts as PulseAudio delivers them (a full fragment, then a few samples that wait for the
+    /// next period) keep one continuous clock.
+    #[test]
+    fn bursty_delivery_keeps_a_continuous_clock() {
+        let mut s = Stamper::default();
+        let ms = 1_000_000u64;
+        let mut expected = None;
+        for k in 0..50u64 {
+            let t = 1_000 * ms + k * 100 * ms;
+            let small = (k % 10) as usize + 5;
+            for (frames, now) in [(1600 - small, t), (small, t + 100 * ms)] {
+                let pts = s.stamp(now, frames, 16_000);
+                if let (Some(e), true) = (expected, k > 0) {
+                    assert_eq!(pts, e, "chunk {k} jumped");
+                }
+                expected = Some(pts + frames as u64 * 1_000_000_000 / 16_000);
+            }
+        }
     }
 
     /// An hour of a device whose clock runs 0.1 % fast or slow against the system clock, with
@@ -255,7 +323,7 @@ mod tests {
     #[test]
     fn drift_stays_within_40_ms_over_an_hour() {
         for real_rate in [16_016.0f64, 15_984.0] {
-            let mut s = Stamper { next_pts: None };
+            let mut s = Stamper::default();
             let frames = 1600usize;
             let mut worst = 0u64;
             let mut produced = 0u64;

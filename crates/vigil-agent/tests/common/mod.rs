@@ -122,8 +122,28 @@ pub fn decode_audio(file: &Path, stream: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Power of one frequency (Goertzel), normalised by the window's total power: 1.0 for a pure tone.
+/// Share of the signal's power at one frequency, over 100 ms windows (robust to the phase jumps
+/// that a reported gap leaves): the mean over windows that carry sound; 1.0 for a pure tone.
 pub fn tone_share(samples: &[f32], hz: f64) -> f64 {
+    let shares: Vec<f64> = samples
+        .chunks_exact(4800)
+        .filter(|w| rms(w) > 1e-4)
+        .map(|w| window_tone_share(w, hz))
+        .collect();
+    if shares.is_empty() {
+        return 0.0;
+    }
+    shares.iter().sum::<f64>() / shares.len() as f64
+}
+
+/// Share of silent 100 ms windows.
+pub fn silent_share(samples: &[f32]) -> f64 {
+    let windows: Vec<_> = samples.chunks_exact(4800).collect();
+    windows.iter().filter(|w| rms(w) <= 1e-4).count() as f64 / windows.len().max(1) as f64
+}
+
+/// Power of one frequency (Goertzel), normalised by the window's total power.
+fn window_tone_share(samples: &[f32], hz: f64) -> f64 {
     let n = samples.len() as f64;
     let k = (n * hz / 48_000.0).round();
     let w = 2.0 * std::f64::consts::PI * k / n;
