@@ -9,6 +9,8 @@ PACKAGES=(
   # FFmpeg (ffmpeg-next binds these; the CLI is the benchmark reference and test oracle)
   libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libswscale-dev
   libswresample-dev libavutil-dev ffmpeg
+  # Wayland screen capture (vigil-capture feature `wayland`): the pipewire crate binds these
+  libpipewire-0.3-dev libspa-0.2-dev
   # audio
   pulseaudio pulseaudio-utils libasound2-dev
   # test desktop

@@ -14,6 +14,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy (linux, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== cargo clippy -p vigil-agent --features wayland"
+cargo clippy -p vigil-agent --features wayland --all-targets --locked -- -D warnings
+
 # The crates that hold platform backends must compile for Windows and macOS.
 for target in x86_64-pc-windows-gnu aarch64-apple-darwin; do
   echo "== cargo clippy -p vigil-capture --target $target"

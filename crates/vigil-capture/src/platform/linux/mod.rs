@@ -1,13 +1,61 @@
 //! Linux: PulseAudio (or PipeWire's pulse server) through cpal for audio, X11 through FFmpeg's
-//! x11grab (MIT-SHM) for the screen, RandR for geometry.
+//! x11grab (MIT-SHM) for the screen, RandR for geometry. With the `wayland` feature, a Wayland
+//! session without X display uses the ScreenCast portal and PipeWire instead.
 
 mod screen;
+#[cfg(feature = "wayland")]
+mod wayland;
 
 use cpal::traits::{DeviceTrait, HostTrait};
 
 use crate::{AudioRole, CaptureError, CaptureErrorKind};
 
+#[cfg(not(feature = "wayland"))]
 pub(crate) use screen::{check_screen, list_screens, run_screen};
+
+/// Wayland only when nothing names an X display: an X display (configured, or Xwayland's
+/// `$DISPLAY`) keeps the X11 backend, which needs no permission dialog.
+#[cfg(feature = "wayland")]
+fn use_wayland(config: &crate::ScreenConfig) -> bool {
+    let named = |v: Option<&str>| v.is_some_and(|v| !v.is_empty());
+    !named(config.display.as_deref())
+        && !named(std::env::var("DISPLAY").ok().as_deref())
+        && named(std::env::var("WAYLAND_DISPLAY").ok().as_deref())
+}
+
+#[cfg(feature = "wayland")]
+pub(crate) fn check_screen(config: &crate::ScreenConfig) -> Result<(), CaptureError> {
+    if use_wayland(config) {
+        wayland::check_screen(config)
+    } else {
+        screen::check_screen(config)
+    }
+}
+
+#[cfg(feature = "wayland")]
+pub(crate) fn list_screens(
+    config: &crate::ScreenConfig,
+) -> Result<Vec<crate::MonitorInfo>, CaptureError> {
+    if use_wayland(config) {
+        wayland::list_screens(config)
+    } else {
+        screen::list_screens(config)
+    }
+}
+
+#[cfg(feature = "wayland")]
+pub(crate) fn run_screen(
+    config: crate::ScreenConfig,
+    clock: crate::Clock,
+    tx: crossbeam_channel::Sender<crate::Capture>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    if use_wayland(&config) {
+        wayland::run_screen(config, clock, tx, stop)
+    } else {
+        screen::run_screen(config, clock, tx, stop)
+    }
+}
 
 /// Voice is captured mono at 16 kHz, the rate it is encoded at; the server resamples and downmixes.
 const SAMPLE_RATE: u32 = 16_000;
