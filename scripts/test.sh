@@ -24,4 +24,13 @@ for target in x86_64-pc-windows-gnu aarch64-apple-darwin; do
 done
 
 echo "== cargo test --workspace"
-cargo test --workspace --locked -- --test-threads=2
+log=$(mktemp)
+set +e
+cargo test --workspace --locked -- --test-threads=2 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"
