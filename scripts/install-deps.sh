@@ -15,8 +15,10 @@ PACKAGES=(
   pulseaudio pulseaudio-utils libasound2-dev
   # test desktop
   xvfb x11-utils x11-xserver-utils xdotool imagemagick dbus dbus-x11 at-spi2-core chromium
+  # a GTK3 window for the accessibility focus test (and the AT-SPI launcher's reaper script)
+  python3 python3-gi gir1.2-gtk-3.0
   # test media and oracles
-  espeak-ng sox age
+  espeak-ng sox age multimon-ng tesseract-ocr
   # benchmark helpers
   procps time
 )

@@ -169,6 +169,87 @@ impl TestDesktop {
         })
     }
 
+    /// Starts the AT-SPI accessibility bus on this desktop's session bus
+    /// (`at-spi-bus-launcher --launch-immediately`, brief §8) and waits until `org.a11y.Bus`
+    /// answers. Applications started afterwards export their accessibility tree to it.
+    pub fn start_accessibility(&mut self) -> Result<()> {
+        // The launcher leaves its bus daemon, and the registry daemon that bus activates, to
+        // whoever reaps orphans, and PID 1 does not here: a small subreaper runs the launcher,
+        // adopts them, and stops and reaps them all when the desktop stops it.
+        const REAPER: &str = r#"
+import ctypes, os, signal, subprocess, sys, time
+
+def children():
+    me, found = os.getpid(), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                    found.append(int(pid))
+        except (OSError, IndexError, ValueError):
+            pass
+    return found
+
+def stop(signum, frame):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in children():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                if not os.waitpid(-1, os.WNOHANG)[0]:
+                    time.sleep(0.02)
+            except ChildProcessError:
+                sys.exit(0)
+    sys.exit(0)
+
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+signal.signal(signal.SIGTERM, stop)
+subprocess.Popen(sys.argv[1:])
+while True:
+    try:
+        os.waitpid(-1, 0)  # also reaps adopted orphans as they end
+    except ChildProcessError:
+        signal.pause()
+"#;
+        let script = self.root.path().join("a11y-reaper.py");
+        std::fs::write(&script, REAPER)?;
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(&script)
+            .args(["/usr/libexec/at-spi-bus-launcher", "--launch-immediately"])
+            // Its settings lookup would make the session bus activate dconf-service, which
+            // PID 1 would be left to reap.
+            .env("GSETTINGS_BACKEND", "memory");
+        self.spawn("at-spi-bus", cmd)?;
+        // Wait for the name's owner rather than calling org.a11y.Bus: such a call would make
+        // the session bus activate a second launcher.
+        wait_for("AT-SPI bus launcher", Duration::from_secs(10), || {
+            self.command("dbus-send")
+                .args([
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.a11y.Bus",
+                ])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
+        })?;
+        run_output(self.command("dbus-send").args([
+            "--session",
+            "--print-reply",
+            "--dest=org.a11y.Bus",
+            "/org/a11y/bus",
+            "org.a11y.Bus.GetAddress",
+        ]))
+        .context("the AT-SPI bus launcher does not answer")?;
+        Ok(())
+    }
+
     /// The environment a client of this desktop needs (DISPLAY, D-Bus, PulseAudio).
     pub fn env(&self) -> &[(String, String)] {
         &self.env
@@ -236,6 +317,51 @@ impl TestDesktop {
                 .arg(&path)
                 .args(["repeat", &repeats.to_string()]),
         )?;
+        Ok(path)
+    }
+
+    /// Writes the DTMF tones of `digits` (120 ms tone, 120 ms pause each, sox) into a WAV.
+    pub fn dtmf_wav(&self, name: &str, digits: &str) -> Result<PathBuf> {
+        const ROWS: [u32; 4] = [697, 770, 852, 941];
+        const COLS: [u32; 4] = [1209, 1336, 1477, 1633];
+        const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
+        let mut parts = Vec::new();
+        for (i, digit) in digits.chars().enumerate() {
+            let (row, col) = KEYS
+                .iter()
+                .enumerate()
+                .find_map(|(r, keys)| keys.find(digit).map(|c| (r, c)))
+                .with_context(|| format!("{digit:?} is not a DTMF key"))?;
+            let tone = self.root.path().join(format!("{name}-{i}-tone.wav"));
+            let pause = self.root.path().join(format!("{name}-{i}-pause.wav"));
+            run_output(
+                Command::new("sox")
+                    .args(["-n", "-r", "48000", "-b", "16", "-c", "1"])
+                    .arg(&tone)
+                    .args([
+                        "synth",
+                        "0.12",
+                        "sine",
+                        &ROWS[row].to_string(),
+                        "sine",
+                        &COLS[col].to_string(),
+                        "remix",
+                        "-",
+                        "vol",
+                        "0.4",
+                    ]),
+            )?;
+            run_output(
+                Command::new("sox")
+                    .args(["-n", "-r", "48000", "-b", "16", "-c", "1"])
+                    .arg(&pause)
+                    .args(["trim", "0", "0.12"]),
+            )?;
+            parts.push(tone);
+            parts.push(pause);
+        }
+        let path = self.root.path().join(format!("{name}.wav"));
+        run_output(Command::new("sox").args(&parts).arg(&path))?;
         Ok(path)
     }
 

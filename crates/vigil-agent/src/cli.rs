@@ -126,6 +126,7 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
             audio_bitrate: rec.audio_bitrate,
             threads: rec.encoder_threads,
         },
+        dtmf_masking: config.masking.dtmf,
     };
     let stop = Arc::new(AtomicBool::new(false));
     ctrlc::set_handler({

@@ -17,6 +17,22 @@ pub struct AgentConfig {
     pub capture: CaptureSection,
     /// Segmenting and encoding.
     pub recording: RecordingSection,
+    /// Masking.
+    pub masking: MaskingSection,
+}
+
+/// `[masking]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaskingSection {
+    /// Silence both voice tracks while DTMF tones sound (default on).
+    pub dtmf: bool,
+}
+
+impl Default for MaskingSection {
+    fn default() -> Self {
+        Self { dtmf: true }
+    }
 }
 
 /// `[capture]`

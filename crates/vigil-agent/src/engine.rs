@@ -13,7 +13,9 @@ use vigil_proto::EncoderSettings;
 use vigil_seal::{DeviceKey, DeviceKeyError, Recipients, RecipientsError, SealError, Sealer};
 use vigil_spool::{Spool, SpoolError};
 
+use crate::masking::Masking;
 use crate::sealing::{seal_segment, SessionInfo};
+use vigil_mask::{MaskController, RuleSet};
 
 /// What to record and where.
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct RecordOptions {
     pub system_audio: Option<String>,
     /// Encoder settings.
     pub encoder: EncoderConfig,
+    /// Silence both voice tracks while DTMF tones sound.
+    pub dtmf_masking: bool,
 }
 
 /// What a finished recording produced.
@@ -166,8 +170,18 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
         },
         origin,
     )?;
-    for capture in early {
+    let mut masking = Masking::new(
+        MaskController::new(RuleSet::defaults()),
+        options.dtmf_masking,
+    );
+    let mut feed = |segmenter: &mut Segmenter, capture: Capture| {
+        if let Capture::Audio(chunk) = &capture {
+            masking.on_audio(chunk, segmenter.mask_timeline_mut());
+        }
         segmenter.push(capture);
+    };
+    for capture in early {
+        feed(&mut segmenter, capture);
     }
     let end_at = options.duration.map(|d| origin + d.as_nanos() as u64);
 
@@ -193,9 +207,9 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     let stop_ns = loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(capture) => {
-                segmenter.push(capture);
+                feed(&mut segmenter, capture);
                 while let Ok(more) = rx.try_recv() {
-                    segmenter.push(more);
+                    feed(&mut segmenter, more);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -222,7 +236,7 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     };
     drop(sources);
     for capture in rx.try_iter() {
-        segmenter.push(capture);
+        feed(&mut segmenter, capture);
     }
     if failure.is_none() {
         match segmenter.finish(stop_ns) {

@@ -5,6 +5,7 @@
 
 mod config;
 mod engine;
+mod masking;
 mod sealing;
 
 pub use config::{AgentConfig, ConfigError};

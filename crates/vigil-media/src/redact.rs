@@ -41,9 +41,23 @@ pub struct MaskTimeline {
 }
 
 impl MaskTimeline {
-    /// Adds a span.
-    pub fn add(&mut self, span: MaskSpan) {
+    /// Adds a span (open while its end is `u64::MAX`); returns its index for [`Self::close`].
+    pub fn add(&mut self, span: MaskSpan) -> usize {
         self.spans.push(span);
+        self.spans.len() - 1
+    }
+
+    /// Ends a span; a span can only be shortened to its own start, never extended backwards.
+    pub fn close(&mut self, index: usize, end_ns: u64) {
+        if let Some(span) = self.spans.get_mut(index) {
+            span.end_ns = end_ns.max(span.start_ns);
+        }
+    }
+
+    /// Whether any screen span covers `at_ns` (for status).
+    pub fn screen_masked_at(&self, at_ns: u64) -> Option<&MaskSpan> {
+        self.overlapping(at_ns, at_ns + 1)
+            .find(|s| s.screen != ScreenMask::None)
     }
 
     /// Spans overlapping [start, end).

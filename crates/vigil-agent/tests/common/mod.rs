@@ -33,7 +33,7 @@ pub fn identity(dir: &Path) -> Identity {
 
 pub fn agent(desk: &TestDesktop) -> Command {
     let mut cmd = desk.command(AGENT);
-    cmd.env("VIGIL_LOG", "info");
+    cmd.env("VIGIL_LOG", "info,pulseaudio=off");
     cmd
 }
 

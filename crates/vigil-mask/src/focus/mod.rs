@@ -1,0 +1,114 @@
+//! The OS accessibility focus watcher: reports every focus change as a [`TriggerEvent`] stamped
+//! on the session clock the moment the OS event arrives, with what identifies the field (never
+//! its text).
+//!
+//! Each OS has its backend in its own file behind `cfg`; today only Linux (AT-SPI). Elsewhere
+//! [`start_focus_watcher`] returns [`FocusWatcherError::Unsupported`].
+//!
+//! [`TriggerEvent`]: crate::TriggerEvent
+
+#[cfg(target_os = "linux")]
+mod linux;
+mod tracker;
+
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use vigil_capture::Clock;
+
+use crate::TriggerEvent;
+
+/// The error behind a failure, kept as `source()` (a D-Bus error on Linux).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why the focus watcher could not start. Callers branch on the variant, never on the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FocusWatcherError {
+    /// The D-Bus session bus cannot be reached (no `DBUS_SESSION_BUS_ADDRESS`, daemon gone).
+    #[error("the D-Bus session bus is unreachable")]
+    SessionBusUnreachable(#[source] BoxError),
+    /// The session has no accessibility bus (`org.a11y.Bus` does not answer: AT-SPI is not
+    /// installed or its launcher is not running).
+    #[error("the session has no accessibility bus")]
+    NoAccessibilityBus(#[source] BoxError),
+    /// The accessibility bus was announced but cannot be connected to.
+    #[error("the accessibility bus is unreachable")]
+    AccessibilityBusUnreachable(#[source] BoxError),
+    /// The accessibility registry refused or failed the subscription to focus events.
+    #[error("subscribing to focus events failed")]
+    SubscribeFailed(#[source] BoxError),
+    /// Start-up did not finish in time (a bus that accepts but never answers).
+    #[error("the focus watcher did not start within {0:?}")]
+    StartTimedOut(std::time::Duration),
+    /// The watcher thread could not be started or ended during start-up.
+    #[error("the focus watcher thread failed")]
+    Thread(#[source] std::io::Error),
+    /// No focus watcher exists for this OS.
+    #[error("no focus watcher on this OS")]
+    Unsupported,
+}
+
+/// A running focus watcher. Its thread stops when this is dropped or [`stop`](Self::stop)ped.
+///
+/// While it runs it sends `FocusGained`/`FocusLost` events and, once subscribed, a healthy
+/// `Health` event; when the OS connection ends it sends an unhealthy `Health` event and its
+/// thread ends (restarting is the caller's job).
+#[derive(Debug)]
+pub struct FocusWatcher {
+    // Dropping the sender closes the channel, which the watcher's event loop awaits.
+    stop: Option<async_channel::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FocusWatcher {
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    fn new(stop: async_channel::Sender<()>, thread: JoinHandle<()>) -> Self {
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the watcher and waits for its thread to end.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    /// Whether the watcher thread still runs (false after the OS connection ended).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for FocusWatcher {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts watching accessibility focus on its own thread and returns once subscribed (or why
+/// not). Events go to `tx`; their `at_ns` comes from `clock`.
+#[cfg(target_os = "linux")]
+pub fn start_focus_watcher(
+    clock: Clock,
+    tx: Sender<TriggerEvent>,
+) -> Result<FocusWatcher, FocusWatcherError> {
+    linux::start(clock, tx)
+}
+
+/// Starts watching accessibility focus; no backend exists for this OS yet.
+#[cfg(not(target_os = "linux"))]
+pub fn start_focus_watcher(
+    _clock: Clock,
+    _tx: Sender<TriggerEvent>,
+) -> Result<FocusWatcher, FocusWatcherError> {
+    Err(FocusWatcherError::Unsupported)
+}

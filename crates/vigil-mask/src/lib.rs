@@ -1,0 +1,27 @@
+//! Masking for the Vigil agent (brief §5): the triggers that say when a payment field or a
+//! payment step is on screen, and what they report.
+//!
+//! - [`TriggerEvent`]: what every trigger sends, stamped on the session clock.
+//! - [`focus`]: the OS accessibility focus watcher (AT-SPI on Linux).
+//! - [`RuleSet`]: what a focused field means (built-in payment rules, policy rules).
+//! - [`MaskController`]: trigger events → mask commands (open/close spans), fail closed.
+//! - [`DtmfDetector`]: when DTMF tones sound in a voice track (never which digits).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod controller;
+mod dtmf;
+pub mod focus;
+mod rules;
+// A FocusGained carries its FieldInfo inline: a few events a second do not justify a Box in
+// the interface every trigger shares.
+#[allow(clippy::large_enum_variant)]
+mod trigger;
+
+pub use controller::{MaskCommand, MaskController, ScreenMask};
+pub use dtmf::{DtmfDetector, ToneSpan};
+pub use focus::{start_focus_watcher, FocusWatcher, FocusWatcherError};
+pub use rules::{
+    default_rules, Action, Decision, Match, Rule, RuleError, RuleSet, ScreenAction, PASSWORD_RULE,
+};
+pub use trigger::{FieldInfo, Rect, TriggerEvent, TriggerSource};

@@ -1,0 +1,111 @@
+//! What triggers report: focus on a field (with everything known about it), API and pause
+//! requests, DTMF tones, and the health of each watcher. Every event carries its time on the
+//! session clock ([`vigil_capture::Clock`]), taken as close to the OS event as possible: the mask
+//! applies from that instant, retroactively through the delay line.
+
+use serde::{Deserialize, Serialize};
+
+/// A rectangle in screen coordinates (pixels of the captured desktop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rect {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+/// Everything a trigger knows about the focused field. Text values are never included: only
+/// what identifies the field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldInfo {
+    /// Application (process or accessible application name), e.g. `chromium`, `gtk-app`.
+    pub app: Option<String>,
+    /// Title of the top-level window.
+    pub window_title: Option<String>,
+    /// URL of the page, for browser content.
+    pub url: Option<String>,
+    /// Accessible name (the label as read by a screen reader).
+    pub name: Option<String>,
+    /// Accessible role, lower case (`entry`, `password text`, `text`).
+    pub role: Option<String>,
+    /// Element id (`id` attribute, or automation id).
+    pub id: Option<String>,
+    /// HTML `name` attribute.
+    pub html_name: Option<String>,
+    /// HTML input type (`text`, `tel`, `password`).
+    pub input_type: Option<String>,
+    /// HTML `autocomplete` tokens (`cc-number`, …); only the browser extension sees these.
+    pub autocomplete: Vec<String>,
+    /// The field's rectangle on screen, when known.
+    pub rect: Option<Rect>,
+    /// True when the OS says this is a password field (always masked).
+    pub password: bool,
+}
+
+/// Which trigger produced an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerSource {
+    /// OS accessibility (AT-SPI, UI Automation, AX).
+    Accessibility,
+    /// The browser extension via native messaging.
+    Extension,
+    /// The local control API (CTI, CRM).
+    Api,
+    /// DTMF tones in a voice track.
+    Dtmf,
+    /// The agent's manual pause.
+    Pause,
+    /// The watchdog: a watcher the rules need is down.
+    Watchdog,
+}
+
+impl TriggerSource {
+    /// Name used in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerSource::Accessibility => "accessibility",
+            TriggerSource::Extension => "extension",
+            TriggerSource::Api => "api",
+            TriggerSource::Dtmf => "dtmf",
+            TriggerSource::Pause => "pause",
+            TriggerSource::Watchdog => "watchdog",
+        }
+    }
+}
+
+/// An event from a trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TriggerEvent {
+    /// A field gained focus.
+    FocusGained {
+        /// When, on the session clock.
+        at_ns: u64,
+        /// Who saw it.
+        source: TriggerSource,
+        /// The field.
+        field: FieldInfo,
+    },
+    /// The focused field (of this source) lost focus.
+    FocusLost {
+        /// When.
+        at_ns: u64,
+        /// Who saw it.
+        source: TriggerSource,
+    },
+    /// A watcher's health changed: while a needed watcher is down, the screen is masked.
+    Health {
+        /// When.
+        at_ns: u64,
+        /// Which watcher.
+        source: TriggerSource,
+        /// Whether it works.
+        healthy: bool,
+        /// Why (no accessibility bus, host gone …).
+        detail: String,
+    },
+}
