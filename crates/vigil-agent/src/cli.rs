@@ -125,8 +125,10 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
             max_fps: fps,
             audio_bitrate: rec.audio_bitrate,
             threads: rec.encoder_threads,
+            x264_params: rec.x264_params.clone(),
         },
         dtmf_masking: config.masking.dtmf,
+        focus_masking: config.masking.focus,
     };
     let stop = Arc::new(AtomicBool::new(false));
     ctrlc::set_handler({

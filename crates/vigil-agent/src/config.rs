@@ -27,11 +27,17 @@ pub struct AgentConfig {
 pub struct MaskingSection {
     /// Silence both voice tracks while DTMF tones sound (default on).
     pub dtmf: bool,
+    /// Mask payment and password fields when they gain focus (default on). While the
+    /// accessibility watcher cannot run, the whole screen is masked.
+    pub focus: bool,
 }
 
 impl Default for MaskingSection {
     fn default() -> Self {
-        Self { dtmf: true }
+        Self {
+            dtmf: true,
+            focus: true,
+        }
     }
 }
 
@@ -79,6 +85,8 @@ pub struct RecordingSection {
     pub audio_bitrate: u32,
     /// x264 threads (0 = automatic).
     pub encoder_threads: u32,
+    /// Extra x264 options (`key=value:key=value`), for tuning.
+    pub x264_params: String,
 }
 
 impl Default for RecordingSection {
@@ -91,6 +99,7 @@ impl Default for RecordingSection {
             crf: enc.crf,
             audio_bitrate: enc.audio_bitrate,
             encoder_threads: enc.threads,
+            x264_params: enc.x264_params,
         }
     }
 }

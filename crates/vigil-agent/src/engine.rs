@@ -13,7 +13,7 @@ use vigil_proto::EncoderSettings;
 use vigil_seal::{DeviceKey, DeviceKeyError, Recipients, RecipientsError, SealError, Sealer};
 use vigil_spool::{Spool, SpoolError};
 
-use crate::masking::Masking;
+use crate::masking::{FocusWatchdog, Masking};
 use crate::sealing::{seal_segment, SessionInfo};
 use vigil_mask::{MaskController, RuleSet};
 
@@ -40,6 +40,8 @@ pub struct RecordOptions {
     pub encoder: EncoderConfig,
     /// Silence both voice tracks while DTMF tones sound.
     pub dtmf_masking: bool,
+    /// Mask sensitive fields when they gain focus (accessibility watcher).
+    pub focus_masking: bool,
 }
 
 /// What a finished recording produced.
@@ -79,6 +81,14 @@ pub enum RecordError {
     /// Writing the spool failed (full disk stops the recording).
     #[error("spool")]
     Spool(#[source] SpoolError),
+}
+
+/// Hands captured media to the segmenter, after the masking stage has seen new audio.
+fn feed(segmenter: &mut Segmenter, masking: &mut Masking, capture: Capture) {
+    if let Capture::Audio(chunk) = &capture {
+        masking.on_audio(chunk, segmenter.mask_timeline_mut());
+    }
+    segmenter.push(capture);
 }
 
 fn os_user() -> String {
@@ -174,14 +184,8 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
         MaskController::new(RuleSet::defaults()),
         options.dtmf_masking,
     );
-    let mut feed = |segmenter: &mut Segmenter, capture: Capture| {
-        if let Capture::Audio(chunk) = &capture {
-            masking.on_audio(chunk, segmenter.mask_timeline_mut());
-        }
-        segmenter.push(capture);
-    };
     for capture in early {
-        feed(&mut segmenter, capture);
+        feed(&mut segmenter, &mut masking, capture);
     }
     let end_at = options.duration.map(|d| origin + d.as_nanos() as u64);
 
@@ -203,13 +207,24 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
         })
         .expect("spawn sealer thread");
 
+    let (trigger_tx, trigger_rx) = unbounded::<vigil_mask::TriggerEvent>();
+    let _watchdog = options
+        .focus_masking
+        .then(|| FocusWatchdog::start(clock, trigger_tx.clone()));
+    drop(trigger_tx);
+
     let mut failure: Option<RecordError> = None;
     let stop_ns = loop {
+        // Trigger events first: a span must be in place before the media it covers leaves the
+        // delay line (the loop turns at least every 20 ms; the delay line holds ≥ 500 ms).
+        for event in trigger_rx.try_iter() {
+            masking.on_trigger(&event, segmenter.mask_timeline_mut());
+        }
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(capture) => {
-                feed(&mut segmenter, capture);
+                feed(&mut segmenter, &mut masking, capture);
                 while let Ok(more) = rx.try_recv() {
-                    feed(&mut segmenter, more);
+                    feed(&mut segmenter, &mut masking, more);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -236,7 +251,7 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     };
     drop(sources);
     for capture in rx.try_iter() {
-        feed(&mut segmenter, capture);
+        feed(&mut segmenter, &mut masking, capture);
     }
     if failure.is_none() {
         match segmenter.finish(stop_ns) {

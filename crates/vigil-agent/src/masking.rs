@@ -32,7 +32,6 @@ impl Masking {
     }
 
     /// Applies a trigger event.
-    #[allow(dead_code)] // the focus watchers feed this
     pub(crate) fn on_trigger(&mut self, event: &TriggerEvent, timeline: &mut MaskTimeline) {
         for command in self.controller.on_event(event) {
             self.apply(command, timeline);
@@ -111,5 +110,71 @@ fn dtmf_span(tone: ToneSpan) -> MaskSpan {
         reason: "DTMF tones".into(),
         rule_id: None,
         trigger: TriggerSource::Dtmf.as_str().into(),
+    }
+}
+
+/// Keeps the accessibility focus watcher running: starts it, and when it cannot start or stops,
+/// reports it down (the controller then masks the whole screen) and restarts it every second.
+pub(crate) struct FocusWatchdog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FocusWatchdog {
+    pub(crate) fn start(
+        clock: vigil_capture::Clock,
+        tx: crossbeam_channel::Sender<TriggerEvent>,
+    ) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("focus-watchdog".into())
+            .spawn(move || {
+                let mut reported: Option<String> = None;
+                while !flag.load(Ordering::SeqCst) {
+                    match vigil_mask::start_focus_watcher(clock, tx.clone()) {
+                        Ok(watcher) => {
+                            reported = None;
+                            while !flag.load(Ordering::SeqCst) && watcher.is_running() {
+                                std::thread::sleep(std::time::Duration::from_millis(100));
+                            }
+                            if flag.load(Ordering::SeqCst) {
+                                watcher.stop();
+                                return;
+                            }
+                            tracing::warn!("accessibility focus watcher stopped; restarting");
+                        }
+                        Err(e) => {
+                            let detail = e.to_string();
+                            if reported.as_ref() != Some(&detail) {
+                                tracing::warn!(error = %detail, "accessibility focus watcher unavailable: screen masked");
+                                let _ = tx.send(TriggerEvent::Health {
+                                    at_ns: clock.now_ns(),
+                                    source: TriggerSource::Accessibility,
+                                    healthy: false,
+                                    detail: detail.clone(),
+                                });
+                                reported = Some(detail);
+                            }
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
+                    }
+                }
+            })
+            .expect("spawn focus watchdog");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FocusWatchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

@@ -60,6 +60,24 @@ fn sixty_seconds_give_six_sealed_segments_with_separate_voice_tracks() {
     let _caller = desk.play("caller", &tone).unwrap();
     let _mic = desk.play("micfeed", &speech).unwrap();
 
+    // The pointer moves all along, so that every segment has many frames to encode.
+    let moving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mover = {
+        let moving = moving.clone();
+        let env: Vec<(String, String)> = desk.env().to_vec();
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while moving.load(std::sync::atomic::Ordering::SeqCst) {
+                let (x, y) = (100 + (i * 37) % 1700, 100 + (i * 23) % 900);
+                let _ = std::process::Command::new("xdotool")
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .args(["mousemove", &x.to_string(), &y.to_string()])
+                    .status();
+                std::thread::sleep(std::time::Duration::from_millis(150));
+                i += 1;
+            }
+        })
+    };
     let out = run_ok(
         agent(&desk)
             .env("TMPDIR", &agent_tmp)
@@ -67,6 +85,8 @@ fn sixty_seconds_give_six_sealed_segments_with_separate_voice_tracks() {
             .arg(&spool)
             .args(["--recipient", &id.recipient]),
     );
+    moving.store(false, std::sync::atomic::Ordering::SeqCst);
+    mover.join().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("6 sealed segments"), "{stdout}");
 
@@ -120,16 +140,32 @@ fn sixty_seconds_give_six_sealed_segments_with_separate_voice_tracks() {
             "segment {seq} voice lasts {duration} s"
         );
 
-        // Segments after the first open with a keyframe at their start.
-        if seq > 1 {
-            let packets = ffprobe_json(&screen, &["-show_packets", "-select_streams", "v"]);
-            let first = &packets["packets"][0];
-            assert_eq!(
-                first["pts_time"].as_str().unwrap().parse::<f64>().unwrap(),
-                0.0
-            );
-            assert!(first["flags"].as_str().unwrap().starts_with('K'));
-        }
+        // Every segment opens with a keyframe at its start and keeps every changed frame
+        // (the pointer moved about 6 times a second, capture runs at 5 fps).
+        let packets = ffprobe_json(&screen, &["-show_packets", "-select_streams", "v"]);
+        let packets = packets["packets"].as_array().unwrap();
+        let first = &packets[0];
+        assert_eq!(
+            first["pts_time"].as_str().unwrap().parse::<f64>().unwrap(),
+            0.0,
+            "segment {seq}"
+        );
+        assert!(
+            first["flags"].as_str().unwrap().starts_with('K'),
+            "segment {seq}"
+        );
+        assert!(
+            packets.len() >= 30,
+            "segment {seq} has only {} video packets",
+            packets.len()
+        );
+        let decoded = run_ok(
+            std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(&screen)
+                .args(["-fps_mode", "passthrough", "-f", "null", "-"]),
+        );
+        assert!(decoded.status.success());
 
         // Energy at 440 Hz, per track, after the first second of the recording.
         let skip = if seq == 1 { 48_000 } else { 0 };

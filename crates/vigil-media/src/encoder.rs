@@ -22,7 +22,16 @@ pub struct EncoderConfig {
     pub audio_bitrate: u32,
     /// x264 threads (0 = x264's choice).
     pub threads: u32,
+    /// Extra x264 options (`key=value:key=value`), after Vigil's own.
+    pub x264_params: String,
 }
+
+/// Vigil's x264 options for screen content: one keyframe, at the segment's start; no B-frames
+/// (monotonic DTS per segment); keyframes at the QP of the P-frames around them (a screen's
+/// keyframe is mostly the same static text the P-frames refer to: the default 1.4 ratio makes
+/// every segment's keyframe far larger for no visible gain); no psychovisual optimisations
+/// (they spend bits on film grain and texture, which screens do not have).
+const X264_PARAMS: &str = "keyint=infinite:scenecut=0:bframes=0:ipratio=1.0:psy=0";
 
 impl Default for EncoderConfig {
     fn default() -> Self {
@@ -32,6 +41,7 @@ impl Default for EncoderConfig {
             max_fps: 5,
             audio_bitrate: 16_000,
             threads: 1,
+            x264_params: String::new(),
         }
     }
 }
@@ -90,7 +100,11 @@ impl ScreenTrack {
         options.set("crf", &config.crf.to_string());
         options.set("threads", &config.threads.to_string());
         // One keyframe, at the segment's start; no B-frames (monotonic DTS per segment).
-        options.set("x264-params", "keyint=infinite:scenecut=0:bframes=0");
+        let params = match config.x264_params.trim() {
+            "" => X264_PARAMS.to_string(),
+            extra => format!("{X264_PARAMS}:{extra}"),
+        };
+        options.set("x264-params", &params);
         let encoder = enc.open_with(options).map_err(enc_err)?;
         {
             let mut stream = output.add_stream(codec).map_err(mux_err)?;
@@ -163,9 +177,13 @@ impl ScreenTrack {
             }
             self.held = Some(next);
         }
-        if let (Some(end), Some(mut held)) = (end_ms, self.held.take()) {
-            held.set_duration((end - held.pts().unwrap_or(0)).max(1));
-            self.write(held)?;
+        // Only at the end: the last packet's duration runs to the segment's end. (Taking the held
+        // packet in any other case would drop it.)
+        if let Some(end) = end_ms {
+            if let Some(mut held) = self.held.take() {
+                held.set_duration((end - held.pts().unwrap_or(0)).max(1));
+                self.write(held)?;
+            }
         }
         Ok(())
     }
@@ -378,5 +396,38 @@ impl SegmentEncoder {
             video_size,
             voice: self.voice.finish()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use vigil_capture::PixelFormat;
+
+    fn frame(pts_ns: u64, shade: u8) -> VideoFrame {
+        let (width, height) = (1920u32, 1080u32);
+        VideoFrame {
+            pts_ns,
+            width,
+            height,
+            stride: width as usize * 4,
+            format: PixelFormat::Bgr0,
+            data: Arc::new(vec![shade; (width * height * 4) as usize]),
+        }
+    }
+
+    #[test]
+    fn every_segment_starts_with_a_keyframe_at_zero_and_keeps_every_frame() {
+        let mut enc = SegmentEncoder::new(EncoderConfig::default(), 1_000_000_000).unwrap();
+        let times: Vec<u64> = (0..45).map(|i| 1_000_000_000 + i * 200_000_000).collect();
+        for (i, t) in times.iter().enumerate() {
+            enc.push_video(&frame(*t, (i * 5) as u8)).unwrap();
+        }
+        let done = enc.finish(11_000_000_000).unwrap();
+        let report = crate::probe(done.screen.unwrap()).unwrap();
+        let video = &report.streams[0];
+        assert_eq!(video.packets, times.len() as u64);
+        assert_eq!(video.first_pts, 0.0);
     }
 }

@@ -54,6 +54,17 @@ impl MaskTimeline {
         }
     }
 
+    /// The earliest start of a screen span strictly between two instants.
+    pub fn screen_span_start_between(&self, after_ns: u64, before_ns: u64) -> Option<u64> {
+        self.spans
+            .iter()
+            .filter(|s| {
+                s.screen != ScreenMask::None && s.start_ns > after_ns && s.start_ns < before_ns
+            })
+            .map(|s| s.start_ns)
+            .min()
+    }
+
     /// Whether any screen span covers `at_ns` (for status).
     pub fn screen_masked_at(&self, at_ns: u64) -> Option<&MaskSpan> {
         self.overlapping(at_ns, at_ns + 1)

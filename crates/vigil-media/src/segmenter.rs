@@ -162,6 +162,19 @@ impl Segmenter {
     }
 
     fn encode_frame(&mut self, mut frame: VideoFrame) -> Result<(), MediaError> {
+        // With a variable frame rate the previous picture stays on screen until the next frame:
+        // a mask that begins between two frames gets a masked picture at its exact start.
+        if let Some(last) = &self.last_frame {
+            if let Some(start) = self
+                .mask
+                .screen_span_start_between(last.pts_ns, frame.pts_ns)
+            {
+                let mut boundary = last.clone();
+                boundary.pts_ns = start;
+                self.mask.redact_frame(&mut boundary);
+                self.encoder.push_video(&boundary)?;
+            }
+        }
         self.mask.redact_frame(&mut frame);
         self.encoder.push_video(&frame)?;
         self.last_frame = Some(frame);

@@ -198,7 +198,11 @@ fn main() -> Result<()> {
     let config = desk.dir().join("agent.toml");
     std::fs::write(
         &config,
-        format!("[recording]\npreset = \"{PRESET}\"\ncrf = {CRF}\naudio_bitrate = 16000\n"),
+        format!(
+            "[recording]\npreset = \"{PRESET}\"\ncrf = {CRF}\naudio_bitrate = 16000\nx264_params = \"{}\"\n",
+            // Extra x264 options for Vigil only, for tuning experiments.
+            std::env::var("VIGIL_BENCH_X264").unwrap_or_default()
+        ),
     )?;
     let spool = desk.dir().join("spool");
     let vigil_args: Vec<String> = vec![

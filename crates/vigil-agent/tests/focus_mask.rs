@@ -1,0 +1,232 @@
+//! Acceptance (issue 3, partly): a native GTK entry labelled "Card number" masks the screen
+//! from the moment it gains focus until the rule's tail after it loses focus; the frames of the
+//! span are black in the recording, the frames around it are not, and the manifest lists the
+//! span with its rule and trigger.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use vigil_e2e::TestDesktop;
+
+const FORM: &str = r#"
+import gi
+gi.require_version("Gtk", "3.0")
+from gi.repository import GLib, Gtk
+GLib.set_prgname("vigil-checkout")
+win = Gtk.Window(title="Vigil checkout")
+win.set_default_size(900, 300)
+grid = Gtk.Grid(row_spacing=16, column_spacing=16, margin=40)
+label = Gtk.Label(label="Card number", xalign=0)
+card = Gtk.Entry(width_chars=30)
+label.set_mnemonic_widget(card)
+name = Gtk.Entry(width_chars=30)
+name.get_accessible().set_name("Name")
+grid.attach(label, 0, 0, 1, 1)
+grid.attach(card, 1, 0, 1, 1)
+grid.attach(name, 1, 1, 1, 1)
+win.add(grid)
+win.connect("destroy", Gtk.main_quit)
+win.show_all()
+Gtk.main()
+"#;
+
+struct App(Child);
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn xdotool(desk: &TestDesktop, args: &[&str]) -> String {
+    let out = desk
+        .command("timeout")
+        .args(["30", "xdotool"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "xdotool {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every decoded frame of a screen file: (presentation time in seconds, brightest luma).
+fn frames(file: &Path) -> Vec<(f64, u8)> {
+    let times: Vec<f64> = String::from_utf8(
+        run_ok(
+            Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "v",
+                    "-show_entries",
+                    "frame=pts_time",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(file),
+        )
+        .stdout,
+    )
+    .unwrap()
+    .lines()
+    .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+    .collect();
+    let raw = run_ok(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(file)
+            .args([
+                "-fps_mode",
+                "passthrough",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "gray",
+                "-",
+            ]),
+    )
+    .stdout;
+    let size = raw.len() / times.len().max(1);
+    assert!(
+        size > 0 && raw.len() == size * times.len(),
+        "{} bytes of frames for {} timestamps",
+        raw.len(),
+        times.len()
+    );
+    times
+        .iter()
+        .zip(raw.chunks(size))
+        .map(|(t, f)| (*t, *f.iter().max().unwrap()))
+        .collect()
+}
+
+/// The frame on screen at `at` seconds: the last one presented at or before it.
+fn shown_at(frames: &[(f64, u8)], at: f64) -> (f64, u8) {
+    *frames
+        .iter()
+        .rev()
+        .find(|(t, _)| *t <= at)
+        .unwrap_or(&frames[0])
+}
+
+fn wall_ns(v: &serde_json::Value) -> u128 {
+    let t = time::OffsetDateTime::parse(
+        v.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    SystemTime::from(t)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+#[test]
+fn focusing_a_card_field_masks_the_screen_until_after_blur() {
+    let mut desk = TestDesktop::start().unwrap();
+    desk.start_accessibility().unwrap();
+    let id = identity(desk.dir());
+    let spool = desk.dir().join("spool");
+    let script = desk.dir().join("form.py");
+    std::fs::write(&script, FORM).unwrap();
+    let _app = App(desk
+        .command("/usr/bin/python3")
+        .arg(&script)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let window = xdotool(&desk, &["search", "--sync", "--name", "Vigil checkout"]);
+
+    let agent_run = agent(&desk)
+        .args(["record", "--for", "14", "--segment-seconds", "7", "--spool"])
+        .arg(&spool)
+        .args(["--recipient", &id.recipient])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let focused_at = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    xdotool(&desk, &["windowfocus", "--sync", &window]);
+    xdotool(&desk, &["type", "--delay", "120", "4111111111111111"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let left_at = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    xdotool(&desk, &["key", "Tab"]);
+    let out = agent_run.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let session = session_dir(&spool);
+    let manifests = manifests(&session);
+    let mut spans = Vec::new();
+    for m in &manifests {
+        for s in m["masked_spans"].as_array().unwrap() {
+            spans.push((m.clone(), s.clone()));
+        }
+    }
+    let (m, span) = spans
+        .iter()
+        .find(|(_, s)| s["rule_id"] == "builtin.card-number")
+        .unwrap_or_else(|| panic!("no card-number span in {spans:?}"));
+    assert_eq!(span["trigger"], "accessibility");
+    // Wall time of the span's start and end.
+    let seg_wall = wall_ns(&m["start"]["wall"]);
+    let seg_mono = m["start"]["mono_ns"].as_u64().unwrap() as u128;
+    let start_wall = seg_wall + span["start_ns"].as_u64().unwrap() as u128 - seg_mono;
+    assert!(
+        start_wall >= focused_at,
+        "span starts before the focus was even requested"
+    );
+    assert!(
+        start_wall - focused_at < 1_000_000_000,
+        "span starts {} ms after focus",
+        (start_wall - focused_at) / 1_000_000
+    );
+
+    // Frames: black inside the span (from its start to the blur), not black before it.
+    let seq = m["sequence"].as_u64().unwrap();
+    let screen = desk.dir().join("screen.mkv");
+    decrypt(&id, &session.join(format!("{seq:06}.screen.age")), &screen);
+    let into = |wall: u128| (wall.saturating_sub(seg_wall)) as f64 / 1e9;
+    let frames = frames(&screen);
+    // Every frame shown from the span's start until the blur is black...
+    let (from, to) = (into(start_wall), into(left_at).min(7.0));
+    for (t, luma) in frames.iter().filter(|(t, _)| *t >= from && *t < to) {
+        assert_eq!(
+            *luma, 0,
+            "visible pixels in the frame at {t:.2} s, inside the masked span"
+        );
+    }
+    assert!(
+        frames.iter().any(|(t, _)| *t >= from && *t < to),
+        "no frame inside the span"
+    );
+    assert_eq!(
+        shown_at(&frames, from + 0.05).1,
+        0,
+        "the frame on screen when the mask began is visible"
+    );
+    // ...and the screen before the span was not.
+    if from > 1.5 {
+        assert!(
+            shown_at(&frames, from - 1.0).1 > 0,
+            "the screen before the span is black too"
+        );
+    }
+}
