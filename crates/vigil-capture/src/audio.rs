@@ -9,7 +9,7 @@ use cpal::traits::{DeviceTrait, StreamTrait};
 use crossbeam_channel::Sender;
 
 use crate::platform;
-use crate::{AudioChunk, Capture, Clock, SourceEvent, SourceEventKind};
+use crate::{AudioChunk, Capture, Clock, SourceEventKind};
 
 /// Which voice track a source feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,12 +100,7 @@ impl Stamper {
 }
 
 fn event(clock: &Clock, role: AudioRole, kind: SourceEventKind, detail: String) -> Capture {
-    Capture::Event(SourceEvent {
-        at_ns: clock.now_ns(),
-        source: role.as_str(),
-        kind,
-        detail,
-    })
+    Capture::event(clock, role.as_str(), kind, detail)
 }
 
 /// Runs one supervised audio source until `stop` is set.

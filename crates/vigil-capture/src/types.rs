@@ -80,6 +80,23 @@ pub enum Capture {
     Event(SourceEvent),
 }
 
+impl Capture {
+    /// An event of `source`, stamped now on the session clock.
+    pub(crate) fn event(
+        clock: &crate::Clock,
+        source: &'static str,
+        kind: SourceEventKind,
+        detail: String,
+    ) -> Self {
+        Capture::Event(SourceEvent {
+            at_ns: clock.now_ns(),
+            source,
+            kind,
+            detail,
+        })
+    }
+}
+
 /// Screen capture settings.
 #[derive(Debug, Clone)]
 pub struct ScreenConfig {

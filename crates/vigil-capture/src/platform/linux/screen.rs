@@ -16,7 +16,7 @@ use x11rb::protocol::xproto::ConnectionExt as _;
 use crate::audio::sleep_unless_stopped;
 use crate::{
     Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, PixelFormat, ScreenConfig,
-    SourceEvent, SourceEventKind, VideoFrame,
+    SourceEventKind, VideoFrame,
 };
 
 const GEOMETRY_EVERY: Duration = Duration::from_millis(500);
@@ -149,12 +149,7 @@ fn open_grabber(
 }
 
 fn event(clock: &Clock, kind: SourceEventKind, detail: String) -> Capture {
-    Capture::Event(SourceEvent {
-        at_ns: clock.now_ns(),
-        source: "screen",
-        kind,
-        detail,
-    })
+    Capture::event(clock, "screen", kind, detail)
 }
 
 /// The screen thread: (re)opens the grabber, sends changed frames, follows geometry changes.

@@ -28,8 +28,7 @@ use super::completion::{capture_error, shareable_content, wait_for_completion};
 use super::frame_output::{FrameSink, ScreenOutput};
 use crate::audio::sleep_unless_stopped;
 use crate::{
-    Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, ScreenConfig, SourceEvent,
-    SourceEventKind,
+    Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, ScreenConfig, SourceEventKind,
 };
 
 const WATCH_EVERY: Duration = Duration::from_millis(200);
@@ -272,12 +271,7 @@ impl Drop for RunningStream {
 }
 
 fn event(clock: &Clock, kind: SourceEventKind, detail: String) -> Capture {
-    Capture::Event(SourceEvent {
-        at_ns: clock.now_ns(),
-        source: "screen",
-        kind,
-        detail,
-    })
+    Capture::event(clock, "screen", kind, detail)
 }
 
 /// The screen thread: (re)opens the stream, follows display changes, retries failures.

@@ -19,7 +19,7 @@ use windows_capture::settings::{
 use crate::audio::sleep_unless_stopped;
 use crate::{
     Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, PixelFormat, ScreenConfig,
-    SourceEvent, SourceEventKind, VideoFrame,
+    SourceEventKind, VideoFrame,
 };
 
 fn backend(e: impl std::fmt::Display) -> CaptureError {
@@ -136,24 +136,24 @@ pub(crate) fn run_screen(
         });
         match started {
             Ok(control) => {
-                let _ = tx.send(Capture::Event(SourceEvent {
-                    at_ns: clock.now_ns(),
-                    source: "screen",
-                    kind: SourceEventKind::DeviceOpened,
-                    detail: "primary monitor".into(),
-                }));
+                let _ = tx.send(Capture::event(
+                    &clock,
+                    "screen",
+                    SourceEventKind::DeviceOpened,
+                    "primary monitor".into(),
+                ));
                 while !stop.load(Ordering::SeqCst) && !control.is_finished() {
                     std::thread::sleep(Duration::from_millis(200));
                 }
                 let _ = control.stop();
             }
             Err(e) => {
-                let _ = tx.send(Capture::Event(SourceEvent {
-                    at_ns: clock.now_ns(),
-                    source: "screen",
-                    kind: SourceEventKind::Failed,
-                    detail: e.to_string(),
-                }));
+                let _ = tx.send(Capture::event(
+                    &clock,
+                    "screen",
+                    SourceEventKind::Failed,
+                    e.to_string(),
+                ));
                 sleep_unless_stopped(&stop, Duration::from_secs(1));
             }
         }

@@ -24,8 +24,7 @@ use crossbeam_channel::Sender;
 
 use crate::audio::sleep_unless_stopped;
 use crate::{
-    Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, ScreenConfig, SourceEvent,
-    SourceEventKind,
+    Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, ScreenConfig, SourceEventKind,
 };
 
 use stream::Ended;
@@ -47,12 +46,7 @@ pub(super) struct Sink {
 }
 
 fn event(clock: &Clock, kind: SourceEventKind, detail: String) -> Capture {
-    Capture::Event(SourceEvent {
-        at_ns: clock.now_ns(),
-        source: "screen",
-        kind,
-        detail,
-    })
+    Capture::event(clock, "screen", kind, detail)
 }
 
 /// The portal answers and can share monitors. Does not ask the user (that happens on start).
