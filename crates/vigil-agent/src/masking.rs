@@ -11,8 +11,10 @@ use vigil_media::{MaskSpan, MaskTimeline};
 
 /// How long audio stays silent after the last DTMF tone.
 const DTMF_TAIL_NS: u64 = 1_500_000_000;
-/// Audio silenced before a tone's detected start (its onset, which the detector cannot see).
-const DTMF_LEAD_NS: u64 = 40_000_000;
+/// Audio silenced before a tone's detected start: its onset, which the detector cannot see, and
+/// a whole tone's worth more in case the analysis restarted inside it (a resynchronised audio
+/// clock restarts the detector's blocks).
+const DTMF_LEAD_NS: u64 = 150_000_000;
 
 /// Masking state of one recording session.
 pub(crate) struct Masking {
