@@ -37,48 +37,44 @@ pub(crate) fn seal_segment(
     sealer: &mut Sealer,
     spool: &Spool,
 ) -> Result<WrittenSegment, RecordError> {
-    let seal = |bytes: &[u8]| sealer.seal_blob(bytes).map_err(RecordError::Seal);
     let mut sealed: Vec<(MediaKind, Vec<u8>)> = Vec::new();
     let mut blobs = Vec::new();
     let mut encoder = session.encoder.clone();
+    let mut add =
+        |kind: MediaKind, plaintext: &[u8], tracks: Vec<TrackInfo>| -> Result<(), RecordError> {
+            let ciphertext = sealer.seal_blob(plaintext).map_err(RecordError::Seal)?;
+            blobs.push(BlobRef {
+                kind,
+                file: Spool::blob_name(segment.sequence, kind),
+                size: ciphertext.len() as u64,
+                sha256: sha256_hex(&ciphertext),
+                container: "matroska".into(),
+                tracks,
+            });
+            sealed.push((kind, ciphertext));
+            Ok(())
+        };
+    let track = |role: &str, codec: &str, source: &str| TrackInfo {
+        role: role.into(),
+        codec: codec.into(),
+        source: source.into(),
+    };
     if let Some(screen) = &segment.media.screen {
-        let ciphertext = seal(screen)?;
         encoder.video_size = segment.media.video_size;
-        blobs.push(BlobRef {
-            kind: MediaKind::Screen,
-            file: Spool::blob_name(segment.sequence, MediaKind::Screen),
-            size: ciphertext.len() as u64,
-            sha256: sha256_hex(&ciphertext),
-            container: "matroska".into(),
-            tracks: vec![TrackInfo {
-                role: "screen".into(),
-                codec: "h264".into(),
-                source: "display".into(),
-            }],
-        });
-        sealed.push((MediaKind::Screen, ciphertext));
+        add(
+            MediaKind::Screen,
+            screen,
+            vec![track("screen", "h264", "display")],
+        )?;
     }
-    let ciphertext = seal(&segment.media.voice)?;
-    blobs.push(BlobRef {
-        kind: MediaKind::Voice,
-        file: Spool::blob_name(segment.sequence, MediaKind::Voice),
-        size: ciphertext.len() as u64,
-        sha256: sha256_hex(&ciphertext),
-        container: "matroska".into(),
-        tracks: vec![
-            TrackInfo {
-                role: "microphone".into(),
-                codec: "opus".into(),
-                source: session.microphone.clone(),
-            },
-            TrackInfo {
-                role: "system_audio".into(),
-                codec: "opus".into(),
-                source: session.system_audio.clone(),
-            },
+    add(
+        MediaKind::Voice,
+        &segment.media.voice,
+        vec![
+            track("microphone", "opus", &session.microphone),
+            track("system_audio", "opus", &session.system_audio),
         ],
-    });
-    sealed.push((MediaKind::Voice, ciphertext));
+    )?;
     // The plaintext is not needed any more.
     drop(segment.media);
 

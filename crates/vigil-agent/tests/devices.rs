@@ -9,15 +9,6 @@ use std::time::{Duration, SystemTime};
 use common::*;
 use vigil_e2e::TestDesktop;
 
-fn wall(v: &serde_json::Value) -> SystemTime {
-    let t = time::OffsetDateTime::parse(
-        v.as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
-    SystemTime::from(t)
-}
-
 /// The wall time of an event, from its segment's start stamps.
 fn event_wall(manifest: &serde_json::Value, event: &serde_json::Value) -> SystemTime {
     let start_mono = manifest["start"]["mono_ns"].as_u64().unwrap();

@@ -116,12 +116,7 @@ fn shown_at(frames: &[(f64, u8)], at: f64) -> (f64, u8) {
 }
 
 fn wall_ns(v: &serde_json::Value) -> u128 {
-    let t = time::OffsetDateTime::parse(
-        v.as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
-    SystemTime::from(t)
+    wall(v)
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_nanos()

@@ -166,3 +166,13 @@ fn window_tone_share(samples: &[f32], hz: f64) -> f64 {
 pub fn rms(samples: &[f32]) -> f64 {
     (samples.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / samples.len().max(1) as f64).sqrt()
 }
+
+/// A manifest's RFC 3339 wall time.
+pub fn wall(v: &serde_json::Value) -> std::time::SystemTime {
+    let t = time::OffsetDateTime::parse(
+        v.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    std::time::SystemTime::from(t)
+}
