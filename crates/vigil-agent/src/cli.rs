@@ -49,6 +49,10 @@ struct RecordArgs {
     /// Output device whose audio is recorded as the caller.
     #[arg(long)]
     system_audio: Option<String>,
+    /// A second output whose audio is mixed into the caller's track (softphones that play
+    /// calls on a headset; Windows follows its communications device without this).
+    #[arg(long)]
+    communications_output: Option<String>,
     /// X11 display to record.
     #[arg(long)]
     display: Option<String>,
@@ -119,6 +123,9 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
         }),
         microphone: args.microphone.or(config.capture.microphone.clone()),
         system_audio: args.system_audio.or(config.capture.system_audio.clone()),
+        communications_output: args
+            .communications_output
+            .or(config.capture.communications_output.clone()),
         encoder: EncoderConfig {
             preset: rec.preset.clone(),
             crf: rec.crf,

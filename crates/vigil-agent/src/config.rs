@@ -49,6 +49,9 @@ pub struct CaptureSection {
     pub microphone: Option<String>,
     /// Output whose audio is the caller (default: the OS default output).
     pub system_audio: Option<String>,
+    /// A second output softphones play calls on, mixed into the system-audio track (default:
+    /// Windows' communications device; none elsewhere).
+    pub communications_output: Option<String>,
     /// X11 display (default: `$DISPLAY`).
     pub display: Option<String>,
     /// Screen frames per second.
@@ -62,6 +65,7 @@ impl Default for CaptureSection {
         Self {
             microphone: None,
             system_audio: None,
+            communications_output: None,
             display: None,
             fps: 5,
             screen: true,

@@ -36,6 +36,9 @@ pub struct RecordOptions {
     pub microphone: Option<String>,
     /// System-audio output id (`None`: default).
     pub system_audio: Option<String>,
+    /// A second output mixed into the system-audio track (`None`: the OS communications
+    /// device where there is one).
+    pub communications_output: Option<String>,
     /// Encoder settings.
     pub encoder: EncoderConfig,
     /// Silence both voice tracks while DTMF tones sound.
@@ -123,19 +126,32 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
             tx.clone(),
         )?);
     }
+    // Not awaited below: it idles while the communications output is the default output.
+    let expected = sources.len();
+    if options.communications_output.is_some() || vigil_capture::has_communications_device() {
+        sources.push(vigil_capture::start_audio(
+            AudioSourceConfig {
+                role: AudioRole::Communications,
+                device: options.communications_output.clone(),
+            },
+            clock,
+            tx.clone(),
+        )?);
+    }
     drop(tx);
 
     // The session starts once every source has opened its device (or after 3 s, whichever is
     // first), so that slow audio servers do not open every session with a gap.
     let mut early = Vec::new();
-    let expected = sources.len();
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     let mut opened = std::collections::HashSet::new();
     while opened.len() < expected {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(Capture::Event(e)) => {
-                if e.kind == vigil_capture::SourceEventKind::DeviceOpened {
+                if e.kind == vigil_capture::SourceEventKind::DeviceOpened
+                    && e.source != AudioRole::Communications.as_str()
+                {
                     opened.insert(e.source);
                 }
                 early.push(Capture::Event(e));

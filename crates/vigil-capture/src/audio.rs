@@ -18,6 +18,9 @@ pub enum AudioRole {
     Microphone,
     /// What the computer plays: the caller, on a softphone.
     SystemAudio,
+    /// A second output softphones play calls on (Windows' communications device, or one
+    /// configured): mixed into the system-audio track.
+    Communications,
 }
 
 impl AudioRole {
@@ -26,6 +29,15 @@ impl AudioRole {
         match self {
             AudioRole::Microphone => "microphone",
             AudioRole::SystemAudio => "system_audio",
+            AudioRole::Communications => "communications",
+        }
+    }
+
+    /// The voice track a role feeds: communications audio is part of the system track.
+    pub fn track(self) -> AudioRole {
+        match self {
+            AudioRole::Communications => AudioRole::SystemAudio,
+            role => role,
         }
     }
 }
@@ -145,6 +157,16 @@ pub(crate) fn run(
                 ));
             }
         }
+        if config.role == AudioRole::Communications && same_as_system_output(&host, &id) {
+            // The communications output is the default output too: the system-audio source
+            // already records it; a second stream would play the caller twice.
+            if current.as_deref() != Some(id.as_str()) {
+                tracing::info!(device = %id, "communications output is the default output");
+            }
+            current = Some(id);
+            sleep_unless_stopped(&stop, RESOLVE_EVERY);
+            continue;
+        }
         current = Some(id.clone());
         match open_stream(&device, role, &clock, &tx) {
             Ok((stream, failed, active)) => {
@@ -200,12 +222,21 @@ fn watch(
         if last_resolve.elapsed() >= RESOLVE_EVERY {
             last_resolve = Instant::now();
             match platform::resolve_audio_device(host, config.role, config.device.as_deref()) {
-                Ok((_, now_id)) if now_id == id => {}
+                Ok((_, now_id))
+                    if now_id == id
+                        && !(config.role == AudioRole::Communications
+                            && same_as_system_output(host, id)) => {}
                 // Changed or gone: reopen (the outer loop reports which).
                 _ => return,
             }
         }
     }
+}
+
+/// Whether `id` is the device the (unconfigured) system-audio source follows.
+fn same_as_system_output(host: &cpal::Host, id: &str) -> bool {
+    platform::resolve_audio_device(host, AudioRole::SystemAudio, None)
+        .is_ok_and(|(_, system)| system == id)
 }
 
 fn open_stream(

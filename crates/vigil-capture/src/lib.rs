@@ -10,15 +10,17 @@
 #![cfg_attr(target_os = "macos", deny(unsafe_code))]
 
 mod audio;
+mod canvas;
 mod clock;
 mod error;
 mod platform;
 mod types;
 
 pub use audio::{AudioRole, AudioSourceConfig};
+pub use canvas::{DesktopCanvas, MonitorRect};
 pub use clock::Clock;
 pub use error::{CaptureError, CaptureErrorKind};
-pub use platform::{list_devices, start_audio, start_screen};
+pub use platform::{has_communications_device, list_devices, start_audio, start_screen};
 pub use types::{
     AudioChunk, Capture, DeviceList, MonitorInfo, PixelFormat, ScreenConfig, SourceEvent,
     SourceEventKind, SourceHandle, VideoFrame,

@@ -19,6 +19,8 @@ pub(crate) struct AudioTimeline {
     pending: VecDeque<f32>,
     /// Silence inserted since the last `take_gaps`, as sample index ranges.
     gaps: Vec<(u64, u64)>,
+    /// End of the last captured (not padded) samples.
+    received_until: u64,
 }
 
 pub(crate) fn ns_to_index(origin_ns: u64, ns: u64) -> u64 {
@@ -56,6 +58,7 @@ impl AudioTimeline {
             taken_index: 0,
             pending: VecDeque::new(),
             gaps: Vec::new(),
+            received_until: 0,
         }
     }
 
@@ -84,6 +87,47 @@ impl AudioTimeline {
         }
         self.pending.extend(start.1.iter().copied());
         self.next_index += start.1.len() as u64;
+        self.received_until = self.next_index;
+    }
+
+    /// Index of the next sample to arrive: everything before it is placed.
+    pub(crate) fn placed_until(&self) -> u64 {
+        self.next_index
+    }
+
+    /// Index of the next sample to be taken.
+    pub(crate) fn taken_until(&self) -> u64 {
+        self.taken_index
+    }
+
+    /// End of the last samples the source really delivered (padding excluded).
+    pub(crate) fn received_until(&self) -> u64 {
+        self.received_until
+    }
+
+    /// Adds this timeline's samples from index `first` on into `mix` (clamped to [-1, 1]) and
+    /// consumes them; samples before `first` are dropped, missing ones add nothing.
+    pub(crate) fn mix_into(&mut self, first: u64, mix: &mut [f32]) {
+        if self.taken_index < first {
+            let skip = (first - self.taken_index).min(self.pending.len() as u64);
+            self.pending.drain(..skip as usize);
+            self.taken_index += skip;
+        }
+        if self.taken_index < first {
+            return;
+        }
+        let offset = (self.taken_index - first) as usize;
+        let Some(room) = mix.len().checked_sub(offset) else {
+            return;
+        };
+        let n = room.min(self.pending.len());
+        for (out, add) in mix[offset..offset + n]
+            .iter_mut()
+            .zip(self.pending.drain(..n))
+        {
+            *out = (*out + add).clamp(-1.0, 1.0);
+        }
+        self.taken_index += n as u64;
     }
 
     fn pad_to(&mut self, index: u64) {
@@ -170,5 +214,37 @@ mod tests {
         t.push(0, 44_100, &[0.3; 4410]);
         let (_, got) = t.take_until(u64::MAX);
         assert_eq!(got.len(), s(100));
+    }
+
+    #[test]
+    fn a_second_source_mixes_sample_for_sample() {
+        let mut main = AudioTimeline::new(0);
+        let mut comms = AudioTimeline::new(0);
+        main.push(0, VOICE_RATE, &vec![0.25; s(200)]);
+        // The second source starts 50 ms later and runs past what the main one has.
+        comms.push(50 * MS, VOICE_RATE, &vec![0.5; s(300)]);
+        assert_eq!(comms.received_until() as usize, s(350));
+        let (first, mut mix) = main.take_until(ns_to_index(0, 100 * MS));
+        comms.mix_into(first, &mut mix);
+        assert!(
+            mix[..s(50)].iter().all(|x| *x == 0.25),
+            "before the second source"
+        );
+        assert!(mix[s(50)..].iter().all(|x| *x == 0.75), "both sources");
+        let (first, mut mix) = main.take_until(u64::MAX);
+        comms.mix_into(first, &mut mix);
+        assert_eq!(mix.len(), s(100));
+        assert!(mix.iter().all(|x| *x == 0.75));
+        assert_eq!(
+            comms.taken_until() as usize,
+            s(200),
+            "the rest waits for the main track"
+        );
+        // Loud sources clamp instead of wrapping.
+        let mut loud = vec![0.9; 4];
+        let mut other = AudioTimeline::new(0);
+        other.push(0, VOICE_RATE, &[0.9; 4]);
+        other.mix_into(0, &mut loud);
+        assert_eq!(loud, vec![1.0; 4]);
     }
 }

@@ -41,6 +41,11 @@ pub struct FinishedSegment {
 
 /// The voice tracks in container order.
 const ROLES: [AudioRole; 2] = [AudioRole::Microphone, AudioRole::SystemAudio];
+/// The system track's index in [`ROLES`].
+const SYSTEM_TRACK: usize = 1;
+/// How long the system track waits for a silent communications source before it stops
+/// waiting: the source idles when the communications output is the default output.
+const COMMUNICATIONS_WAIT_SAMPLES: u64 = crate::VOICE_RATE as u64;
 
 /// Drives the media stage of one recording session.
 pub struct Segmenter {
@@ -49,6 +54,8 @@ pub struct Segmenter {
     delay: DelayLine,
     mask: MaskTimeline,
     audio: [AudioTimeline; 2],
+    /// A second output's loopback, mixed into the system track.
+    communications: AudioTimeline,
     encoder: SegmentEncoder,
     sequence: u64,
     start_ns: u64,
@@ -75,6 +82,7 @@ impl Segmenter {
             origin_ns,
             mask: MaskTimeline::default(),
             audio: [AudioTimeline::new(origin_ns), AudioTimeline::new(origin_ns)],
+            communications: AudioTimeline::new(origin_ns),
             encoder,
             sequence: 1,
             start_ns: origin_ns,
@@ -131,8 +139,14 @@ impl Segmenter {
         for mut chunk in chunks {
             self.mask
                 .redact_samples(chunk.pts_ns, chunk.sample_rate, &mut chunk.samples);
-            let track = ROLES.iter().position(|r| *r == chunk.role).unwrap_or(0);
-            self.audio[track].push(chunk.pts_ns, chunk.sample_rate, &chunk.samples);
+            let timeline = match chunk.role {
+                AudioRole::Communications => &mut self.communications,
+                role => {
+                    let track = ROLES.iter().position(|r| *r == role).unwrap_or(0);
+                    &mut self.audio[track]
+                }
+            };
+            timeline.push(chunk.pts_ns, chunk.sample_rate, &chunk.samples);
         }
     }
 
@@ -185,7 +199,21 @@ impl Segmenter {
     fn feed_audio(&mut self, until_ns: u64) -> Result<(), MediaError> {
         let until = ns_to_index(self.origin_ns, until_ns);
         for track in 0..ROLES.len() {
-            let (_, samples) = self.audio[track].take_until(until);
+            let mut limit = until;
+            if track == SYSTEM_TRACK {
+                // While the communications source delivers, the system track advances only as
+                // far as both sources have placed samples, so the mix has no holes.
+                let comms = &self.communications;
+                if comms.received_until() + COMMUNICATIONS_WAIT_SAMPLES
+                    > self.audio[track].taken_until()
+                {
+                    limit = limit.min(comms.placed_until());
+                }
+            }
+            let (first, mut samples) = self.audio[track].take_until(limit);
+            if track == SYSTEM_TRACK {
+                self.communications.mix_into(first, &mut samples);
+            }
             if !samples.is_empty() {
                 self.encoder.push_audio(track, &samples)?;
             }
@@ -194,6 +222,9 @@ impl Segmenter {
     }
 
     fn close_segment(&mut self, end_ns: u64, last: bool) -> Result<FinishedSegment, MediaError> {
+        // The communications source's silences are not gaps: the system track has its own.
+        self.communications.settle_until(end_ns);
+        self.communications.take_gaps();
         for (timeline, role) in self.audio.iter_mut().zip(ROLES) {
             timeline.settle_until(end_ns);
             for (from, to) in timeline.take_gaps() {

@@ -30,6 +30,12 @@ use macos as os;
 
 pub(crate) use os::{resolve_audio_device, stream_config};
 
+/// Whether the OS names a communications output of its own (Windows does), so that a
+/// [`AudioRole::Communications`] source is worth running without configuration.
+pub fn has_communications_device() -> bool {
+    os::HAS_COMMUNICATIONS_DEVICE
+}
+
 /// Starts an audio source on its own thread; it sends [`Capture::Audio`] and events to `tx`
 /// until the handle is dropped. It never gives up: a missing device is retried and reported.
 pub fn start_audio(
@@ -112,7 +118,7 @@ pub(crate) fn configured_or_default(
             .find(|d| d.id().map(|i| i.id() == want).unwrap_or(false)),
         None => match role {
             AudioRole::Microphone => host.default_input_device(),
-            AudioRole::SystemAudio => host.default_output_device(),
+            AudioRole::SystemAudio | AudioRole::Communications => host.default_output_device(),
         },
     };
     let device = device.ok_or_else(|| {

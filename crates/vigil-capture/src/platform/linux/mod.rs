@@ -63,8 +63,11 @@ const SAMPLE_RATE: u32 = 16_000;
 /// cost wake-ups for nothing (the delay line waits longer anyway).
 const BUFFER_FRAMES: u32 = 1600;
 
+/// PulseAudio has no communications output role: that source runs only when configured.
+pub(crate) const HAS_COMMUNICATIONS_DEVICE: bool = false;
+
 /// The microphone is the configured or default source; the system audio is the monitor of the
-/// configured or default sink (what the softphone plays).
+/// configured or default sink (what the softphone plays), and so is the communications output.
 pub(crate) fn resolve_audio_device(
     host: &cpal::Host,
     role: AudioRole,
@@ -72,7 +75,8 @@ pub(crate) fn resolve_audio_device(
 ) -> Result<(cpal::Device, String), CaptureError> {
     match role {
         AudioRole::Microphone => super::configured_or_default(host, role, configured),
-        AudioRole::SystemAudio => {
+        // Linux has no communications role: that source runs only when configured.
+        AudioRole::SystemAudio | AudioRole::Communications => {
             let sink = match configured {
                 Some(c) => c.trim_end_matches(".monitor").to_string(),
                 None => host

@@ -11,6 +11,9 @@ use crate::{AudioRole, CaptureError};
 
 pub(crate) use screen::{check_screen, list_screens, run_screen};
 
+/// macOS has no communications output role: that source runs only when configured.
+pub(crate) const HAS_COMMUNICATIONS_DEVICE: bool = false;
+
 pub(crate) fn resolve_audio_device(
     host: &cpal::Host,
     role: AudioRole,
@@ -25,7 +28,7 @@ pub(crate) fn stream_config(
 ) -> Result<cpal::StreamConfig, cpal::Error> {
     let supported = match role {
         AudioRole::Microphone => device.default_input_config()?,
-        AudioRole::SystemAudio => device.default_output_config()?,
+        AudioRole::SystemAudio | AudioRole::Communications => device.default_output_config()?,
     };
     Ok(supported.config())
 }

@@ -10,6 +10,9 @@ use crate::{AudioRole, CaptureError};
 
 pub(crate) use screen::{check_screen, list_screens, run_screen};
 
+/// Windows names a default communications render endpoint (eCommunications).
+pub(crate) const HAS_COMMUNICATIONS_DEVICE: bool = true;
+
 /// The microphone is the configured or default capture device; the system audio is a loopback
 /// stream on the configured or default render device (cpal opens input streams on render
 /// devices as WASAPI loopback).
@@ -28,7 +31,7 @@ pub(crate) fn stream_config(
 ) -> Result<cpal::StreamConfig, cpal::Error> {
     let supported = match role {
         AudioRole::Microphone => device.default_input_config()?,
-        AudioRole::SystemAudio => device.default_output_config()?,
+        AudioRole::SystemAudio | AudioRole::Communications => device.default_output_config()?,
     };
     Ok(supported.config())
 }
