@@ -5,9 +5,13 @@
 //! (the layout cpal uses). Sources restart themselves after device changes and report every
 //! change or gap as a [`SourceEvent`], so the manifest never hides one.
 #![deny(missing_docs)]
-#![cfg_attr(not(target_os = "macos"), forbid(unsafe_code))]
-// ScreenCaptureKit needs Objective-C calls: only the macOS modules allow unsafe, block by block.
-#![cfg_attr(target_os = "macos", deny(unsafe_code))]
+#![cfg_attr(
+    not(any(target_os = "macos", target_os = "windows")),
+    forbid(unsafe_code)
+)]
+// ScreenCaptureKit needs Objective-C calls, WASAPI and monitor geometry need COM and Win32 calls:
+// only those macOS and Windows modules and functions allow unsafe, block by block.
+#![cfg_attr(any(target_os = "macos", target_os = "windows"), deny(unsafe_code))]
 
 mod audio;
 mod canvas;

@@ -59,9 +59,11 @@ pub(crate) fn run_screen(
 
 /// Voice is captured mono at 16 kHz, the rate it is encoded at; the server resamples and downmixes.
 const SAMPLE_RATE: u32 = 16_000;
-/// 100 ms callbacks: without a fixed size, monitor sources arrive in ~2 s chunks; smaller ones
-/// cost wake-ups for nothing (the delay line waits longer anyway).
-const BUFFER_FRAMES: u32 = 1600;
+/// 200 ms callbacks. cpal makes the fragment the record stream's whole server-side buffer
+/// (`maxlength`): a client that reads later than that under load loses samples, so the
+/// fragment is as long as the delay line allows (it must arrive well within its 600 ms).
+/// Without a fixed size, monitor sources arrive in ~2 s chunks.
+const BUFFER_FRAMES: u32 = 3200;
 
 /// PulseAudio has no communications output role: that source runs only when configured.
 pub(crate) const HAS_COMMUNICATIONS_DEVICE: bool = false;

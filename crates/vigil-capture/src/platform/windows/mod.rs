@@ -1,7 +1,14 @@
-//! Windows: WASAPI through cpal for the microphone and for the loopback of the default render
-//! device (the caller, as the softphone plays it); Windows.Graphics.Capture (windows-capture) for
-//! the primary monitor.
+//! Windows: WASAPI through cpal for the microphone and, as loopback, for two outputs: the
+//! default (console) render device for the system audio, and the default *communications* render
+//! device, where softphones play calls (found with the MMDevice API, see [`communications`]).
+//! Windows.Graphics.Capture (windows-capture) records every monitor, painted into one image of
+//! the virtual desktop (see [`screen`]).
+//!
+//! COM and Win32 calls are unsafe in the `windows` crate: only the functions that make them allow
+//! `unsafe_code`, and each block says why it is sound.
 
+mod communications;
+mod monitors;
 mod screen;
 
 use cpal::traits::DeviceTrait;
@@ -15,13 +22,17 @@ pub(crate) const HAS_COMMUNICATIONS_DEVICE: bool = true;
 
 /// The microphone is the configured or default capture device; the system audio is a loopback
 /// stream on the configured or default render device (cpal opens input streams on render
-/// devices as WASAPI loopback).
+/// devices as WASAPI loopback); the communications source, unless configured, follows the
+/// default communications render endpoint.
 pub(crate) fn resolve_audio_device(
     host: &cpal::Host,
     role: AudioRole,
     configured: Option<&str>,
 ) -> Result<(cpal::Device, String), CaptureError> {
-    super::configured_or_default(host, role, configured)
+    match (role, configured) {
+        (AudioRole::Communications, None) => communications::communications_render_device(host),
+        _ => super::configured_or_default(host, role, configured),
+    }
 }
 
 /// WASAPI shared mode runs at the device's mix format; the media stage resamples.
