@@ -1,58 +1,55 @@
-//! The Objective-C object ScreenCaptureKit calls back: it receives each screen sample buffer on
-//! the stream's dispatch queue, copies changed frames into packed `Bgr0` rows and sends them,
-//! and records why the stream stopped when the system stops it.
-#![allow(unsafe_code)] // Objective-C class definition and CoreMedia/CoreVideo calls
+//! The Objective-C object ScreenCaptureKit calls back, one per display stream: on the streams'
+//! dispatch queue it paints each new picture of its display into the desktop canvas they all
+//! share, and it records why its stream stopped when the system stops it. The capture thread
+//! takes frames out of the shared canvas (see `streams.rs`).
+#![allow(unsafe_code)] // Objective-C class definition and CoreMedia calls
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crossbeam_channel::Sender;
 use objc2::rc::Retained;
 use objc2::{define_class, msg_send, AnyThread, DefinedClass};
-use objc2_core_foundation::{CFArray, CFDictionary, CFNumber, CFRetained, CFString, CFType};
+use objc2_core_graphics::CGDirectDisplayID;
 use objc2_core_media::CMSampleBuffer;
-use objc2_core_video::{
-    kCVPixelFormatType_32BGRA, kCVReturnSuccess, CVPixelBuffer, CVPixelBufferGetBaseAddress,
-    CVPixelBufferGetBytesPerRow, CVPixelBufferGetHeight, CVPixelBufferGetPixelFormatType,
-    CVPixelBufferGetWidth, CVPixelBufferIsPlanar, CVPixelBufferLockBaseAddress,
-    CVPixelBufferLockFlags, CVPixelBufferUnlockBaseAddress,
-};
-use objc2_foundation::{NSError, NSObject, NSObjectProtocol, NSString};
-use objc2_screen_capture_kit::{
-    SCFrameStatus, SCStream, SCStreamDelegate, SCStreamFrameInfoStatus, SCStreamOutput,
-    SCStreamOutputType,
-};
+use objc2_foundation::{NSError, NSObject, NSObjectProtocol};
+use objc2_screen_capture_kit::{SCStream, SCStreamDelegate, SCStreamOutput, SCStreamOutputType};
 
-use crate::{Capture, Clock, PixelFormat, VideoFrame};
+use super::pixel_buffer::{is_new_picture, with_bgra_image, BgraImage};
+use crate::{Clock, DesktopCanvas, VideoFrame};
 
-/// The last frame sent, kept to drop identical ones (variable frame rate, as on Linux).
-struct PreviousFrame {
-    width: u32,
-    height: u32,
-    data: Arc<Vec<u8>>,
+/// The canvas and when it was last painted: a frame is stamped with its newest picture's time.
+struct PaintedCanvas {
+    canvas: DesktopCanvas,
+    painted_at_ns: u64,
 }
 
-/// State shared between the capture thread and the stream's dispatch queue.
-pub(super) struct FrameSink {
+/// The desktop picture shared by every display's output (on the dispatch queue) and the
+/// capture thread, plus the first reason a stream stopped.
+pub(super) struct SharedDesktop {
     clock: Clock,
-    tx: Sender<Capture>,
-    previous: Mutex<Option<PreviousFrame>>,
+    painted: Mutex<PaintedCanvas>,
     stop_error: Mutex<Option<String>>,
-    receiver_gone: AtomicBool,
 }
 
-impl FrameSink {
-    pub(super) fn new(clock: Clock, tx: Sender<Capture>) -> Self {
-        Self {
+impl SharedDesktop {
+    pub(super) fn new(clock: Clock, canvas: DesktopCanvas) -> Arc<Self> {
+        Arc::new(Self {
             clock,
-            tx,
-            previous: Mutex::new(None),
+            painted: Mutex::new(PaintedCanvas {
+                canvas,
+                painted_at_ns: 0,
+            }),
             stop_error: Mutex::new(None),
-            receiver_gone: AtomicBool::new(false),
-        }
+        })
     }
 
-    /// Why the system stopped the stream, once it has.
+    /// The desktop, if any display painted since the last frame, stamped with the newest paint.
+    pub(super) fn take_frame(&self) -> Option<VideoFrame> {
+        let mut painted = self.painted.lock().unwrap_or_else(PoisonError::into_inner);
+        let pts_ns = painted.painted_at_ns;
+        painted.canvas.take_frame(pts_ns)
+    }
+
+    /// Why the system stopped a stream, once it has.
     pub(super) fn take_stop_error(&self) -> Option<String> {
         self.stop_error
             .lock()
@@ -60,72 +57,70 @@ impl FrameSink {
             .take()
     }
 
-    /// Whether nobody receives frames any more.
-    pub(super) fn receiver_gone(&self) -> bool {
-        self.receiver_gone.load(Ordering::SeqCst)
+    fn paint(&self, index: usize, image: BgraImage<'_>, captured_at_ns: u64) {
+        let mut painted = self.painted.lock().unwrap_or_else(PoisonError::into_inner);
+        let BgraImage {
+            pixels,
+            width,
+            height,
+            stride,
+        } = image;
+        painted.canvas.paint(index, pixels, width, height, stride);
+        // Two displays' callbacks may take the lock out of order: keep stamps increasing.
+        painted.painted_at_ns = painted.painted_at_ns.max(captured_at_ns);
     }
 
+    fn stopped(&self, display_id: CGDirectDisplayID, error: &NSError) {
+        let message = format!(
+            "screen stream of display {display_id} stopped by the system: {} ({} {})",
+            error.localizedDescription(),
+            error.domain(),
+            error.code()
+        );
+        self.stop_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(message);
+    }
+}
+
+/// What one display's output needs: where it paints, and what to name in errors.
+pub(super) struct DisplayOutput {
+    desktop: Arc<SharedDesktop>,
+    /// The display's index in the canvas layout.
+    index: usize,
+    display_id: CGDirectDisplayID,
+}
+
+impl DisplayOutput {
     fn on_screen_sample(&self, sample: &CMSampleBuffer) {
-        let pts_ns = self.clock.now_ns();
-        // Idle, blank and suspended buffers carry no new image; a missing status is let through
-        // and judged by whether an image buffer is attached.
-        if frame_status(sample).is_some_and(|status| status != SCFrameStatus::Complete) {
+        let captured_at_ns = self.desktop.clock.now_ns();
+        if !is_new_picture(sample) {
             return;
         }
         // SAFETY: `sample` is a valid sample buffer handed to us for the duration of the call.
         let Some(image) = (unsafe { sample.image_buffer() }) else {
             return;
         };
-        let mut previous = self.previous.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(frame) = copy_if_changed(&image, previous.as_ref()) else {
-            return;
-        };
-        *previous = Some(PreviousFrame {
-            width: frame.width,
-            height: frame.height,
-            data: frame.data.clone(),
+        with_bgra_image(&image, |bgra| {
+            self.desktop.paint(self.index, bgra, captured_at_ns)
         });
-        drop(previous);
-        let video = VideoFrame {
-            pts_ns,
-            width: frame.width,
-            height: frame.height,
-            stride: frame.width as usize * 4,
-            format: PixelFormat::Bgr0,
-            data: frame.data,
-        };
-        if self.tx.send(Capture::Video(video)).is_err() {
-            self.receiver_gone.store(true, Ordering::SeqCst);
-        }
-    }
-
-    fn on_stopped(&self, error: &NSError) {
-        let message = format!(
-            "screen stream stopped by the system: {} ({} {})",
-            error.localizedDescription(),
-            error.domain(),
-            error.code()
-        );
-        *self
-            .stop_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(message);
     }
 }
 
 // The ivars are used from the dispatch queue and the capture thread at once.
 const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<FrameSink>();
+    assert_send_sync::<DisplayOutput>();
 };
 
 define_class!(
     // SAFETY: NSObject has no subclassing requirements, and `ScreenOutput` does not implement
-    // `Drop`. Its ivars are only touched through `Mutex` and atomics, so the dispatch queue and
-    // the capture thread may use them concurrently.
+    // `Drop`. Its ivars are immutable apart from `Mutex`-guarded state, so the dispatch queue
+    // and the capture thread may use them concurrently.
     #[unsafe(super(NSObject))]
     #[name = "VigilScreenOutput"]
-    #[ivars = FrameSink]
+    #[ivars = DisplayOutput]
     pub(super) struct ScreenOutput;
 
     unsafe impl NSObjectProtocol for ScreenOutput {}
@@ -147,115 +142,25 @@ define_class!(
     unsafe impl SCStreamDelegate for ScreenOutput {
         #[unsafe(method(stream:didStopWithError:))]
         fn stream_did_stop_with_error(&self, _stream: &SCStream, error: &NSError) {
-            self.ivars().on_stopped(error);
+            let output = self.ivars();
+            output.desktop.stopped(output.display_id, error);
         }
     }
 );
 
 impl ScreenOutput {
-    pub(super) fn new(sink: FrameSink) -> Retained<Self> {
-        let this = Self::alloc().set_ivars(sink);
+    /// The output of display `display_id`, painting at `index` of the desktop's layout.
+    pub(super) fn new(
+        desktop: Arc<SharedDesktop>,
+        index: usize,
+        display_id: CGDirectDisplayID,
+    ) -> Retained<Self> {
+        let this = Self::alloc().set_ivars(DisplayOutput {
+            desktop,
+            index,
+            display_id,
+        });
         // SAFETY: `init` is NSObject's designated initialiser and the ivars are set.
         unsafe { msg_send![super(this), init] }
     }
-}
-
-/// The `SCFrameStatus` ScreenCaptureKit attaches to each video sample, if readable.
-fn frame_status(sample: &CMSampleBuffer) -> Option<SCFrameStatus> {
-    // SAFETY: `sample` is valid for the call; `false` means nothing is created or mutated.
-    let attachments = unsafe { sample.sample_attachments_array(false) }?;
-    // SAFETY: CoreMedia documents the sample attachments as a CFArray of CFDictionary keyed by
-    // CFString; values are read as the untyped CFType and checked before use.
-    let attachments: CFRetained<CFArray<CFDictionary<CFString, CFType>>> =
-        unsafe { CFRetained::cast_unchecked(attachments) };
-    let first = attachments.get(0)?;
-    // SAFETY: the key is an immutable constant NSString of the framework; NSString is toll-free
-    // bridged to CFString, so the same object may be used as a CFString.
-    let key: &CFString = unsafe {
-        let key: *const NSString = SCStreamFrameInfoStatus;
-        &*key.cast::<CFString>()
-    };
-    let value = first.get(key)?;
-    let number = value.downcast::<CFNumber>().ok()?;
-    number.as_isize().map(SCFrameStatus)
-}
-
-struct NewFrame {
-    width: u32,
-    height: u32,
-    data: Arc<Vec<u8>>,
-}
-
-/// Locks the pixel buffer for reading and unlocks it when dropped, on every path.
-struct ReadLock<'a> {
-    buffer: &'a CVPixelBuffer,
-}
-
-impl<'a> ReadLock<'a> {
-    fn new(buffer: &'a CVPixelBuffer) -> Option<Self> {
-        // SAFETY: `buffer` is a valid pixel buffer; the lock is balanced by `Drop`.
-        let status =
-            unsafe { CVPixelBufferLockBaseAddress(buffer, CVPixelBufferLockFlags::ReadOnly) };
-        (status == kCVReturnSuccess).then_some(Self { buffer })
-    }
-}
-
-impl Drop for ReadLock<'_> {
-    fn drop(&mut self) {
-        // SAFETY: balances the successful read-only lock taken in `ReadLock::new`.
-        unsafe { CVPixelBufferUnlockBaseAddress(self.buffer, CVPixelBufferLockFlags::ReadOnly) };
-    }
-}
-
-/// Copies the image into packed rows (stride = width * 4), or `None` when it equals the
-/// previous frame or is not a single-plane BGRA image.
-fn copy_if_changed(buffer: &CVPixelBuffer, previous: Option<&PreviousFrame>) -> Option<NewFrame> {
-    if CVPixelBufferGetPixelFormatType(buffer) != kCVPixelFormatType_32BGRA
-        || CVPixelBufferIsPlanar(buffer)
-    {
-        return None;
-    }
-    let _lock = ReadLock::new(buffer)?;
-    let width = CVPixelBufferGetWidth(buffer);
-    let height = CVPixelBufferGetHeight(buffer);
-    let bytes_per_row = CVPixelBufferGetBytesPerRow(buffer);
-    let base = CVPixelBufferGetBaseAddress(buffer)
-        .cast::<u8>()
-        .cast_const();
-    let row_len = width.checked_mul(4)?;
-    if base.is_null() || width == 0 || height == 0 || bytes_per_row < row_len {
-        return None;
-    }
-    let span = bytes_per_row
-        .checked_mul(height - 1)?
-        .checked_add(row_len)?;
-    // SAFETY: the base address is locked until `_lock` drops at the end of this function, and a
-    // locked single-plane buffer holds `height` rows of `bytes_per_row` bytes, so `span` bytes
-    // from `base` are readable; the slice does not outlive the lock.
-    let pixels = unsafe { std::slice::from_raw_parts(base, span) };
-    let rows = || {
-        pixels
-            .chunks(bytes_per_row)
-            .map(|row| &row[..row_len])
-            .take(height)
-    };
-    let (width, height) = (u32::try_from(width).ok()?, u32::try_from(height).ok()?);
-    let unchanged = previous.is_some_and(|p| {
-        p.width == width
-            && p.height == height
-            && p.data
-                .chunks_exact(row_len)
-                .zip(rows())
-                .all(|(a, b)| a == b)
-    });
-    if unchanged {
-        return None;
-    }
-    let mut data = Vec::with_capacity(row_len * height as usize);
-    rows().for_each(|row| data.extend_from_slice(row));
-    Some(NewFrame {
-        width,
-        height,
-        data: Arc::new(data),
-    })
 }

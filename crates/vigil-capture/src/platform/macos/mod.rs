@@ -1,9 +1,13 @@
 //! macOS: Core Audio through cpal for the microphone and for the default output device (cpal
-//! records it through a process tap on macOS 14.4+); ScreenCaptureKit for the main display.
+//! records it through a process tap on macOS 14.4+); ScreenCaptureKit for the screen: every
+//! display (mirrors aside), each at its pixel size, composed into one picture of the desktop.
 
 mod completion;
+mod displays;
 mod frame_output;
+mod pixel_buffer;
 mod screen;
+mod streams;
 
 use cpal::traits::DeviceTrait;
 

@@ -52,7 +52,7 @@ fn live_pipewire_capture() {
             position: None,
             size: None,
         };
-        stream::capture(OwnedFd::from(socket), &target, 1, FPS, &sink).map(|_| ())
+        stream::capture(OwnedFd::from(socket), &[target], FPS, &sink).map(|_| ())
     });
     let seconds = 3;
     std::thread::sleep(Duration::from_secs(seconds));

@@ -1,20 +1,19 @@
-//! Wayland screen capture: the compositor shares monitors through the xdg-desktop-portal
-//! ScreenCast portal (ashpd) and delivers frames through PipeWire. Compositors send frames on
-//! damage, capped at the configured rate by negotiation; frames identical to the previous one are
-//! dropped here too, so the encoder sees a variable frame rate as on X11.
-//!
-//! Only the first shared monitor is captured for now: composing several streams into one image
-//! (as X11 grabs the whole root) is future work. The portal gives positions and sizes in logical
-//! coordinates, which differ from the streams' pixel sizes under scaling, so it is not a simple
-//! paste.
+//! Wayland screen capture: the compositor shares every monitor through the xdg-desktop-portal
+//! ScreenCast portal (ashpd) and delivers each one's frames through its own PipeWire stream.
+//! The monitors are painted at their places into one picture of the desktop (`desktop.rs`), as
+//! X11 grabs the whole root window. Compositors send frames on damage, capped at the configured
+//! rate by negotiation; the desktop is sent at most `fps` times a second and only when it
+//! changed, so the encoder sees a variable frame rate as on X11. A monitor whose stream changes
+//! size lays the desktop out again, and the change is reported.
 
+mod desktop;
 mod format;
 #[cfg(test)]
 mod live_test;
 mod portal;
 mod stream;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,6 +26,7 @@ use crate::{
     Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, ScreenConfig, SourceEventKind,
 };
 
+use desktop::ReportedDesktop;
 use stream::Ended;
 
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -39,8 +39,8 @@ pub(super) struct Sink {
     clock: Clock,
     tx: Sender<Capture>,
     stop: Arc<AtomicBool>,
-    /// Last size sent in an event, kept across sessions to report geometry changes.
-    reported: Rc<Cell<Option<(u32, u32)>>>,
+    /// Last layout sent in an event, kept across sessions to report geometry changes.
+    reported: Rc<RefCell<Option<ReportedDesktop>>>,
     /// Whether the current session got as far as DeviceOpened.
     opened: Rc<Cell<bool>>,
 }
@@ -56,7 +56,8 @@ pub(crate) fn check_screen(_config: &ScreenConfig) -> Result<(), CaptureError> {
 
 /// The monitors the portal shares. Wayland offers no monitor list without a screen-cast grant,
 /// so this starts (and closes) a portal session: the user sees the dialog unless a stored grant
-/// still holds. The first monitor is the one `run_screen` captures; it is listed as primary.
+/// still holds. Places and sizes are the compositor's logical ones (the portal names no primary
+/// monitor: the first is listed as primary).
 pub(crate) fn list_screens(config: &ScreenConfig) -> Result<Vec<MonitorInfo>, CaptureError> {
     let cast = portal::start(config.draw_pointer, false, &AtomicBool::new(false))?;
     Ok(cast
@@ -67,7 +68,7 @@ pub(crate) fn list_screens(config: &ScreenConfig) -> Result<Vec<MonitorInfo>, Ca
         .collect())
 }
 
-/// The screen thread: (re)starts the portal session and the PipeWire stream, sends changed
+/// The screen thread: (re)starts the portal session and the PipeWire streams, sends changed
 /// frames, reports failures once per distinct error and retries until `stop` is set.
 pub(crate) fn run_screen(
     config: ScreenConfig,
@@ -79,7 +80,7 @@ pub(crate) fn run_screen(
         clock,
         tx,
         stop: stop.clone(),
-        reported: Rc::new(Cell::new(None)),
+        reported: Rc::new(RefCell::new(None)),
         opened: Rc::new(Cell::new(false)),
     };
     let mut last_error: Option<String> = None;
@@ -120,22 +121,17 @@ pub(crate) fn run_screen(
     }
 }
 
-/// One portal session: start it, capture its first monitor, close it (on drop of `cast`).
+/// One portal session: start it, capture every shared monitor, close it (on drop of `cast`).
 fn run_session(config: &ScreenConfig, sink: &Sink) -> Result<Ended, CaptureError> {
     let mut cast = portal::start(config.draw_pointer, true, &sink.stop)?;
     let remote = cast.remote.take().ok_or_else(|| {
         CaptureError::new(CaptureErrorKind::Backend, "portal gave no PipeWire remote")
     })?;
-    let monitors = cast.streams.len();
-    let target = cast.streams.first().cloned().ok_or_else(|| {
-        CaptureError::new(CaptureErrorKind::DeviceNotFound, "portal shared no monitor")
-    })?;
-    if monitors > 1 {
-        tracing::warn!(
-            monitors,
-            node = target.node_id,
-            "several monitors shared; only the first is captured"
-        );
+    if cast.streams.is_empty() {
+        return Err(CaptureError::new(
+            CaptureErrorKind::DeviceNotFound,
+            "portal shared no monitor",
+        ));
     }
-    stream::capture(remote, &target, monitors, config.fps, sink)
+    stream::capture(remote, &cast.streams, config.fps, sink)
 }
