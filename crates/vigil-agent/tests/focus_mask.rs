@@ -84,6 +84,9 @@ fn frames(file: &Path) -> Vec<(f64, u8)> {
             .args([
                 "-fps_mode",
                 "passthrough",
+                // Without the bottom band, where a masked picture says why it is masked.
+                "-vf",
+                "crop=iw:ih-48:0:0",
                 "-f",
                 "rawvideo",
                 "-pix_fmt",

@@ -1,6 +1,12 @@
 //! From trigger events to mask commands: the rules decide what a focused field means, focus
 //! loss ends a span after the rule's tail, DTMF tones silence both tracks, and a watcher that
 //! goes down masks the whole screen until it is back (fail closed).
+//!
+//! A card number stays on screen after focus leaves its field, and a region mask cannot follow
+//! it when the page scrolls. The safe choice made here: after a field that masked the screen
+//! loses focus, the voice tracks come back after the rule's tail, but the whole screen stays
+//! masked until focus lands in another page or window (a different URL, window title or
+//! application). Focus that comes without any of those keeps the mask.
 
 use std::collections::HashMap;
 
@@ -50,12 +56,46 @@ pub enum MaskCommand {
     },
 }
 
+/// The page or window a field belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Context {
+    app: Option<String>,
+    window_title: Option<String>,
+    url: Option<String>,
+}
+
+impl Context {
+    fn of(field: &crate::FieldInfo) -> Self {
+        Self {
+            app: field.app.clone(),
+            window_title: field.window_title.clone(),
+            url: field.url.clone(),
+        }
+    }
+
+    fn is_known(&self) -> bool {
+        self.app.is_some() || self.window_title.is_some() || self.url.is_some()
+    }
+}
+
+/// An open focus span.
+#[derive(Debug, Clone)]
+struct FocusSpan {
+    key: u64,
+    tail_ns: u64,
+    masks_screen: bool,
+    rule_id: String,
+    context: Context,
+}
+
 /// Turns trigger events into mask commands.
 pub struct MaskController {
     rules: RuleSet,
     next_key: u64,
-    /// The open focus span of each source, and its tail.
-    focus: HashMap<TriggerSource, (u64, u64)>,
+    /// The open focus span of each source.
+    focus: HashMap<TriggerSource, FocusSpan>,
+    /// The screen mask kept after a masked field lost focus, per source, and its page.
+    sticky: HashMap<TriggerSource, (u64, Context)>,
     /// The open watchdog span of each unhealthy watcher.
     watchdog: HashMap<TriggerSource, u64>,
 }
@@ -67,7 +107,40 @@ impl MaskController {
             rules,
             next_key: 1,
             focus: HashMap::new(),
+            sticky: HashMap::new(),
             watchdog: HashMap::new(),
+        }
+    }
+
+    /// Ends a focus span (after its tail unless `at_once`) and keeps the screen masked while
+    /// the field's page is still shown.
+    fn leave_field(
+        &mut self,
+        source: TriggerSource,
+        at_ns: u64,
+        at_once: bool,
+        out: &mut Vec<MaskCommand>,
+    ) {
+        let Some(span) = self.focus.remove(&source) else {
+            return;
+        };
+        let end_ns = if at_once { at_ns } else { at_ns + span.tail_ns };
+        out.push(MaskCommand::Close {
+            key: span.key,
+            end_ns,
+        });
+        if span.masks_screen && !self.sticky.contains_key(&source) {
+            let key = self.key();
+            out.push(MaskCommand::Open {
+                key,
+                start_ns: at_ns,
+                screen: ScreenMask::Full,
+                audio: false,
+                reason: format!("sensitive data may still be on screen ({})", span.rule_id),
+                rule_id: Some(span.rule_id),
+                trigger: source,
+            });
+            self.sticky.insert(source, (key, span.context));
         }
     }
 
@@ -88,13 +161,22 @@ impl MaskController {
                 // A new focus ends the previous field's span at once (its tail was for leaving
                 // the field, not for moving to another masked one, which opens its own span).
                 let decision = self.rules.decide(field);
-                if let Some((key, tail)) = self.focus.remove(source) {
-                    let end = if decision.is_some() {
-                        *at_ns
-                    } else {
-                        at_ns + tail
-                    };
-                    out.push(MaskCommand::Close { key, end_ns: end });
+                let context = Context::of(field);
+                self.leave_field(*source, *at_ns, decision.is_some(), &mut out);
+                // Another page or window: what the field showed is gone from the screen.
+                if context.is_known() {
+                    if let Some((key, _)) = self
+                        .sticky
+                        .get(source)
+                        .filter(|(_, shown)| *shown != context)
+                        .cloned()
+                    {
+                        self.sticky.remove(source);
+                        out.push(MaskCommand::Close {
+                            key,
+                            end_ns: *at_ns,
+                        });
+                    }
                 }
                 if let Some(d) = decision {
                     let key = self.key();
@@ -115,20 +197,23 @@ impl MaskController {
                         screen,
                         audio: d.action.audio,
                         reason: format!("sensitive field focused ({})", d.rule_id),
-                        rule_id: Some(d.rule_id),
+                        rule_id: Some(d.rule_id.clone()),
                         trigger: *source,
                     });
-                    self.focus
-                        .insert(*source, (key, d.action.tail_ms * 1_000_000));
+                    self.focus.insert(
+                        *source,
+                        FocusSpan {
+                            key,
+                            tail_ns: d.action.tail_ms * 1_000_000,
+                            masks_screen: screen != ScreenMask::None,
+                            rule_id: d.rule_id,
+                            context,
+                        },
+                    );
                 }
             }
             TriggerEvent::FocusLost { at_ns, source } => {
-                if let Some((key, tail)) = self.focus.remove(source) {
-                    out.push(MaskCommand::Close {
-                        key,
-                        end_ns: at_ns + tail,
-                    });
-                }
+                self.leave_field(*source, *at_ns, false, &mut out);
             }
             TriggerEvent::Health {
                 at_ns,
@@ -200,10 +285,68 @@ mod tests {
             source: src,
         });
         assert_eq!(
-            close,
-            vec![MaskCommand::Close {
+            close[0],
+            MaskCommand::Close {
                 key,
                 end_ns: 5_000 + 2_000_000_000
+            }
+        );
+        // The typed number is still on screen: the screen (only) stays masked from the blur.
+        assert!(matches!(
+            close[1],
+            MaskCommand::Open {
+                start_ns: 5_000,
+                screen: ScreenMask::Full,
+                audio: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_screen_stays_masked_until_another_page_has_focus() {
+        let mut c = MaskController::new(RuleSet::defaults());
+        let src = TriggerSource::Accessibility;
+        let on_page = |name: &str, url: &str| FieldInfo {
+            name: Some(name.into()),
+            url: Some(url.into()),
+            ..FieldInfo::default()
+        };
+        let checkout = "https://shop.example/checkout";
+        c.on_event(&TriggerEvent::FocusGained {
+            at_ns: 1_000,
+            source: src,
+            field: on_page("Card number", checkout),
+        });
+        // Moving to the page's Pay button: the field's span ends at once, the screen stays.
+        let moved = c.on_event(&TriggerEvent::FocusGained {
+            at_ns: 2_000,
+            source: src,
+            field: on_page("Pay", checkout),
+        });
+        let MaskCommand::Open { key: sticky, .. } = moved[1].clone() else {
+            panic!("{moved:?}")
+        };
+        assert_eq!(moved.len(), 2, "{moved:?}");
+        // Focus without a known page or window keeps it; another card field keeps it too.
+        assert!(c
+            .on_event(&TriggerEvent::FocusGained {
+                at_ns: 3_000,
+                source: src,
+                field: FieldInfo::default(),
+            })
+            .is_empty());
+        // The confirmation page: the card number is gone from the screen.
+        let next = c.on_event(&TriggerEvent::FocusGained {
+            at_ns: 4_000,
+            source: src,
+            field: on_page("Order confirmed", "https://shop.example/done"),
+        });
+        assert_eq!(
+            next,
+            vec![MaskCommand::Close {
+                key: sticky,
+                end_ns: 4_000
             }]
         );
     }

@@ -44,6 +44,10 @@ pub struct FieldInfo {
     pub rect: Option<Rect>,
     /// True when the OS says this is a password field (always masked).
     pub password: bool,
+    /// True when the field holds text (known from its length; the text is never read). A
+    /// matched field that holds a value keeps the screen masked after it loses focus.
+    #[serde(default)]
+    pub has_value: bool,
 }
 
 /// Which trigger produced an event.

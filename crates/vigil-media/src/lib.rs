@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod audio_timeline;
+mod banner;
 mod container;
 mod delay;
 mod encoder;

@@ -79,9 +79,14 @@ impl MaskTimeline {
     }
 
     /// Blacks out what the spans covering the frame's timestamp require; returns true if masked.
+    /// A fully masked picture carries a banner with the first full span's reason.
     pub fn redact_frame(&self, frame: &mut VideoFrame) -> bool {
         let mut masked = false;
+        let mut banner = None;
         for span in self.overlapping(frame.pts_ns, frame.pts_ns + 1) {
+            if span.screen == ScreenMask::Full && banner.is_none() {
+                banner = Some(crate::banner::banner_text(&span.reason));
+            }
             let (x, y, w, h) = match span.screen {
                 ScreenMask::None => continue,
                 ScreenMask::Full => (0, 0, frame.width, frame.height),
@@ -95,6 +100,11 @@ impl MaskTimeline {
                 data[start..end].fill(0);
             }
             masked = true;
+        }
+        if let Some(text) = banner {
+            let data = std::sync::Arc::make_mut(&mut frame.data);
+            let (width, height) = (frame.width as usize, frame.height as usize);
+            crate::banner::draw_banner(data, width, height, frame.stride, &text);
         }
         masked
     }
