@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use vigil_agent::control::{ControlClient, ControlCommand, ControlEndpoint};
 use vigil_agent::{record, AgentConfig, RecordOptions};
 use vigil_capture::ScreenConfig;
 use vigil_media::EncoderConfig;
@@ -30,6 +31,24 @@ enum Command {
     Devices,
     /// Check signatures, hashes and chains of a spool or export; list gaps.
     Verify(VerifyArgs),
+    /// Show the running agent's state: recording, masked (why, since when), paused, triggers.
+    Status {
+        /// Print the control API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause recording (screen and voice masked) if the configuration allows it; recording
+    /// resumes by itself after the configured maximum.
+    Pause {
+        /// Why (kept in the manifest and the log).
+        #[arg(long)]
+        reason: String,
+        /// How long, in seconds (default and upper bound: the configured maximum).
+        #[arg(long = "for", value_name = "SECONDS")]
+        seconds: Option<u64>,
+    },
+    /// End a pause.
+    Resume,
 }
 
 #[derive(clap::Args)]
@@ -86,7 +105,25 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Record(args) => cmd_record(args, config),
         Command::Devices => cmd_devices(config),
         Command::Verify(args) => cmd_verify(args),
+        Command::Status { json } => cmd_control(ControlCommand::State, json),
+        Command::Pause { reason, seconds } => {
+            cmd_control(ControlCommand::Pause { reason, seconds }, false)
+        }
+        Command::Resume => cmd_control(ControlCommand::Resume, false),
     }
+}
+
+/// Sends a command to this user's running agent and prints the state it applied.
+fn cmd_control(command: ControlCommand, json: bool) -> anyhow::Result<ExitCode> {
+    let folder = ControlEndpoint::folder()?;
+    let client = ControlClient::discover(&folder)?;
+    let state = client.send(&command)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&state)?);
+    } else {
+        print!("{}", state.describe());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn default_spool() -> PathBuf {
@@ -135,6 +172,9 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
             x264_params: rec.x264_params.clone(),
         },
         dtmf_masking: config.masking.dtmf,
+        pause_allowed: config.pause.allowed,
+        pause_max: Duration::from_secs(config.pause.max_seconds),
+        control_port: config.control.enabled.then_some(config.control.port),
         focus_masking: config.masking.focus,
     };
     let stop = Arc::new(AtomicBool::new(false));

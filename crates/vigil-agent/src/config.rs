@@ -19,6 +19,48 @@ pub struct AgentConfig {
     pub recording: RecordingSection,
     /// Masking.
     pub masking: MaskingSection,
+    /// Manual pause.
+    pub pause: PauseSection,
+    /// The local control API.
+    pub control: ControlSection,
+}
+
+/// `[pause]`: the agent's manual pause (`vigil-agent pause`), off unless IT allows it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PauseSection {
+    /// Whether agents may pause at all.
+    pub allowed: bool,
+    /// The longest pause; recording resumes by itself after it.
+    pub max_seconds: u64,
+}
+
+impl Default for PauseSection {
+    fn default() -> Self {
+        Self {
+            allowed: false,
+            max_seconds: 300,
+        }
+    }
+}
+
+/// `[control]`: the local API for CTI/CRM integrations and `vigil-agent status`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSection {
+    /// Serve it while recording.
+    pub enabled: bool,
+    /// Loopback port (0: any free port, published with the secret).
+    pub port: u16,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: 0,
+        }
+    }
 }
 
 /// `[masking]`

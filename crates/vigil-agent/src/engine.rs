@@ -13,7 +13,8 @@ use vigil_proto::EncoderSettings;
 use vigil_seal::{DeviceKey, DeviceKeyError, Recipients, RecipientsError, SealError, Sealer};
 use vigil_spool::{Spool, SpoolError};
 
-use crate::masking::{FocusWatchdog, Masking};
+use crate::control::{ControlEndpoint, ControlRequest, ControlServer, ServeError};
+use crate::masking::{FocusWatchdog, Masking, PausePolicy};
 use crate::sealing::{seal_segment, SessionInfo};
 use vigil_mask::{MaskController, RuleSet};
 
@@ -45,6 +46,12 @@ pub struct RecordOptions {
     pub dtmf_masking: bool,
     /// Mask sensitive fields when they gain focus (accessibility watcher).
     pub focus_masking: bool,
+    /// Whether the agent may pause, and for how long at most.
+    pub pause_allowed: bool,
+    /// The longest manual pause.
+    pub pause_max: Duration,
+    /// Serve the local control API on this loopback port (0: any free one); `None`: off.
+    pub control_port: Option<u16>,
 }
 
 /// What a finished recording produced.
@@ -81,6 +88,9 @@ pub enum RecordError {
     /// Sealing failed.
     #[error("seal")]
     Seal(#[source] SealError),
+    /// The local control API could not start.
+    #[error("control API")]
+    Control(#[from] ServeError),
     /// Writing the spool failed (full disk stops the recording).
     #[error("spool")]
     Spool(#[source] SpoolError),
@@ -199,7 +209,19 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     let mut masking = Masking::new(
         MaskController::new(RuleSet::defaults()),
         options.dtmf_masking,
+        PausePolicy {
+            allowed: options.pause_allowed,
+            max_ns: options.pause_max.as_nanos() as u64,
+        },
     );
+    let (control_tx, control_rx) = unbounded::<ControlRequest>();
+    let _control = match options.control_port {
+        Some(port) => {
+            let folder = ControlEndpoint::folder().map_err(ServeError::from)?;
+            Some(ControlServer::start(port, &folder, control_tx)?)
+        }
+        None => None,
+    };
     for capture in early {
         feed(&mut segmenter, &mut masking, capture);
     }
@@ -235,6 +257,14 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
         // delay line (the loop turns at least every 20 ms; the delay line holds ≥ 500 ms).
         for event in trigger_rx.try_iter() {
             masking.on_trigger(&event, segmenter.mask_timeline_mut());
+        }
+        for request in control_rx.try_iter() {
+            let now = clock.now_ns();
+            let timeline = segmenter.mask_timeline_mut();
+            let applied = masking
+                .on_control(&request.command, now, timeline)
+                .map(|()| masking.state(now, timeline, Some(session_id.to_string())));
+            let _ = request.reply.send(applied);
         }
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(capture) => {

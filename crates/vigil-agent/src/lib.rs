@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+pub mod control;
 mod engine;
 mod masking;
 mod sealing;

@@ -4,6 +4,10 @@
 
 use vigil_capture::VideoFrame;
 
+/// Audio silenced beyond each end of a span: the voice codec smears sound over about two of
+/// its 20 ms frames (look-ahead and overlap), which must not carry masked sound into the file.
+pub const AUDIO_GUARD_NS: u64 = 60_000_000;
+
 /// What a span does to the screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScreenMask {
@@ -52,6 +56,11 @@ impl MaskTimeline {
         if let Some(span) = self.spans.get_mut(index) {
             span.end_ns = end_ns.max(span.start_ns);
         }
+    }
+
+    /// The span added at `index`.
+    pub fn span(&self, index: usize) -> Option<&MaskSpan> {
+        self.spans.get(index)
     }
 
     /// The earliest start of a screen span strictly between two instants.
@@ -111,12 +120,19 @@ impl MaskTimeline {
 
     /// Silences the samples of a run that fall in audio spans. `first_ns` is the first
     /// sample's time and `rate` the sample rate.
+    /// Each span silences [`AUDIO_GUARD_NS`] more on both sides.
     pub fn redact_samples(&self, first_ns: u64, rate: u32, samples: &mut [f32]) {
         let end_ns = first_ns + samples.len() as u64 * 1_000_000_000 / rate as u64;
-        for span in self.overlapping(first_ns, end_ns).filter(|s| s.audio) {
-            let from = span.start_ns.saturating_sub(first_ns) * rate as u64 / 1_000_000_000;
-            let to = (span.end_ns.saturating_sub(first_ns) as u128 * rate as u128)
-                .div_ceil(1_000_000_000);
+        let spans = self.overlapping(
+            first_ns.saturating_sub(AUDIO_GUARD_NS),
+            end_ns.saturating_add(AUDIO_GUARD_NS),
+        );
+        for span in spans.filter(|s| s.audio) {
+            let start_ns = span.start_ns.saturating_sub(AUDIO_GUARD_NS);
+            let stop_ns = span.end_ns.saturating_add(AUDIO_GUARD_NS);
+            let from = start_ns.saturating_sub(first_ns) * rate as u64 / 1_000_000_000;
+            let to =
+                (stop_ns.saturating_sub(first_ns) as u128 * rate as u128).div_ceil(1_000_000_000);
             let to = (to.min(samples.len() as u128)) as usize;
             samples[(from as usize).min(to)..to].fill(0.0);
         }

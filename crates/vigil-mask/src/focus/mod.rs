@@ -2,14 +2,24 @@
 //! on the session clock the moment the OS event arrives, with what identifies the field (never
 //! its text).
 //!
-//! Each OS has its backend in its own file behind `cfg`; today only Linux (AT-SPI). Elsewhere
-//! [`start_focus_watcher`] returns [`FocusWatcherError::Unsupported`].
+//! Each OS has its backend in its own module behind `cfg`:
+//! - Linux: AT-SPI on the session's accessibility bus (`linux.rs`);
+//! - Windows: UI Automation's focus-changed event (`windows.rs`);
+//! - macOS: the AX API, an `AXObserver` on the frontmost application that follows application
+//!   switches (`macos.rs`); it needs the accessibility permission
+//!   ([`FocusWatcherError::PermissionDenied`] without it).
+//!
+//! On any other OS [`start_focus_watcher`] returns [`FocusWatcherError::Unsupported`].
 //!
 //! [`TriggerEvent`]: crate::TriggerEvent
 
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
 mod tracker;
+#[cfg(target_os = "windows")]
+mod windows;
 
 use std::thread::JoinHandle;
 
@@ -18,7 +28,8 @@ use vigil_capture::Clock;
 
 use crate::TriggerEvent;
 
-/// The error behind a failure, kept as `source()` (a D-Bus error on Linux).
+/// The error behind a failure, kept as `source()` (a D-Bus error on Linux, a COM error on
+/// Windows, an AX error on macOS).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why the focus watcher could not start. Callers branch on the variant, never on the message.
@@ -35,7 +46,9 @@ pub enum FocusWatcherError {
     /// The accessibility bus was announced but cannot be connected to.
     #[error("the accessibility bus is unreachable")]
     AccessibilityBusUnreachable(#[source] BoxError),
-    /// The accessibility registry refused or failed the subscription to focus events.
+    /// The accessibility registry refused or failed the subscription to focus events (on
+    /// Windows: COM or the UI Automation client could not be set up, or its focus handler not
+    /// registered).
     #[error("subscribing to focus events failed")]
     SubscribeFailed(#[source] BoxError),
     /// Start-up did not finish in time (a bus that accepts but never answers).
@@ -44,6 +57,11 @@ pub enum FocusWatcherError {
     /// The watcher thread could not be started or ended during start-up.
     #[error("the focus watcher thread failed")]
     Thread(#[source] std::io::Error),
+    /// The OS denies this process the accessibility API (macOS: the app is not allowed under
+    /// System Settings › Privacy & Security › Accessibility). Retrying will not help until the
+    /// user grants it.
+    #[error("accessibility permission not granted")]
+    PermissionDenied,
     /// No focus watcher exists for this OS.
     #[error("no focus watcher on this OS")]
     Unsupported,
@@ -62,7 +80,10 @@ pub struct FocusWatcher {
 }
 
 impl FocusWatcher {
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "windows", target_os = "macos")),
+        allow(dead_code)
+    )]
     fn new(stop: async_channel::Sender<()>, thread: JoinHandle<()>) -> Self {
         Self {
             stop: Some(stop),
@@ -104,8 +125,30 @@ pub fn start_focus_watcher(
     linux::start(clock, tx)
 }
 
-/// Starts watching accessibility focus; no backend exists for this OS yet.
-#[cfg(not(target_os = "linux"))]
+/// Starts watching accessibility focus on its own thread and returns once subscribed (or why
+/// not). Events go to `tx`; their `at_ns` comes from `clock`.
+#[cfg(target_os = "windows")]
+pub fn start_focus_watcher(
+    clock: Clock,
+    tx: Sender<TriggerEvent>,
+) -> Result<FocusWatcher, FocusWatcherError> {
+    windows::start(clock, tx)
+}
+
+/// Starts watching accessibility focus on its own thread and returns once it runs (or why
+/// not). Events go to `tx`; their `at_ns` comes from `clock`. Fails with
+/// [`FocusWatcherError::PermissionDenied`] while the process is not a trusted accessibility
+/// client.
+#[cfg(target_os = "macos")]
+pub fn start_focus_watcher(
+    clock: Clock,
+    tx: Sender<TriggerEvent>,
+) -> Result<FocusWatcher, FocusWatcherError> {
+    macos::start(clock, tx)
+}
+
+/// Starts watching accessibility focus; no backend exists for this OS.
+#[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "macos")))]
 pub fn start_focus_watcher(
     _clock: Clock,
     _tx: Sender<TriggerEvent>,

@@ -1,13 +1,19 @@
 //! The masking stage's wiring: trigger events and DTMF detection turn into spans of the media
 //! stage's mask timeline, before the delay line releases the media they cover.
 
-use std::collections::HashMap;
+mod manual;
+
+use std::collections::{BTreeMap, HashMap};
+
+pub(crate) use manual::PausePolicy;
 
 use vigil_capture::{AudioChunk, AudioRole};
 use vigil_mask::{
     DtmfDetector, MaskCommand, MaskController, ScreenMask, ToneSpan, TriggerEvent, TriggerSource,
 };
 use vigil_media::{MaskSpan, MaskTimeline};
+
+use crate::control::{ActiveMask, AgentState, ControlCommand, ControlRefusal, TriggerHealth};
 
 /// How long audio stays silent after the last DTMF tone.
 const DTMF_TAIL_NS: u64 = 1_500_000_000;
@@ -22,19 +28,114 @@ pub(crate) struct Masking {
     /// Controller keys → timeline indexes.
     spans: HashMap<u64, usize>,
     dtmf: Option<HashMap<AudioRole, (DtmfDetector, Option<usize>)>>,
+    manual: manual::ManualMasks,
+    pause_policy: PausePolicy,
+    /// The last health each watcher reported.
+    health: BTreeMap<&'static str, (bool, String)>,
 }
 
 impl Masking {
-    pub(crate) fn new(controller: MaskController, dtmf: bool) -> Self {
+    pub(crate) fn new(controller: MaskController, dtmf: bool, pause_policy: PausePolicy) -> Self {
         Self {
             controller,
             spans: HashMap::new(),
             dtmf: dtmf.then(HashMap::new),
+            manual: manual::ManualMasks::default(),
+            pause_policy,
+            health: BTreeMap::new(),
+        }
+    }
+
+    /// Applies a control API command at `now_ns`.
+    pub(crate) fn on_control(
+        &mut self,
+        command: &ControlCommand,
+        now_ns: u64,
+        timeline: &mut MaskTimeline,
+    ) -> Result<(), ControlRefusal> {
+        match command {
+            ControlCommand::State => Ok(()),
+            ControlCommand::StartMask {
+                reason,
+                max_seconds,
+            } => {
+                let max_ns = max_seconds.map(|s| s.saturating_mul(1_000_000_000));
+                self.manual.start_mask(now_ns, reason, max_ns, timeline);
+                Ok(())
+            }
+            ControlCommand::EndMask { id } => self.manual.end_mask(now_ns, *id, timeline),
+            ControlCommand::Pause { reason, seconds } => {
+                self.manual
+                    .pause(now_ns, reason, *seconds, self.pause_policy, timeline)
+            }
+            ControlCommand::Resume => {
+                self.manual.resume(now_ns, timeline);
+                Ok(())
+            }
+        }
+    }
+
+    /// The state in force at `now_ns`, read from the mask timeline itself.
+    pub(crate) fn state(
+        &self,
+        now_ns: u64,
+        timeline: &MaskTimeline,
+        session: Option<String>,
+    ) -> AgentState {
+        let now_wall = time::OffsetDateTime::now_utc();
+        let to_wall = |at_ns: u64| {
+            let offset =
+                time::Duration::nanoseconds(now_ns as i64 - at_ns.min(i64::MAX as u64) as i64);
+            (now_wall - offset)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let masked = timeline
+            .overlapping(now_ns, now_ns + 1)
+            .map(|s| ActiveMask {
+                reason: s.reason.clone(),
+                trigger: s.trigger.clone(),
+                rule_id: s.rule_id.clone(),
+                since: to_wall(s.start_ns),
+                screen: match s.screen {
+                    vigil_media::ScreenMask::Full => "full",
+                    vigil_media::ScreenMask::Region(..) => "region",
+                    vigil_media::ScreenMask::None => "none",
+                }
+                .into(),
+                audio: s.audio,
+            })
+            .collect();
+        AgentState {
+            recording: true,
+            session,
+            masked,
+            paused: self.manual.pause_state(now_ns, timeline, to_wall),
+            api_masks: self.manual.open_api_masks(now_ns, timeline),
+            triggers: self
+                .health
+                .iter()
+                .map(|(trigger, (healthy, detail))| TriggerHealth {
+                    trigger: trigger.to_string(),
+                    healthy: *healthy,
+                    detail: detail.clone(),
+                })
+                .collect(),
         }
     }
 
     /// Applies a trigger event.
     pub(crate) fn on_trigger(&mut self, event: &TriggerEvent, timeline: &mut MaskTimeline) {
+        if let TriggerEvent::Health {
+            source,
+            healthy,
+            detail,
+            ..
+        } = event
+        {
+            self.health
+                .insert(source.as_str(), (*healthy, detail.clone()));
+        }
         for command in self.controller.on_event(event) {
             self.apply(command, timeline);
         }
