@@ -19,8 +19,8 @@ cargo clippy -p vigil-agent --features wayland --all-targets --locked -- -D warn
 
 # The crates that hold platform backends must compile for Windows and macOS.
 for target in x86_64-pc-windows-gnu aarch64-apple-darwin; do
-  echo "== cargo clippy -p vigil-capture --target $target"
-  cargo clippy -p vigil-capture --target "$target" --locked -- -D warnings
+  echo "== cargo clippy -p vigil-capture -p vigil-mask --target $target"
+  cargo clippy -p vigil-capture -p vigil-mask --target "$target" --locked -- -D warnings
 done
 
 echo "== cargo test --workspace"

@@ -9,7 +9,10 @@
 #![deny(missing_docs)]
 // Unsafe code only in the Windows and macOS focus backends (COM and the AX C API), each of
 // which allows it for itself; everywhere else, and on every other OS, it is forbidden.
-#![cfg_attr(not(any(target_os = "windows", target_os = "macos")), forbid(unsafe_code))]
+#![cfg_attr(
+    not(any(target_os = "windows", target_os = "macos")),
+    forbid(unsafe_code)
+)]
 #![cfg_attr(any(target_os = "windows", target_os = "macos"), deny(unsafe_code))]
 
 mod controller;

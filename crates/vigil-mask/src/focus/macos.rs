@@ -244,7 +244,9 @@ impl Shared {
         if change == Change::Ignore {
             return;
         }
-        let field = ax::describe(element, &self.names, self.app.borrow().clone());
+        // Cloned first: no borrow is held while the application is queried.
+        let app = self.app.borrow().clone();
+        let field = ax::describe(element, &self.names, app);
         self.send(TriggerEvent::FocusGained {
             at_ns,
             source: TriggerSource::Accessibility,
@@ -284,11 +286,13 @@ impl Observer {
         // Chromium and Electron expose their web content only to assistive clients that ask;
         // other applications refuse the attribute, which is fine.
         // SAFETY: a setter on a valid element with a CFBoolean value.
-        let _ = unsafe { app.set_attribute_value(&names.manual_accessibility, CFBoolean::new(true)) };
+        let _ =
+            unsafe { app.set_attribute_value(&names.manual_accessibility, CFBoolean::new(true)) };
         let mut raw: *mut AXObserver = ptr::null_mut();
         // SAFETY: `on_notification` has the AXObserverCallback signature and contract;
         // `raw` is a valid out pointer, which receives a +1 reference on success.
-        let error = unsafe { AXObserver::create(pid, Some(on_notification), NonNull::from(&mut raw)) };
+        let error =
+            unsafe { AXObserver::create(pid, Some(on_notification), NonNull::from(&mut raw)) };
         let Some(raw) = NonNull::new(raw).filter(|_| error == AXError::Success) else {
             tracing::debug!(pid, ?error, "AXObserverCreate failed");
             return None;
@@ -335,7 +339,8 @@ impl Drop for Observer {
             // element.
             let _ = unsafe { self.observer.remove_notification(&self.app, name) };
         }
-        self.run_loop.remove_source(Some(&self.source), default_mode());
+        self.run_loop
+            .remove_source(Some(&self.source), default_mode());
     }
 }
 

@@ -29,7 +29,7 @@ use vigil_capture::Clock;
 use crate::TriggerEvent;
 
 /// The error behind a failure, kept as `source()` (a D-Bus error on Linux, a COM error on
-/// Windows, an AX error on macOS).
+/// Windows).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why the focus watcher could not start. Callers branch on the variant, never on the message.
@@ -48,7 +48,7 @@ pub enum FocusWatcherError {
     AccessibilityBusUnreachable(#[source] BoxError),
     /// The accessibility registry refused or failed the subscription to focus events (on
     /// Windows: COM or the UI Automation client could not be set up, or its focus handler not
-    /// registered).
+    /// registered; on macOS: the watcher thread has no run loop).
     #[error("subscribing to focus events failed")]
     SubscribeFailed(#[source] BoxError),
     /// Start-up did not finish in time (a bus that accepts but never answers).

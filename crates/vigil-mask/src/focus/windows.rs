@@ -25,8 +25,7 @@ use windows::Win32::UI::Accessibility::{
     IUIAutomationElement, IUIAutomationFocusChangedEventHandler,
     IUIAutomationFocusChangedEventHandler_Impl, IUIAutomationTreeWalker,
     UIA_AutomationIdPropertyId, UIA_ControlTypePropertyId, UIA_IsPasswordPropertyId,
-    UIA_NamePropertyId, UIA_NativeWindowHandlePropertyId, UIA_ProcessIdPropertyId,
-    UIA_PROPERTY_ID,
+    UIA_NamePropertyId, UIA_NativeWindowHandlePropertyId, UIA_ProcessIdPropertyId, UIA_PROPERTY_ID,
 };
 use windows_core::{implement, Interface, Ref};
 
@@ -192,7 +191,10 @@ impl Drop for Subscription {
         // SAFETY: removes the handler registered in `new`, from the thread that registered it
         // (never from within the handler, which UI Automation forbids); it returns once no
         // call of the handler is running.
-        if let Err(e) = unsafe { self.automation.RemoveFocusChangedEventHandler(&self.handler) } {
+        if let Err(e) = unsafe {
+            self.automation
+                .RemoveFocusChangedEventHandler(&self.handler)
+        } {
             tracing::debug!(error = %e, "removing the UI Automation focus handler failed");
         }
     }
@@ -205,7 +207,9 @@ fn create_automation() -> windows_core::Result<IUIAutomation> {
     let automation = unsafe { CoCreateInstance(&CUIAutomation8, None, CLSCTX_INPROC_SERVER) }
         .or_else(|_| {
             // SAFETY: as above, the pre-Windows 8 class.
-            unsafe { CoCreateInstance::<_, IUIAutomation>(&CUIAutomation, None, CLSCTX_INPROC_SERVER) }
+            unsafe {
+                CoCreateInstance::<_, IUIAutomation>(&CUIAutomation, None, CLSCTX_INPROC_SERVER)
+            }
         })?;
     if let Ok(automation2) = automation.cast::<IUIAutomation2>() {
         // SAFETY: a plain setter on a valid client; a failure keeps the default timeout.

@@ -6,9 +6,7 @@
 use std::ptr::{self, NonNull};
 
 use objc2_application_services::{AXError, AXUIElement, AXValue, AXValueType};
-use objc2_core_foundation::{
-    CFNumber, CFRetained, CFString, CFType, CFURL, CGPoint, CGSize,
-};
+use objc2_core_foundation::{CFNumber, CFRetained, CFString, CFType, CGPoint, CGSize, CFURL};
 
 use super::displays;
 use crate::FieldInfo;
@@ -99,7 +97,10 @@ pub(super) fn element(element: &AXUIElement, name: &CFString) -> Option<CFRetain
 }
 
 fn number(element: &AXUIElement, name: &CFString) -> Option<i64> {
-    attribute(element, name)?.downcast::<CFNumber>().ok()?.as_i64()
+    attribute(element, name)?
+        .downcast::<CFNumber>()
+        .ok()?
+        .as_i64()
 }
 
 fn point(element: &AXUIElement, name: &CFString) -> Option<CGPoint> {

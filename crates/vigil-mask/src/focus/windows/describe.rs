@@ -9,8 +9,7 @@ use windows::Win32::System::Ole::{
     SafeArrayDestroy, SafeArrayGetElement, SafeArrayGetLBound, SafeArrayGetUBound,
 };
 use windows::Win32::System::Threading::{
-    OpenProcess, QueryFullProcessImageNameW, PROCESS_NAME_WIN32,
-    PROCESS_QUERY_LIMITED_INFORMATION,
+    OpenProcess, QueryFullProcessImageNameW, PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION,
 };
 use windows::Win32::UI::Accessibility::*;
 use windows::Win32::UI::HiDpi::{
@@ -56,7 +55,10 @@ pub(super) fn describe(
     };
     let control_type = control_type.ok();
     let password = password.is_ok_and(|p| p.as_bool());
-    let pid = pid.ok().and_then(|p| u32::try_from(p).ok()).filter(|&p| p != 0);
+    let pid = pid
+        .ok()
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|&p| p != 0);
     let hwnd = hwnd.ok().filter(|h| !h.is_invalid());
     let app = pid.and_then(process_name);
     let url = match &app {
@@ -255,7 +257,11 @@ fn process_name(pid: u32) -> Option<String> {
     let path = String::from_utf16_lossy(path.get(..length as usize)?);
     let file = path.rsplit(['\\', '/']).next()?;
     let stem = match file.len().checked_sub(4) {
-        Some(dot) if file.get(dot..).is_some_and(|e| e.eq_ignore_ascii_case(".exe")) => {
+        Some(dot)
+            if file
+                .get(dot..)
+                .is_some_and(|e| e.eq_ignore_ascii_case(".exe")) =>
+        {
             &file[..dot]
         }
         _ => file,
@@ -291,10 +297,7 @@ fn window_title(pid: Option<u32>, hwnd: Option<HWND>) -> Option<String> {
 }
 
 fn text(value: windows_core::Result<BSTR>) -> Option<String> {
-    value
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.is_empty())
+    value.ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
 }
 
 /// Per-monitor DPI awareness for this thread while it lives: UI Automation then reports
