@@ -49,6 +49,13 @@ enum Command {
     },
     /// End a pause.
     Resume,
+    /// The browser extension's native-messaging host (started by the browser, not by people).
+    #[command(hide = true)]
+    NativeHost {
+        /// What the browser passes: the caller's origin (and a window handle on Windows).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        browser_args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -110,6 +117,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
             cmd_control(ControlCommand::Pause { reason, seconds }, false)
         }
         Command::Resume => cmd_control(ControlCommand::Resume, false),
+        Command::NativeHost { .. } => {
+            vigil_agent::native_host::run_native_host()?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -209,6 +209,7 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     let mut masking = Masking::new(
         MaskController::new(RuleSet::defaults()),
         options.dtmf_masking,
+        options.focus_masking,
         PausePolicy {
             allowed: options.pause_allowed,
             max_ns: options.pause_max.as_nanos() as u64,
@@ -258,6 +259,7 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
         for event in trigger_rx.try_iter() {
             masking.on_trigger(&event, segmenter.mask_timeline_mut());
         }
+        masking.tick(clock.now_ns(), segmenter.mask_timeline_mut());
         for request in control_rx.try_iter() {
             let now = clock.now_ns();
             let timeline = segmenter.mask_timeline_mut();

@@ -7,6 +7,7 @@ mod config;
 pub mod control;
 mod engine;
 mod masking;
+pub mod native_host;
 mod sealing;
 
 pub use config::{AgentConfig, ConfigError};

@@ -95,6 +95,8 @@ pub(crate) fn seal_segment(
             .map(|s| MaskedSpan {
                 start_ns: s.start_ns,
                 end_ns: s.end_ns,
+                screen: s.screen.as_str().into(),
+                audio: s.audio,
                 reason: s.reason,
                 rule_id: s.rule_id,
                 trigger: s.trigger,

@@ -43,17 +43,6 @@ impl Drop for App {
     }
 }
 
-fn xdotool(desk: &TestDesktop, args: &[&str]) -> String {
-    let out = desk
-        .command("timeout")
-        .args(["30", "xdotool"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "xdotool {args:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Every decoded frame of a screen file: (presentation time in seconds, brightest luma).
 fn frames(file: &Path) -> Vec<(f64, u8)> {
     let times: Vec<f64> = String::from_utf8(
@@ -116,13 +105,6 @@ fn shown_at(frames: &[(f64, u8)], at: f64) -> (f64, u8) {
         .rev()
         .find(|(t, _)| *t <= at)
         .unwrap_or(&frames[0])
-}
-
-fn wall_ns(v: &serde_json::Value) -> u128 {
-    wall(v)
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub struct Rect {
 /// Everything a trigger knows about the focused field. Text values are never included: only
 /// what identifies the field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FieldInfo {
     /// Application (process or accessible application name), e.g. `chromium`, `gtk-app`.
     pub app: Option<String>,

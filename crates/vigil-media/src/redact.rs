@@ -19,6 +19,17 @@ pub enum ScreenMask {
     None,
 }
 
+impl ScreenMask {
+    /// The name used in manifests and the status: `full`, `region` or `none`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScreenMask::Full => "full",
+            ScreenMask::Region(..) => "region",
+            ScreenMask::None => "none",
+        }
+    }
+}
+
 /// One masked span on the session clock.
 #[derive(Debug, Clone)]
 pub struct MaskSpan {

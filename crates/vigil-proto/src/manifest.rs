@@ -82,6 +82,12 @@ pub struct MaskedSpan {
     pub rule_id: Option<String>,
     /// The trigger that raised it (accessibility, extension, api, dtmf, pause, watchdog).
     pub trigger: String,
+    /// What it did to the screen: `full`, `region` or `none`.
+    #[serde(default)]
+    pub screen: String,
+    /// Whether both voice tracks were silenced.
+    #[serde(default)]
+    pub audio: bool,
 }
 
 /// What happened to a capture source during the segment; never silent.

@@ -85,6 +85,11 @@ impl ControlClient {
                 .post(format!("{base}/v1/resume"))
                 .header("Authorization", &auth)
                 .send_empty(),
+            ControlCommand::Extension { app, message } => self
+                .agent
+                .post(format!("{base}/v1/extension"))
+                .header("Authorization", &auth)
+                .send_json(serde_json::json!({ "app": app, "message": message })),
         }
         .map_err(unreachable)?;
         let status = response.status().as_u16();

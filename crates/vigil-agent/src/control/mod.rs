@@ -5,11 +5,14 @@
 
 mod client;
 mod endpoint;
+mod extension;
 mod server;
 mod state;
 
 pub use client::{ControlClient, ControlClientError};
 pub use endpoint::{ControlEndpoint, EndpointError};
+pub(crate) use extension::ExtensionLink;
+pub use extension::ExtensionMessage;
 pub use server::{ControlServer, ServeError};
 pub use state::{ActiveMask, AgentState, PauseState, TriggerHealth};
 
@@ -43,6 +46,13 @@ pub enum ControlCommand {
     },
     /// Ends the pause.
     Resume,
+    /// A message of the browser extension, relayed by its native-messaging host.
+    Extension {
+        /// The browser the host runs under (`chromium`, `firefox` …), when known.
+        app: Option<String>,
+        /// The message (boxed: field descriptions are larger than every other command).
+        message: Box<ExtensionMessage>,
+    },
 }
 
 /// Why the engine refused a command.

@@ -7,6 +7,7 @@
 //! | `DELETE /v1/mask/{id}` | ends an API mask |
 //! | `POST /v1/pause` `{"reason", "seconds"?}` | manual pause (if allowed), bounded |
 //! | `POST /v1/resume` | ends the pause |
+//! | `POST /v1/extension` `{"app", "message"}` | a browser extension message (native host) |
 //!
 //! Every request needs `Authorization: Bearer <secret>`; every answer is the applied state as
 //! JSON, or `{"refused": …}` with a 4xx/5xx status.
@@ -123,6 +124,13 @@ struct MaskBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ExtensionBody {
+    app: Option<String>,
+    message: Box<super::ExtensionMessage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PauseBody {
     reason: String,
     seconds: Option<u64>,
@@ -196,6 +204,13 @@ fn parse(
             })
         }
         (Post, "/v1/resume") => Ok(ControlCommand::Resume),
+        (Post, "/v1/extension") => {
+            let b: ExtensionBody = serde_json::from_str(body).map_err(bad)?;
+            Ok(ControlCommand::Extension {
+                app: b.app,
+                message: b.message,
+            })
+        }
         (Delete, path) => path
             .strip_prefix("/v1/mask/")
             .and_then(|id| id.parse().ok())

@@ -13,7 +13,9 @@ use vigil_mask::{
 };
 use vigil_media::{MaskSpan, MaskTimeline};
 
-use crate::control::{ActiveMask, AgentState, ControlCommand, ControlRefusal, TriggerHealth};
+use crate::control::{
+    ActiveMask, AgentState, ControlCommand, ControlRefusal, ExtensionLink, TriggerHealth,
+};
 
 /// How long audio stays silent after the last DTMF tone.
 const DTMF_TAIL_NS: u64 = 1_500_000_000;
@@ -32,10 +34,17 @@ pub(crate) struct Masking {
     pause_policy: PausePolicy,
     /// The last health each watcher reported.
     health: BTreeMap<&'static str, (bool, String)>,
+    /// `None` when field masking is off: the extension's reports are ignored.
+    extension: Option<ExtensionLink>,
 }
 
 impl Masking {
-    pub(crate) fn new(controller: MaskController, dtmf: bool, pause_policy: PausePolicy) -> Self {
+    pub(crate) fn new(
+        controller: MaskController,
+        dtmf: bool,
+        fields: bool,
+        pause_policy: PausePolicy,
+    ) -> Self {
         Self {
             controller,
             spans: HashMap::new(),
@@ -43,6 +52,15 @@ impl Masking {
             manual: manual::ManualMasks::default(),
             pause_policy,
             health: BTreeMap::new(),
+            extension: fields.then(ExtensionLink::default),
+        }
+    }
+
+    /// Time-driven checks: a browser extension host that fell silent masks the screen.
+    pub(crate) fn tick(&mut self, now_ns: u64, timeline: &mut MaskTimeline) {
+        if let Some(event) = self.extension.as_mut().and_then(|l| l.check(now_ns)) {
+            tracing::warn!("browser extension host stopped answering: screen masked");
+            self.on_trigger(&event, timeline);
         }
     }
 
@@ -72,6 +90,16 @@ impl Masking {
                 self.manual.resume(now_ns, timeline);
                 Ok(())
             }
+            ControlCommand::Extension { app, message } => {
+                let events = match self.extension.as_mut() {
+                    Some(link) => link.on_message(message, app.as_deref(), now_ns),
+                    None => Vec::new(),
+                };
+                for event in events {
+                    self.on_trigger(&event, timeline);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -97,12 +125,7 @@ impl Masking {
                 trigger: s.trigger.clone(),
                 rule_id: s.rule_id.clone(),
                 since: to_wall(s.start_ns),
-                screen: match s.screen {
-                    vigil_media::ScreenMask::Full => "full",
-                    vigil_media::ScreenMask::Region(..) => "region",
-                    vigil_media::ScreenMask::None => "none",
-                }
-                .into(),
+                screen: s.screen.as_str().into(),
                 audio: s.audio,
             })
             .collect();

@@ -176,3 +176,38 @@ pub fn wall(v: &serde_json::Value) -> std::time::SystemTime {
     .unwrap();
     std::time::SystemTime::from(t)
 }
+
+/// Runs xdotool on the desktop (bounded: a stuck X request fails the test instead of hanging).
+pub fn xdotool(desk: &TestDesktop, args: &[&str]) -> String {
+    let out = desk
+        .command("timeout")
+        .args(["30", "xdotool"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "xdotool {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Wall time now, in nanoseconds since the epoch.
+pub fn wall_now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// A manifest's RFC 3339 wall time, in nanoseconds since the epoch.
+pub fn wall_ns(v: &serde_json::Value) -> u128 {
+    wall(v)
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// The wall time (ns since the epoch) of a session-clock instant, by a segment's start stamps.
+pub fn session_to_wall(manifest: &serde_json::Value, at_ns: u64) -> u128 {
+    let seg_wall = wall_ns(&manifest["start"]["wall"]);
+    let seg_mono = manifest["start"]["mono_ns"].as_u64().unwrap() as i128;
+    (seg_wall as i128 + at_ns as i128 - seg_mono) as u128
+}

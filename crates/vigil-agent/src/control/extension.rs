@@ -1,0 +1,238 @@
+//! What the browser extension reports through its native-messaging host (`vigil-agent
+//! native-host`), and how the engine turns it into trigger events and a health signal.
+//!
+//! The extension sees what the accessibility tree does not: `autocomplete` tokens, HTML names
+//! and the field's screen rectangle. It stamps each event with the page's clock
+//! (`performance.timeOrigin + event.timeStamp`, wall milliseconds); the engine moves the stamp
+//! onto the session clock, never later than the arrival and at most 2 s earlier.
+
+use serde::{Deserialize, Serialize};
+use vigil_mask::{FieldInfo, TriggerEvent, TriggerSource};
+
+/// How far back an extension stamp may place an event (a skewed page clock cannot move a mask
+/// far into the past, and never into the future).
+const MAX_BACKDATE_NS: u64 = 2_000_000_000;
+/// Without a message (heartbeats come every 2 s) for this long, the host is considered gone.
+pub(crate) const HOST_SILENCE_NS: u64 = 6_000_000_000;
+
+/// One message of the extension's protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExtensionMessage {
+    /// The extension connected to its host.
+    Hello {
+        /// The extension's version.
+        #[serde(default)]
+        version: Option<String>,
+    },
+    /// Still connected.
+    Heartbeat,
+    /// A page was shown (top frame).
+    Page {
+        /// When, in wall milliseconds.
+        #[serde(default)]
+        at_wall_ms: Option<f64>,
+        /// The page's URL.
+        url: String,
+        /// The page's title.
+        #[serde(default)]
+        title: Option<String>,
+    },
+    /// A form field gained focus.
+    Focus {
+        /// When, in wall milliseconds.
+        #[serde(default)]
+        at_wall_ms: Option<f64>,
+        /// What identifies it (never its value).
+        field: FieldInfo,
+    },
+    /// The focused field lost focus.
+    Blur {
+        /// When, in wall milliseconds.
+        #[serde(default)]
+        at_wall_ms: Option<f64>,
+        /// Whether it holds a value.
+        #[serde(default)]
+        has_value: bool,
+    },
+    /// The browser closed the host's input: the extension is gone on purpose (browser closed).
+    Bye,
+}
+
+/// The session-clock time of an event stamped `at_wall_ms`, received at `now_ns`.
+fn session_time(now_ns: u64, at_wall_ms: Option<f64>) -> u64 {
+    let Some(at_wall_ms) = at_wall_ms.filter(|t| t.is_finite()) else {
+        return now_ns;
+    };
+    let now_wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(at_wall_ms);
+    let age_ns = ((now_wall_ms - at_wall_ms).max(0.0) * 1e6) as u64;
+    now_ns.saturating_sub(age_ns.min(MAX_BACKDATE_NS))
+}
+
+/// The extension's connection as the engine sees it.
+#[derive(Debug, Default)]
+pub(crate) struct ExtensionLink {
+    /// When the host last spoke, while attached.
+    last_seen_ns: Option<u64>,
+    /// Whether a "host gone" event is out (the screen is masked).
+    reported_down: bool,
+    /// The browser the host runs under.
+    app: Option<String>,
+}
+
+impl ExtensionLink {
+    /// Trigger events for one message received at `now_ns` from a host running under `app`.
+    pub(crate) fn on_message(
+        &mut self,
+        message: &ExtensionMessage,
+        app: Option<&str>,
+        now_ns: u64,
+    ) -> Vec<TriggerEvent> {
+        let source = TriggerSource::Extension;
+        let mut events = Vec::new();
+        if matches!(message, ExtensionMessage::Bye) {
+            self.last_seen_ns = None;
+        } else {
+            self.last_seen_ns = Some(now_ns);
+            self.app = app.map(str::to_string).or(self.app.take());
+        }
+        if self.reported_down {
+            self.reported_down = false;
+            events.push(TriggerEvent::Health {
+                at_ns: now_ns,
+                source,
+                healthy: true,
+                detail: String::new(),
+            });
+        }
+        match message {
+            ExtensionMessage::Hello { .. }
+            | ExtensionMessage::Heartbeat
+            | ExtensionMessage::Bye => {}
+            ExtensionMessage::Page {
+                at_wall_ms,
+                url,
+                title,
+            } => events.push(TriggerEvent::FocusGained {
+                at_ns: session_time(now_ns, *at_wall_ms),
+                source,
+                field: FieldInfo {
+                    app: self.app.clone(),
+                    url: Some(url.clone()),
+                    window_title: title.clone(),
+                    ..FieldInfo::default()
+                },
+            }),
+            ExtensionMessage::Focus { at_wall_ms, field } => {
+                let mut field = field.clone();
+                field.app = field.app.or_else(|| self.app.clone());
+                events.push(TriggerEvent::FocusGained {
+                    at_ns: session_time(now_ns, *at_wall_ms),
+                    source,
+                    field,
+                });
+            }
+            ExtensionMessage::Blur { at_wall_ms, .. } => events.push(TriggerEvent::FocusLost {
+                at_ns: session_time(now_ns, *at_wall_ms),
+                source,
+            }),
+        }
+        events
+    }
+
+    /// A "host gone" event when an attached host fell silent (killed, hung): the screen is
+    /// masked until it is back.
+    pub(crate) fn check(&mut self, now_ns: u64) -> Option<TriggerEvent> {
+        let silent = self
+            .last_seen_ns
+            .is_some_and(|seen| now_ns.saturating_sub(seen) > HOST_SILENCE_NS);
+        if !silent || self.reported_down {
+            return None;
+        }
+        self.reported_down = true;
+        Some(TriggerEvent::Health {
+            at_ns: now_ns,
+            source: TriggerSource::Extension,
+            healthy: false,
+            detail: "the browser extension's host stopped answering".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn messages_parse_as_the_extension_sends_them() {
+        let focus: ExtensionMessage = serde_json::from_str(
+            r#"{"type":"focus","at_wall_ms":1700000000000.5,"field":{"url":"https://shop.example/pay",
+            "autocomplete":["cc-number"],"id":null,"rect":{"x":10,"y":200,"width":300,"height":30},
+            "password":false,"has_value":false}}"#,
+        )
+        .unwrap();
+        let ExtensionMessage::Focus { field, .. } = focus else {
+            panic!()
+        };
+        assert_eq!(field.autocomplete, vec!["cc-number"]);
+        assert_eq!(field.rect.map(|r| r.y), Some(200));
+        let blur: ExtensionMessage =
+            serde_json::from_str(r#"{"type":"blur","at_wall_ms":1.0,"has_value":true}"#).unwrap();
+        assert!(matches!(
+            blur,
+            ExtensionMessage::Blur {
+                has_value: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn stamps_move_back_at_most_two_seconds_and_never_forward() {
+        let now_wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            * 1000.0;
+        let now = 100 * S;
+        let t = session_time(now, Some(now_wall - 30.0));
+        assert!(
+            now - t >= 29_000_000 && now - t < 500_000_000,
+            "{}",
+            now - t
+        );
+        assert_eq!(session_time(now, Some(now_wall - 60_000.0)), now - 2 * S);
+        assert!(session_time(now, Some(now_wall + 60_000.0)) <= now);
+        assert_eq!(session_time(now, None), now);
+    }
+
+    #[test]
+    fn a_silent_host_is_reported_down_once_and_up_again_when_it_speaks() {
+        let mut link = ExtensionLink::default();
+        assert!(
+            link.check(100 * S).is_none(),
+            "never attached: nothing needed"
+        );
+        link.on_message(
+            &ExtensionMessage::Hello { version: None },
+            Some("chromium"),
+            S,
+        );
+        assert!(link.check(5 * S).is_none());
+        let down = link.check(8 * S).expect("silent for 7 s");
+        assert!(matches!(down, TriggerEvent::Health { healthy: false, .. }));
+        assert!(link.check(9 * S).is_none(), "reported once");
+        let back = link.on_message(&ExtensionMessage::Heartbeat, None, 10 * S);
+        assert!(matches!(
+            back[0],
+            TriggerEvent::Health { healthy: true, .. }
+        ));
+        link.on_message(&ExtensionMessage::Bye, None, 11 * S);
+        assert!(link.check(100 * S).is_none(), "closed on purpose: no mask");
+    }
+}

@@ -1,0 +1,144 @@
+//! `vigil-agent native-host`: the browser extension's native-messaging host. The browser starts
+//! it and speaks the native messaging protocol on its standard input and output (each message a
+//! 4-byte native-endian length, then UTF-8 JSON). Every message is relayed to the user's running
+//! agent over the local control API; the answer (masked or not) goes back to the extension.
+//! When the browser closes the input, the host tells the agent the extension left on purpose.
+
+use std::io::{Read, Write};
+
+use crate::control::{ControlClient, ControlCommand, ControlEndpoint, ExtensionMessage};
+
+/// Browsers cap messages to the host at 4 GB, but ours are a few hundred bytes: anything larger
+/// is not from the extension.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Why the host stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeHostError {
+    /// Reading from or writing to the browser failed.
+    #[error("native messaging pipe")]
+    Pipe(#[from] std::io::Error),
+    /// The browser sent a message longer than any the extension sends.
+    #[error("message of {0} bytes from the browser refused")]
+    Oversized(usize),
+}
+
+/// Reads one message; `None` at the end of the input (the browser disconnected).
+pub fn read_message(input: &mut impl Read) -> Result<Option<Vec<u8>>, NativeHostError> {
+    let mut header = [0u8; 4];
+    match input.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let length = u32::from_ne_bytes(header) as usize;
+    if length > MAX_MESSAGE {
+        return Err(NativeHostError::Oversized(length));
+    }
+    let mut body = vec![0u8; length];
+    input.read_exact(&mut body)?;
+    Ok(Some(body))
+}
+
+/// Writes one message.
+pub fn write_message(output: &mut impl Write, json: &[u8]) -> Result<(), NativeHostError> {
+    output.write_all(&(json.len() as u32).to_ne_bytes())?;
+    output.write_all(json)?;
+    output.flush()?;
+    Ok(())
+}
+
+/// Runs the host until the browser disconnects.
+pub fn run_native_host() -> Result<(), NativeHostError> {
+    let app = browser_name();
+    let mut input = std::io::stdin().lock();
+    let mut output = std::io::stdout().lock();
+    let mut client: Option<ControlClient> = None;
+    while let Some(body) = read_message(&mut input)? {
+        let message: ExtensionMessage = match serde_json::from_slice(&body) {
+            Ok(m) => m,
+            Err(e) => {
+                // Stderr lands in the browser's log; the message itself is not repeated.
+                eprintln!("vigil native host: unreadable message ignored: {e}");
+                continue;
+            }
+        };
+        let answer = relay(&mut client, &app, message);
+        write_message(&mut output, answer.to_string().as_bytes())?;
+    }
+    relay(&mut client, &app, ExtensionMessage::Bye);
+    Ok(())
+}
+
+/// Sends one message to the agent (discovering it again after a failure: it may have
+/// restarted); returns what to tell the extension.
+fn relay(
+    client: &mut Option<ControlClient>,
+    app: &Option<String>,
+    message: ExtensionMessage,
+) -> serde_json::Value {
+    let command = ControlCommand::Extension {
+        app: app.clone(),
+        message: Box::new(message),
+    };
+    for _ in 0..2 {
+        if client.is_none() {
+            *client = ControlEndpoint::folder()
+                .ok()
+                .and_then(|folder| ControlClient::discover(&folder).ok());
+        }
+        let Some(agent) = client.as_ref() else { break };
+        match agent.send(&command) {
+            Ok(state) => {
+                return serde_json::json!({
+                    "type": "state",
+                    "recording": state.recording,
+                    "masked": !state.masked.is_empty(),
+                })
+            }
+            Err(e) => {
+                eprintln!("vigil native host: agent unreachable: {e}");
+                *client = None;
+            }
+        }
+    }
+    serde_json::json!({ "type": "state", "recording": false, "masked": false })
+}
+
+/// The browser that started the host (its parent process), for rules and the manifest.
+#[cfg(target_os = "linux")]
+fn browser_name() -> Option<String> {
+    let parent = std::os::unix::process::parent_id();
+    let comm = std::fs::read_to_string(format!("/proc/{parent}/comm")).ok()?;
+    Some(comm.trim().to_string()).filter(|c| !c.is_empty())
+}
+
+/// The browser that started the host: not looked up on this OS.
+#[cfg(not(target_os = "linux"))]
+fn browser_name() -> Option<String> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_oversized_ones_are_refused() {
+        let mut wire = Vec::new();
+        write_message(&mut wire, br#"{"type":"heartbeat"}"#).unwrap();
+        write_message(&mut wire, b"{}").unwrap();
+        let mut reader = wire.as_slice();
+        assert_eq!(
+            read_message(&mut reader).unwrap().unwrap(),
+            br#"{"type":"heartbeat"}"#
+        );
+        assert_eq!(read_message(&mut reader).unwrap().unwrap(), b"{}");
+        assert!(read_message(&mut reader).unwrap().is_none(), "end of input");
+        let huge = (10u32 * 1024 * 1024).to_ne_bytes();
+        assert!(matches!(
+            read_message(&mut huge.as_slice()),
+            Err(NativeHostError::Oversized(_))
+        ));
+    }
+}
