@@ -257,7 +257,7 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
         // Trigger events first: a span must be in place before the media it covers leaves the
         // delay line (the loop turns at least every 20 ms; the delay line holds ≥ 500 ms).
         for event in trigger_rx.try_iter() {
-            masking.on_trigger(&event, segmenter.mask_timeline_mut());
+            masking.on_trigger(&event, clock.now_ns(), segmenter.mask_timeline_mut());
         }
         masking.tick(clock.now_ns(), segmenter.mask_timeline_mut());
         for request in control_rx.try_iter() {

@@ -97,6 +97,7 @@ pub(crate) fn seal_segment(
                 end_ns: s.end_ns,
                 screen: s.screen.as_str().into(),
                 audio: s.audio,
+                decided_ns: s.decided_ns,
                 reason: s.reason,
                 rule_id: s.rule_id,
                 trigger: s.trigger,

@@ -47,6 +47,9 @@ pub struct MaskSpan {
     pub rule_id: Option<String>,
     /// Trigger that raised it.
     pub trigger: String,
+    /// When the decision to mask was taken (session clock), when known: it must come before
+    /// the delay line releases the media at `start_ns`.
+    pub decided_ns: Option<u64>,
 }
 
 /// The spans known to the media stage.

@@ -88,6 +88,9 @@ pub struct MaskedSpan {
     /// Whether both voice tracks were silenced.
     #[serde(default)]
     pub audio: bool,
+    /// When the agent decided to mask (monotonic ns), for decision-latency audits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_ns: Option<u64>,
 }
 
 /// What happened to a capture source during the segment; never silent.

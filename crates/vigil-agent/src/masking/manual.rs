@@ -33,6 +33,7 @@ fn span(at_ns: u64, end_ns: u64, reason: String, trigger: TriggerSource) -> Mask
         reason,
         rule_id: None,
         trigger: trigger.as_str().into(),
+        decided_ns: Some(at_ns),
     }
 }
 

@@ -60,7 +60,7 @@ impl Masking {
     pub(crate) fn tick(&mut self, now_ns: u64, timeline: &mut MaskTimeline) {
         if let Some(event) = self.extension.as_mut().and_then(|l| l.check(now_ns)) {
             tracing::warn!("browser extension host stopped answering: screen masked");
-            self.on_trigger(&event, timeline);
+            self.on_trigger(&event, now_ns, timeline);
         }
     }
 
@@ -96,7 +96,7 @@ impl Masking {
                     None => Vec::new(),
                 };
                 for event in events {
-                    self.on_trigger(&event, timeline);
+                    self.on_trigger(&event, now_ns, timeline);
                 }
                 Ok(())
             }
@@ -148,7 +148,12 @@ impl Masking {
     }
 
     /// Applies a trigger event.
-    pub(crate) fn on_trigger(&mut self, event: &TriggerEvent, timeline: &mut MaskTimeline) {
+    pub(crate) fn on_trigger(
+        &mut self,
+        event: &TriggerEvent,
+        now_ns: u64,
+        timeline: &mut MaskTimeline,
+    ) {
         if let TriggerEvent::Health {
             source,
             healthy,
@@ -160,11 +165,11 @@ impl Masking {
                 .insert(source.as_str(), (*healthy, detail.clone()));
         }
         for command in self.controller.on_event(event) {
-            self.apply(command, timeline);
+            self.apply(command, now_ns, timeline);
         }
     }
 
-    fn apply(&mut self, command: MaskCommand, timeline: &mut MaskTimeline) {
+    fn apply(&mut self, command: MaskCommand, now_ns: u64, timeline: &mut MaskTimeline) {
         match command {
             MaskCommand::Open {
                 key,
@@ -190,6 +195,7 @@ impl Masking {
                     reason,
                     rule_id,
                     trigger: trigger.as_str().into(),
+                    decided_ns: Some(now_ns),
                 });
                 self.spans.insert(key, index);
             }
@@ -236,6 +242,8 @@ fn dtmf_span(tone: ToneSpan) -> MaskSpan {
         reason: "DTMF tones".into(),
         rule_id: None,
         trigger: TriggerSource::Dtmf.as_str().into(),
+        // Decided as the tone's audio arrived, before the delay line released it.
+        decided_ns: None,
     }
 }
 
