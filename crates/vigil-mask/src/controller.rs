@@ -6,12 +6,17 @@
 //! it when the page scrolls. The safe choice made here: after a field that masked the screen
 //! loses focus, the voice tracks come back after the rule's tail, but the whole screen stays
 //! masked until focus lands in another page or window (a different URL, window title or
-//! application). Focus that comes without any of those keeps the mask.
+//! application), and 700 ms more while the new page paints. Focus that comes without any of
+//! those keeps the mask.
 
 use std::collections::HashMap;
 
 use crate::rules::{RuleSet, ScreenAction};
 use crate::{Rect, TriggerEvent, TriggerSource};
+
+/// How long the screen stays masked after focus lands in another page or window: the old page
+/// can stay on screen until the new one first paints.
+const PAGE_SETTLE_NS: u64 = 700_000_000;
 
 /// Padding around a field's rectangle for region masks, in pixels.
 const REGION_PADDING: i32 = 12;
@@ -174,7 +179,7 @@ impl MaskController {
                         self.sticky.remove(source);
                         out.push(MaskCommand::Close {
                             key,
-                            end_ns: *at_ns,
+                            end_ns: at_ns + PAGE_SETTLE_NS,
                         });
                     }
                 }
@@ -346,7 +351,7 @@ mod tests {
             next,
             vec![MaskCommand::Close {
                 key: sticky,
-                end_ns: 4_000
+                end_ns: 4_000 + PAGE_SETTLE_NS
             }]
         );
     }
