@@ -183,6 +183,7 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
             x264_params: rec.x264_params.clone(),
         },
         dtmf_masking: config.masking.dtmf,
+        mask_rules: config.masking.rules.clone(),
         pause_allowed: config.pause.allowed,
         pause_max: Duration::from_secs(config.pause.max_seconds),
         control_port: config.control.enabled.then_some(config.control.port),

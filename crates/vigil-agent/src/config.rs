@@ -72,6 +72,9 @@ pub struct MaskingSection {
     /// Mask payment and password fields when they gain focus (default on). While the
     /// accessibility watcher cannot run, the whole screen is masked.
     pub focus: bool,
+    /// Site rules, ahead of the built-in payment rules: an application, window title, page URL
+    /// or field pattern, and an action (`[[masking.rules]]`).
+    pub rules: Vec<vigil_mask::Rule>,
 }
 
 impl Default for MaskingSection {
@@ -79,6 +82,7 @@ impl Default for MaskingSection {
         Self {
             dtmf: true,
             focus: true,
+            rules: Vec::new(),
         }
     }
 }
@@ -217,6 +221,8 @@ impl AgentConfig {
                 self.recording.delay_ms
             ));
         }
+        vigil_mask::RuleSet::with_site_rules(self.masking.rules.clone())
+            .map_err(|e| format!("masking.rules: {e}"))?;
         if self.recording.crf > 51 {
             return Err(format!(
                 "recording.crf must be 0..=51, not {}",

@@ -46,6 +46,8 @@ pub struct RecordOptions {
     pub dtmf_masking: bool,
     /// Mask sensitive fields when they gain focus (accessibility watcher).
     pub focus_masking: bool,
+    /// Site masking rules, ahead of the built-in payment rules.
+    pub mask_rules: Vec<vigil_mask::Rule>,
     /// Whether the agent may pause, and for how long at most.
     pub pause_allowed: bool,
     /// The longest manual pause.
@@ -88,6 +90,9 @@ pub enum RecordError {
     /// Sealing failed.
     #[error("seal")]
     Seal(#[source] SealError),
+    /// The site masking rules are invalid.
+    #[error("masking rules")]
+    Rules(#[from] vigil_mask::RuleError),
     /// The local control API could not start.
     #[error("control API")]
     Control(#[from] ServeError),
@@ -207,7 +212,7 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
         origin,
     )?;
     let mut masking = Masking::new(
-        MaskController::new(RuleSet::defaults()),
+        MaskController::new(RuleSet::with_site_rules(options.mask_rules.clone())?),
         options.dtmf_masking,
         options.focus_masking,
         PausePolicy {

@@ -180,6 +180,15 @@ impl RuleSet {
         Self::new(default_rules()).expect("built-in rules are valid")
     }
 
+    /// Site rules (configuration, later vault policy) ahead of the built-in ones: an
+    /// application, window-title or URL rule names the span it opens; the built-ins still catch
+    /// every payment field the site rules do not mention.
+    pub fn with_site_rules(site: Vec<Rule>) -> Result<Self, RuleError> {
+        let mut rules = site;
+        rules.extend(default_rules());
+        Self::new(rules)
+    }
+
     /// The first rule that matches the field; a password field always masks.
     pub fn decide(&self, field: &FieldInfo) -> Option<Decision> {
         let password = field.password

@@ -175,3 +175,45 @@ fn application_rules_restrict_where_a_pattern_applies() {
         ))
         .is_none());
 }
+
+#[test]
+fn site_rules_match_an_application_window_or_page_and_come_first() {
+    let site: Vec<Rule> = serde_json::from_str(
+        r#"[{"id": "site.pay-portal",
+             "any": [{"url": ["pay.example.com/checkout"]}, {"window_title": ["Payment terminal"]}],
+             "action": {"screen": "full", "audio": true, "tail_ms": 1000}}]"#,
+    )
+    .unwrap();
+    let rules = RuleSet::with_site_rules(site).unwrap();
+    let on = |url: Option<&str>, title: Option<&str>, name: Option<&str>| FieldInfo {
+        url: url.map(Into::into),
+        window_title: title.map(Into::into),
+        name: name.map(Into::into),
+        ..FieldInfo::default()
+    };
+    let id = |f: FieldInfo| rules.decide(&f).map(|d| d.rule_id);
+    assert_eq!(
+        id(on(Some("https://pay.example.com/checkout?x=1"), None, Some("Notes"))),
+        Some("site.pay-portal".into()),
+        "any element of the page"
+    );
+    assert_eq!(
+        id(on(None, Some("Payment terminal - Acme"), None)),
+        Some("site.pay-portal".into())
+    );
+    assert_eq!(
+        id(on(Some("https://crm.example.com"), None, Some("Card number"))),
+        Some("builtin.card-number".into()),
+        "built-ins still apply elsewhere"
+    );
+    assert_eq!(id(on(Some("https://crm.example.com"), None, Some("Notes"))), None);
+    let duplicate: Vec<Rule> = serde_json::from_str(
+        r#"[{"id": "builtin.card-number", "any": [{"app": ["x"]}],
+             "action": {"screen": "full", "audio": true, "tail_ms": 0}}]"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        RuleSet::with_site_rules(duplicate),
+        Err(RuleError::DuplicateId(_))
+    ));
+}
