@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 
+pub mod chromium;
+pub use chromium::{start_chromium_with_extension, Chromium};
+
 /// A running test desktop.
 pub struct TestDesktop {
     root: tempfile::TempDir,

@@ -227,7 +227,22 @@ fn the_api_needs_the_secret_and_a_pause_ends_by_itself() {
     );
 }
 
-/// The a11y bus daemon of this desktop only (tests run side by side).
+/// A GTK window with one ordinary entry.
+const NOTES_APP: &str = r#"
+import gi
+gi.require_version("Gtk", "3.0")
+from gi.repository import Gtk
+win = Gtk.Window(title="Vigil notes")
+entry = Gtk.Entry(width_chars=30)
+entry.get_accessible().set_name("Notes")
+win.add(entry)
+win.connect("destroy", Gtk.main_quit)
+win.show_all()
+Gtk.main()
+"#;
+
+/// The accessibility bus of this desktop only (tests run side by side): its launcher, its
+/// bus daemon and its registry.
 fn accessibility_bus_pids(desk: &TestDesktop) -> Vec<i32> {
     let bus = desk
         .env()
@@ -243,7 +258,7 @@ fn accessibility_bus_pids(desk: &TestDesktop) -> Vec<i32> {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.contains("accessibility.conf")
+        if (cmdline.contains("accessibility.conf") || cmdline.contains("at-spi"))
             && String::from_utf8_lossy(&environ).contains(&bus)
         {
             pids.push(pid);
@@ -254,6 +269,9 @@ fn accessibility_bus_pids(desk: &TestDesktop) -> Vec<i32> {
 
 #[test]
 fn a_dead_accessibility_watcher_masks_within_a_second_and_recovers() {
+    // The session bus starts a new accessibility bus as soon as the watchdog asks for one, so
+    // the watcher is back within milliseconds; the screen stays masked until the watcher has
+    // reported the focus again (what has focus after an outage is unknown until then).
     let mut desk = TestDesktop::start().unwrap();
     desk.start_accessibility().unwrap();
     let config = config(&desk, "[masking]\nfocus = true\n");
@@ -276,8 +294,9 @@ fn a_dead_accessibility_watcher_masks_within_a_second_and_recovers() {
     }
     assert!(status(&desk).masked.is_empty());
 
+    // The whole accessibility bus goes: launcher, bus daemon, registry.
     let pids = accessibility_bus_pids(&desk);
-    assert!(!pids.is_empty(), "no accessibility bus to kill");
+    assert!(pids.len() >= 2, "no accessibility bus to kill: {pids:?}");
     let killed = Instant::now();
     for pid in &pids {
         run_ok(std::process::Command::new("kill").args(["-9", &pid.to_string()]));
@@ -300,13 +319,30 @@ fn a_dead_accessibility_watcher_masks_within_a_second_and_recovers() {
     assert!(delay <= Duration::from_secs(1), "masked after {delay:?}");
     assert!(
         masked
-            .triggers
+            .masked
             .iter()
-            .any(|t| t.trigger == "accessibility" && !t.healthy),
+            .any(|m| m.reason.starts_with("accessibility watcher down")),
         "the status does not say why: {masked:?}"
     );
-
-    // It recovers by itself: the launcher brings a bus back and the watchdog reconnects.
+    // It recovers by itself: a new bus, the watcher back, and the mask lifted by the next
+    // focus report. Applications register with the bus that runs when they start, so the
+    // report comes from one started now (the agent moves into a form's Name field).
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !status(&desk).masked.is_empty(),
+        "unmasked before the focus is known again"
+    );
+    let script = desk.dir().join("notes.py");
+    std::fs::write(&script, NOTES_APP).unwrap();
+    let _app = App(desk
+        .command("/usr/bin/python3")
+        .arg(&script)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let window = xdotool(&desk, &["search", "--sync", "--name", "Vigil notes"]);
+    xdotool(&desk, &["windowfocus", "--sync", &window]);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let s = status(&desk);
@@ -316,6 +352,10 @@ fn a_dead_accessibility_watcher_masks_within_a_second_and_recovers() {
         assert!(Instant::now() < deadline, "no recovery: {s:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert!(
+        accessibility_bus_pids(&desk).len() >= 2,
+        "the bus came back by itself"
+    );
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -6,42 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use common::*;
 use vigil_e2e::TestDesktop;
-
-const FORM: &str = r#"
-import gi
-gi.require_version("Gtk", "3.0")
-from gi.repository import GLib, Gtk
-GLib.set_prgname("vigil-checkout")
-win = Gtk.Window(title="Vigil checkout")
-win.set_default_size(900, 300)
-grid = Gtk.Grid(row_spacing=16, column_spacing=16, margin=40)
-label = Gtk.Label(label="Card number", xalign=0)
-card = Gtk.Entry(width_chars=30)
-label.set_mnemonic_widget(card)
-name = Gtk.Entry(width_chars=30)
-name.get_accessible().set_name("Name")
-grid.attach(label, 0, 0, 1, 1)
-grid.attach(card, 1, 0, 1, 1)
-grid.attach(name, 1, 1, 1, 1)
-win.add(grid)
-win.connect("destroy", Gtk.main_quit)
-win.show_all()
-Gtk.main()
-"#;
-
-struct App(Child);
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Every decoded frame of a screen file: (presentation time in seconds, brightest luma).
 fn frames(file: &Path) -> Vec<(f64, u8)> {
@@ -113,16 +82,7 @@ fn focusing_a_card_field_masks_the_screen_until_after_blur() {
     desk.start_accessibility().unwrap();
     let id = identity(desk.dir());
     let spool = desk.dir().join("spool");
-    let script = desk.dir().join("form.py");
-    std::fs::write(&script, FORM).unwrap();
-    let _app = App(desk
-        .command("/usr/bin/python3")
-        .arg(&script)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
-    let window = xdotool(&desk, &["search", "--sync", "--name", "Vigil checkout"]);
+    let (_app, window) = start_gtk_form(&desk);
 
     let agent_run = agent(&desk)
         .args(["record", "--for", "14", "--segment-seconds", "7", "--spool"])

@@ -1,6 +1,7 @@
 //! From trigger events to mask commands: the rules decide what a focused field means, focus
 //! loss ends a span after the rule's tail, DTMF tones silence both tracks, and a watcher that
-//! goes down masks the whole screen until it is back (fail closed).
+//! goes down masks the whole screen until it is back and has reported the focus again (fail
+//! closed: what has focus after an outage is unknown until then).
 //!
 //! A card number stays on screen after focus leaves its field, and a region mask cannot follow
 //! it when the page scrolls. The safe choice made here: after a field that masked the screen
@@ -81,6 +82,22 @@ impl Context {
     fn is_known(&self) -> bool {
         self.app.is_some() || self.window_title.is_some() || self.url.is_some()
     }
+
+    /// Whether focus in `now` means this page or window is no longer what the screen shows.
+    /// Within one trigger every known detail counts; across triggers (the accessibility tree
+    /// and the browser extension name windows differently) only two known page URLs, compared
+    /// without their fragment.
+    fn left_for(&self, now: &Context, same_trigger: bool) -> bool {
+        if same_trigger {
+            return now.is_known() && self != now;
+        }
+        let page = |c: &Context| {
+            c.url
+                .as_deref()
+                .map(|u| u.split('#').next().unwrap_or(u).to_string())
+        };
+        matches!((page(self), page(now)), (Some(a), Some(b)) if a != b)
+    }
 }
 
 /// An open focus span.
@@ -101,8 +118,9 @@ pub struct MaskController {
     focus: HashMap<TriggerSource, FocusSpan>,
     /// The screen mask kept after a masked field lost focus, per source, and its page.
     sticky: HashMap<TriggerSource, (u64, Context)>,
-    /// The open watchdog span of each unhealthy watcher.
-    watchdog: HashMap<TriggerSource, u64>,
+    /// The open watchdog span of each watcher that went down, and whether it is back (then
+    /// the span waits for its first focus report: what has focus now is unknown until then).
+    watchdog: HashMap<TriggerSource, (u64, bool)>,
 }
 
 impl MaskController {
@@ -169,14 +187,14 @@ impl MaskController {
                 let context = Context::of(field);
                 self.leave_field(*source, *at_ns, decision.is_some(), &mut out);
                 // Another page or window: what the field showed is gone from the screen.
-                if context.is_known() {
-                    if let Some((key, _)) = self
-                        .sticky
-                        .get(source)
-                        .filter(|(_, shown)| *shown != context)
-                        .cloned()
-                    {
-                        self.sticky.remove(source);
+                let gone: Vec<TriggerSource> = self
+                    .sticky
+                    .iter()
+                    .filter(|(kept_by, (_, shown))| shown.left_for(&context, **kept_by == *source))
+                    .map(|(kept_by, _)| *kept_by)
+                    .collect();
+                for kept_by in gone {
+                    if let Some((key, _)) = self.sticky.remove(&kept_by) {
                         out.push(MaskCommand::Close {
                             key,
                             end_ns: at_ns + PAGE_SETTLE_NS,
@@ -237,17 +255,23 @@ impl MaskController {
                         rule_id: None,
                         trigger: TriggerSource::Watchdog,
                     });
-                    self.watchdog.insert(*source, key);
+                    self.watchdog.insert(*source, (key, false));
                 }
-                (true, Some(key)) => {
-                    self.watchdog.remove(source);
-                    out.push(MaskCommand::Close {
-                        key,
-                        end_ns: *at_ns,
-                    });
+                (healthy, Some((key, _))) => {
+                    self.watchdog.insert(*source, (key, *healthy));
                 }
-                _ => {}
+                (true, None) => {}
             },
+        }
+        // A watcher that came back lifts its mask with its first focus report.
+        if let TriggerEvent::FocusGained { at_ns, source, .. } = event {
+            if let Some((key, true)) = self.watchdog.get(source).copied() {
+                self.watchdog.remove(source);
+                out.push(MaskCommand::Close {
+                    key,
+                    end_ns: *at_ns,
+                });
+            }
         }
         out
     }
@@ -392,6 +416,51 @@ mod tests {
             healthy: true,
             detail: String::new(),
         });
-        assert!(matches!(up[0], MaskCommand::Close { end_ns: 20, .. }));
+        assert!(up.is_empty(), "back, but the focus is not known yet");
+        let focus = c.on_event(&TriggerEvent::FocusGained {
+            at_ns: 30,
+            source: src,
+            field: FieldInfo {
+                name: Some("Name".into()),
+                ..FieldInfo::default()
+            },
+        });
+        assert_eq!(focus.len(), 1, "{focus:?}");
+        assert!(matches!(focus[0], MaskCommand::Close { end_ns: 30, .. }));
+    }
+
+    #[test]
+    fn another_trigger_releases_the_screen_only_for_another_page() {
+        let mut c = MaskController::new(RuleSet::defaults());
+        let checkout = "https://shop.example/checkout";
+        c.on_event(&TriggerEvent::FocusGained {
+            at_ns: 1_000,
+            source: TriggerSource::Accessibility,
+            field: FieldInfo {
+                name: Some("Card number".into()),
+                url: Some(checkout.into()),
+                window_title: Some("Checkout - Chromium".into()),
+                ..FieldInfo::default()
+            },
+        });
+        c.on_event(&TriggerEvent::FocusLost {
+            at_ns: 2_000,
+            source: TriggerSource::Accessibility,
+        });
+        let page = |url: &str| TriggerEvent::FocusGained {
+            at_ns: 3_000,
+            source: TriggerSource::Extension,
+            field: FieldInfo {
+                url: Some(url.into()),
+                window_title: Some("Checkout".into()),
+                ..FieldInfo::default()
+            },
+        };
+        assert!(
+            c.on_event(&page(&format!("{checkout}#summary"))).is_empty(),
+            "the same page, seen by the extension"
+        );
+        let next = c.on_event(&page("https://shop.example/done"));
+        assert!(matches!(next[..], [MaskCommand::Close { .. }]), "{next:?}");
     }
 }

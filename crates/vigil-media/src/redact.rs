@@ -77,14 +77,13 @@ impl MaskTimeline {
         self.spans.get(index)
     }
 
-    /// The earliest start of a screen span strictly between two instants.
-    pub fn screen_span_start_between(&self, after_ns: u64, before_ns: u64) -> Option<u64> {
+    /// The earliest start or end of a screen span strictly between two instants.
+    pub fn screen_edge_between(&self, after_ns: u64, before_ns: u64) -> Option<u64> {
         self.spans
             .iter()
-            .filter(|s| {
-                s.screen != ScreenMask::None && s.start_ns > after_ns && s.start_ns < before_ns
-            })
-            .map(|s| s.start_ns)
+            .filter(|s| s.screen != ScreenMask::None)
+            .flat_map(|s| [s.start_ns, s.end_ns])
+            .filter(|edge| *edge > after_ns && *edge < before_ns)
             .min()
     }
 

@@ -165,33 +165,45 @@ impl Segmenter {
             }
             self.encode_frame(frame)?;
         }
-        while watermark >= self.start_ns + self.config.segment_ns
-            && !(stopping && watermark == self.start_ns + self.config.segment_ns)
-        {
+        loop {
             let end = self.start_ns + self.config.segment_ns;
+            self.fill_mask_edges(watermark.min(end))?;
+            if watermark < end || (stopping && watermark == end) {
+                break;
+            }
             done.push(self.close_segment(end, false)?);
         }
         self.feed_audio(self.start_ns + self.config.segment_ns)?;
         Ok(done)
     }
 
-    fn encode_frame(&mut self, mut frame: VideoFrame) -> Result<(), MediaError> {
-        // With a variable frame rate the previous picture stays on screen until the next frame:
-        // a mask that begins between two frames gets a masked picture at its exact start.
-        if let Some(last) = &self.last_frame {
-            if let Some(start) = self
-                .mask
-                .screen_span_start_between(last.pts_ns, frame.pts_ns)
-            {
-                let mut boundary = last.clone();
-                boundary.pts_ns = start;
-                self.mask.redact_frame(&mut boundary);
-                self.encoder.push_video(&boundary)?;
-            }
-        }
-        self.mask.redact_frame(&mut frame);
-        self.encoder.push_video(&frame)?;
+    /// Encodes a captured frame as the mask timeline shows it; keeps it unredacted, so that the
+    /// picture can be shown again when a mask ends.
+    fn encode_frame(&mut self, frame: VideoFrame) -> Result<(), MediaError> {
+        self.fill_mask_edges(frame.pts_ns)?;
+        let mut shown = frame.clone();
+        self.mask.redact_frame(&mut shown);
+        self.encoder.push_video(&shown)?;
         self.last_frame = Some(frame);
+        Ok(())
+    }
+
+    /// With a variable frame rate the previous picture stays on screen until the next frame
+    /// changes it: at each start or end of a screen mask before `before_ns`, the last picture
+    /// is encoded again as the timeline shows it then (masked at a start; visible again at an
+    /// end, even when nothing on screen changed since).
+    fn fill_mask_edges(&mut self, before_ns: u64) -> Result<(), MediaError> {
+        while let Some(last) = &self.last_frame {
+            let Some(edge) = self.mask.screen_edge_between(last.pts_ns, before_ns) else {
+                break;
+            };
+            let mut raw = last.clone();
+            raw.pts_ns = edge;
+            let mut shown = raw.clone();
+            self.mask.redact_frame(&mut shown);
+            self.encoder.push_video(&shown)?;
+            self.last_frame = Some(raw);
+        }
         Ok(())
     }
 

@@ -4,14 +4,14 @@
 //! The extension sees what the accessibility tree does not: `autocomplete` tokens, HTML names
 //! and the field's screen rectangle. It stamps each event with the page's clock
 //! (`performance.timeOrigin + event.timeStamp`, wall milliseconds); the engine moves the stamp
-//! onto the session clock, never later than the arrival and at most 2 s earlier.
+//! onto the session clock, never later than the arrival and at most 400 ms earlier.
 
 use serde::{Deserialize, Serialize};
 use vigil_mask::{FieldInfo, TriggerEvent, TriggerSource};
 
-/// How far back an extension stamp may place an event (a skewed page clock cannot move a mask
-/// far into the past, and never into the future).
-const MAX_BACKDATE_NS: u64 = 2_000_000_000;
+/// How far back an extension stamp may place an event: well within the delay line (600 ms), so
+/// that a span never begins before media already released; never into the future.
+const MAX_BACKDATE_NS: u64 = 400_000_000;
 /// Without a message (heartbeats come every 2 s) for this long, the host is considered gone.
 pub(crate) const HOST_SILENCE_NS: u64 = 6_000_000_000;
 
@@ -193,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn stamps_move_back_at_most_two_seconds_and_never_forward() {
+    fn stamps_move_back_at_most_400_ms_and_never_forward() {
         let now_wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -206,7 +206,10 @@ mod tests {
             "{}",
             now - t
         );
-        assert_eq!(session_time(now, Some(now_wall - 60_000.0)), now - 2 * S);
+        assert_eq!(
+            session_time(now, Some(now_wall - 60_000.0)),
+            now - MAX_BACKDATE_NS
+        );
         assert!(session_time(now, Some(now_wall + 60_000.0)) <= now);
         assert_eq!(session_time(now, None), now);
     }

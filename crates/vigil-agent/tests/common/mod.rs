@@ -211,3 +211,51 @@ pub fn session_to_wall(manifest: &serde_json::Value, at_ns: u64) -> u128 {
     let seg_mono = manifest["start"]["mono_ns"].as_u64().unwrap() as i128;
     (seg_wall as i128 + at_ns as i128 - seg_mono) as u128
 }
+
+/// A GTK window "Vigil checkout" with an entry labelled "Card number" and one named "Name".
+pub const GTK_FORM: &str = r#"
+import gi
+gi.require_version("Gtk", "3.0")
+from gi.repository import GLib, Gtk
+GLib.set_prgname("vigil-checkout")
+win = Gtk.Window(title="Vigil checkout")
+win.set_default_size(900, 300)
+grid = Gtk.Grid(row_spacing=16, column_spacing=16, margin=40)
+label = Gtk.Label(label="Card number", xalign=0)
+card = Gtk.Entry(width_chars=30)
+label.set_mnemonic_widget(card)
+name = Gtk.Entry(width_chars=30)
+name.get_accessible().set_name("Name")
+grid.attach(label, 0, 0, 1, 1)
+grid.attach(card, 1, 0, 1, 1)
+grid.attach(name, 1, 1, 1, 1)
+win.add(grid)
+win.connect("destroy", Gtk.main_quit)
+win.show_all()
+Gtk.main()
+"#;
+
+/// A test application, killed and reaped when dropped.
+pub struct App(pub std::process::Child);
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the GTK form and waits for its window; returns the app and its X window id.
+pub fn start_gtk_form(desk: &TestDesktop) -> (App, String) {
+    let script = desk.dir().join("form.py");
+    std::fs::write(&script, GTK_FORM).unwrap();
+    let app = App(desk
+        .command("/usr/bin/python3")
+        .arg(&script)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap());
+    let window = xdotool(desk, &["search", "--sync", "--name", "Vigil checkout"]);
+    (app, window)
+}

@@ -193,7 +193,11 @@ fn site_rules_match_an_application_window_or_page_and_come_first() {
     };
     let id = |f: FieldInfo| rules.decide(&f).map(|d| d.rule_id);
     assert_eq!(
-        id(on(Some("https://pay.example.com/checkout?x=1"), None, Some("Notes"))),
+        id(on(
+            Some("https://pay.example.com/checkout?x=1"),
+            None,
+            Some("Notes")
+        )),
         Some("site.pay-portal".into()),
         "any element of the page"
     );
@@ -202,11 +206,18 @@ fn site_rules_match_an_application_window_or_page_and_come_first() {
         Some("site.pay-portal".into())
     );
     assert_eq!(
-        id(on(Some("https://crm.example.com"), None, Some("Card number"))),
+        id(on(
+            Some("https://crm.example.com"),
+            None,
+            Some("Card number")
+        )),
         Some("builtin.card-number".into()),
         "built-ins still apply elsewhere"
     );
-    assert_eq!(id(on(Some("https://crm.example.com"), None, Some("Notes"))), None);
+    assert_eq!(
+        id(on(Some("https://crm.example.com"), None, Some("Notes"))),
+        None
+    );
     let duplicate: Vec<Rule> = serde_json::from_str(
         r#"[{"id": "builtin.card-number", "any": [{"app": ["x"]}],
              "action": {"screen": "full", "audio": true, "tail_ms": 0}}]"#,

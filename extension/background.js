@@ -1,0 +1,141 @@
+// Vigil field focus: background (a service worker in Chromium/Edge, an event page in Firefox).
+//
+// Relays the content scripts' focus/blur/page reports to the Vigil agent over native
+// messaging (host "com.vigil.agent"), says hello on every connection and sends a heartbeat
+// every 2 s while connected. While the host is unreachable, reports are queued (bounded) and
+// the connection is retried with exponential backoff.
+//
+// Worker lifetime (see README.md): Chromium 105+ keeps an extension service worker running
+// while it has an open native-messaging port (crbug.com/1189678), so the heartbeat interval
+// runs as long as the host is connected. While disconnected the worker may be stopped after
+// ~30 s idle, losing its backoff timer: the "vigil-reconnect" alarm (every 30 s, the shortest
+// period Chromium allows) and every content-script report start it again, and starting
+// connects at once.
+"use strict";
+
+const api = globalThis.chrome?.runtime ? globalThis.chrome : globalThis.browser;
+
+const HOST = "com.vigil.agent";
+const VERSION = api.runtime.getManifest().version;
+const HEARTBEAT_MS = 2000;
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 60000;
+// A port that has neither failed nor been answered within this time is taken as connected
+// (connectNative reports "host not found" only through onDisconnect, a moment later).
+const SETTLE_MS = 1500;
+const MAX_QUEUE = 1000;
+const RELAYED = new Set(["focus", "blur", "page"]);
+
+let port = null;
+let confirmed = false;
+let queue = []; // reports waiting for a connection
+let unconfirmed = []; // reports handed to a port that has not yet proved alive
+let heartbeatTimer = null;
+let settleTimer = null;
+let reconnectTimer = null;
+let backoffMs = BACKOFF_MIN_MS;
+
+function enqueue(messages) {
+  queue = queue.concat(messages);
+  if (queue.length > MAX_QUEUE) queue = queue.slice(queue.length - MAX_QUEUE);
+}
+
+// Sends on the open port; `report` messages are kept for a resend until the port is confirmed.
+function post(message, report) {
+  if (!port) {
+    if (report) enqueue([message]);
+    return;
+  }
+  try {
+    port.postMessage(message);
+    if (report && !confirmed) unconfirmed.push(message);
+  } catch (e) {
+    if (report) enqueue([message]);
+    dropPort(port, String(e && e.message ? e.message : e));
+  }
+}
+
+function confirm(p) {
+  if (p !== port || confirmed) return;
+  confirmed = true;
+  unconfirmed = [];
+  backoffMs = BACKOFF_MIN_MS;
+}
+
+function connect() {
+  if (port || reconnectTimer) return;
+  let p;
+  try {
+    p = api.runtime.connectNative(HOST);
+  } catch (e) {
+    scheduleReconnect(String(e && e.message ? e.message : e));
+    return;
+  }
+  port = p;
+  confirmed = false;
+  unconfirmed = [];
+  p.onMessage.addListener((message) => {
+    // The host may answer {"type":"state",...}; nothing here depends on it.
+    void message;
+    confirm(p);
+  });
+  p.onDisconnect.addListener(() => {
+    const error = api.runtime.lastError?.message || p.error?.message || "host disconnected";
+    dropPort(p, error);
+  });
+  post({ type: "hello", version: VERSION }, false);
+  const pending = queue;
+  queue = [];
+  for (const m of pending) post(m, true);
+  heartbeatTimer = setInterval(() => post({ type: "heartbeat" }, false), HEARTBEAT_MS);
+  settleTimer = setTimeout(() => confirm(p), SETTLE_MS);
+}
+
+function dropPort(p, error) {
+  if (p !== port) return;
+  port = null;
+  clearInterval(heartbeatTimer);
+  clearTimeout(settleTimer);
+  heartbeatTimer = settleTimer = null;
+  // Reports sent to a host that never came up go out again on the next connection.
+  const resend = unconfirmed;
+  unconfirmed = [];
+  confirmed = false;
+  queue = resend.concat(queue).slice(-MAX_QUEUE);
+  try {
+    p.disconnect();
+  } catch (_) {
+    // Already closed.
+  }
+  scheduleReconnect(error);
+}
+
+function scheduleReconnect(error) {
+  if (reconnectTimer) return;
+  const delay = backoffMs + Math.floor(Math.random() * 250);
+  console.warn(`vigil: native host ${HOST} unavailable (${error}); retrying in ${delay} ms`);
+  backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+  reconnectTimer = setTimeout(() => {
+    reconnectTimer = null;
+    connect();
+  }, delay);
+}
+
+// Listeners are registered synchronously at the top level, as an MV3 worker must.
+api.runtime.onMessage.addListener((message, sender) => {
+  if (sender.id !== api.runtime.id || !message || !RELAYED.has(message.type)) return;
+  post(message, true);
+  connect();
+  // No response.
+});
+
+api.alarms.onAlarm.addListener((alarm) => {
+  if (alarm.name === "vigil-reconnect") connect();
+});
+api.alarms.get("vigil-reconnect", (existing) => {
+  if (!existing) api.alarms.create("vigil-reconnect", { periodInMinutes: 0.5 });
+});
+
+api.runtime.onStartup.addListener(connect);
+api.runtime.onInstalled.addListener(connect);
+connect();
