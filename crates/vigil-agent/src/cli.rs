@@ -106,6 +106,14 @@ struct VerifyArgs {
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
+    // Browsers start a native-messaging host with the caller's origin (Chromium, Edge) or the
+    // host manifest's path (Firefox) as the first argument, and cannot add a subcommand: the
+    // agent binary itself can then be the host, without a wrapper script.
+    let first = std::env::args().nth(1).unwrap_or_default();
+    if first.starts_with("chrome-extension://") || first.ends_with(".json") {
+        vigil_agent::native_host::run_native_host()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let cli = Cli::parse();
     let config = AgentConfig::load(cli.config.as_deref())?;
     match cli.command {
