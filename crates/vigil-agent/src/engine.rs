@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{unbounded, RecvTimeoutError};
+use crossbeam_channel::unbounded;
 use uuid::Uuid;
 use vigil_capture::{AudioRole, AudioSourceConfig, Capture, CaptureError, Clock, ScreenConfig};
 use vigil_media::{EncoderConfig, FinishedSegment, MediaError, Segmenter, SegmenterConfig};
@@ -114,6 +114,22 @@ fn os_user() -> String {
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// Applies a control request and answers with the state read back from the mask timeline.
+fn answer(
+    masking: &mut Masking,
+    segmenter: &mut Segmenter,
+    clock: &Clock,
+    session_id: Uuid,
+    request: ControlRequest,
+) {
+    let now = clock.now_ns();
+    let timeline = segmenter.mask_timeline_mut();
+    let applied = masking
+        .on_control(&request.command, now, timeline)
+        .map(|()| masking.state(now, timeline, Some(session_id.to_string())));
+    let _ = request.reply.send(applied);
 }
 
 /// Records one session until `stop` is set or the duration has passed, then finishes the segment
@@ -258,30 +274,41 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     drop(trigger_tx);
 
     let mut failure: Option<RecordError> = None;
+    let mut triggers = trigger_rx;
+    let mut controls = control_rx;
     let stop_ns = loop {
         // Trigger events first: a span must be in place before the media it covers leaves the
-        // delay line (the loop turns at least every 20 ms; the delay line holds ≥ 500 ms).
-        for event in trigger_rx.try_iter() {
+        // delay line (the delay line holds ≥ 500 ms; a trigger wakes the loop at once, and
+        // waits at most for the frame being encoded).
+        for event in triggers.try_iter() {
             masking.on_trigger(&event, clock.now_ns(), segmenter.mask_timeline_mut());
         }
         masking.tick(clock.now_ns(), segmenter.mask_timeline_mut());
-        for request in control_rx.try_iter() {
-            let now = clock.now_ns();
-            let timeline = segmenter.mask_timeline_mut();
-            let applied = masking
-                .on_control(&request.command, now, timeline)
-                .map(|()| masking.state(now, timeline, Some(session_id.to_string())));
-            let _ = request.reply.send(applied);
+        for request in controls.try_iter() {
+            answer(&mut masking, &mut segmenter, &clock, session_id, request);
         }
-        match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(capture) => {
-                feed(&mut segmenter, &mut masking, capture);
-                while let Ok(more) = rx.try_recv() {
-                    feed(&mut segmenter, &mut masking, more);
+        crossbeam_channel::select! {
+            recv(rx) -> capture => match capture {
+                Ok(capture) => {
+                    feed(&mut segmenter, &mut masking, capture);
+                    while let Ok(more) = rx.try_recv() {
+                        feed(&mut segmenter, &mut masking, more);
+                    }
                 }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break clock.now_ns(),
+                Err(_) => break clock.now_ns(),
+            },
+            recv(triggers) -> event => match event {
+                Ok(event) => {
+                    masking.on_trigger(&event, clock.now_ns(), segmenter.mask_timeline_mut())
+                }
+                // No watcher (focus masking off): stop listening.
+                Err(_) => triggers = crossbeam_channel::never(),
+            },
+            recv(controls) -> request => match request {
+                Ok(request) => answer(&mut masking, &mut segmenter, &clock, session_id, request),
+                Err(_) => controls = crossbeam_channel::never(),
+            },
+            default(Duration::from_millis(20)) => {}
         }
         let now = clock.now_ns();
         if let Some(end) = end_at.filter(|end| now >= *end) {

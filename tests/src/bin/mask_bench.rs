@@ -287,9 +287,30 @@ fn main() -> Result<()> {
                 .chunks_exact(3)
                 .filter(|p| p[0] < 70 && p[1] < 70 && p[2] < 70)
                 .count();
-            // A caret is ~90 dark pixels; a typed digit several hundred.
-            if !masked && ink > 250 {
+            let stripes = frame
+                .chunks_exact(3)
+                .filter(|p| {
+                    (p[0] > 170 && p[1] < 90 && p[2] > 170)
+                        || (p[0] < 90 && p[1] > 170 && p[2] < 90)
+                })
+                .count();
+            // The field on screen (its stripes) with a digit in it: a caret is ~90 dark pixels, a
+            // typed digit several hundred. (A masked picture has no stripes; its frame at a span's
+            // start is stamped at the span's start, which millisecond pts can round to before it.)
+            if !masked && stripes > 2_000 && ink > 250 {
                 leaked_frames += 1;
+                let wall = seg.start_wall + (at - seg.start_mono) as i128;
+                let nearest = actions
+                    .iter()
+                    .map(|a| (wall - a.abs(), *a > 0))
+                    .min_by_key(|(d, _)| d.abs())
+                    .unwrap_or((0, true));
+                eprintln!(
+                    "leaked frame: segment {} at {t:.3} s, {ink} dark pixels, {:+.0} ms from the nearest {}",
+                    k + 1,
+                    nearest.0 as f64 / 1e6,
+                    if nearest.1 { "field click" } else { "Next click" }
+                );
             }
         }
         let seg_end_wall = seg.start_wall
