@@ -1,0 +1,173 @@
+//! The blob store: sealed blobs and signed manifests, byte for byte as the agent sent them.
+//!
+//! Writing is two-phase so that the metadata row is only ever written after its media is
+//! durable: [`BlobStore::stage`] writes every file of a segment durably under temporary names,
+//! then [`BlobStore::commit`] moves them into place atomically (rename, then fsync of the
+//! folder). A crash between the two leaves staged files that nothing refers to, never a
+//! metadata row without its media. [`LocalBlobStore`] is the default; an S3 store will
+//! implement the same trait.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+/// Why blobs could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// A file system operation failed.
+    #[error("blob store: {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file name that is not a plain, safe name.
+    #[error("blob store: refused file name {0:?}")]
+    BadName(String),
+}
+
+/// A segment's files, written durably but not yet visible.
+#[derive(Debug)]
+pub struct Staged {
+    session: Uuid,
+    files: Vec<(PathBuf, String)>,
+}
+
+/// Where sealed blobs and manifests are kept.
+pub trait BlobStore: Send + Sync {
+    /// Writes the files of one segment of `session` durably under temporary names.
+    fn stage(&self, session: Uuid, files: &[(String, &[u8])]) -> Result<Staged, BlobError>;
+    /// Makes staged files visible under their names, atomically per file and durably.
+    fn commit(&self, staged: Staged) -> Result<(), BlobError>;
+    /// Drops staged files (a refused segment).
+    fn discard(&self, staged: Staged);
+}
+
+/// Blobs in a local folder: `<root>/<session>/<name>`, the layout of the agent's spool, so
+/// `vigil_seal::verify_tree` checks a vault's folder as it checks a spool.
+#[derive(Debug, Clone)]
+pub struct LocalBlobStore {
+    root: PathBuf,
+    staging: PathBuf,
+}
+
+/// Accepts only names made of `[A-Za-z0-9._-]`, not starting with a dot, at most 128 bytes.
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BlobError + 'a {
+    move |source| BlobError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn sync_dir(path: &Path) -> Result<(), BlobError> {
+    fs::File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync folder", path))
+}
+
+impl LocalBlobStore {
+    /// A store in `root`, staging in `staging` (same file system, so renames are atomic).
+    pub fn new(root: impl Into<PathBuf>, staging: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let store = Self {
+            root: root.into(),
+            staging: staging.into(),
+        };
+        fs::create_dir_all(&store.root).map_err(io("create", &store.root))?;
+        fs::create_dir_all(&store.staging).map_err(io("create", &store.staging))?;
+        Ok(store)
+    }
+
+    /// The folder of a session.
+    pub fn session_dir(&self, session: Uuid) -> PathBuf {
+        self.root.join(session.to_string())
+    }
+}
+
+impl BlobStore for LocalBlobStore {
+    fn stage(&self, session: Uuid, files: &[(String, &[u8])]) -> Result<Staged, BlobError> {
+        let mut staged = Staged {
+            session,
+            files: Vec::with_capacity(files.len()),
+        };
+        for (name, bytes) in files {
+            if !is_safe_name(name) {
+                self.discard(staged);
+                return Err(BlobError::BadName(name.clone()));
+            }
+            let tmp = self.staging.join(format!("{}.tmp", Uuid::new_v4()));
+            let written = fs::File::create(&tmp)
+                .and_then(|mut f| {
+                    f.write_all(bytes)?;
+                    f.sync_all()
+                })
+                .map_err(io("write", &tmp));
+            staged.files.push((tmp, name.clone()));
+            if let Err(e) = written {
+                self.discard(staged);
+                return Err(e);
+            }
+        }
+        Ok(staged)
+    }
+
+    fn commit(&self, staged: Staged) -> Result<(), BlobError> {
+        let dir = self.session_dir(staged.session);
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+            sync_dir(&self.root)?;
+        }
+        for (tmp, name) in &staged.files {
+            let target = dir.join(name);
+            fs::rename(tmp, &target).map_err(io("rename", &target))?;
+        }
+        sync_dir(&dir)
+    }
+
+    fn discard(&self, staged: Staged) {
+        for (tmp, _) in staged.files {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_files_appear_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::new(dir.path().join("b"), dir.path().join("s")).unwrap();
+        let session = Uuid::new_v4();
+        let staged = store
+            .stage(session, &[("000001.voice.age".into(), b"abc".as_slice())])
+            .unwrap();
+        let target = store.session_dir(session).join("000001.voice.age");
+        assert!(!target.exists());
+        store.commit(staged).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"abc");
+        assert_eq!(fs::read_dir(dir.path().join("s")).unwrap().count(), 0);
+        for bad in ["../x", ".hidden", "a/b", "", "a\\b"] {
+            assert!(matches!(
+                store.stage(session, &[(bad.into(), b"x".as_slice())]),
+                Err(BlobError::BadName(_))
+            ));
+        }
+    }
+}

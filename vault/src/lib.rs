@@ -1,0 +1,45 @@
+//! The Vigil vault (brief §6, issue 4): an embedded deployment in one data folder, enrollment of
+//! devices with one-use tokens, verified and idempotent ingest of sealed segments with signed
+//! receipts, and per-session gap reports.
+//!
+//! Layering follows `rage`: this library holds every operation with a typed error per operation;
+//! the `vigil-vault` binary only parses arguments and prints.
+//!
+//! - [`init()`] creates a deployment ([`Layout`] names its files);
+//! - [`Vault`] is an opened deployment with its private keys, used by the server;
+//! - [`server`] serves the HTTPS API;
+//! - [`admin`] holds the offline commands (tokens, devices, gaps) that need no private key;
+//! - [`store::MetadataStore`] and [`blobs::BlobStore`] are the storage seams (SQLite and a local
+//!   folder today; PostgreSQL and S3 later).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod blobs;
+pub mod enroll;
+pub mod frame;
+pub mod gaps;
+pub mod ingest;
+mod init;
+mod layout;
+pub mod metrics;
+pub mod receipt;
+pub mod secrets;
+pub mod server;
+pub mod store;
+mod vault;
+
+pub use init::{init, InitError, InitOptions, InitReport};
+pub use layout::{Layout, VaultConfig};
+pub use vault::{OpenError, Vault};
+
+/// Current time in UTC (one place, so tests and code agree on the clock).
+pub(crate) fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+/// RFC 3339 text of a time, for storage and receipts.
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}

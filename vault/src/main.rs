@@ -1,0 +1,162 @@
+//! `vigil-vault`: a thin shell over the `vigil_vault` library.
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use age::secrecy::ExposeSecret;
+use anyhow::Context;
+use clap::Parser;
+use vigil_vault::admin::Admin;
+use vigil_vault::secrets::VaultKey;
+use vigil_vault::server::{ServeOptions, Server};
+use vigil_vault::{init, InitOptions, Vault};
+
+use cli::{Cli, Command, DeviceCommand, TokenCommand};
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Init {
+            data,
+            key,
+            hosts,
+            admin,
+        } => {
+            let key = VaultKey::resolve(key.key_file.as_deref())?;
+            let report = init(InitOptions {
+                data: data.data.clone(),
+                hosts,
+                admin,
+                key,
+            })?;
+            let l = &report.layout;
+            println!("vault initialized in {}", l.root().display());
+            println!("  recording recipient: {}", report.recording_recipient);
+            println!("  policy public key:   {}", report.policy_public_key);
+            println!("  receipt public key:  {}", report.receipt_public_key);
+            println!("  server hosts:        {}", report.hosts.join(", "));
+            println!(
+                "  CA certificate:      {} (give it to agents)",
+                l.ca_cert().display()
+            );
+            println!("admin account: {}", report.admin);
+            println!(
+                "one-time password: {}",
+                report.admin_password.expose_secret()
+            );
+            println!("(shown once: only its argon2id hash is stored)");
+        }
+        Command::Serve {
+            data,
+            key,
+            listen,
+            max_body_bytes,
+        } => {
+            let key = VaultKey::resolve(key.key_file.as_deref())?;
+            let vault = Vault::open(&data.data, &key)
+                .with_context(|| format!("opening {}", data.data.display()))?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let server = Server::bind(
+                    Arc::new(vault),
+                    &ServeOptions {
+                        listen,
+                        max_body_bytes,
+                    },
+                )
+                .await?;
+                println!("listening on https://{}", server.local_addr()?);
+                std::io::stdout().flush()?;
+                server.run(shutdown_signal()).await;
+                tracing::info!("stopped");
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    data,
+                    team,
+                    expires,
+                },
+        } => {
+            let admin = Admin::open(&data.data)?;
+            let created = admin.create_token(team, expires)?;
+            println!("{}", created.token);
+            eprintln!(
+                "one-use enrollment token, valid until {}",
+                created
+                    .expires_at
+                    .format(&time::format_description::well_known::Rfc3339)?
+            );
+        }
+        Command::Device { command } => match command {
+            DeviceCommand::List { data } => {
+                let admin = Admin::open(&data.data)?;
+                println!("id\tkey_id\thostname\tuser\tteam\tenrolled_at\tstatus");
+                for d in admin.devices()? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        d.id,
+                        d.key_id,
+                        d.hostname,
+                        d.user,
+                        d.team.as_deref().unwrap_or("-"),
+                        d.enrolled_at,
+                        if d.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                    );
+                }
+            }
+            DeviceCommand::Revoke { data, id } => {
+                Admin::open(&data.data)?.revoke_device(id)?;
+                println!("device {id} revoked");
+            }
+        },
+        Command::Gaps { data, session } => {
+            let admin = Admin::open(&data.data)?;
+            for report in admin.gaps(session)? {
+                println!("{report}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate() => {},
+    }
+}
+
+#[cfg(unix)]
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminate() {
+    std::future::pending().await
+}

@@ -1,0 +1,342 @@
+//! The HTTPS API: axum over hyper, TLS by rustls (ring provider) with the deployment's server
+//! certificate.
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `GET /health` | | 200 `{"status":"ok"}`, 503 when the metadata store fails |
+//! | `GET /metrics` | | 200 Prometheus text ([`crate::metrics`]) |
+//! | `POST /v1/enroll` | [`EnrollRequest`] JSON | 200 [`crate::enroll::EnrollResponse`]; 400, 401 (token), 403 (revoked key) |
+//! | `PUT /v1/segments/{session}/{sequence}` | [`crate::frame`] body | 201 receipt (200 for a duplicate); 400, 403, 409, 413, 422 |
+//!
+//! Errors are JSON: `{"error": "<code>", "detail": "<text>"}`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use age::secrecy::ExposeSecret;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::enroll::{EnrollError, EnrollRequest};
+use crate::ingest::IngestError;
+use crate::metrics::Metrics;
+use crate::Vault;
+
+/// What every handler sees.
+#[derive(Clone)]
+struct AppState {
+    vault: Arc<Vault>,
+    metrics: Arc<Metrics>,
+}
+
+/// The largest upload body accepted by default (64 MiB; a 10 s segment is a few MB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
+
+/// How the server listens.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Largest accepted upload body; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The certificate or key could not be loaded.
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Builds the rustls configuration from the deployment's certificate chain and key.
+pub fn tls_config(vault: &Vault) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    let tls = |e: &dyn std::fmt::Display| ServeError::Tls(e.to_string());
+    let chain_path = vault.layout().server_cert();
+    let chain = CertificateDer::pem_file_iter(&chain_path)
+        .map_err(|e| tls(&format!("{}: {e}", chain_path.display())))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(vault.keys().tls_server_key.expose_secret().as_bytes())
+        .map_err(|e| tls(&e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| tls(&e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn error(status: StatusCode, code: &str, detail: String) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": code, "detail": detail })),
+    )
+        .into_response()
+}
+
+fn internal(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "internal error");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error".into(),
+    )
+}
+
+/// Runs blocking work (SQLite, files, signatures) off the async workers; `None` if it panicked.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!(error = %e, "request task failed");
+            None
+        }
+    }
+}
+
+fn task_failed() -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error".into(),
+    )
+}
+
+async fn health(State(app): State<AppState>) -> Response {
+    match blocking(move || app.vault.store().ping()).await {
+        Some(Ok(())) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "health check failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "metadata store unavailable".into(),
+            )
+        }
+        None => task_failed(),
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn enroll(State(app): State<AppState>, Json(request): Json<EnrollRequest>) -> Response {
+    let vault = app.vault.clone();
+    match blocking(move || crate::enroll::enroll(&vault, &request)).await {
+        Some(Ok(answer)) => {
+            app.metrics.enrolled();
+            Json(answer).into_response()
+        }
+        Some(Err(e)) => {
+            let (status, code) = match &e {
+                EnrollError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                EnrollError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+                EnrollError::Revoked => (StatusCode::FORBIDDEN, "revoked_device"),
+                EnrollError::Store(e) => return internal(e),
+            };
+            tracing::warn!(error = %e, "enrollment refused");
+            app.metrics.enroll_refused(code);
+            let detail = match &e {
+                EnrollError::InvalidToken(_) => "invalid or expired enrollment token".into(),
+                _ => e.to_string(),
+            };
+            error(status, code, detail)
+        }
+        None => task_failed(),
+    }
+}
+
+fn ingest_status(e: &IngestError) -> StatusCode {
+    match e {
+        IngestError::BadId(_)
+        | IngestError::Body(_)
+        | IngestError::Malformed(_)
+        | IngestError::Mismatch(_) => StatusCode::BAD_REQUEST,
+        IngestError::BadSignature(_)
+        | IngestError::UnknownDevice(_)
+        | IngestError::Revoked(_)
+        | IngestError::WrongDevice(_) => StatusCode::FORBIDDEN,
+        IngestError::Conflict(_) | IngestError::ChainBroken(_) => StatusCode::CONFLICT,
+        IngestError::BlobMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn put_segment(
+    State(app): State<AppState>,
+    Path((session, sequence)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let cause = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "body_too_large"
+            } else {
+                "body_unreadable"
+            };
+            tracing::warn!(cause, "segment upload refused: {rejection}");
+            app.metrics.rejected(cause);
+            return rejection.into_response();
+        }
+    };
+    let size = body.len();
+    let vault = app.vault.clone();
+    let result = blocking(move || crate::ingest::ingest(&vault, &session, &sequence, &body)).await;
+    match result {
+        Some(Ok(accepted)) => {
+            let status = if accepted.duplicate {
+                app.metrics.duplicate();
+                StatusCode::OK
+            } else {
+                app.metrics.stored(size);
+                StatusCode::CREATED
+            };
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                accepted.receipt,
+            )
+                .into_response()
+        }
+        Some(Err(e)) => {
+            let status = ingest_status(&e);
+            app.metrics.rejected(e.code());
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                return internal(&e);
+            }
+            tracing::warn!(code = e.code(), error = %e, "segment refused");
+            error(status, e.code(), e.to_string())
+        }
+        None => task_failed(),
+    }
+}
+
+/// The API's routes.
+pub fn router(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/enroll", post(enroll))
+        .route(
+            "/v1/segments/{session}/{sequence}",
+            put(put_segment).layer(DefaultBodyLimit::max(max_body_bytes)),
+        )
+        .with_state(AppState {
+            vault,
+            metrics: Arc::new(Metrics::default()),
+        })
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+}
+
+impl Server {
+    /// Loads TLS and binds the address.
+    pub async fn bind(vault: Arc<Vault>, options: &ServeOptions) -> Result<Self, ServeError> {
+        let acceptor = TlsAcceptor::from(tls_config(&vault)?);
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        Ok(Self {
+            listener,
+            acceptor,
+            app: router(vault, options.max_body_bytes),
+        })
+    }
+
+    /// The bound address (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes. Connections in flight are dropped then: ingest keeps
+    /// no state that a cut request could corrupt.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let acceptor = self.acceptor.clone();
+            let app = self.app.clone();
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                // A client that does not finish its request headers in time is dropped.
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30));
+                let served = builder
+                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                    .await;
+                if let Err(e) = served {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The metadata store: accounts, enrollment tokens, devices and segments.
+//!
+//! [`MetadataStore`] is the seam between the vault's logic and its database. Today it has one
+//! implementation, [`SqliteStore`] (embedded, the default); a PostgreSQL one will implement the
+//! same trait, and one conformance suite will run against both. The trait is synchronous: the
+//! server calls it from blocking tasks, so a backend may block.
+
+#[cfg(test)]
+pub(crate) mod conformance;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+/// An error of the storage backend (I/O, corruption, a broken invariant). Never user input.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The SQLite backend failed.
+    #[error("metadata store (SQLite): {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value does not parse back.
+    #[error("metadata store holds a malformed value: {0}")]
+    Corrupt(String),
+    /// The database was made by a newer version.
+    #[error("metadata schema version {found} is newer than this vault knows ({known})")]
+    SchemaTooNew {
+        /// The database's version.
+        found: i64,
+        /// The newest this code knows.
+        known: i64,
+    },
+}
+
+/// A user account of the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Login name.
+    pub name: String,
+    /// Role (`admin`, …).
+    pub role: String,
+    /// PHC string of the password hash (argon2id).
+    pub password_hash: String,
+    /// Whether the password must be changed at first login.
+    pub must_change_password: bool,
+}
+
+/// An enrollment token as stored: only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token text, hex.
+    pub token_sha256: String,
+    /// Team the enrolled device joins.
+    pub team: Option<String>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Expiry time, Unix seconds: the token is refused from this second on.
+    pub expires_at: i64,
+}
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// The id the vault assigned.
+    pub id: Uuid,
+    /// The device's Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// The key's id ([`vigil_proto::device_key_id`]), the device id the agent used before enrolling.
+    pub key_id: String,
+    /// Host name the agent reported.
+    pub hostname: String,
+    /// OS user the agent reported.
+    pub user: String,
+    /// Team from the token.
+    pub team: Option<String>,
+    /// Enrollment time, Unix seconds.
+    pub enrolled_at: i64,
+    /// Revocation time, Unix seconds.
+    pub revoked_at: Option<i64>,
+}
+
+/// What became of an enrollment attempt, decided atomically with the token's use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// A new device was stored and the token used up.
+    Enrolled(DeviceRecord),
+    /// The key was already enrolled and not revoked: the token is used up, the device is unchanged.
+    AlreadyEnrolled(DeviceRecord),
+    /// No token with this hash exists.
+    UnknownToken,
+    /// The token was used before.
+    TokenUsed,
+    /// The token has expired.
+    TokenExpired,
+    /// The key belongs to a revoked device: it cannot enroll again.
+    KeyRevoked,
+}
+
+/// A stored segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRecord {
+    /// The manifest's segment id.
+    pub segment_id: Uuid,
+    /// Recording session.
+    pub session_id: Uuid,
+    /// Sequence number in the session, from 1.
+    pub sequence: i64,
+    /// The device that signed it.
+    pub device_id: Uuid,
+    /// SHA-256 of the signed manifest envelope, hex.
+    pub manifest_sha256: String,
+    /// The predecessor's digest named by the manifest.
+    pub prev_manifest_sha256: Option<String>,
+    /// The manifest says the session ended with it.
+    pub last_in_session: bool,
+    /// Receipt time, Unix seconds.
+    pub received_at: i64,
+    /// The signed receipt, exactly as first returned.
+    pub receipt: Vec<u8>,
+}
+
+/// Sequence numbers stored per session, and whether the session was closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionSequences {
+    /// Stored sequence numbers, ascending.
+    pub sequences: Vec<i64>,
+    /// Some stored segment says it was the last of the session.
+    pub closed: bool,
+}
+
+/// The metadata operations the vault needs; one implementation per database.
+pub trait MetadataStore: Send + Sync {
+    /// Adds a user account. Fails if the name exists.
+    fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// A user account by name.
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Stores a new enrollment token.
+    fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// In one transaction: checks the token, then stores `device` (or finds its key enrolled)
+    /// and marks the token used. A token is never used twice.
+    fn enroll(
+        &self,
+        token_sha256: &str,
+        now: i64,
+        device: &DeviceRecord,
+    ) -> Result<EnrollOutcome, StoreError>;
+
+    /// The device holding this public key, revoked or not.
+    fn device_by_key(&self, public_key: &[u8; 32]) -> Result<Option<DeviceRecord>, StoreError>;
+    /// Every device, in enrollment order.
+    fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError>;
+    /// Revokes a device; `false` when no such device exists. Revoking twice keeps the first time.
+    fn revoke_device(&self, id: Uuid, now: i64) -> Result<bool, StoreError>;
+
+    /// The segment at a position of a session.
+    fn segment(&self, session: Uuid, sequence: i64) -> Result<Option<SegmentRecord>, StoreError>;
+    /// The segment with a segment id.
+    fn segment_by_id(&self, segment_id: Uuid) -> Result<Option<SegmentRecord>, StoreError>;
+    /// The device that owns a session (the signer of its stored segments).
+    fn session_device(&self, session: Uuid) -> Result<Option<Uuid>, StoreError>;
+    /// Stores a segment's metadata. The caller has checked every invariant; a duplicate key is
+    /// an error.
+    fn insert_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError>;
+    /// Stored sequence numbers per session (one session, or all).
+    fn session_sequences(
+        &self,
+        session: Option<Uuid>,
+    ) -> Result<BTreeMap<Uuid, SessionSequences>, StoreError>;
+
+    /// A cheap round trip, for health checks.
+    fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,375 @@
+//! The embedded metadata store: one SQLite file in WAL mode.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use uuid::Uuid;
+
+use super::{
+    DeviceRecord, EnrollOutcome, MetadataStore, SegmentRecord, SessionSequences, StoreError,
+    TokenRecord, UserRecord,
+};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// Metadata in one SQLite file. Safe to open from several processes at once (the CLI's
+/// `token create` while the server runs): SQLite serializes writers.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+impl SqliteStore {
+    /// Opens (and creates or migrates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version == 0 {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let text: String = row.get(idx)?;
+    Uuid::parse_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+const DEVICE_COLUMNS: &str =
+    "id, public_key, key_id, hostname, user, team, enrolled_at, revoked_at";
+
+fn device_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
+    let key: Vec<u8> = row.get(1)?;
+    let public_key: [u8; 32] = key.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Blob,
+            "public key is not 32 bytes".into(),
+        )
+    })?;
+    Ok(DeviceRecord {
+        id: uuid_col(row, 0)?,
+        public_key,
+        key_id: row.get(2)?,
+        hostname: row.get(3)?,
+        user: row.get(4)?,
+        team: row.get(5)?,
+        enrolled_at: row.get(6)?,
+        revoked_at: row.get(7)?,
+    })
+}
+
+const SEGMENT_COLUMNS: &str = "segment_id, session_id, sequence, device_id, manifest_sha256, \
+     prev_manifest_sha256, last_in_session, received_at, receipt";
+
+fn segment_row(row: &Row<'_>) -> rusqlite::Result<SegmentRecord> {
+    Ok(SegmentRecord {
+        segment_id: uuid_col(row, 0)?,
+        session_id: uuid_col(row, 1)?,
+        sequence: row.get(2)?,
+        device_id: uuid_col(row, 3)?,
+        manifest_sha256: row.get(4)?,
+        prev_manifest_sha256: row.get(5)?,
+        last_in_session: row.get(6)?,
+        received_at: row.get(7)?,
+        receipt: row.get(8)?,
+    })
+}
+
+impl MetadataStore for SqliteStore {
+    fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO users (name, role, password_hash, must_change_password, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                user.name,
+                user.role,
+                user.password_hash,
+                user.must_change_password,
+                crate::now().unix_timestamp()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT name, role, password_hash, must_change_password FROM users WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(UserRecord {
+                        name: r.get(0)?,
+                        role: r.get(1)?,
+                        password_hash: r.get(2)?,
+                        must_change_password: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO enrollment_tokens (token_sha256, team, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                token.token_sha256,
+                token.team,
+                token.created_at,
+                token.expires_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn enroll(
+        &self,
+        token_sha256: &str,
+        now: i64,
+        device: &DeviceRecord,
+    ) -> Result<EnrollOutcome, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let token: Option<(Option<String>, i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT team, expires_at, used_at FROM enrollment_tokens WHERE token_sha256 = ?1",
+                params![token_sha256],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let team = match token {
+            None => return Ok(EnrollOutcome::UnknownToken),
+            Some((_, _, Some(_))) => return Ok(EnrollOutcome::TokenUsed),
+            Some((_, expires_at, None)) if now >= expires_at => {
+                return Ok(EnrollOutcome::TokenExpired)
+            }
+            Some((team, _, None)) => team,
+        };
+        let existing = tx
+            .query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE public_key = ?1"),
+                params![device.public_key.as_slice()],
+                device_row,
+            )
+            .optional()?;
+        let outcome = match existing {
+            Some(d) if d.revoked_at.is_some() => return Ok(EnrollOutcome::KeyRevoked),
+            Some(d) => EnrollOutcome::AlreadyEnrolled(d),
+            None => {
+                let device = DeviceRecord {
+                    team,
+                    ..device.clone()
+                };
+                tx.execute(
+                    "INSERT INTO devices (id, public_key, key_id, hostname, user, team, \
+                     enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        device.id.to_string(),
+                        device.public_key.as_slice(),
+                        device.key_id,
+                        device.hostname,
+                        device.user,
+                        device.team,
+                        device.enrolled_at
+                    ],
+                )?;
+                EnrollOutcome::Enrolled(device)
+            }
+        };
+        let device_id = match &outcome {
+            EnrollOutcome::Enrolled(d) | EnrollOutcome::AlreadyEnrolled(d) => d.id.to_string(),
+            _ => unreachable!("only enrollments reach this point"),
+        };
+        tx.execute(
+            "UPDATE enrollment_tokens SET used_at = ?1, used_by = ?2 WHERE token_sha256 = ?3",
+            params![now, device_id, token_sha256],
+        )?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    fn device_by_key(&self, public_key: &[u8; 32]) -> Result<Option<DeviceRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE public_key = ?1"),
+                params![public_key.as_slice()],
+                device_row,
+            )
+            .optional()?)
+    }
+
+    fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at, id"
+        ))?;
+        let rows = stmt.query_map([], device_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn revoke_device(&self, id: Uuid, now: i64) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)",
+            params![id.to_string()],
+            |r| r.get(0),
+        )?;
+        if exists {
+            conn.execute(
+                "UPDATE devices SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                params![now, id.to_string()],
+            )?;
+        }
+        Ok(exists)
+    }
+
+    fn segment(&self, session: Uuid, sequence: i64) -> Result<Option<SegmentRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {SEGMENT_COLUMNS} FROM segments WHERE session_id = ?1 AND sequence = ?2"
+                ),
+                params![session.to_string(), sequence],
+                segment_row,
+            )
+            .optional()?)
+    }
+
+    fn segment_by_id(&self, segment_id: Uuid) -> Result<Option<SegmentRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE segment_id = ?1"),
+                params![segment_id.to_string()],
+                segment_row,
+            )
+            .optional()?)
+    }
+
+    fn session_device(&self, session: Uuid) -> Result<Option<Uuid>, StoreError> {
+        let id: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT device_id FROM segments WHERE session_id = ?1 LIMIT 1",
+                params![session.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(|s| Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    fn insert_segment(&self, s: &SegmentRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            &format!(
+                "INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ),
+            params![
+                s.segment_id.to_string(),
+                s.session_id.to_string(),
+                s.sequence,
+                s.device_id.to_string(),
+                s.manifest_sha256,
+                s.prev_manifest_sha256,
+                s.last_in_session,
+                s.received_at,
+                s.receipt
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn session_sequences(
+        &self,
+        session: Option<Uuid>,
+    ) -> Result<BTreeMap<Uuid, SessionSequences>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT session_id, sequence, last_in_session FROM segments \
+             WHERE ?1 IS NULL OR session_id = ?1 ORDER BY session_id, sequence",
+        )?;
+        let rows = stmt.query_map(params![session.map(|s| s.to_string())], |r| {
+            Ok((uuid_col(r, 0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?))
+        })?;
+        let mut out: BTreeMap<Uuid, SessionSequences> = BTreeMap::new();
+        for row in rows {
+            let (session, sequence, last) = row?;
+            let entry = out.entry(session).or_default();
+            entry.sequences.push(sequence);
+            entry.closed |= last;
+        }
+        Ok(out)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.conn()
+            .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+    use crate::store::conformance;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("m.sqlite")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn tokens_are_single_use_and_expire() {
+        conformance::tokens_are_single_use_and_expire(&store().1);
+    }
+
+    #[test]
+    fn segments_round_trip() {
+        conformance::segments_round_trip(&store().1);
+    }
+
+    #[test]
+    fn reopening_keeps_the_schema() {
+        let (dir, first) = store();
+        drop(first);
+        SqliteStore::open(&dir.path().join("m.sqlite")).unwrap();
+    }
+}

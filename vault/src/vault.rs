@@ -1,0 +1,136 @@
+//! An opened deployment with its private keys: what the server runs on.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+
+use crate::admin::{Admin, OpenDataError};
+use crate::blobs::{BlobError, BlobStore, LocalBlobStore};
+use crate::layout::{Layout, VaultConfig};
+use crate::secrets::{KeyBundleError, PrivateKeys, VaultKey};
+use crate::store::{MetadataStore, SqliteStore};
+
+/// Why a deployment could not be opened for serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The data folder or its database.
+    #[error(transparent)]
+    Data(#[from] OpenDataError),
+    /// The private-key bundle could not be read.
+    #[error("{path}: {source}")]
+    ReadKeys {
+        /// The bundle.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The private-key bundle could not be decrypted.
+    #[error(transparent)]
+    Keys(#[from] KeyBundleError),
+    /// The blob folder.
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+}
+
+/// A deployment opened with its vault key.
+pub struct Vault {
+    layout: Layout,
+    config: VaultConfig,
+    store: Box<dyn MetadataStore>,
+    blobs: Box<dyn BlobStore>,
+    keys: PrivateKeys,
+    /// Serializes the check-then-store step of ingest (duplicates, chain links).
+    pub(crate) ingest_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("root", &self.layout.root())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vault {
+    /// Opens the embedded deployment in `data` (SQLite metadata, local blob folder).
+    pub fn open(data: &Path, key: &VaultKey) -> Result<Self, OpenError> {
+        let admin = Admin::open(data)?;
+        let layout = admin.layout().clone();
+        let config = admin.config().clone();
+        let sealed =
+            std::fs::read(layout.private_keys()).map_err(|source| OpenError::ReadKeys {
+                path: layout.private_keys().display().to_string(),
+                source,
+            })?;
+        let keys = PrivateKeys::open(&sealed, key)?;
+        let store = SqliteStore::open(&layout.metadata()).map_err(OpenDataError::from)?;
+        let blobs = LocalBlobStore::new(layout.blobs(), layout.staging())?;
+        Ok(Self::with_backends(
+            layout,
+            config,
+            Box::new(store),
+            Box::new(blobs),
+            keys,
+        ))
+    }
+
+    /// A vault over explicit storage backends.
+    pub fn with_backends(
+        layout: Layout,
+        config: VaultConfig,
+        store: Box<dyn MetadataStore>,
+        blobs: Box<dyn BlobStore>,
+        keys: PrivateKeys,
+    ) -> Self {
+        Self {
+            layout,
+            config,
+            store,
+            blobs,
+            keys,
+            ingest_lock: Mutex::new(()),
+        }
+    }
+
+    /// The data folder's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// `vault.toml`.
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    /// The metadata store.
+    pub fn store(&self) -> &dyn MetadataStore {
+        self.store.as_ref()
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.blobs.as_ref()
+    }
+
+    pub(crate) fn keys(&self) -> &PrivateKeys {
+        &self.keys
+    }
+
+    /// The recording recipients every agent seals to (`age1…`).
+    pub fn recipients(&self) -> Vec<String> {
+        vec![self.keys.recording.to_public().to_string()]
+    }
+
+    /// The policy-signing public key, base64.
+    pub fn policy_public_key(&self) -> String {
+        B64.encode(self.keys.policy.verifying_key().as_bytes())
+    }
+
+    /// The receipt-signing public key, base64.
+    pub fn receipt_public_key(&self) -> String {
+        B64.encode(self.keys.receipt.verifying_key().as_bytes())
+    }
+}

@@ -1,0 +1,188 @@
+//! Helpers for the end-to-end test: the real binary, a TLS client that trusts only the vault's
+//! CA, and real sealed, signed segments made with the agent's own crates.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use uuid::Uuid;
+use vigil_proto::{
+    sha256_hex, BlobRef, EncoderSettings, MediaKind, SegmentManifest, SignedManifest, Timestamp,
+    MANIFEST_FORMAT,
+};
+use vigil_seal::Sealer;
+use vigil_vault::frame::SegmentBody;
+
+pub const VAULT_KEY: &str = "test vault key, long enough";
+
+pub fn vault(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil-vault"));
+    cmd.args(args)
+        .env("VIGIL_VAULT_KEY", VAULT_KEY)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Runs a command and returns its stdout; panics with its stderr when it fails.
+pub fn run_ok(args: &[&str]) -> String {
+    let out: Output = vault(args).output().expect("vigil-vault runs");
+    assert!(
+        out.status.success(),
+        "vigil-vault {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// A running `vigil-vault serve`, stopped (by its own PID) when dropped.
+pub struct Served {
+    child: Child,
+    pub base: String,
+}
+
+impl Served {
+    pub fn start(data: &Path, max_body: usize) -> Self {
+        let mut child = vault(&[
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--max-body-bytes",
+            &max_body.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self { child, base }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client whose only trusted root is the CA in `ca_pem`.
+pub fn pinned_client(ca_pem: &[u8]) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .build()
+        .unwrap()
+}
+
+/// One segment as the agent would upload it.
+pub struct Segment {
+    pub manifest: SignedManifest,
+    pub screen: Vec<u8>,
+    pub voice: Vec<u8>,
+}
+
+impl Segment {
+    pub fn body(&self) -> Vec<u8> {
+        SegmentBody::encode(
+            self.manifest.as_bytes(),
+            &[
+                (MediaKind::Screen, &self.screen),
+                (MediaKind::Voice, &self.voice),
+            ],
+        )
+    }
+}
+
+fn blob_ref(kind: MediaKind, seq: u64, sealed: &[u8]) -> BlobRef {
+    BlobRef {
+        kind,
+        file: format!("{seq:06}.{}.age", kind.as_str()),
+        size: sealed.len() as u64,
+        sha256: sha256_hex(sealed),
+        container: "matroska".into(),
+        tracks: vec![],
+    }
+}
+
+/// An unsigned manifest for segment `seq` with these sealed blobs.
+pub fn manifest(
+    device_id: &str,
+    session: Uuid,
+    seq: u64,
+    screen: &[u8],
+    voice: &[u8],
+) -> SegmentManifest {
+    let at = |s: u64| Timestamp {
+        wall: time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(s as i64),
+        mono_ns: s * 1_000_000_000,
+    };
+    SegmentManifest {
+        format: MANIFEST_FORMAT,
+        segment_id: Uuid::new_v4(),
+        device_id: device_id.into(),
+        user: "agent1".into(),
+        session_id: session,
+        sequence: seq,
+        call_id: None,
+        start: at((seq - 1) * 10),
+        end: at(seq * 10),
+        blobs: vec![
+            blob_ref(MediaKind::Screen, seq, screen),
+            blob_ref(MediaKind::Voice, seq, voice),
+        ],
+        masked_spans: vec![],
+        events: vec![],
+        policy_version: 0,
+        prev_manifest_sha256: None,
+        encoder: EncoderSettings {
+            video_codec: "libx264".into(),
+            video_preset: "ultrafast".into(),
+            video_crf: 30,
+            video_max_fps: 5,
+            video_size: (1920, 1080),
+            audio_codec: "libopus".into(),
+            audio_bitrate: 24_000,
+            audio_sample_rate: 48_000,
+        },
+        agent_version: "test".into(),
+        last_in_session: false,
+    }
+}
+
+/// The next segment of the sealer's session: blobs sealed to the vault, manifest chained and signed.
+pub fn next_segment(sealer: &mut Sealer, device_id: &str, session: Uuid, seq: u64) -> Segment {
+    let screen = sealer
+        .seal_blob(format!("screen {seq}").as_bytes())
+        .unwrap();
+    let voice = sealer.seal_blob(format!("voice {seq}").as_bytes()).unwrap();
+    let manifest = sealer
+        .sign(manifest(device_id, session, seq, &screen, &voice))
+        .unwrap();
+    Segment {
+        manifest,
+        screen,
+        voice,
+    }
+}
