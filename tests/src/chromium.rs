@@ -101,17 +101,8 @@ pub fn start_chromium_with_extension(
 
     let log = std::fs::File::create(desk.dir().join(format!("chromium-ext-{n}.log")))?;
     desk.command("chromium")
+        .args(KIOSK_FLAGS)
         .args([
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--password-store=basic",
-            "--window-position=0,0",
-            "--window-size=1920,1080",
-            "--kiosk",
             "--force-renderer-accessibility",
             // Console lines of pages and of the extension's worker land in the log.
             "--enable-logging=stderr",
@@ -125,6 +116,21 @@ pub fn start_chromium_with_extension(
         .spawn()
         .context("starting chromium (is it installed? run scripts/install-deps.sh)")
 }
+
+/// Chromium on the test desktop: no sandbox (root), no GPU (Xvfb), nothing that talks to the
+/// network or steals focus (first-run, keyring dialogs), one full-screen window at 0,0.
+pub const KIOSK_FLAGS: [&str; 10] = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--password-store=basic",
+    "--window-position=0,0",
+    "--window-size=1920,1080",
+    "--kiosk",
+];
 
 /// Stops a browser started by [`start_chromium_with_extension`]: SIGTERM (Chromium closes its
 /// native hosts' pipes and exits), then SIGKILL after 5 s; always reaps it.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 
+pub mod bench_support;
 pub mod chromium;
 pub use chromium::{start_chromium_with_extension, Chromium};
 

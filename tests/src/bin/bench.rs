@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use vigil_e2e::bench_support::{age_identity, agent_next_to_me, first_arg_or};
 use vigil_e2e::TestDesktop;
 
 const FPS: u32 = 5;
@@ -118,18 +119,7 @@ fn start_chromium(desk: &TestDesktop, page: &Path) -> Result<Child> {
     let profile = desk.dir().join("chromium-profile");
     let child = desk
         .command("chromium")
-        .args([
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--password-store=basic",
-            "--window-position=0,0",
-            "--window-size=1920,1080",
-            "--kiosk",
-        ])
+        .args(vigil_e2e::chromium::KIOSK_FLAGS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("file://{}", page.display()))
         .stdout(Stdio::null())
@@ -163,19 +153,8 @@ fn run_case(
 }
 
 fn main() -> Result<()> {
-    let seconds: u32 = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(120);
-    let exe_dir = std::env::current_exe()?
-        .parent()
-        .context("exe dir")?
-        .to_path_buf();
-    let agent = exe_dir.join("vigil-agent");
-    if !agent.exists() {
-        bail!("build the agent first: cargo build --release -p vigil-agent");
-    }
+    let seconds: u32 = first_arg_or(120)?;
+    let agent = agent_next_to_me()?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let page = root.join("assets/bench/crm.html").canonicalize()?;
     let desk = TestDesktop::start()?;
@@ -190,11 +169,7 @@ fn main() -> Result<()> {
 
     // Vigil.
     let key = desk.dir().join("key.txt");
-    let out = Command::new("age-keygen").arg("-o").arg(&key).output()?;
-    let recipient = String::from_utf8_lossy(&out.stderr)
-        .trim()
-        .trim_start_matches("Public key: ")
-        .to_string();
+    let recipient = age_identity(&key)?;
     let config = desk.dir().join("agent.toml");
     std::fs::write(
         &config,

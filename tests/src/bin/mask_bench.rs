@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use vigil_e2e::bench_support::{age_identity, agent_next_to_me, first_arg_or};
 use vigil_e2e::TestDesktop;
 
 /// The field's inside (without its border) on screen, and the Next button.
@@ -113,19 +114,8 @@ fn percentiles(mut v: Vec<f64>) -> String {
 }
 
 fn main() -> Result<()> {
-    let trials: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(100);
-    let exe_dir = std::env::current_exe()?
-        .parent()
-        .context("exe dir")?
-        .to_path_buf();
-    let agent = exe_dir.join("vigil-agent");
-    if !agent.exists() {
-        bail!("build the agent first: cargo build --release -p vigil-agent");
-    }
+    let trials: usize = first_arg_or(100)?;
+    let agent = agent_next_to_me()?;
     let pages = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/checkout");
     let mut desk = TestDesktop::start()?;
     desk.start_accessibility()?;
@@ -134,11 +124,7 @@ fn main() -> Result<()> {
     let (mut server, port) = serve(&desk, &pages)?;
 
     let key = desk.dir().join("key.txt");
-    let out = Command::new("age-keygen").arg("-o").arg(&key).output()?;
-    let recipient = String::from_utf8_lossy(&out.stderr)
-        .trim()
-        .trim_start_matches("Public key: ")
-        .to_string();
+    let recipient = age_identity(&key)?;
     let spool = desk.dir().join("spool");
     let seconds = trials as u64 * 2 + 25;
     let recording = desk
