@@ -2,8 +2,8 @@
 //! root) loaded unpacked, and a native-messaging host registered for it in the profile.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
@@ -135,21 +135,7 @@ pub const KIOSK_FLAGS: [&str; 10] = [
 /// Stops a browser started by [`start_chromium_with_extension`]: SIGTERM (Chromium closes its
 /// native hosts' pipes and exits), then SIGKILL after 5 s; always reaps it.
 pub fn stop_chromium(child: &mut Child) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    crate::stop_gracefully(child, Duration::from_secs(5));
 }
 
 /// A browser that is stopped on drop (also when a test fails).

@@ -458,11 +458,19 @@ fn set_private(_dir: &Path) -> Result<()> {
 }
 
 fn stop_child(child: &mut Child) {
-    // Politely first (SIGTERM lets Xvfb remove its lock), then by force; always reap.
+    stop_gracefully(child, Duration::from_secs(3));
+}
+
+/// Politely first (SIGTERM lets Xvfb remove its lock, Chromium close its native hosts' pipes),
+/// then by force after `grace`; always reaps.
+pub(crate) fn stop_gracefully(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return;

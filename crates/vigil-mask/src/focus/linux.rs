@@ -6,6 +6,7 @@
 //! that runs next to the one that queries the application, so a slow application delays the
 //! description of a field but never its timestamp.
 
+use super::health;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -93,15 +94,6 @@ async fn watch(clock: Clock, tx: Sender<TriggerEvent>, ready: mpsc::SyncSender<S
     let detail = pump(&conn, stream, clock, &tx).await;
     tracing::warn!(%detail, "AT-SPI focus watcher stopped");
     let _ = tx.send(health(&clock, false, detail));
-}
-
-fn health(clock: &Clock, healthy: bool, detail: String) -> TriggerEvent {
-    TriggerEvent::Health {
-        at_ns: clock.now_ns(),
-        source: TriggerSource::Accessibility,
-        healthy,
-        detail,
-    }
 }
 
 /// Turns session accessibility on (toolkits such as Chromium only export their tree then) and

@@ -15,6 +15,7 @@
 mod ax;
 mod displays;
 
+use super::health;
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::panic::{self, AssertUnwindSafe};
@@ -152,15 +153,6 @@ fn watch(
     if let Some(detail) = shared.failure.take() {
         tracing::warn!(%detail, "AX focus watcher stopped");
         shared.send(health(&clock, false, detail));
-    }
-}
-
-fn health(clock: &Clock, healthy: bool, detail: String) -> TriggerEvent {
-    TriggerEvent::Health {
-        at_ns: clock.now_ns(),
-        source: TriggerSource::Accessibility,
-        healthy,
-        detail,
     }
 }
 

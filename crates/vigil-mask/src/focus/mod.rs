@@ -155,3 +155,17 @@ pub fn start_focus_watcher(
 ) -> Result<FocusWatcher, FocusWatcherError> {
     Err(FocusWatcherError::Unsupported)
 }
+
+/// A health report of the accessibility watcher, stamped now.
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "windows", target_os = "macos")),
+    allow(dead_code)
+)]
+fn health(clock: &Clock, healthy: bool, detail: String) -> TriggerEvent {
+    TriggerEvent::Health {
+        at_ns: clock.now_ns(),
+        source: crate::TriggerSource::Accessibility,
+        healthy,
+        detail,
+    }
+}

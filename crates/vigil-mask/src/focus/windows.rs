@@ -12,6 +12,7 @@
 
 mod describe;
 
+use super::health;
 use std::sync::{mpsc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -107,15 +108,6 @@ fn watch(
         let detail = "the trigger event receiver is gone".to_string();
         tracing::warn!(%detail, "UI Automation focus watcher stopped");
         let _ = tx.send(health(&clock, false, detail));
-    }
-}
-
-fn health(clock: &Clock, healthy: bool, detail: String) -> TriggerEvent {
-    TriggerEvent::Health {
-        at_ns: clock.now_ns(),
-        source: TriggerSource::Accessibility,
-        healthy,
-        detail,
     }
 }
 
