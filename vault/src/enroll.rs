@@ -3,39 +3,11 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::VerifyingKey;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+pub use vigil_proto::api::{EnrollRequest, EnrollResponse};
 
 use crate::store::{DeviceRecord, EnrollOutcome, StoreError};
 use crate::Vault;
-
-/// The agent's enrollment request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollRequest {
-    /// The one-use token IT handed out (`vgt_…`).
-    pub token: String,
-    /// The device's Ed25519 public key: 32 bytes, base64 or hex.
-    pub device_public_key: String,
-    /// The machine's host name.
-    pub hostname: String,
-    /// The OS user the agent records for.
-    pub user: String,
-}
-
-/// What the vault answers to an enrollment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollResponse {
-    /// The device id the vault assigned; manifests carry it as `device_id`.
-    pub device_id: Uuid,
-    /// The key that signs policy (Ed25519, base64).
-    pub policy_public_key: String,
-    /// The key that signs ingest receipts (Ed25519, base64).
-    pub receipt_public_key: String,
-    /// The recording recipients to seal every blob to (`age1…`).
-    pub recipients: Vec<String>,
-}
 
 /// Why a token was refused (the client only learns "invalid token").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

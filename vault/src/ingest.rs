@@ -14,10 +14,10 @@ use vigil_proto::VerifyManifestErrorKind as ManifestKind;
 use vigil_proto::{sha256_hex, MediaKind, SignedManifest, VerifyManifestError};
 
 use crate::blobs::BlobError;
-use crate::frame::{FrameError, SegmentBody};
-use crate::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT, RECEIPT_KIND};
 use crate::store::{SegmentRecord, StoreError};
 use crate::Vault;
+use vigil_proto::frame::{FrameError, SegmentBody};
+use vigil_proto::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT, RECEIPT_KIND};
 
 /// A stored segment's receipt.
 #[derive(Debug, Clone)]
@@ -352,6 +352,7 @@ pub fn ingest(
         manifest_sha256: sha,
         prev_manifest_sha256: m.prev_manifest_sha256.clone(),
         last_in_session: m.last_in_session,
+        recorded_at: m.start.wall.unix_timestamp(),
         received_at: now.unix_timestamp(),
         receipt: receipt.as_bytes().to_vec(),
     })?;

@@ -17,13 +17,11 @@
 pub mod admin;
 pub mod blobs;
 pub mod enroll;
-pub mod frame;
 pub mod gaps;
 pub mod ingest;
 mod init;
 mod layout;
 pub mod metrics;
-pub mod receipt;
 pub mod secrets;
 pub mod server;
 pub mod store;

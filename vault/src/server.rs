@@ -6,7 +6,7 @@
 //! | `GET /health` | | 200 `{"status":"ok"}`, 503 when the metadata store fails |
 //! | `GET /metrics` | | 200 Prometheus text ([`crate::metrics`]) |
 //! | `POST /v1/enroll` | [`EnrollRequest`] JSON | 200 [`crate::enroll::EnrollResponse`]; 400, 401 (token), 403 (revoked key) |
-//! | `PUT /v1/segments/{session}/{sequence}` | [`crate::frame`] body | 201 receipt (200 for a duplicate); 400, 403, 409, 413, 422 |
+//! | `PUT /v1/segments/{session}/{sequence}` | [`vigil_proto::frame`] body | 201 receipt (200 for a duplicate); 400, 403, 409, 413, 422 |
 //!
 //! Errors are JSON: `{"error": "<code>", "detail": "<text>"}`.
 

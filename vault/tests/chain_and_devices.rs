@@ -10,10 +10,10 @@ use ed25519_dalek::SigningKey;
 use reqwest::StatusCode;
 use support::{manifest, next_segment, pinned_client, run_ok, Served};
 use uuid::Uuid;
+use vigil_proto::frame::SegmentBody;
 use vigil_proto::{MediaKind, SignedManifest};
 use vigil_seal::{DeviceKey, Recipients, Sealer};
 use vigil_vault::enroll::EnrollResponse;
-use vigil_vault::frame::SegmentBody;
 
 struct Client {
     http: reqwest::Client,

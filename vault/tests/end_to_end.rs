@@ -13,12 +13,12 @@ use ed25519_dalek::VerifyingKey;
 use reqwest::StatusCode;
 use support::{next_segment, pinned_client, run_ok, vault, Served, VAULT_KEY};
 use uuid::Uuid;
+use vigil_proto::frame::{SegmentBody, CONTENT_TYPE};
+use vigil_proto::receipt::SignedReceipt;
 use vigil_proto::{MediaKind, SignedManifest};
 use vigil_seal::{DeviceKey, ProblemKind, Recipients, Sealer};
 use vigil_vault::admin::Admin;
 use vigil_vault::enroll::EnrollResponse;
-use vigil_vault::frame::{SegmentBody, CONTENT_TYPE};
-use vigil_vault::receipt::SignedReceipt;
 
 const MAX_BODY: usize = 64 * 1024;
 

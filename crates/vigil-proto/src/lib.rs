@@ -1,9 +1,13 @@
 //! Types shared by the Vigil agent and vault: the segment manifest, its signed envelope and the
-//! verification of signatures and chains. No I/O happens here.
+//! verification of signatures and chains, the upload body, receipts and the API messages. No I/O
+//! happens here.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod frame;
 mod manifest;
+pub mod receipt;
 mod signed;
 
 pub use manifest::{

@@ -2,7 +2,10 @@
 
 use uuid::Uuid;
 
-use super::{DeviceRecord, EnrollOutcome, MetadataStore, SegmentRecord, TokenRecord};
+use super::{
+    AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, MetadataStore, SegmentFilter,
+    SegmentRecord, SessionReport, TokenRecord,
+};
 
 fn device(key: u8) -> DeviceRecord {
     DeviceRecord {
@@ -75,6 +78,7 @@ pub fn segments_round_trip(store: &dyn MetadataStore) {
         manifest_sha256: format!("{seq:064}"),
         prev_manifest_sha256: (seq > 1).then(|| format!("{:064}", seq - 1)),
         last_in_session: last,
+        recorded_at: 1000 + seq,
         received_at: 5,
         receipt: vec![seq as u8],
     };
@@ -101,4 +105,116 @@ pub fn segments_round_trip(store: &dyn MetadataStore) {
         .unwrap()
         .is_empty());
     store.ping().unwrap();
+}
+
+fn enrolled(store: &dyn MetadataStore, key: u8) -> DeviceRecord {
+    let hash = format!("tok{key}");
+    store.insert_token(&token(&hash, 1000)).unwrap();
+    let EnrollOutcome::Enrolled(d) = store.enroll(&hash, 1, &device(key)).unwrap() else {
+        panic!("not enrolled")
+    };
+    d
+}
+
+fn record(device: &DeviceRecord, session: Uuid, seq: i64, recorded_at: i64) -> SegmentRecord {
+    SegmentRecord {
+        segment_id: Uuid::new_v4(),
+        session_id: session,
+        sequence: seq,
+        device_id: device.id,
+        manifest_sha256: format!("{seq:064}"),
+        prev_manifest_sha256: None,
+        last_in_session: false,
+        recorded_at,
+        received_at: 5,
+        receipt: vec![1],
+    }
+}
+
+/// Segments are listed by session, device and recording time (from inclusive, to exclusive).
+pub fn segments_are_listed_by_filter(store: &dyn MetadataStore) {
+    let a = enrolled(store, 21);
+    let b = enrolled(store, 22);
+    let (s1, s2) = (Uuid::new_v4(), Uuid::new_v4());
+    for (dev, session, seq, at) in [(&a, s1, 1, 100), (&a, s1, 2, 110), (&b, s2, 1, 120)] {
+        store
+            .insert_segment(&record(dev, session, seq, at))
+            .unwrap();
+    }
+    let count = |f: SegmentFilter| store.segments(&f).unwrap().len();
+    assert_eq!(count(SegmentFilter::default()), 3);
+    assert_eq!(
+        count(SegmentFilter {
+            session: Some(s1),
+            ..Default::default()
+        }),
+        2
+    );
+    assert_eq!(
+        count(SegmentFilter {
+            device: Some(b.id),
+            ..Default::default()
+        }),
+        1
+    );
+    let window = store
+        .segments(&SegmentFilter {
+            from: Some(110),
+            to: Some(120),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(window.len(), 1);
+    assert_eq!((window[0].session_id, window[0].sequence), (s1, 2));
+}
+
+/// A session's report is replaced by the device's next one.
+pub fn session_reports_replace_each_other(store: &dyn MetadataStore) {
+    let d = enrolled(store, 31);
+    let session = Uuid::new_v4();
+    let mut report = SessionReport {
+        session_id: session,
+        device_id: d.id,
+        produced: 3,
+        pending: vec![2, 3],
+        closed: false,
+        reported_at: 50,
+    };
+    store.put_session_report(&report).unwrap();
+    report.produced = 5;
+    report.pending = vec![5];
+    report.closed = true;
+    store.put_session_report(&report).unwrap();
+    let all = store.session_reports(None).unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[&session], report);
+    assert!(store
+        .session_reports(Some(Uuid::new_v4()))
+        .unwrap()
+        .is_empty());
+}
+
+/// Audit records are numbered from 1 and each hash chains to the previous one.
+pub fn audit_log_is_chained(store: &dyn MetadataStore) {
+    let draft = |action: &str| AuditDraft {
+        at: 7,
+        actor: "admin:root".into(),
+        action: action.into(),
+        target: Some("x".into()),
+        reason: None,
+    };
+    let first = store.append_audit(&draft("a")).unwrap();
+    let second = store.append_audit(&draft("b")).unwrap();
+    assert_eq!((first.seq, second.seq), (1, 2));
+    assert_eq!(first.prev_sha256, AuditRecord::GENESIS);
+    assert_eq!(second.prev_sha256, first.sha256);
+    assert_eq!(
+        second.sha256,
+        AuditRecord::chain_hash(2, &first.sha256, &draft("b"))
+    );
+    assert_eq!(
+        store.audit_records(0, 10).unwrap(),
+        vec![first, second.clone()]
+    );
+    assert_eq!(store.audit_records(1, 10).unwrap(), vec![second]);
 }

@@ -116,6 +116,8 @@ pub struct SegmentRecord {
     pub prev_manifest_sha256: Option<String>,
     /// The manifest says the session ended with it.
     pub last_in_session: bool,
+    /// Recording start (the manifest's wall clock), Unix seconds.
+    pub recorded_at: i64,
     /// Receipt time, Unix seconds.
     pub received_at: i64,
     /// The signed receipt, exactly as first returned.
@@ -129,6 +131,91 @@ pub struct SessionSequences {
     pub sequences: Vec<i64>,
     /// Some stored segment says it was the last of the session.
     pub closed: bool,
+}
+
+/// Which segments to list (every given condition must hold).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentFilter {
+    /// Only this session.
+    pub session: Option<Uuid>,
+    /// Only this device.
+    pub device: Option<Uuid>,
+    /// Recorded at or after this time, Unix seconds.
+    pub from: Option<i64>,
+    /// Recorded before this time, Unix seconds.
+    pub to: Option<i64>,
+}
+
+/// What a device last said about one of its sessions (its heartbeat).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionReport {
+    /// The session.
+    pub session_id: Uuid,
+    /// The reporting device.
+    pub device_id: Uuid,
+    /// Highest sequence number the agent sealed.
+    pub produced: i64,
+    /// Sealed but not yet acknowledged (in transit), ascending.
+    pub pending: Vec<i64>,
+    /// The agent closed the session.
+    pub closed: bool,
+    /// When the report arrived, Unix seconds.
+    pub reported_at: i64,
+}
+
+/// An audit event before it is chained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditDraft {
+    /// When it happened, Unix seconds.
+    pub at: i64,
+    /// Who did it (`admin:<name>`, `cli:<os user>`, `device:<id>`, `vault`).
+    pub actor: String,
+    /// What was done (`keys.export_recording_identity`, `device.revoke`, …).
+    pub action: String,
+    /// What it was done to (an id), if anything.
+    pub target: Option<String>,
+    /// The reason the actor stated.
+    pub reason: Option<String>,
+}
+
+/// An audit event as stored: numbered and hash-chained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Position in the log, from 1.
+    pub seq: i64,
+    /// The event.
+    pub draft: AuditDraft,
+    /// The previous record's hash (64 zeros for the first).
+    pub prev_sha256: String,
+    /// This record's hash ([`AuditRecord::chain_hash`]).
+    pub sha256: String,
+}
+
+impl AuditRecord {
+    /// The hash that chains a record to its predecessor: SHA-256 over the previous hash and
+    /// every field, each length-prefixed so no two records encode alike. Every backend chains
+    /// with this function inside the transaction that appends.
+    pub fn chain_hash(seq: i64, prev_sha256: &str, draft: &AuditDraft) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        field(b"vigil.audit.v1");
+        field(&seq.to_be_bytes());
+        field(prev_sha256.as_bytes());
+        field(&draft.at.to_be_bytes());
+        field(draft.actor.as_bytes());
+        field(draft.action.as_bytes());
+        field(draft.target.as_deref().unwrap_or("").as_bytes());
+        field(draft.reason.as_deref().unwrap_or("").as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    /// The hash of "no predecessor".
+    pub const GENESIS: &'static str =
+        "0000000000000000000000000000000000000000000000000000000000000000";
 }
 
 /// The metadata operations the vault needs; one implementation per database.
@@ -170,6 +257,22 @@ pub trait MetadataStore: Send + Sync {
         &self,
         session: Option<Uuid>,
     ) -> Result<BTreeMap<Uuid, SessionSequences>, StoreError>;
+
+    /// Segments matching a filter, by session then sequence.
+    fn segments(&self, filter: &SegmentFilter) -> Result<Vec<SegmentRecord>, StoreError>;
+
+    /// Stores a device's latest report on a session (replacing the previous one).
+    fn put_session_report(&self, report: &SessionReport) -> Result<(), StoreError>;
+    /// The latest reports (one session, or all).
+    fn session_reports(
+        &self,
+        session: Option<Uuid>,
+    ) -> Result<BTreeMap<Uuid, SessionReport>, StoreError>;
+
+    /// Appends an event to the audit log, chained to the last one, atomically.
+    fn append_audit(&self, draft: &AuditDraft) -> Result<AuditRecord, StoreError>;
+    /// Audit records with `seq > after`, in order, at most `limit`.
+    fn audit_records(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// A cheap round trip, for health checks.
     fn ping(&self) -> Result<(), StoreError>;

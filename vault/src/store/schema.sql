@@ -32,7 +32,33 @@ CREATE TABLE IF NOT EXISTS segments (
   manifest_sha256 TEXT NOT NULL,
   prev_manifest_sha256 TEXT,
   last_in_session INTEGER NOT NULL,
+  recorded_at INTEGER NOT NULL,
   received_at INTEGER NOT NULL,
   receipt BLOB NOT NULL,
   PRIMARY KEY (session_id, sequence)
 );
+CREATE INDEX IF NOT EXISTS segments_by_device ON segments (device_id, recorded_at);
+CREATE INDEX IF NOT EXISTS segments_by_time ON segments (recorded_at);
+CREATE TABLE IF NOT EXISTS session_reports (
+  session_id TEXT PRIMARY KEY,
+  device_id TEXT NOT NULL REFERENCES devices(id),
+  produced INTEGER NOT NULL,
+  pending TEXT NOT NULL,
+  closed INTEGER NOT NULL,
+  reported_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+  seq INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT,
+  reason TEXT,
+  prev_sha256 TEXT NOT NULL,
+  sha256 TEXT NOT NULL
+);
+-- The audit log is append-only: the database itself refuses edits and deletions.
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;

@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
 use super::{
-    DeviceRecord, EnrollOutcome, MetadataStore, SegmentRecord, SessionSequences, StoreError,
-    TokenRecord, UserRecord,
+    AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, MetadataStore, SegmentFilter,
+    SegmentRecord, SessionReport, SessionSequences, StoreError, TokenRecord, UserRecord,
 };
 
 const SCHEMA_VERSION: i64 = 1;
@@ -93,7 +93,7 @@ fn device_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
 }
 
 const SEGMENT_COLUMNS: &str = "segment_id, session_id, sequence, device_id, manifest_sha256, \
-     prev_manifest_sha256, last_in_session, received_at, receipt";
+     prev_manifest_sha256, last_in_session, recorded_at, received_at, receipt";
 
 fn segment_row(row: &Row<'_>) -> rusqlite::Result<SegmentRecord> {
     Ok(SegmentRecord {
@@ -104,8 +104,9 @@ fn segment_row(row: &Row<'_>) -> rusqlite::Result<SegmentRecord> {
         manifest_sha256: row.get(4)?,
         prev_manifest_sha256: row.get(5)?,
         last_in_session: row.get(6)?,
-        received_at: row.get(7)?,
-        receipt: row.get(8)?,
+        recorded_at: row.get(7)?,
+        received_at: row.get(8)?,
+        receipt: row.get(9)?,
     })
 }
 
@@ -299,7 +300,7 @@ impl MetadataStore for SqliteStore {
     fn insert_segment(&self, s: &SegmentRecord) -> Result<(), StoreError> {
         self.conn().execute(
             &format!(
-                "INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ),
             params![
                 s.segment_id.to_string(),
@@ -309,6 +310,7 @@ impl MetadataStore for SqliteStore {
                 s.manifest_sha256,
                 s.prev_manifest_sha256,
                 s.last_in_session,
+                s.recorded_at,
                 s.received_at,
                 s.receipt
             ],
@@ -338,6 +340,139 @@ impl MetadataStore for SqliteStore {
         Ok(out)
     }
 
+    fn segments(&self, f: &SegmentFilter) -> Result<Vec<SegmentRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {SEGMENT_COLUMNS} FROM segments \
+             WHERE (?1 IS NULL OR session_id = ?1) AND (?2 IS NULL OR device_id = ?2) \
+             AND (?3 IS NULL OR recorded_at >= ?3) AND (?4 IS NULL OR recorded_at < ?4) \
+             ORDER BY session_id, sequence"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                f.session.map(|s| s.to_string()),
+                f.device.map(|d| d.to_string()),
+                f.from,
+                f.to
+            ],
+            segment_row,
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn put_session_report(&self, r: &SessionReport) -> Result<(), StoreError> {
+        let pending =
+            serde_json::to_string(&r.pending).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn().execute(
+            "INSERT INTO session_reports (session_id, device_id, produced, pending, closed, \
+             reported_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (session_id) DO UPDATE \
+             SET device_id = ?2, produced = ?3, pending = ?4, closed = ?5, reported_at = ?6",
+            params![
+                r.session_id.to_string(),
+                r.device_id.to_string(),
+                r.produced,
+                pending,
+                r.closed,
+                r.reported_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn session_reports(
+        &self,
+        session: Option<Uuid>,
+    ) -> Result<BTreeMap<Uuid, SessionReport>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT session_id, device_id, produced, pending, closed, reported_at \
+             FROM session_reports WHERE ?1 IS NULL OR session_id = ?1",
+        )?;
+        let rows = stmt.query_map(params![session.map(|s| s.to_string())], |r| {
+            let pending: String = r.get(3)?;
+            Ok((
+                SessionReport {
+                    session_id: uuid_col(r, 0)?,
+                    device_id: uuid_col(r, 1)?,
+                    produced: r.get(2)?,
+                    pending: Vec::new(),
+                    closed: r.get(4)?,
+                    reported_at: r.get(5)?,
+                },
+                pending,
+            ))
+        })?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (mut report, pending) = row?;
+            report.pending =
+                serde_json::from_str(&pending).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.insert(report.session_id, report);
+        }
+        Ok(out)
+    }
+
+    fn append_audit(&self, draft: &AuditDraft) -> Result<AuditRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, sha256 FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (seq, prev) = match last {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, AuditRecord::GENESIS.to_owned()),
+        };
+        let sha256 = AuditRecord::chain_hash(seq, &prev, draft);
+        tx.execute(
+            "INSERT INTO audit_log (seq, at, actor, action, target, reason, prev_sha256, sha256) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                seq,
+                draft.at,
+                draft.actor,
+                draft.action,
+                draft.target,
+                draft.reason,
+                prev,
+                sha256
+            ],
+        )?;
+        tx.commit()?;
+        Ok(AuditRecord {
+            seq,
+            draft: draft.clone(),
+            prev_sha256: prev,
+            sha256,
+        })
+    }
+
+    fn audit_records(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT seq, at, actor, action, target, reason, prev_sha256, sha256 FROM audit_log \
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| {
+            Ok(AuditRecord {
+                seq: r.get(0)?,
+                draft: AuditDraft {
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    reason: r.get(5)?,
+                },
+                prev_sha256: r.get(6)?,
+                sha256: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         self.conn()
             .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
@@ -364,6 +499,27 @@ mod tests {
     #[test]
     fn segments_round_trip() {
         conformance::segments_round_trip(&store().1);
+    }
+
+    #[test]
+    fn segments_are_listed_by_filter() {
+        conformance::segments_are_listed_by_filter(&store().1);
+    }
+
+    #[test]
+    fn session_reports_replace_each_other() {
+        conformance::session_reports_replace_each_other(&store().1);
+    }
+
+    #[test]
+    fn audit_log_is_chained_and_append_only() {
+        let (_dir, store) = store();
+        conformance::audit_log_is_chained(&store);
+        let conn = store.conn();
+        assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+        assert!(conn
+            .execute("UPDATE audit_log SET actor = 'x' WHERE seq = 1", [])
+            .is_err());
     }
 
     #[test]

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use uuid::Uuid;
+use vigil_proto::frame::SegmentBody;
 use vigil_proto::{
     sha256_hex, BlobRef, EncoderSettings, MediaKind, SegmentManifest, SignedManifest, Timestamp,
     MANIFEST_FORMAT,
 };
 use vigil_seal::Sealer;
-use vigil_vault::frame::SegmentBody;
 
 pub const VAULT_KEY: &str = "test vault key, long enough";
 

@@ -6,7 +6,6 @@
 //! (`vigil.segment-receipt`), so its signature cannot be mistaken for one over another message.
 //! It is signed by the vault's receipt key, whose public half enrollment hands to the agent; the
 //! agent deletes its local copy of a segment only after its receipt verifies.
-//! (This module belongs in `vigil-proto` once the agent verifies receipts.)
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;

@@ -11,7 +11,7 @@
 //! is trivial to write from the spool, to parse without buffering copies, and leaves no doubt
 //! about where a part ends.
 
-use vigil_proto::MediaKind;
+use crate::MediaKind;
 
 /// The first four bytes of every body.
 pub const MAGIC: &[u8; 4] = b"VGS1";
