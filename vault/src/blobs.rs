@@ -4,8 +4,9 @@
 //! durable: [`BlobStore::stage`] writes every file of a segment durably under temporary names,
 //! then [`BlobStore::commit`] moves them into place atomically (rename, then fsync of the
 //! folder). A crash between the two leaves staged files that nothing refers to, never a
-//! metadata row without its media. [`LocalBlobStore`] is the default; an S3 store will
-//! implement the same trait.
+//! metadata row without its media. [`LocalBlobStore`] is the default; `S3BlobStore`
+//! implements the same trait over any S3-compatible service. Reading back ([`BlobStore::get`],
+//! [`BlobStore::exists`], [`BlobStore::list`]) sees committed files only.
 
 use std::fs;
 use std::io::Write;
@@ -30,13 +31,33 @@ pub enum BlobError {
     /// A file name that is not a plain, safe name.
     #[error("blob store: refused file name {0:?}")]
     BadName(String),
+    /// The requested file is not stored.
+    #[error("blob store: {session}/{name} not found")]
+    NotFound {
+        /// The session.
+        session: Uuid,
+        /// The file name.
+        name: String,
+    },
+    /// The object store (S3) failed.
+    #[error("blob store (S3): {op} {key}: {detail}")]
+    Remote {
+        /// What was being done.
+        op: &'static str,
+        /// The object key.
+        key: String,
+        /// The service's error, without credentials.
+        detail: String,
+    },
 }
 
-/// A segment's files, written durably but not yet visible.
+/// A segment's files, written durably but not yet visible: each under a fresh staging id (a
+/// file `staging/<id>.tmp` locally, an object `<prefix>/staging/<id>` in S3).
 #[derive(Debug)]
 pub struct Staged {
-    session: Uuid,
-    files: Vec<(PathBuf, String)>,
+    pub(crate) session: Uuid,
+    /// (staging id, final file name)
+    pub(crate) files: Vec<(Uuid, String)>,
 }
 
 /// Where sealed blobs and manifests are kept.
@@ -47,6 +68,22 @@ pub trait BlobStore: Send + Sync {
     fn commit(&self, staged: Staged) -> Result<(), BlobError>;
     /// Drops staged files (a refused segment).
     fn discard(&self, staged: Staged);
+
+    /// The bytes of a committed file of `session`.
+    fn get(&self, session: Uuid, name: &str) -> Result<Vec<u8>, BlobError>;
+    /// Whether a committed file exists.
+    fn exists(&self, session: Uuid, name: &str) -> Result<bool, BlobError>;
+    /// The committed file names of `session`, sorted (empty for an unknown session).
+    fn list(&self, session: Uuid) -> Result<Vec<String>, BlobError>;
+}
+
+/// Refuses names that could leave the session's folder or prefix.
+pub(crate) fn check_name(name: &str) -> Result<(), BlobError> {
+    if is_safe_name(name) {
+        Ok(())
+    } else {
+        Err(BlobError::BadName(name.to_owned()))
+    }
 }
 
 /// Blobs in a local folder: `<root>/<session>/<name>`, the layout of the agent's spool, so
@@ -97,6 +134,10 @@ impl LocalBlobStore {
     pub fn session_dir(&self, session: Uuid) -> PathBuf {
         self.root.join(session.to_string())
     }
+
+    fn staging_path(&self, id: Uuid) -> PathBuf {
+        self.staging.join(format!("{id}.tmp"))
+    }
 }
 
 impl BlobStore for LocalBlobStore {
@@ -110,14 +151,15 @@ impl BlobStore for LocalBlobStore {
                 self.discard(staged);
                 return Err(BlobError::BadName(name.clone()));
             }
-            let tmp = self.staging.join(format!("{}.tmp", Uuid::new_v4()));
+            let id = Uuid::new_v4();
+            let tmp = self.staging_path(id);
             let written = fs::File::create(&tmp)
                 .and_then(|mut f| {
                     f.write_all(bytes)?;
                     f.sync_all()
                 })
                 .map_err(io("write", &tmp));
-            staged.files.push((tmp, name.clone()));
+            staged.files.push((id, name.clone()));
             if let Err(e) = written {
                 self.discard(staged);
                 return Err(e);
@@ -132,17 +174,57 @@ impl BlobStore for LocalBlobStore {
             fs::create_dir_all(&dir).map_err(io("create", &dir))?;
             sync_dir(&self.root)?;
         }
-        for (tmp, name) in &staged.files {
+        for (id, name) in &staged.files {
             let target = dir.join(name);
-            fs::rename(tmp, &target).map_err(io("rename", &target))?;
+            fs::rename(self.staging_path(*id), &target).map_err(io("rename", &target))?;
         }
         sync_dir(&dir)
     }
 
     fn discard(&self, staged: Staged) {
-        for (tmp, _) in staged.files {
-            let _ = fs::remove_file(tmp);
+        for (id, _) in staged.files {
+            let _ = fs::remove_file(self.staging_path(id));
         }
+    }
+
+    fn get(&self, session: Uuid, name: &str) -> Result<Vec<u8>, BlobError> {
+        check_name(name)?;
+        let path = self.session_dir(session).join(name);
+        fs::read(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => BlobError::NotFound {
+                session,
+                name: name.to_owned(),
+            },
+            _ => BlobError::Io {
+                op: "read",
+                path,
+                source,
+            },
+        })
+    }
+
+    fn exists(&self, session: Uuid, name: &str) -> Result<bool, BlobError> {
+        check_name(name)?;
+        let path = self.session_dir(session).join(name);
+        path.try_exists().map_err(io("stat", &path))
+    }
+
+    fn list(&self, session: Uuid) -> Result<Vec<String>, BlobError> {
+        let dir = self.session_dir(session);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("list", &dir)(e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("list", &dir))?;
+            if let Some(name) = entry.file_name().to_str().filter(|n| is_safe_name(n)) {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
     }
 }
 
@@ -162,6 +244,19 @@ mod tests {
         assert!(!target.exists());
         store.commit(staged).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"abc");
+        assert_eq!(store.get(session, "000001.voice.age").unwrap(), b"abc");
+        assert!(store.exists(session, "000001.voice.age").unwrap());
+        assert!(!store.exists(session, "000002.voice.age").unwrap());
+        assert_eq!(store.list(session).unwrap(), vec!["000001.voice.age"]);
+        assert!(store.list(Uuid::new_v4()).unwrap().is_empty());
+        assert!(matches!(
+            store.get(session, "000002.voice.age"),
+            Err(BlobError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.get(session, "../x"),
+            Err(BlobError::BadName(_))
+        ));
         assert_eq!(fs::read_dir(dir.path().join("s")).unwrap().count(), 0);
         for bad in ["../x", ".hidden", "a/b", "", "a\\b"] {
             assert!(matches!(
