@@ -144,11 +144,15 @@ impl Admin {
         &self.store
     }
 
-    /// Creates a one-use enrollment token valid for `lifetime` (zero: already expired).
+    /// Creates a one-use enrollment token valid for `lifetime` (zero: already expired), and
+    /// audits it (`token.create`, the token's hash as target) for `actor`. Should the audit
+    /// record fail, the token is not returned, so nobody can use it.
     pub fn create_token(
         &self,
         team: Option<String>,
         lifetime: time::Duration,
+        actor: &str,
+        reason: Option<&str>,
     ) -> Result<CreatedToken, TokenError> {
         if lifetime.is_negative() || lifetime > time::Duration::days(366) {
             return Err(TokenError::BadLifetime);
@@ -158,12 +162,20 @@ impl Admin {
         let token = format!("vgt_{}", B64URL.encode(secret));
         let now = crate::now();
         let expires_at = now + lifetime;
+        let token_sha256 = token_hash(&token);
         self.store.insert_token(&TokenRecord {
-            token_sha256: token_hash(&token),
+            token_sha256: token_sha256.clone(),
             team,
             created_at: now.unix_timestamp(),
             expires_at: expires_at.unix_timestamp(),
         })?;
+        crate::audit::record(
+            self.store(),
+            actor,
+            crate::audit::ACTION_TOKEN_CREATE,
+            Some(format!("token sha256:{token_sha256}")),
+            crate::audit::stated_reason(reason),
+        )?;
         Ok(CreatedToken { token, expires_at })
     }
 
@@ -172,16 +184,35 @@ impl Admin {
         Ok(self.store.devices()?)
     }
 
-    /// Revokes a device: its uploads are refused from now on.
-    pub fn revoke_device(&self, id: Uuid) -> Result<(), DeviceError> {
-        if self
+    /// Revokes a device: its uploads are refused from now on. Audited (`device.revoke`) for
+    /// `actor` once the revocation is stored.
+    pub fn revoke_device(
+        &self,
+        id: Uuid,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<(), DeviceError> {
+        if !self
             .store
             .revoke_device(id, crate::now().unix_timestamp())?
         {
-            Ok(())
-        } else {
-            Err(DeviceError::NotFound(id))
+            return Err(DeviceError::NotFound(id));
         }
+        crate::audit::record(
+            self.store(),
+            actor,
+            crate::audit::ACTION_DEVICE_REVOKE,
+            Some(id.to_string()),
+            crate::audit::stated_reason(reason),
+        )?;
+        Ok(())
+    }
+
+    /// Every audit record, oldest first (see [`crate::audit`]).
+    pub fn audit_records(
+        &self,
+    ) -> Result<Vec<crate::store::AuditRecord>, crate::audit::AuditError> {
+        crate::audit::records(self.store())
     }
 
     /// The gap report (see [`crate::gaps`]).

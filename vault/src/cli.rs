@@ -75,6 +75,73 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         session: Option<uuid::Uuid>,
     },
+    /// The vault's keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// List the audit log (who did what, when, why).
+    Audit {
+        #[command(flatten)]
+        data: Data,
+        /// Re-check the log's hash chain; exit 1 on a break.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Export stored segments as evidence (sealed blobs, signed manifests and receipts, a
+    /// signed index) into a new or empty folder. Audited.
+    Export {
+        #[command(flatten)]
+        data: Data,
+        #[command(flatten)]
+        key: Key,
+        /// The folder to write (created; must be empty if it exists).
+        #[arg(long, value_name = "OUT")]
+        out: PathBuf,
+        /// Only this session.
+        #[arg(long, value_name = "ID")]
+        session: Option<uuid::Uuid>,
+        /// Only this device.
+        #[arg(long, value_name = "ID")]
+        device: Option<uuid::Uuid>,
+        /// Only segments recorded at or after this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = vigil_vault::export::parse_time)]
+        from: Option<time::OffsetDateTime>,
+        /// Only segments recorded before this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = vigil_vault::export::parse_time)]
+        to: Option<time::OffsetDateTime>,
+        /// Why the recordings leave the vault (kept in the audit log and the index).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Verify an export offline: signatures, hashes, chains, receipts, the index, gaps.
+    /// Exit 0: all verifies; 1: altered; 2: segments missing (see --allow-gaps).
+    Verify {
+        /// The export folder.
+        out: PathBuf,
+        /// Exit 0 even when segments are missing (tampering still exits 1).
+        #[arg(long)]
+        allow_gaps: bool,
+        /// The vault's receipt public key as you know it (base64), instead of trusting the
+        /// copy inside the export.
+        #[arg(long, value_name = "BASE64")]
+        receipt_key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the recording identity (AGE-SECRET-KEY-1…) on stdout, for `age -d -i`. Audited;
+    /// needs the vault key and a reason.
+    ExportRecordingIdentity {
+        #[command(flatten)]
+        data: Data,
+        #[command(flatten)]
+        key: Key,
+        /// Why the identity leaves the vault (kept in the audit log).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +156,9 @@ pub enum TokenCommand {
         /// Lifetime: 90s, 30m, 24h, 7d.
         #[arg(long, default_value = "24h", value_parser = vigil_vault::admin::parse_duration)]
         expires: time::Duration,
+        /// Why the token is made (kept in the audit log).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
     },
 }
 
@@ -105,5 +175,8 @@ pub enum DeviceCommand {
         data: Data,
         /// The device id (from `device list`).
         id: uuid::Uuid,
+        /// Why the device is revoked (kept in the audit log).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
     },
 }

@@ -9,23 +9,31 @@
 //! - [`Vault`] is an opened deployment with its private keys, used by the server;
 //! - [`server`] serves the HTTPS API;
 //! - [`admin`] holds the offline commands (tokens, devices, gaps) that need no private key;
+//! - [`audit`] records who did what and why, and re-checks the audit log's hash chain;
+//! - [`identity`] hands the recording identity out (audited), [`export`] writes an evidence
+//!   export and [`verify_export`] checks one offline;
 //! - [`store::MetadataStore`] and [`blobs::BlobStore`] are the storage seams (SQLite and a local
 //!   folder today; PostgreSQL and S3 later).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod audit;
 pub mod blobs;
 pub mod enroll;
+pub mod export;
 pub mod gaps;
+pub mod identity;
 pub mod ingest;
 mod init;
 mod layout;
 pub mod metrics;
+pub mod openapi;
 pub mod secrets;
 pub mod server;
 pub mod store;
 mod vault;
+pub mod verify_export;
 
 pub use init::{init, InitError, InitOptions, InitReport};
 pub use layout::{Layout, VaultConfig};

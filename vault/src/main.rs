@@ -10,11 +10,21 @@ use age::secrecy::ExposeSecret;
 use anyhow::Context;
 use clap::Parser;
 use vigil_vault::admin::Admin;
+use vigil_vault::audit::cli_actor;
+use vigil_vault::export::Selection;
+use vigil_vault::identity::export_recording_identity;
 use vigil_vault::secrets::VaultKey;
 use vigil_vault::server::{ServeOptions, Server};
+use vigil_vault::verify_export::{verify_export, VerifyOptions};
 use vigil_vault::{init, InitOptions, Vault};
 
-use cli::{Cli, Command, DeviceCommand, TokenCommand};
+use cli::{Cli, Command, DeviceCommand, KeysCommand, TokenCommand};
+
+/// Opens the deployment with the vault key from `--key-file` or the environment.
+fn open_vault(data: &std::path::Path, key_file: Option<&std::path::Path>) -> anyhow::Result<Vault> {
+    let key = VaultKey::resolve(key_file)?;
+    Vault::open(data, &key).with_context(|| format!("opening {}", data.display()))
+}
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -87,10 +97,11 @@ fn main() -> anyhow::Result<()> {
                     data,
                     team,
                     expires,
+                    reason,
                 },
         } => {
             let admin = Admin::open(&data.data)?;
-            let created = admin.create_token(team, expires)?;
+            let created = admin.create_token(team, expires, &cli_actor(), reason.as_deref())?;
             println!("{}", created.token);
             eprintln!(
                 "one-use enrollment token, valid until {}",
@@ -120,11 +131,81 @@ fn main() -> anyhow::Result<()> {
                     );
                 }
             }
-            DeviceCommand::Revoke { data, id } => {
-                Admin::open(&data.data)?.revoke_device(id)?;
+            DeviceCommand::Revoke { data, id, reason } => {
+                Admin::open(&data.data)?.revoke_device(id, &cli_actor(), reason.as_deref())?;
                 println!("device {id} revoked");
             }
         },
+        Command::Keys {
+            command: KeysCommand::ExportRecordingIdentity { data, key, reason },
+        } => {
+            let vault = open_vault(&data.data, key.key_file.as_deref())?;
+            let identity = export_recording_identity(&vault, &cli_actor(), &reason)?;
+            println!("{}", identity.expose_secret());
+            eprintln!("recording identity exported; the export is recorded in the audit log");
+        }
+        Command::Audit { data, verify } => {
+            let records = Admin::open(&data.data)?.audit_records()?;
+            println!("seq\tat\tactor\taction\ttarget\treason");
+            for record in &records {
+                println!("{}", vigil_vault::audit::format_record(record));
+            }
+            if verify {
+                let breaks = vigil_vault::audit::verify_chain(&records);
+                for b in &breaks {
+                    eprintln!("chain broken at {b}");
+                }
+                if !breaks.is_empty() {
+                    anyhow::bail!(
+                        "the audit log's hash chain is broken ({} break(s))",
+                        breaks.len()
+                    );
+                }
+                let head = records.last().map_or("none", |r| r.sha256.as_str());
+                eprintln!(
+                    "audit chain verified: {} record(s), head {head}",
+                    records.len()
+                );
+            }
+        }
+        Command::Export {
+            data,
+            key,
+            out,
+            session,
+            device,
+            from,
+            to,
+            reason,
+        } => {
+            let vault = open_vault(&data.data, key.key_file.as_deref())?;
+            let selection = Selection {
+                session,
+                device,
+                from,
+                to,
+            };
+            let report =
+                vigil_vault::export::export(&vault, &out, &selection, &cli_actor(), &reason)?;
+            println!(
+                "exported {} segment(s) of {} session(s), {} bytes, to {} (audit record {})",
+                report.segments,
+                report.sessions,
+                report.bytes,
+                out.display(),
+                report.audit_seq
+            );
+        }
+        Command::Verify {
+            out,
+            allow_gaps,
+            receipt_key,
+        } => {
+            let report = verify_export(&out, &VerifyOptions { receipt_key })?;
+            print!("{report}");
+            std::io::stdout().flush()?;
+            std::process::exit(report.exit_code(allow_gaps));
+        }
         Command::Gaps { data, session } => {
             let admin = Admin::open(&data.data)?;
             for report in admin.gaps(session)? {

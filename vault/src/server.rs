@@ -7,8 +7,9 @@
 //! | `GET /metrics` | | 200 Prometheus text ([`crate::metrics`]) |
 //! | `POST /v1/enroll` | [`EnrollRequest`] JSON | 200 [`crate::enroll::EnrollResponse`]; 400, 401 (token), 403 (revoked key) |
 //! | `PUT /v1/segments/{session}/{sequence}` | [`vigil_proto::frame`] body | 201 receipt (200 for a duplicate); 400, 403, 409, 413, 422 |
+//! | `GET /openapi.json` | | 200 the API's OpenAPI 3.1 description ([`crate::openapi`]) |
 //!
-//! Errors are JSON: `{"error": "<code>", "detail": "<text>"}`.
+//! Errors are JSON: `{"error": "<code>", "detail": "<text>"}`, unknown paths included.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -209,7 +210,7 @@ async fn put_segment(
             };
             tracing::warn!(cause, "segment upload refused: {rejection}");
             app.metrics.rejected(cause);
-            return rejection.into_response();
+            return error(rejection.status(), cause, rejection.body_text());
         }
     };
     let size = body.len();
@@ -244,16 +245,44 @@ async fn put_segment(
     }
 }
 
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::OPENAPI_JSON,
+    )
+        .into_response()
+}
+
+/// Unknown paths answer in JSON like every other refusal. A segment path of the wrong shape
+/// (`/v1/segments/../../etc/1`) is an upload refused for its ids.
+async fn not_found(State(app): State<AppState>, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/v1/segments/") {
+        app.metrics.rejected("bad_id");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            "segment path must be /v1/segments/{session}/{sequence}".into(),
+        );
+    }
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such resource".into(),
+    )
+}
+
 /// The API's routes.
 pub fn router(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .route("/v1/enroll", post(enroll))
         .route(
             "/v1/segments/{session}/{sequence}",
             put(put_segment).layer(DefaultBodyLimit::max(max_body_bytes)),
         )
+        .fallback(not_found)
         .with_state(AppState {
             vault,
             metrics: Arc::new(Metrics::default()),

@@ -1,0 +1,218 @@
+//! Bounded fuzzing of the parsers that read bytes from the network or a disk someone else
+//! controls: the signed manifest envelope ([`SignedManifest::verify`]), the upload body
+//! ([`SegmentBody::parse`]) and the receipt ([`SignedReceipt::verify`]).
+//!
+//! Properties: arbitrary bytes and mutations of valid messages never panic; whatever still
+//! parses re-verifies from its own bytes to the same value; and, signatures being unforgeable,
+//! a mutated message that still verifies under the original key carries the original content.
+//! The case count is fixed so CI stays well under 30 seconds.
+
+use ed25519_dalek::SigningKey;
+use proptest::prelude::*;
+use proptest::sample::Index;
+use uuid::Uuid;
+use vigil_proto::frame::SegmentBody;
+use vigil_proto::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT, RECEIPT_KIND};
+use vigil_proto::{
+    sha256_hex, BlobRef, EncoderSettings, MediaKind, SegmentManifest, SignedManifest, Timestamp,
+    MANIFEST_FORMAT,
+};
+
+const CASES: u32 = 2_000;
+
+fn device_key() -> SigningKey {
+    SigningKey::from_bytes(&[11; 32])
+}
+
+fn vault_key() -> SigningKey {
+    SigningKey::from_bytes(&[12; 32])
+}
+
+fn manifest() -> SegmentManifest {
+    let at = |s: i64| Timestamp {
+        wall: time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(s),
+        mono_ns: s as u64 * 1_000_000_000,
+    };
+    SegmentManifest {
+        format: MANIFEST_FORMAT,
+        segment_id: Uuid::from_u128(1),
+        device_id: "device".into(),
+        user: "agent1".into(),
+        session_id: Uuid::from_u128(2),
+        sequence: 2,
+        call_id: Some("call-7".into()),
+        start: at(10),
+        end: at(20),
+        blobs: vec![BlobRef {
+            kind: MediaKind::Voice,
+            file: "000002.voice.age".into(),
+            size: 5,
+            sha256: sha256_hex(b"voice"),
+            container: "matroska".into(),
+            tracks: vec![],
+        }],
+        masked_spans: vec![],
+        events: vec![],
+        policy_version: 3,
+        prev_manifest_sha256: Some("ab".repeat(32)),
+        encoder: EncoderSettings {
+            video_codec: "libx264".into(),
+            video_preset: "ultrafast".into(),
+            video_crf: 30,
+            video_max_fps: 5,
+            video_size: (1920, 1080),
+            audio_codec: "libopus".into(),
+            audio_bitrate: 24_000,
+            audio_sample_rate: 48_000,
+        },
+        agent_version: "0.1.0".into(),
+        last_in_session: false,
+    }
+}
+
+fn signed_manifest() -> SignedManifest {
+    SignedManifest::sign(manifest(), &device_key()).unwrap()
+}
+
+fn receipt() -> Receipt {
+    Receipt {
+        kind: RECEIPT_KIND.into(),
+        format: RECEIPT_FORMAT,
+        segment_id: Uuid::from_u128(1),
+        session_id: Uuid::from_u128(2),
+        sequence: 2,
+        device_id: Uuid::from_u128(3),
+        manifest_sha256: "cd".repeat(32),
+        received_at: time::OffsetDateTime::UNIX_EPOCH,
+    }
+}
+
+fn body() -> Vec<u8> {
+    SegmentBody::encode(
+        signed_manifest().as_bytes(),
+        &[(MediaKind::Screen, b"screen"), (MediaKind::Voice, b"voice")],
+    )
+}
+
+/// One edit of a byte string.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(Index, u8),
+    Insert(Index, u8),
+    Remove(Index),
+    Truncate(Index),
+    /// Copies a run of the input over another place (JSON-ish fragments move around).
+    Splice(Index, Index, Index),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        4 => (any::<Index>(), 1..=255u8).prop_map(|(i, x)| Mutation::Flip(i, x)),
+        2 => (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        2 => any::<Index>().prop_map(Mutation::Remove),
+        1 => any::<Index>().prop_map(Mutation::Truncate),
+        1 => (any::<Index>(), any::<Index>(), any::<Index>())
+            .prop_map(|(a, b, c)| Mutation::Splice(a, b, c)),
+    ]
+}
+
+fn apply(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for m in mutations {
+        if bytes.is_empty() {
+            break;
+        }
+        let len = bytes.len();
+        match m {
+            Mutation::Flip(i, x) => bytes[i.index(len)] ^= x,
+            Mutation::Insert(i, b) => bytes.insert(i.index(len + 1), *b),
+            Mutation::Remove(i) => {
+                bytes.remove(i.index(len));
+            }
+            Mutation::Truncate(i) => bytes.truncate(i.index(len)),
+            Mutation::Splice(from, run, to) => {
+                let start = from.index(len);
+                let end = start + run.index(len - start).min(32);
+                let fragment = bytes[start..end].to_vec();
+                let at = to.index(len);
+                bytes.splice(at..at, fragment);
+            }
+        }
+    }
+    bytes
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: CASES,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = SignedManifest::verify(&bytes, None);
+        let _ = SignedManifest::verify(&bytes, Some(&device_key().verifying_key()));
+        let _ = SegmentBody::parse(&bytes);
+        let _ = SignedReceipt::verify(&bytes, &vault_key().verifying_key());
+    }
+
+    #[test]
+    fn mutated_manifests_verify_consistently(
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let original = signed_manifest();
+        let bytes = apply(original.as_bytes().to_vec(), &mutations);
+        if let Ok(signed) = SignedManifest::verify(&bytes, None) {
+            prop_assert_eq!(signed.as_bytes(), bytes.as_slice());
+            let again = SignedManifest::verify(signed.as_bytes(), Some(&signed.signer)).unwrap();
+            prop_assert_eq!(&again.manifest, &signed.manifest);
+            prop_assert_eq!(again.digest().0, sha256_hex(&bytes));
+            if signed.signer == device_key().verifying_key() {
+                // Only the envelope around the signed bytes can have changed.
+                prop_assert_eq!(&signed.manifest, &original.manifest);
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_bodies_parse_consistently(
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let bytes = apply(body(), &mutations);
+        if let Ok(parsed) = SegmentBody::parse(&bytes) {
+            // The framing is canonical: what parses re-encodes to the very same bytes.
+            prop_assert_eq!(SegmentBody::encode(parsed.manifest, &parsed.blobs), bytes.clone());
+            let _ = SignedManifest::verify(parsed.manifest, None);
+        }
+    }
+
+    #[test]
+    fn mutated_receipts_verify_consistently(
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let key = vault_key();
+        let original = SignedReceipt::sign(&receipt(), &key);
+        let bytes = apply(original.as_bytes().to_vec(), &mutations);
+        if let Ok(verified) = SignedReceipt::verify(&bytes, &key.verifying_key()) {
+            prop_assert_eq!(&verified.receipt, &receipt());
+            let again = SignedReceipt::verify(verified.as_bytes(), &key.verifying_key()).unwrap();
+            prop_assert_eq!(again.receipt, verified.receipt);
+        }
+    }
+}
+
+#[test]
+fn valid_messages_verify() {
+    let signed = signed_manifest();
+    SignedManifest::verify(signed.as_bytes(), Some(&device_key().verifying_key())).unwrap();
+    let parsed_body = body();
+    let parsed = SegmentBody::parse(&parsed_body).unwrap();
+    assert_eq!(parsed.manifest, signed.as_bytes());
+    let key = vault_key();
+    let r = SignedReceipt::sign(&receipt(), &key);
+    SignedReceipt::verify(r.as_bytes(), &key.verifying_key()).unwrap();
+}

@@ -1,0 +1,456 @@
+//! Evidence export: the stored segments of a selection, byte for byte as the agents sent them,
+//! with their signed receipts and a signed index, in a folder anyone can check offline
+//! (`vigil-vault verify OUT`, [`crate::verify_export`]).
+//!
+//! ```text
+//! OUT/index.json                          signed index (see [`ExportIndex`])
+//! OUT/receipt.pub                         the vault's receipt-signing key (Ed25519, base64)
+//! OUT/recording.pub                       the recording recipient(s) the blobs are sealed to
+//! OUT/sessions/<session>/NNNNNN.manifest.json, .screen.age, .voice.age   as stored
+//! OUT/sessions/<session>/NNNNNN.receipt.json                             as first returned
+//! ```
+//!
+//! The session folders have the agent spool's layout, so `vigil_seal::verify_tree` checks
+//! them. The index is signed with the receipt key like a receipt (its own `kind`, so neither
+//! can pass for the other): it makes the selection's completeness checkable, since removing a
+//! segment from the export means editing the index. Blobs stay sealed: an export holds no key.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ed25519_dalek::{Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+use vigil_proto::{sha256_hex, SignedManifest};
+
+use crate::audit::{self, ACTION_EXPORT};
+use crate::blobs::BlobError;
+use crate::ingest::file_name;
+use crate::store::{SegmentFilter, SegmentRecord, StoreError};
+use crate::Vault;
+
+/// The `kind` of an export index.
+pub const INDEX_KIND: &str = "vigil.evidence-export";
+/// Index layout version.
+pub const INDEX_FORMAT: u32 = 1;
+/// The index file's name.
+pub const INDEX_FILE: &str = "index.json";
+/// The receipt key's file name.
+pub const RECEIPT_KEY_FILE: &str = "receipt.pub";
+/// The recording recipients' file name.
+pub const RECIPIENTS_FILE: &str = "recording.pub";
+/// The folder holding one folder per session.
+pub const SESSIONS_DIR: &str = "sessions";
+
+/// What was asked for; every given condition must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    /// Only this session.
+    pub session: Option<Uuid>,
+    /// Only this device.
+    pub device: Option<Uuid>,
+    /// Recorded at or after this time.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub from: Option<time::OffsetDateTime>,
+    /// Recorded before this time.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub to: Option<time::OffsetDateTime>,
+}
+
+impl Selection {
+    /// The metadata store's filter for this selection.
+    pub fn filter(&self) -> SegmentFilter {
+        SegmentFilter {
+            session: self.session,
+            device: self.device,
+            from: self.from.map(|t| t.unix_timestamp()),
+            to: self.to.map(|t| t.unix_timestamp()),
+        }
+    }
+
+    /// `session=… device=… from=… to=…` (or `all`), for the audit record.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.session {
+            parts.push(format!("session={s}"));
+        }
+        if let Some(d) = self.device {
+            parts.push(format!("device={d}"));
+        }
+        if let Some(t) = self.from {
+            parts.push(format!("from={}", crate::rfc3339(t)));
+        }
+        if let Some(t) = self.to {
+            parts.push(format!("to={}", crate::rfc3339(t)));
+        }
+        if parts.is_empty() {
+            "all".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+/// One exported file: its path relative to the export folder, size and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexedFile {
+    /// `sessions/<session>/<name>`.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+}
+
+/// One exported segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexedSegment {
+    /// Recording session.
+    pub session_id: Uuid,
+    /// Sequence number in the session.
+    pub sequence: u64,
+    /// The manifest's segment id.
+    pub segment_id: Uuid,
+    /// The enrolled device that signed it.
+    pub device_id: Uuid,
+    /// Recording start (the manifest's wall clock).
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: time::OffsetDateTime,
+    /// SHA-256 of the signed manifest envelope, as the receipt names it.
+    pub manifest_sha256: String,
+    /// The manifest, the blobs and the receipt.
+    pub files: Vec<IndexedFile>,
+}
+
+/// The export's table of contents, signed with the vault's receipt key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportIndex {
+    /// Always [`INDEX_KIND`].
+    pub kind: String,
+    /// Always [`INDEX_FORMAT`].
+    pub format: u32,
+    /// When the export was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub exported_at: time::OffsetDateTime,
+    /// Who made it (`cli:<OS user>`).
+    pub exported_by: String,
+    /// The reason they stated.
+    pub reason: String,
+    /// The audit record of the export.
+    pub audit_seq: i64,
+    /// What was asked for.
+    pub selection: Selection,
+    /// The key that signs receipts and this index (Ed25519, base64).
+    pub receipt_public_key: String,
+    /// The recipients the blobs are sealed to (`age1…`).
+    pub recording_recipients: Vec<String>,
+    /// Every exported segment, by session then sequence.
+    pub segments: Vec<IndexedSegment>,
+}
+
+/// `{"index": {…}, "signature": {…}}`, the signature over the exact bytes of `index`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IndexEnvelope<'a> {
+    #[serde(borrow)]
+    pub(crate) index: &'a RawValue,
+    pub(crate) signature: IndexSignature,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IndexSignature {
+    pub(crate) alg: String,
+    pub(crate) public_key: String,
+    pub(crate) sig: String,
+}
+
+fn sign_index(index: &ExportIndex, key: &SigningKey) -> Result<Vec<u8>, serde_json::Error> {
+    let json = serde_json::to_string(index)?;
+    let sig = key.sign(json.as_bytes());
+    let raw = RawValue::from_string(json)?;
+    let mut bytes = serde_json::to_vec_pretty(&IndexEnvelope {
+        index: &raw,
+        signature: IndexSignature {
+            alg: "ed25519".into(),
+            public_key: B64.encode(key.verifying_key().as_bytes()),
+            sig: B64.encode(sig.to_bytes()),
+        },
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone)]
+pub struct ExportReport {
+    /// Exported segments.
+    pub segments: usize,
+    /// Sessions they belong to.
+    pub sessions: usize,
+    /// Bytes of media, manifests and receipts written.
+    pub bytes: u64,
+    /// The export's audit record.
+    pub audit_seq: i64,
+}
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// No reason was stated.
+    #[error("a reason is required to export recordings (--reason)")]
+    MissingReason,
+    /// The output folder exists and holds something.
+    #[error("{0} is not empty: an export is written into a new or empty folder only")]
+    OutNotEmpty(PathBuf),
+    /// No stored segment matches the selection.
+    #[error("no stored segment matches {0}")]
+    NothingSelected(String),
+    /// A stored manifest differs from what the metadata recorded at ingest.
+    #[error("stored manifest of segment #{sequence} of session {session} does not match its receipt: {detail}")]
+    StoredCorrupt {
+        /// The session.
+        session: Uuid,
+        /// The sequence number.
+        sequence: i64,
+        /// What differs.
+        detail: String,
+    },
+    /// The audit record could not be written; nothing was exported.
+    #[error("cannot write the audit record, nothing exported: {0}")]
+    Audit(#[source] StoreError),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blob store failed.
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+    /// A file of the export could not be written.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The index could not be serialized.
+    #[error("index: {0}")]
+    Index(#[from] serde_json::Error),
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create_new(path)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    write().map_err(|source| ExportError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Creates `out`, or accepts it when it is an empty folder.
+fn prepare_out(out: &Path) -> Result<(), ExportError> {
+    let io = |source| ExportError::Write {
+        path: out.to_owned(),
+        source,
+    };
+    match fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(ExportError::OutNotEmpty(out.to_owned()));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::create_dir_all(out).map_err(io),
+        Err(e) if out.exists() => Err(if out.is_dir() {
+            io(e)
+        } else {
+            ExportError::OutNotEmpty(out.to_owned())
+        }),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Copies one segment's files into `dir` and returns its index entry.
+fn export_segment(
+    vault: &Vault,
+    record: &SegmentRecord,
+    dir: &Path,
+) -> Result<IndexedSegment, ExportError> {
+    let session = record.session_id;
+    let sequence = u64::try_from(record.sequence).unwrap_or_default();
+    let corrupt = |detail: String| ExportError::StoredCorrupt {
+        session,
+        sequence: record.sequence,
+        detail,
+    };
+    let manifest_name = file_name(sequence, "manifest.json");
+    let manifest = vault.blobs().get(session, &manifest_name)?;
+    if sha256_hex(&manifest) != record.manifest_sha256 {
+        return Err(corrupt("manifest SHA-256 differs".into()));
+    }
+    // Verified at ingest; parsed again only to learn the blob names.
+    let signed = SignedManifest::verify(&manifest, None).map_err(|e| corrupt(e.to_string()))?;
+    let mut files = vec![(manifest_name, manifest)];
+    for blob in &signed.manifest.blobs {
+        files.push((blob.file.clone(), vault.blobs().get(session, &blob.file)?));
+    }
+    files.push((file_name(sequence, "receipt.json"), record.receipt.clone()));
+
+    let mut indexed = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        write_file(&dir.join(&name), &bytes)?;
+        indexed.push(IndexedFile {
+            path: format!("{SESSIONS_DIR}/{session}/{name}"),
+            size: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        });
+    }
+    Ok(IndexedSegment {
+        session_id: session,
+        sequence,
+        segment_id: record.segment_id,
+        device_id: record.device_id,
+        recorded_at: signed.manifest.start.wall,
+        manifest_sha256: record.manifest_sha256.clone(),
+        files: indexed,
+    })
+}
+
+/// Exports the segments `selection` matches into `out` (new or empty), for `actor` with a
+/// stated `reason`. The export is audited before any byte is written; the signed index is
+/// written last, so a folder without `index.json` is an unfinished export.
+pub fn export(
+    vault: &Vault,
+    out: &Path,
+    selection: &Selection,
+    actor: &str,
+    reason: &str,
+) -> Result<ExportReport, ExportError> {
+    let reason = audit::stated_reason(Some(reason)).ok_or(ExportError::MissingReason)?;
+    prepare_out(out)?;
+    let records = vault.store().segments(&selection.filter())?;
+    if records.is_empty() {
+        return Err(ExportError::NothingSelected(selection.describe()));
+    }
+    let audit = audit::record(
+        vault.store(),
+        actor,
+        ACTION_EXPORT,
+        Some(selection.describe()),
+        Some(reason.clone()),
+    )
+    .map_err(ExportError::Audit)?;
+
+    let mut segments = Vec::with_capacity(records.len());
+    let mut sessions = 0;
+    for record in &records {
+        let dir = out.join(SESSIONS_DIR).join(record.session_id.to_string());
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|source| ExportError::Write {
+                path: dir.clone(),
+                source,
+            })?;
+            sessions += 1;
+        }
+        segments.push(export_segment(vault, record, &dir)?);
+    }
+    let bytes = segments
+        .iter()
+        .flat_map(|s| s.files.iter().map(|f| f.size))
+        .sum();
+
+    let receipt_public_key = vault.receipt_public_key();
+    let recording_recipients = vault.recipients();
+    write_file(
+        &out.join(RECEIPT_KEY_FILE),
+        format!("{receipt_public_key}\n").as_bytes(),
+    )?;
+    write_file(
+        &out.join(RECIPIENTS_FILE),
+        format!("{}\n", recording_recipients.join("\n")).as_bytes(),
+    )?;
+    let count = segments.len();
+    let index = ExportIndex {
+        kind: INDEX_KIND.into(),
+        format: INDEX_FORMAT,
+        exported_at: crate::now(),
+        exported_by: actor.to_owned(),
+        reason,
+        audit_seq: audit.seq,
+        selection: selection.clone(),
+        receipt_public_key,
+        recording_recipients,
+        segments,
+    };
+    write_file(
+        &out.join(INDEX_FILE),
+        &sign_index(&index, &vault.keys().receipt)?,
+    )?;
+    Ok(ExportReport {
+        segments: count,
+        sessions,
+        bytes,
+        audit_seq: audit.seq,
+    })
+}
+
+/// Why a time argument was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an RFC 3339 time (example: 2026-11-29T08:00:00Z)")]
+pub struct TimeArgError(pub String);
+
+/// Parses an RFC 3339 time (`2026-11-29T08:00:00Z`).
+pub fn parse_time(text: &str) -> Result<time::OffsetDateTime, TimeArgError> {
+    time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|_| TimeArgError(text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_describe_themselves_and_filter() {
+        assert_eq!(Selection::default().describe(), "all");
+        let s = Selection {
+            session: Some(Uuid::nil()),
+            from: Some(parse_time("2026-11-29T08:00:00Z").unwrap()),
+            ..Selection::default()
+        };
+        assert_eq!(
+            s.describe(),
+            format!("session={} from=2026-11-29T08:00:00Z", Uuid::nil())
+        );
+        assert_eq!(s.filter().from, Some(1_795_939_200));
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn out_must_be_new_or_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fresh = tmp.path().join("a/b");
+        prepare_out(&fresh).unwrap();
+        prepare_out(&fresh).unwrap();
+        fs::write(fresh.join("x"), b"x").unwrap();
+        assert!(matches!(
+            prepare_out(&fresh),
+            Err(ExportError::OutNotEmpty(_))
+        ));
+        assert!(matches!(
+            prepare_out(&fresh.join("x")),
+            Err(ExportError::OutNotEmpty(_))
+        ));
+    }
+}
