@@ -275,6 +275,15 @@ fn export_verify_tampering_key_export_and_audit() {
         "{report}"
     );
 
+    let (code, report) = verify_copy(&out_a, "t-added", |o| {
+        fs::write(o.join(format!("{seg_dir}/000009.voice.age")), b"planted").unwrap()
+    });
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("000009.voice.age): not listed in the index (added)"),
+        "{report}"
+    );
+
     let other_key = SigningKey::from_bytes(&[5; 32]);
     let b64 = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,

@@ -103,6 +103,9 @@ enum Mutation {
     Truncate(Index),
     /// Copies a run of the input over another place (JSON-ish fragments move around).
     Splice(Index, Index, Index),
+    /// Inserts JSON whitespace: outside the signed bytes the envelope still verifies, which
+    /// exercises the "still parses" branches.
+    Whitespace(Index, Index),
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -113,6 +116,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         1 => any::<Index>().prop_map(Mutation::Truncate),
         1 => (any::<Index>(), any::<Index>(), any::<Index>())
             .prop_map(|(a, b, c)| Mutation::Splice(a, b, c)),
+        2 => (any::<Index>(), any::<Index>()).prop_map(|(i, w)| Mutation::Whitespace(i, w)),
     ]
 }
 
@@ -135,6 +139,9 @@ fn apply(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
                 let fragment = bytes[start..end].to_vec();
                 let at = to.index(len);
                 bytes.splice(at..at, fragment);
+            }
+            Mutation::Whitespace(i, w) => {
+                bytes.insert(i.index(len + 1), *w.get(&[b' ', b'\n', b'\t', b'\r']));
             }
         }
     }
@@ -215,4 +222,19 @@ fn valid_messages_verify() {
     let key = vault_key();
     let r = SignedReceipt::sign(&receipt(), &key);
     SignedReceipt::verify(r.as_bytes(), &key.verifying_key()).unwrap();
+}
+
+#[test]
+fn whitespace_around_the_signed_bytes_keeps_the_manifest_but_not_the_digest() {
+    let original = signed_manifest();
+    let mut bytes = original.as_bytes().to_vec();
+    bytes.insert(1, b' ');
+    let rewrapped = SignedManifest::verify(&bytes, Some(&device_key().verifying_key())).unwrap();
+    assert_eq!(rewrapped.manifest, original.manifest);
+    // The chain and receipts name the bytes as stored, so a re-wrapped envelope is another
+    // object: the vault refuses it at a taken position (409), never silently swaps it.
+    assert_ne!(rewrapped.digest(), original.digest());
+    let inside = bytes.windows(9).position(|w| w == b"\"format\":").unwrap();
+    bytes.insert(inside, b' ');
+    assert!(SignedManifest::verify(&bytes, None).is_err());
 }
