@@ -141,7 +141,7 @@ fn apply(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
                 bytes.splice(at..at, fragment);
             }
             Mutation::Whitespace(i, w) => {
-                bytes.insert(i.index(len + 1), *w.get(&[b' ', b'\n', b'\t', b'\r']));
+                bytes.insert(i.index(len + 1), *w.get(b" \n\t\r"));
             }
         }
     }
