@@ -89,6 +89,18 @@ impl Api {
 
 /// Sends a request line exactly as written (no client-side URL normalization), over TLS.
 async fn raw_put(base: &str, ca_pem: &[u8], target: &str, body: &[u8]) -> Answer {
+    raw_request(base, ca_pem, target, body, body.len()).await
+}
+
+/// Like [`raw_put`], announcing `content_length` bytes; when it is more than the body, the
+/// client stops sending (closes its side) as a dying agent would.
+async fn raw_request(
+    base: &str,
+    ca_pem: &[u8],
+    target: &str,
+    body: &[u8],
+    content_length: usize,
+) -> Answer {
     let addr = base.strip_prefix("https://").unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
@@ -109,11 +121,13 @@ async fn raw_put(base: &str, ca_pem: &[u8], target: &str, body: &[u8]) -> Answer
         .unwrap();
     let head = format!(
         "PUT {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {CONTENT_TYPE}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+         Content-Length: {content_length}\r\nConnection: close\r\n\r\n"
     );
     tls.write_all(head.as_bytes()).await.unwrap();
     tls.write_all(body).await.unwrap();
+    if content_length > body.len() {
+        tls.shutdown().await.unwrap();
+    }
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response).await;
     let text = String::from_utf8_lossy(&response);
@@ -274,6 +288,18 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
         .await
         .refused(StatusCode::BAD_REQUEST, "malformed_manifest");
 
+    // A connection that dies mid-body (fewer bytes than announced).
+    let body = a2.body();
+    raw_request(
+        &served.base,
+        &ca,
+        &format!("/v1/segments/{session_a}/2"),
+        &body[..body.len() / 2],
+        body.len(),
+    )
+    .await
+    .refused(StatusCode::BAD_REQUEST, "body_unreadable");
+
     // Path traversal and malformed ids, through the client and as raw request lines.
     let a = session_a.to_string();
     for path in [
@@ -330,6 +356,7 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
         ("body_too_large", 1),
         ("bad_body", 1),
         ("malformed_manifest", 1),
+        ("body_unreadable", 1),
         ("bad_id", 12),
     ] {
         let line = format!("vigil_vault_segments_rejected_total{{cause=\"{cause}\"}} {n}");
