@@ -75,6 +75,8 @@ impl fmt::Display for ExportProblem {
 pub struct ExportVerifyReport {
     /// The receipt key everything was checked against (base64).
     pub receipt_public_key: Option<String>,
+    /// Whether that key was given by the checker rather than read from the export.
+    pub receipt_key_pinned: bool,
     /// The verified index, when it verified.
     pub index: Option<ExportIndex>,
     /// Segments whose manifest verified, per session.
@@ -138,7 +140,12 @@ impl fmt::Display for ExportVerifyReport {
             )?;
         }
         if let Some(key) = &self.receipt_public_key {
-            writeln!(f, "receipt key: {key}")?;
+            let source = if self.receipt_key_pinned {
+                "pinned"
+            } else {
+                "from the export: compare it with the vault's keys/receipt.pub, or pin it with --receipt-key"
+            };
+            writeln!(f, "receipt key: {key} ({source})")?;
         }
         let total: u64 = self.segments.values().sum();
         writeln!(
@@ -474,6 +481,7 @@ pub fn verify_export(
     let mut report = ExportVerifyReport::default();
     let key = receipt_key(out, pinned, &mut report);
     report.receipt_public_key = key.map(|k| B64.encode(k.as_bytes()));
+    report.receipt_key_pinned = pinned.is_some();
     let index = check_index(out, key.as_ref(), &mut report);
 
     let sessions = out.join(SESSIONS_DIR);
@@ -527,16 +535,16 @@ pub fn verify_export(
         seqs.sort_unstable();
         for (a, b) in missing_ranges(&seqs) {
             let which = if a == b {
-                format!("#{a}")
+                format!("segment #{a} is")
             } else {
-                format!("#{a}-#{b}")
+                format!("segments #{a}-#{b} are")
             };
             report.problems.push(ExportProblem {
                 class: ProblemClass::Gap,
                 session: Some(session),
                 sequence: None,
                 path: None,
-                message: format!("segments {which} are not in the export (outside the selection, or never received by the vault)"),
+                message: format!("{which} not in the export (outside the selection, or never received by the vault)"),
             });
         }
         let last = seqs.last().copied().unwrap_or(0);

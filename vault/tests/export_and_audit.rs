@@ -164,9 +164,12 @@ fn export_verify_tampering_key_export_and_audit() {
     assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
     assert!(stdout(&ok).contains("4 segment(s) with valid signatures in 1 session(s)"));
     assert!(stdout(&ok).contains("OK:"));
+    assert!(stdout(&ok).contains("(from the export: compare it"));
     let receipt_pub = fs::read_to_string(data.join("keys/receipt.pub")).unwrap();
     let pinned = run(&["verify", oa, "--receipt-key", receipt_pub.trim()]);
     assert_eq!(pinned.status.code(), Some(0), "{}", stdout(&pinned));
+    let pinned_line = format!("receipt key: {} (pinned)", receipt_pub.trim());
+    assert!(stdout(&pinned).contains(&pinned_line));
 
     // A non-empty folder is refused; a reason is required.
     let again = run(&["export", "--data", d, "--out", oa, "--reason", "x"]);
@@ -193,9 +196,7 @@ fn export_verify_tampering_key_export_and_audit() {
     let report = stdout(&gaps);
     assert_eq!(gaps.status.code(), Some(2), "{report}");
     assert!(
-        report.contains(&format!(
-            "GAP session {b}: segments #2 are not in the export"
-        )),
+        report.contains(&format!("GAP session {b}: segment #2 is not in the export")),
         "{report}"
     );
     assert!(
