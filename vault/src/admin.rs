@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use crate::gaps::{GapsError, SessionGaps};
 use crate::layout::{Layout, VaultConfig};
-use crate::store::{DeviceRecord, MetadataStore, SqliteStore, StoreError, TokenRecord};
+use crate::storage::StorageError;
+use crate::store::{DeviceRecord, MetadataStore, StoreError, TokenRecord};
 
 /// Why a data folder could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,9 @@ pub enum OpenDataError {
     /// The metadata store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The configured storage backends could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// Why an enrollment token could not be created.
@@ -107,7 +111,7 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 pub struct Admin {
     layout: Layout,
     config: VaultConfig,
-    store: SqliteStore,
+    store: Box<dyn MetadataStore>,
 }
 
 impl Admin {
@@ -118,10 +122,12 @@ impl Admin {
             .map_err(|_| OpenDataError::NotInitialized(data.display().to_string()))?;
         let config: VaultConfig =
             toml::from_str(&text).map_err(|e| OpenDataError::Config(e.to_string()))?;
-        if !layout.metadata().is_file() {
+        if config.storage.metadata == crate::storage::MetadataBackend::Sqlite
+            && !layout.metadata().is_file()
+        {
             return Err(OpenDataError::NotInitialized(data.display().to_string()));
         }
-        let store = SqliteStore::open(&layout.metadata())?;
+        let store = config.storage.open_metadata(&layout)?;
         Ok(Self {
             layout,
             config,
@@ -140,8 +146,13 @@ impl Admin {
     }
 
     /// The metadata store.
-    pub fn store(&self) -> &SqliteStore {
-        &self.store
+    pub fn store(&self) -> &dyn MetadataStore {
+        self.store.as_ref()
+    }
+
+    /// The metadata store, for an opened vault (which then does not open it twice).
+    pub(crate) fn into_store(self) -> Box<dyn MetadataStore> {
+        self.store
     }
 
     /// Creates a one-use enrollment token valid for `lifetime` (zero: already expired), and

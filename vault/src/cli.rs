@@ -28,6 +28,58 @@ pub struct Key {
     pub key_file: Option<PathBuf>,
 }
 
+/// Storage backends chosen at `init` (written to vault.toml's `[storage]`; secrets come from
+/// the environment: VIGIL_VAULT_PG_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Metadata backend.
+    #[arg(long, value_name = "BACKEND", default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
+    pub metadata: String,
+    /// PostgreSQL URL without password (or set VIGIL_VAULT_PG_URL).
+    #[arg(long, value_name = "URL")]
+    pub postgres_url: Option<String>,
+    /// Blob backend.
+    #[arg(long, value_name = "BACKEND", default_value = "local", value_parser = ["local", "s3"])]
+    pub blobs: String,
+    /// S3 service URL (default: AWS).
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 bucket.
+    #[arg(long, value_name = "NAME")]
+    pub s3_bucket: Option<String>,
+    /// S3 region.
+    #[arg(long, value_name = "NAME")]
+    pub s3_region: Option<String>,
+    /// Key prefix inside the bucket.
+    #[arg(long, value_name = "PREFIX")]
+    pub s3_prefix: Option<String>,
+}
+
+impl StorageArgs {
+    /// The `[storage]` section these flags describe.
+    pub fn config(self) -> vigil_vault::storage::StorageConfig {
+        use vigil_vault::storage::{BlobBackend, MetadataBackend, StorageConfig};
+        StorageConfig {
+            metadata: if self.metadata == "postgres" {
+                MetadataBackend::Postgres
+            } else {
+                MetadataBackend::Sqlite
+            },
+            postgres_url: self.postgres_url,
+            postgres_pool: None,
+            blobs: if self.blobs == "s3" {
+                BlobBackend::S3
+            } else {
+                BlobBackend::Local
+            },
+            s3_endpoint: self.s3_endpoint,
+            s3_bucket: self.s3_bucket,
+            s3_region: self.s3_region,
+            s3_prefix: self.s3_prefix,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a deployment: metadata, blob folder, keys, TLS CA and certificate, first admin.
@@ -43,6 +95,8 @@ pub enum Command {
         /// Name of the first admin account.
         #[arg(long, default_value = "admin")]
         admin: String,
+        #[command(flatten)]
+        storage: StorageArgs,
     },
     /// Serve the HTTPS API.
     Serve {

@@ -17,7 +17,10 @@ use rcgen::{
 
 use crate::layout::{Layout, VaultConfig, LAYOUT_FORMAT};
 use crate::secrets::{KeyBundleError, PrivateKeys, VaultKey};
-use crate::store::{MetadataStore, SqliteStore, StoreError, UserRecord};
+use uuid::Uuid;
+
+use crate::storage::{StorageConfig, StorageError};
+use crate::store::{StoreError, UserRecord};
 
 /// What `init` needs.
 #[derive(Debug, Clone)]
@@ -31,6 +34,8 @@ pub struct InitOptions {
     pub admin: String,
     /// The key that encrypts the private keys at rest.
     pub key: VaultKey,
+    /// Storage backends (default: SQLite and the local blob folder).
+    pub storage: StorageConfig,
 }
 
 /// What `init` made; the admin password appears here once and is stored only as a hash.
@@ -83,6 +88,9 @@ pub enum InitError {
     /// Hashing the admin password failed.
     #[error("password hashing failed: {0}")]
     Password(String),
+    /// The configured storage backends are unusable or unreachable.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
@@ -174,6 +182,7 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
     if layout.config().exists() || layout.metadata().exists() {
         return Err(InitError::AlreadyInitialized(options.data));
     }
+    options.storage.validate()?;
     let hosts = if options.hosts.is_empty() {
         vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
     } else {
@@ -219,7 +228,13 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
     write_file(&layout.ca_cert(), tls.ca_pem.as_bytes(), false)?;
     write_file(&layout.server_cert(), tls.chain_pem.as_bytes(), false)?;
 
-    let store = SqliteStore::open(&layout.metadata())?;
+    // Both backends are reachable (a blob listing proves the bucket and credentials).
+    let store = options.storage.open_metadata(&layout)?;
+    options
+        .storage
+        .open_blobs(&layout)?
+        .list(Uuid::nil())
+        .map_err(StorageError::from)?;
     let mut pw = [0u8; 15];
     rand::rngs::OsRng.fill_bytes(&mut pw);
     let password = B64URL.encode(pw);
@@ -235,6 +250,7 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         format: LAYOUT_FORMAT,
         hosts: hosts.clone(),
         created_at: crate::rfc3339(crate::now()),
+        storage: options.storage.clone(),
     };
     let text = toml::to_string(&config).expect("the config always serializes");
     write_file(&layout.config(), text.as_bytes(), false)?;

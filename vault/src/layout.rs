@@ -4,11 +4,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::storage::StorageConfig;
+
 /// Where everything of a deployment lives, relative to its data folder:
 ///
 /// ```text
-/// DIR/vault.toml               settings (host names)
-/// DIR/metadata.sqlite          metadata (SQLite, WAL)
+/// DIR/vault.toml               settings (host names, storage backends)
+/// DIR/metadata.sqlite          metadata (SQLite, WAL), unless `[storage] metadata = "postgres"`
 /// DIR/blobs/<session>/…        sealed blobs and signed manifests, as the agent's spool names them
 /// DIR/staging/                 files of segments being received (same file system as blobs/)
 /// DIR/keys/private.age         every private key, age-encrypted with the vault key (scrypt)
@@ -92,6 +94,9 @@ pub struct VaultConfig {
     pub hosts: Vec<String>,
     /// When the deployment was created (RFC 3339).
     pub created_at: String,
+    /// Storage backends; absent means the embedded defaults (SQLite and `blobs/`).
+    #[serde(default, skip_serializing_if = "StorageConfig::is_default")]
+    pub storage: StorageConfig,
 }
 
 /// Version of the data folder's layout.

@@ -13,12 +13,14 @@
 //! - [`identity`] hands the recording identity out (audited), [`export`] writes an evidence
 //!   export and [`verify_export`] checks one offline;
 //! - [`store::MetadataStore`] and [`blobs::BlobStore`] are the storage seams (SQLite and a local
-//!   folder today; PostgreSQL and S3 later).
+//!   folder by default; [`store::PostgresStore`] and [`s3_blobs::S3BlobStore`] at scale).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod audit;
+#[doc(hidden)]
+pub mod blob_conformance;
 pub mod blobs;
 pub mod enroll;
 pub mod export;
@@ -29,8 +31,10 @@ mod init;
 mod layout;
 pub mod metrics;
 pub mod openapi;
+pub mod s3_blobs;
 pub mod secrets;
 pub mod server;
+pub mod storage;
 pub mod store;
 mod vault;
 pub mod verify_export;

@@ -40,6 +40,7 @@ fn main() -> anyhow::Result<()> {
             key,
             hosts,
             admin,
+            storage,
         } => {
             let key = VaultKey::resolve(key.key_file.as_deref())?;
             let report = init(InitOptions {
@@ -47,6 +48,7 @@ fn main() -> anyhow::Result<()> {
                 hosts,
                 admin,
                 key,
+                storage: storage.config(),
             })?;
             let l = &report.layout;
             println!("vault initialized in {}", l.root().display());

@@ -7,10 +7,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
 use crate::admin::{Admin, OpenDataError};
-use crate::blobs::{BlobError, BlobStore, LocalBlobStore};
+use crate::blobs::{BlobError, BlobStore};
 use crate::layout::{Layout, VaultConfig};
 use crate::secrets::{KeyBundleError, PrivateKeys, VaultKey};
-use crate::store::{MetadataStore, SqliteStore};
+use crate::storage::StorageError;
+use crate::store::MetadataStore;
 
 /// Why a deployment could not be opened for serving.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,9 @@ pub enum OpenError {
     /// The blob folder.
     #[error(transparent)]
     Blobs(#[from] BlobError),
+    /// The configured storage backends.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// A deployment opened with its vault key.
@@ -55,7 +59,8 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
-    /// Opens the embedded deployment in `data` (SQLite metadata, local blob folder).
+    /// Opens the deployment in `data` with the backends its `vault.toml` names (by default
+    /// SQLite metadata and the local blob folder).
     pub fn open(data: &Path, key: &VaultKey) -> Result<Self, OpenError> {
         let admin = Admin::open(data)?;
         let layout = admin.layout().clone();
@@ -66,15 +71,9 @@ impl Vault {
                 source,
             })?;
         let keys = PrivateKeys::open(&sealed, key)?;
-        let store = SqliteStore::open(&layout.metadata()).map_err(OpenDataError::from)?;
-        let blobs = LocalBlobStore::new(layout.blobs(), layout.staging())?;
-        Ok(Self::with_backends(
-            layout,
-            config,
-            Box::new(store),
-            Box::new(blobs),
-            keys,
-        ))
+        let blobs = config.storage.open_blobs(&layout)?;
+        let store = admin.into_store();
+        Ok(Self::with_backends(layout, config, store, blobs, keys))
     }
 
     /// A vault over explicit storage backends.

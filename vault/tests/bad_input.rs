@@ -21,7 +21,7 @@ use vigil_proto::frame::{SegmentBody, CONTENT_TYPE};
 use vigil_proto::{MediaKind, SignedManifest};
 use vigil_seal::{DeviceKey, Recipients, Sealer};
 use vigil_vault::admin::Admin;
-use vigil_vault::store::{MetadataStore, SegmentFilter};
+use vigil_vault::store::SegmentFilter;
 
 const MAX_BODY: usize = 32 * 1024;
 

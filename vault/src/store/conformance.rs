@@ -1,4 +1,6 @@
-//! The storage conformance suite: every [`MetadataStore`] backend must pass these.
+//! The storage conformance suite: every [`MetadataStore`] backend must pass these. Public (but
+//! hidden) so that the integration tests run it against servers they start; each function
+//! expects an empty store and panics on a failed check.
 
 use uuid::Uuid;
 

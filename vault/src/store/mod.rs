@@ -1,14 +1,16 @@
 //! The metadata store: accounts, enrollment tokens, devices and segments.
 //!
-//! [`MetadataStore`] is the seam between the vault's logic and its database. Today it has one
-//! implementation, [`SqliteStore`] (embedded, the default); a PostgreSQL one will implement the
-//! same trait, and one conformance suite will run against both. The trait is synchronous: the
+//! [`MetadataStore`] is the seam between the vault's logic and its database. It has two
+//! implementations, [`SqliteStore`] (embedded, the default) and [`PostgresStore`] (at scale), and
+//! one conformance suite ([`conformance`]) runs against both. The trait is synchronous: the
 //! server calls it from blocking tasks, so a backend may block.
 
-#[cfg(test)]
-pub(crate) mod conformance;
+#[doc(hidden)]
+pub mod conformance;
+mod postgres;
 mod sqlite;
 
+pub use self::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,12 @@ pub enum StoreError {
     /// The SQLite backend failed.
     #[error("metadata store (SQLite): {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL backend failed (its messages carry no password).
+    #[error("metadata store (PostgreSQL): {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// The backend's settings are unusable (e.g. a malformed PostgreSQL URL).
+    #[error("metadata store settings: {0}")]
+    Config(String),
     /// A stored value does not parse back.
     #[error("metadata store holds a malformed value: {0}")]
     Corrupt(String),
@@ -219,7 +227,7 @@ impl AuditRecord {
 }
 
 /// The metadata operations the vault needs; one implementation per database.
-pub trait MetadataStore: Send + Sync {
+pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     /// Adds a user account. Fails if the name exists.
     fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// A user account by name.
@@ -276,4 +284,73 @@ pub trait MetadataStore: Send + Sync {
 
     /// A cheap round trip, for health checks.
     fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A boxed store is a store (so `&Box<dyn MetadataStore>` passes where a store is expected).
+impl<T: MetadataStore + ?Sized> MetadataStore for Box<T> {
+    fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        (**self).create_user(user)
+    }
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        (**self).user(name)
+    }
+    fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        (**self).insert_token(token)
+    }
+    fn enroll(
+        &self,
+        token_sha256: &str,
+        now: i64,
+        device: &DeviceRecord,
+    ) -> Result<EnrollOutcome, StoreError> {
+        (**self).enroll(token_sha256, now, device)
+    }
+    fn device_by_key(&self, public_key: &[u8; 32]) -> Result<Option<DeviceRecord>, StoreError> {
+        (**self).device_by_key(public_key)
+    }
+    fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        (**self).devices()
+    }
+    fn revoke_device(&self, id: Uuid, now: i64) -> Result<bool, StoreError> {
+        (**self).revoke_device(id, now)
+    }
+    fn segment(&self, session: Uuid, sequence: i64) -> Result<Option<SegmentRecord>, StoreError> {
+        (**self).segment(session, sequence)
+    }
+    fn segment_by_id(&self, segment_id: Uuid) -> Result<Option<SegmentRecord>, StoreError> {
+        (**self).segment_by_id(segment_id)
+    }
+    fn session_device(&self, session: Uuid) -> Result<Option<Uuid>, StoreError> {
+        (**self).session_device(session)
+    }
+    fn insert_segment(&self, segment: &SegmentRecord) -> Result<(), StoreError> {
+        (**self).insert_segment(segment)
+    }
+    fn session_sequences(
+        &self,
+        session: Option<Uuid>,
+    ) -> Result<BTreeMap<Uuid, SessionSequences>, StoreError> {
+        (**self).session_sequences(session)
+    }
+    fn segments(&self, filter: &SegmentFilter) -> Result<Vec<SegmentRecord>, StoreError> {
+        (**self).segments(filter)
+    }
+    fn put_session_report(&self, report: &SessionReport) -> Result<(), StoreError> {
+        (**self).put_session_report(report)
+    }
+    fn session_reports(
+        &self,
+        session: Option<Uuid>,
+    ) -> Result<BTreeMap<Uuid, SessionReport>, StoreError> {
+        (**self).session_reports(session)
+    }
+    fn append_audit(&self, draft: &AuditDraft) -> Result<AuditRecord, StoreError> {
+        (**self).append_audit(draft)
+    }
+    fn audit_records(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        (**self).audit_records(after, limit)
+    }
+    fn ping(&self) -> Result<(), StoreError> {
+        (**self).ping()
+    }
 }

@@ -1,0 +1,73 @@
+-- PostgreSQL metadata schema, version 1 (table vigil_schema). Same model as schema.sql.
+CREATE TABLE IF NOT EXISTS vigil_schema (
+  version BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+  name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  must_change_password BOOLEAN NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS enrollment_tokens (
+  token_sha256 TEXT PRIMARY KEY,
+  team TEXT,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT,
+  used_by UUID
+);
+CREATE TABLE IF NOT EXISTS devices (
+  id UUID PRIMARY KEY,
+  public_key BYTEA NOT NULL UNIQUE CHECK (octet_length(public_key) = 32),
+  key_id TEXT NOT NULL,
+  hostname TEXT NOT NULL,
+  os_user TEXT NOT NULL,
+  team TEXT,
+  enrolled_at BIGINT NOT NULL,
+  revoked_at BIGINT
+);
+CREATE TABLE IF NOT EXISTS segments (
+  session_id UUID NOT NULL,
+  sequence BIGINT NOT NULL,
+  segment_id UUID NOT NULL UNIQUE,
+  device_id UUID NOT NULL REFERENCES devices(id),
+  manifest_sha256 TEXT NOT NULL,
+  prev_manifest_sha256 TEXT,
+  last_in_session BOOLEAN NOT NULL,
+  recorded_at BIGINT NOT NULL,
+  received_at BIGINT NOT NULL,
+  receipt BYTEA NOT NULL,
+  PRIMARY KEY (session_id, sequence)
+);
+CREATE INDEX IF NOT EXISTS segments_by_device ON segments (device_id, recorded_at);
+CREATE INDEX IF NOT EXISTS segments_by_time ON segments (recorded_at);
+CREATE TABLE IF NOT EXISTS session_reports (
+  session_id UUID PRIMARY KEY,
+  device_id UUID NOT NULL REFERENCES devices(id),
+  produced BIGINT NOT NULL,
+  pending BIGINT[] NOT NULL,
+  closed BOOLEAN NOT NULL,
+  reported_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+  seq BIGINT PRIMARY KEY,
+  at BIGINT NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT,
+  reason TEXT,
+  prev_sha256 TEXT NOT NULL,
+  sha256 TEXT NOT NULL
+);
+-- The audit log is append-only: the database itself refuses edits, deletions and truncation.
+CREATE OR REPLACE FUNCTION vigil_audit_log_append_only() RETURNS trigger
+  LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the audit log is append-only';
+END
+$$;
+CREATE OR REPLACE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION vigil_audit_log_append_only();
+CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+  FOR EACH STATEMENT EXECUTE FUNCTION vigil_audit_log_append_only();
