@@ -21,6 +21,8 @@ PACKAGES=(
   espeak-ng sox age multimon-ng tesseract-ocr
   # benchmark helpers
   procps time
+  # the vault's storage tests start a PostgreSQL 15 server of their own (never the package's)
+  postgresql
 )
 
 missing=()
@@ -41,4 +43,11 @@ if command -v rustup >/dev/null; then
   for t in x86_64-pc-windows-gnu aarch64-apple-darwin; do
     rustup target list --installed | grep -qx "$t" || rustup target add "$t" >/dev/null
   done
+fi
+
+# The vault's storage tests start an S3 server over a folder. 0.17 needs rustc 1.96; 0.14.1
+# builds here (a few minutes). Only if missing.
+if ! command -v s3s-fs >/dev/null && [[ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]]; then
+  echo "install-deps: cargo install s3s-fs" >&2
+  cargo install s3s-fs --version 0.14.1 --features binary --locked
 fi
