@@ -22,14 +22,31 @@ pub const ACTION_EXPORT: &str = "export";
 /// How many records are read per query while walking the log.
 const PAGE: usize = 1000;
 
-/// The actor of a command run from a shell: `cli:<OS user>` (`cli:unknown` when the
-/// environment names no user).
+/// The actor of a command run from a shell: `cli:<OS user>` from the environment, else
+/// `cli:uid:<n>` (Unix) or `cli:unknown`. It names who ran the command as the OS reports it;
+/// whoever can write the data folder could claim anything, which the chain cannot prevent.
 pub fn cli_actor() -> String {
     let user = ["USER", "USERNAME", "LOGNAME"]
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|u| !u.trim().is_empty()))
+        .map(|u| u.trim().to_owned())
+        .or_else(process_uid)
         .unwrap_or_else(|| "unknown".to_owned());
-    format!("cli:{}", user.trim())
+    format!("cli:{user}")
+}
+
+#[cfg(target_os = "linux")]
+fn process_uid() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's real user.
+    std::fs::metadata("/proc/self")
+        .ok()
+        .map(|m| format!("uid:{}", m.uid()))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_uid() -> Option<String> {
+    None
 }
 
 /// A stated reason with surrounding blanks removed, or `None` when nothing was said.
