@@ -207,6 +207,43 @@ fn export_verify_tampering_key_export_and_audit() {
     let allowed = run(&["verify", oall, "--allow-gaps"]);
     assert_eq!(allowed.status.code(), Some(0), "{}", stdout(&allowed));
 
+    // A time window (recorded_at in [from, to)): only A's #4 starts at 30 s.
+    let out_window = tmp.path().join("export-window");
+    let ow = out_window.to_str().unwrap();
+    let printed = run_ok(&[
+        "export",
+        "--data",
+        d,
+        "--out",
+        ow,
+        "--reason",
+        "window",
+        "--from",
+        "1970-01-01T00:00:25Z",
+        "--to",
+        "1970-01-01T00:00:35Z",
+    ]);
+    assert!(
+        printed.contains("exported 1 segment(s) of 1 session(s)"),
+        "{printed}"
+    );
+    let window = run(&["verify", ow]);
+    assert_eq!(window.status.code(), Some(2), "{}", stdout(&window));
+    assert!(stdout(&window).contains("segments #1-#3 are not in the export"));
+    let bad_time = run(&[
+        "export",
+        "--data",
+        d,
+        "--out",
+        ow,
+        "--reason",
+        "x",
+        "--from",
+        "yesterday",
+    ]);
+    assert!(!bad_time.status.success());
+    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("not an RFC 3339 time"));
+
     // Tampering: exit 1, and the report names the file and the cause.
     let seg_dir = format!("sessions/{a}");
     let (code, report) = verify_copy(&out_a, "t-blob", |o| {
@@ -359,6 +396,7 @@ fn export_verify_tampering_key_export_and_audit() {
             "token.create",
             "export",
             "export",
+            "export",
             "keys.export_recording_identity",
             "device.revoke"
         ],
@@ -376,7 +414,7 @@ fn export_verify_tampering_key_export_and_audit() {
         "{log}"
     );
     assert!(!log.contains("AGE-SECRET-KEY"));
-    assert!(String::from_utf8_lossy(&audit.stderr).contains("audit chain verified: 5 record(s)"));
+    assert!(String::from_utf8_lossy(&audit.stderr).contains("audit chain verified: 6 record(s)"));
 
     // A record edited behind the database's back breaks the chain.
     let db = rusqlite::Connection::open(data.join("metadata.sqlite")).unwrap();
