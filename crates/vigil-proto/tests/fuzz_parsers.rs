@@ -5,7 +5,7 @@
 //! Properties: arbitrary bytes and mutations of valid messages never panic; whatever still
 //! parses re-verifies from its own bytes to the same value; and, signatures being unforgeable,
 //! a mutated message that still verifies under the original key carries the original content.
-//! The case count is fixed so CI stays well under 30 seconds.
+//! The case count is fixed (2,000 per property) so CI stays well under 30 seconds.
 
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
@@ -148,9 +148,13 @@ fn apply(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
     bytes
 }
 
+/// `PROPTEST_CASES=200000 cargo test -p vigil-proto --test fuzz_parsers` digs deeper locally.
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: CASES,
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(CASES),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
