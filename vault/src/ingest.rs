@@ -5,7 +5,8 @@
 //! sequence and device, that the blobs are exactly those the manifest lists with its sizes and
 //! SHA-256, that the session belongs to that device, and the hash chain with both stored
 //! neighbours. Segments may arrive in any order: each link is checked when the second of its
-//! two segments arrives. Files are made durable before the metadata row is written. The same
+//! two segments arrives, under the lock of its session (uploads of other sessions run in
+//! parallel). Files are made durable before the metadata row is written. The same
 //! segment twice gets the first receipt again; the same position or segment id with other
 //! content is refused (409) and logged.
 
@@ -316,7 +317,7 @@ pub fn ingest(
     files.extend(blob_files);
     let staged = vault.blobs().stage(session, &files)?;
 
-    let _guard = vault.ingest_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = vault.session_lock(session);
     let checked = check_locked(vault, &signed, device.id, &sha);
     match checked {
         Ok(None) => {}
@@ -344,7 +345,7 @@ pub fn ingest(
         &vault.keys().receipt,
     );
     vault.blobs().commit(staged)?;
-    vault.store().insert_segment(&SegmentRecord {
+    let inserted = vault.store().insert_segment(&SegmentRecord {
         segment_id: m.segment_id,
         session_id: session,
         sequence: seq,
@@ -355,8 +356,20 @@ pub fn ingest(
         recorded_at: m.start.wall.unix_timestamp(),
         received_at: now.unix_timestamp(),
         receipt: receipt.as_bytes().to_vec(),
-    })?;
-    tracing::info!(%session, seq, device = %device.id, "segment stored");
+    });
+    if let Err(e) = inserted {
+        // The lock is per session: the same segment id may have been stored at once under
+        // another session. Its files stay unreferenced (never a row without media).
+        if vault.store().segment_by_id(m.segment_id)?.is_some() {
+            tracing::warn!(segment_id = %m.segment_id, "refused: segment id stored concurrently elsewhere");
+            return Err(IngestError::Conflict(format!(
+                "segment id {} is stored at another position",
+                m.segment_id
+            )));
+        }
+        return Err(e.into());
+    }
+    tracing::debug!(%session, seq, device = %device.id, "segment stored");
     Ok(Accepted {
         receipt: receipt.as_bytes().to_vec(),
         duplicate: false,

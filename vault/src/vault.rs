@@ -1,10 +1,12 @@
 //! An opened deployment with its private keys: what the server runs on.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+
+use uuid::Uuid;
 
 use crate::admin::{Admin, OpenDataError};
 use crate::blobs::{BlobError, BlobStore};
@@ -39,6 +41,9 @@ pub enum OpenError {
     Storage(#[from] StorageError),
 }
 
+/// Ingest lock stripes: enough that concurrent agents rarely share one.
+const SESSION_LOCK_STRIPES: usize = 256;
+
 /// A deployment opened with its vault key.
 pub struct Vault {
     layout: Layout,
@@ -46,8 +51,10 @@ pub struct Vault {
     store: Box<dyn MetadataStore>,
     blobs: Box<dyn BlobStore>,
     keys: PrivateKeys,
-    /// Serializes the check-then-store step of ingest (duplicates, chain links).
-    pub(crate) ingest_lock: Mutex<()>,
+    /// Serializes the check-then-store step of ingest (duplicates, chain links) per session:
+    /// a session maps to one of these stripes, so uploads of different sessions mostly run
+    /// in parallel while two of one session never interleave.
+    session_locks: Vec<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -90,8 +97,17 @@ impl Vault {
             store,
             blobs,
             keys,
-            ingest_lock: Mutex::new(()),
+            session_locks: (0..SESSION_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
         }
+    }
+
+    /// Holds the ingest lock of `session`'s stripe.
+    pub(crate) fn session_lock(&self, session: Uuid) -> MutexGuard<'_, ()> {
+        let stripe = (session.as_u128() % self.session_locks.len() as u128) as usize;
+        // Nothing guarded can be left half-done by a panic: a poisoned lock is still usable.
+        self.session_locks[stripe]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The data folder's layout.

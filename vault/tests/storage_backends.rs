@@ -41,6 +41,7 @@ fn metadata_suite(meta: Meta) {
     on_fresh_store(meta, conformance::segments_are_listed_by_filter);
     on_fresh_store(meta, conformance::session_reports_replace_each_other);
     on_fresh_store(meta, conformance::audit_log_is_chained);
+    on_fresh_store(meta, conformance::concurrent_inserts_commit_independently);
 }
 
 #[test]

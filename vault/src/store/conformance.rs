@@ -220,3 +220,23 @@ pub fn audit_log_is_chained(store: &dyn MetadataStore) {
     );
     assert_eq!(store.audit_records(1, 10).unwrap(), vec![second]);
 }
+
+/// Concurrent inserts (as from parallel uploads) are each stored or refused on their own: a
+/// duplicate position fails only itself, and every other row lands.
+pub fn concurrent_inserts_commit_independently(store: &dyn MetadataStore) {
+    let d = &enrolled(store, 41);
+    let session = Uuid::new_v4();
+    let results: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                // Positions 1..=15, and position 1 a second time.
+                let seq = if i == 15 { 1 } else { i + 1 };
+                scope.spawn(move || store.insert_segment(&record(d, session, seq, 100)).is_ok())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|ok| **ok).count(), 15);
+    let stored = store.session_sequences(Some(session)).unwrap();
+    assert_eq!(stored[&session].sequences, (1..=15).collect::<Vec<i64>>());
+}

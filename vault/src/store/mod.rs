@@ -30,6 +30,9 @@ pub enum StoreError {
     /// The backend's settings are unusable (e.g. a malformed PostgreSQL URL).
     #[error("metadata store settings: {0}")]
     Config(String),
+    /// A group commit failed: none of its rows was stored.
+    #[error("metadata store: commit failed: {0}")]
+    CommitFailed(String),
     /// A stored value does not parse back.
     #[error("metadata store holds a malformed value: {0}")]
     Corrupt(String),
