@@ -408,6 +408,16 @@ fn check_receipt(
     }
 }
 
+/// Whether `path` is `sessions/<session>/<plain name>`: an index from an untrusted export must
+/// not make the checker read files elsewhere.
+fn is_export_path(path: &str, session: Uuid) -> bool {
+    let mut parts = path.split('/');
+    parts.next() == Some(SESSIONS_DIR)
+        && parts.next() == Some(session.to_string().as_str())
+        && parts.next().is_some_and(crate::blobs::is_safe_name)
+        && parts.next().is_none()
+}
+
 /// Compares the files with the index; returns the sequence numbers the index lists per session.
 fn check_files_against_index(
     out: &Path,
@@ -435,6 +445,15 @@ fn check_files_against_index(
         }
         for file in &seg.files {
             let path = Some(file.path.clone());
+            if !is_export_path(&file.path, seg.session_id) {
+                report.tampered(
+                    session,
+                    seq,
+                    path,
+                    "the index names a file outside the segment's session folder".into(),
+                );
+                continue;
+            }
             match fs::read(out.join(&file.path)) {
                 Err(_) => {
                     report.tampered(session, seq, path, "listed in the index but missing".into())
@@ -564,4 +583,25 @@ pub fn verify_export(
     }
     report.index = index;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_paths_stay_in_their_session_folder() {
+        let s = Uuid::from_u128(7);
+        assert!(is_export_path(&format!("sessions/{s}/000001.voice.age"), s));
+        for bad in [
+            format!("sessions/{s}/../../etc/passwd"),
+            format!("sessions/{s}/a/b"),
+            format!("sessions/{}/000001.voice.age", Uuid::from_u128(8)),
+            "/etc/passwd".to_owned(),
+            format!("sessions/{s}/.hidden"),
+            format!("sessions/{s}/"),
+        ] {
+            assert!(!is_export_path(&bad, s), "{bad}");
+        }
+    }
 }
