@@ -17,6 +17,8 @@ PACKAGES=(
   xvfb x11-utils x11-xserver-utils xdotool imagemagick dbus dbus-x11 at-spi2-core chromium
   # a GTK3 window for the accessibility focus test (and the AT-SPI launcher's reaper script)
   python3 python3-gi gir1.2-gtk-3.0
+  # the agent's device key in the OS keystore (Secret Service)
+  gnome-keyring libsecret-tools
   # test media and oracles
   espeak-ng sox age multimon-ng tesseract-ocr
   # benchmark helpers

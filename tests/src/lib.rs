@@ -13,7 +13,9 @@ use anyhow::{bail, Context as _, Result};
 
 pub mod bench_support;
 pub mod chromium;
+pub mod vault;
 pub use chromium::{start_chromium_with_extension, Chromium};
+pub use vault::TestVault;
 
 /// A running test desktop.
 pub struct TestDesktop {
@@ -170,6 +172,43 @@ impl TestDesktop {
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success())
+        })
+    }
+
+    /// Starts gnome-keyring's Secret Service on this desktop's session bus (brief §8), unlocked
+    /// with a throw-away password, and waits until `org.freedesktop.secrets` answers.
+    pub fn start_keyring(&mut self) -> Result<()> {
+        let data = self.root.path().join("keyring-data");
+        std::fs::create_dir_all(&data)?;
+        self.env
+            .push(("XDG_DATA_HOME".into(), data.display().to_string()));
+        let log = std::fs::File::create(self.root.path().join("keyring.log"))?;
+        let mut child = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting gnome-keyring-daemon (run scripts/install-deps.sh)")?;
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().context("keyring stdin")?;
+            stdin.write_all(b"vigil-test-keyring")?;
+        }
+        self.children.push(("gnome-keyring".into(), child));
+        wait_for("gnome-keyring", Duration::from_secs(15), || {
+            self.command("dbus-send")
+                .args([
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.freedesktop.secrets",
+                ])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
         })
     }
 

@@ -1,8 +1,8 @@
-//! Gaps per session: sequence numbers below the highest stored one that the vault does not hold.
-//!
-//! Without the agent's heartbeat (still to come) the vault cannot know about segments after the
-//! highest one it holds, nor tell "still in transit" from "lost"; `closed` says whether the
-//! session's last segment arrived.
+//! Gaps per session: sequence numbers the vault does not hold, up to the highest one either
+//! stored or reported produced by the agent's heartbeat ([`crate::heartbeat`]). A missing number
+//! the agent still holds is *in transit*; one it no longer holds (or never sealed, e.g. the
+//! segment being recorded when the agent was killed) is *lost*. Without a heartbeat the vault
+//! cannot tell the two apart (`reported` is false) and knows nothing after its highest segment.
 
 use std::fmt;
 
@@ -23,25 +23,49 @@ pub struct SessionGaps {
     pub closed: bool,
     /// Missing sequence numbers, as inclusive ranges, ascending.
     pub missing: Vec<(i64, i64)>,
+    /// The agent reported on this session.
+    pub reported: bool,
+    /// The highest sequence number the agent reported sealed.
+    pub produced: Option<i64>,
+    /// Missing numbers the agent still holds (in transit).
+    pub in_transit: Vec<(i64, i64)>,
+    /// Missing numbers the agent does not hold: lost (empty when not reported).
+    pub lost: Vec<(i64, i64)>,
+}
+
+/// Ranges as text (`2, 5-7`), or `none`.
+pub fn ranges_text(ranges: &[(i64, i64)]) -> String {
+    if ranges.is_empty() {
+        return "none".into();
+    }
+    ranges
+        .iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn to_ranges(sorted: &[i64]) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for &n in sorted {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out
 }
 
 impl SessionGaps {
     /// The missing sequence numbers as text (`2, 5-7`), or `none`.
     pub fn missing_text(&self) -> String {
-        if self.missing.is_empty() {
-            return "none".into();
-        }
-        self.missing
-            .iter()
-            .map(|(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}-{b}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        ranges_text(&self.missing)
     }
 }
 
@@ -55,7 +79,16 @@ impl fmt::Display for SessionGaps {
             self.last_sequence,
             if self.closed { "yes" } else { "no" },
             self.missing_text()
-        )
+        )?;
+        match self.produced {
+            Some(produced) => write!(
+                f,
+                " produced={produced} in_transit={} lost={}",
+                ranges_text(&self.in_transit),
+                ranges_text(&self.lost)
+            ),
+            None => write!(f, " (no agent report)"),
+        }
     }
 }
 
@@ -86,17 +119,38 @@ pub fn gaps(
     store: &dyn MetadataStore,
     session: Option<Uuid>,
 ) -> Result<Vec<SessionGaps>, GapsError> {
-    Ok(store
-        .session_sequences(session)?
-        .into_iter()
-        .map(|(session, s)| SessionGaps {
-            session,
+    let stored = store.session_sequences(session)?;
+    let mut reports = store.session_reports(session)?;
+    let mut out = Vec::new();
+    let sessions: std::collections::BTreeSet<Uuid> =
+        stored.keys().chain(reports.keys()).copied().collect();
+    for id in sessions {
+        let s = stored.get(&id).cloned().unwrap_or_default();
+        let report = reports.remove(&id);
+        let last = s.sequences.last().copied().unwrap_or(0);
+        let upto = report.as_ref().map_or(last, |r| r.produced.max(last));
+        let held: std::collections::BTreeSet<i64> = s.sequences.iter().copied().collect();
+        let missing: Vec<i64> = (1..=upto).filter(|n| !held.contains(n)).collect();
+        let (in_transit, lost): (Vec<i64>, Vec<i64>) = match &report {
+            Some(r) => missing.iter().partition(|n| r.pending.contains(n)),
+            None => (Vec::new(), Vec::new()),
+        };
+        out.push(SessionGaps {
+            session: id,
             stored: s.sequences.len(),
-            last_sequence: s.sequences.last().copied().unwrap_or(0),
-            closed: s.closed,
-            missing: missing_ranges(&s.sequences),
-        })
-        .collect())
+            last_sequence: last,
+            closed: s.closed
+                || report
+                    .as_ref()
+                    .is_some_and(|r| r.closed && held.contains(&r.produced)),
+            missing: to_ranges(&missing),
+            reported: report.is_some(),
+            produced: report.as_ref().map(|r| r.produced),
+            in_transit: to_ranges(&in_transit),
+            lost: to_ranges(&lost),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -115,7 +169,12 @@ mod tests {
             last_sequence: 9,
             closed: false,
             missing: vec![(1, 3), (6, 6)],
+            reported: false,
+            produced: None,
+            in_transit: vec![],
+            lost: vec![],
         };
+        assert_eq!(to_ranges(&[1, 2, 3, 6, 8, 9]), vec![(1, 3), (6, 6), (8, 9)]);
         assert_eq!(g.missing_text(), "1-3, 6");
     }
 }

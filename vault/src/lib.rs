@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod api_auth;
 pub mod audit;
 #[doc(hidden)]
 pub mod blob_conformance;
@@ -25,6 +26,7 @@ pub mod blobs;
 pub mod enroll;
 pub mod export;
 pub mod gaps;
+pub mod heartbeat;
 pub mod identity;
 pub mod ingest;
 mod init;

@@ -17,6 +17,21 @@ pub struct Metrics {
     enrollments: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     enroll_refused: Mutex<BTreeMap<&'static str, u64>>,
+    heartbeats: AtomicU64,
+    heartbeats_refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// The last backlog each device reported.
+    backlogs: Mutex<BTreeMap<uuid::Uuid, vigil_proto::api::Backlog>>,
+}
+
+/// Gap figures computed at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GapFigures {
+    /// Missing segments the agents still hold.
+    pub in_transit: u64,
+    /// Missing segments the agents no longer hold.
+    pub lost: u64,
+    /// Missing segments of sessions without an agent report.
+    pub unreported: u64,
 }
 
 fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, cause: &'static str) {
@@ -51,6 +66,50 @@ impl Metrics {
     /// An enrollment was refused.
     pub fn enroll_refused(&self, cause: &'static str) {
         bump(&self.enroll_refused, cause);
+    }
+
+    /// A heartbeat was accepted.
+    pub fn heartbeat(&self, device: uuid::Uuid, backlog: vigil_proto::api::Backlog) {
+        self.heartbeats.fetch_add(1, Ordering::Relaxed);
+        self.backlogs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(device, backlog);
+    }
+
+    /// A heartbeat was refused.
+    pub fn heartbeat_refused(&self, cause: &'static str) {
+        bump(&self.heartbeats_refused, cause);
+    }
+
+    /// The exposition with the gap gauges (computed by the caller from the store).
+    pub fn render_with_gaps(&self, gaps: GapFigures) -> String {
+        let mut out = self.render();
+        let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            );
+        };
+        gauge(
+            &mut out,
+            "vigil_vault_gap_segments_in_transit",
+            "Missing segments that agents report still holding.",
+            gaps.in_transit,
+        );
+        gauge(
+            &mut out,
+            "vigil_vault_gap_segments_lost",
+            "Missing segments that agents no longer hold.",
+            gaps.lost,
+        );
+        gauge(
+            &mut out,
+            "vigil_vault_gap_segments_unreported",
+            "Missing segments of sessions no agent reported on.",
+            gaps.unreported,
+        );
+        out
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -106,6 +165,53 @@ impl Metrics {
             "Refused enrollments, by cause.",
             &self.enroll_refused,
         );
+        counter(
+            &mut out,
+            "vigil_vault_heartbeats_total",
+            "Accepted agent heartbeats.",
+            get(&self.heartbeats),
+        );
+        labelled(
+            &mut out,
+            "vigil_vault_heartbeats_refused_total",
+            "Refused agent heartbeats, by cause.",
+            &self.heartbeats_refused,
+        );
+        let backlogs = self.backlogs.lock().unwrap_or_else(|e| e.into_inner());
+        let now = time::OffsetDateTime::now_utc();
+        let oldest = backlogs
+            .values()
+            .filter_map(|b| b.oldest)
+            .map(|t| (now - t).whole_seconds().max(0) as u64)
+            .max()
+            .unwrap_or(0);
+        for (name, help, value) in [
+            (
+                "vigil_vault_agent_backlog_segments",
+                "Segments waiting in agents' spools, as last reported.",
+                backlogs.values().map(|b| b.segments).sum::<u64>(),
+            ),
+            (
+                "vigil_vault_agent_backlog_bytes",
+                "Bytes waiting in agents' spools, as last reported.",
+                backlogs.values().map(|b| b.bytes).sum::<u64>(),
+            ),
+            (
+                "vigil_vault_agent_backlog_oldest_seconds",
+                "Age of the oldest segment waiting in any agent's spool.",
+                oldest,
+            ),
+            (
+                "vigil_vault_agents_reporting",
+                "Devices that sent a heartbeat since the vault started.",
+                backlogs.len() as u64,
+            ),
+        ] {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            );
+        }
         out
     }
 }

@@ -6,6 +6,8 @@
 //! | `GET /health` | | 200 `{"status":"ok"}`, 503 when the metadata store fails |
 //! | `GET /metrics` | | 200 Prometheus text ([`crate::metrics`]) |
 //! | `POST /v1/enroll` | [`EnrollRequest`] JSON | 200 [`crate::enroll::EnrollResponse`]; 400, 401 (token), 403 (revoked key) |
+//! | `POST /v1/heartbeat` | [`vigil_proto::api::SignedHeartbeat`] JSON | 200; 400, 403 |
+//! | `GET /v1/gaps[?session=ID]` | (Basic auth, admin) | 200 gap report per session; 401, 403 |
 //! | `PUT /v1/segments/{session}/{sequence}` | [`vigil_proto::frame`] body | 201 receipt (200 for a duplicate); 400, 403, 409, 413, 422 |
 //! | `GET /openapi.json` | | 200 the API's OpenAPI 3.1 description ([`crate::openapi`]) |
 //!
@@ -146,11 +148,120 @@ async fn health(State(app): State<AppState>) -> Response {
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
+    let vault = app.vault.clone();
+    let figures = blocking(move || crate::gaps::gaps(vault.store(), None))
+        .await
+        .and_then(|r| r.ok())
+        .map(|all| {
+            let count = |r: &[(i64, i64)]| r.iter().map(|(a, b)| (b - a + 1) as u64).sum::<u64>();
+            let mut f = crate::metrics::GapFigures::default();
+            for g in &all {
+                f.in_transit += count(&g.in_transit);
+                f.lost += count(&g.lost);
+                if !g.reported {
+                    f.unreported += count(&g.missing);
+                }
+            }
+            f
+        })
+        .unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
+        app.metrics.render_with_gaps(figures),
     )
         .into_response()
+}
+
+async fn heartbeat(State(app): State<AppState>, body: Bytes) -> Response {
+    let vault = app.vault.clone();
+    match blocking(move || crate::heartbeat::record_heartbeat(&vault, &body)).await {
+        Some(Ok(accepted)) => {
+            app.metrics.heartbeat(accepted.device_id, accepted.backlog);
+            Json(serde_json::json!({ "status": "ok", "sessions": accepted.sessions }))
+                .into_response()
+        }
+        Some(Err(e)) => {
+            app.metrics.heartbeat_refused(e.code());
+            let status = match &e {
+                crate::heartbeat::HeartbeatRefusal::Envelope(
+                    vigil_proto::api::HeartbeatError::BadSignature,
+                )
+                | crate::heartbeat::HeartbeatRefusal::UnknownDevice
+                | crate::heartbeat::HeartbeatRefusal::Revoked(_) => StatusCode::FORBIDDEN,
+                crate::heartbeat::HeartbeatRefusal::Store(_) => return internal(&e),
+                _ => StatusCode::BAD_REQUEST,
+            };
+            tracing::warn!(code = e.code(), error = %e, "heartbeat refused");
+            error(status, e.code(), e.to_string())
+        }
+        None => task_failed(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct GapsQuery {
+    session: Option<uuid::Uuid>,
+}
+
+async fn gaps(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<GapsQuery>,
+) -> Response {
+    let vault = app.vault.clone();
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let result = blocking(move || {
+        crate::api_auth::require_admin(&vault, authorization.as_deref())?;
+        Ok::<_, crate::api_auth::AuthError>(crate::gaps::gaps(vault.store(), query.session))
+    })
+    .await;
+    use crate::api_auth::AuthError;
+    match result {
+        Some(Ok(Ok(all))) => {
+            let ranges = |r: &[(i64, i64)]| r.iter().map(|(a, b)| [*a, *b]).collect::<Vec<_>>();
+            let sessions: Vec<_> = all
+                .iter()
+                .map(|g| {
+                    serde_json::json!({
+                        "session": g.session,
+                        "stored": g.stored,
+                        "last_sequence": g.last_sequence,
+                        "closed": g.closed,
+                        "reported": g.reported,
+                        "produced": g.produced,
+                        "missing": ranges(&g.missing),
+                        "in_transit": ranges(&g.in_transit),
+                        "lost": ranges(&g.lost),
+                    })
+                })
+                .collect();
+            Json(serde_json::json!({ "sessions": sessions })).into_response()
+        }
+        Some(Ok(Err(e))) => internal(&e),
+        Some(Err(AuthError::Missing)) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"vigil-vault\"")],
+            Json(
+                serde_json::json!({ "error": "unauthorized", "detail": "authentication required" }),
+            ),
+        )
+            .into_response(),
+        Some(Err(AuthError::Invalid)) => error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "invalid credentials".into(),
+        ),
+        Some(Err(AuthError::Forbidden)) => error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the account's role may not read gaps".into(),
+        ),
+        Some(Err(e)) => internal(&e),
+        None => task_failed(),
+    }
 }
 
 async fn enroll(State(app): State<AppState>, Json(request): Json<EnrollRequest>) -> Response {
@@ -278,6 +389,8 @@ pub fn router(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/enroll", post(enroll))
+        .route("/v1/heartbeat", post(heartbeat))
+        .route("/v1/gaps", get(gaps))
         .route(
             "/v1/segments/{session}/{sequence}",
             put(put_segment).layer(DefaultBodyLimit::max(max_body_bytes)),

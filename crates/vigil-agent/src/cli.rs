@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use vigil_agent::control::{ControlClient, ControlCommand, ControlEndpoint};
+use vigil_agent::enrollment::{enroll, EnrollOptions, Enrollment, KeyStoreChoice};
 use vigil_agent::{record, AgentConfig, RecordOptions};
 use vigil_capture::ScreenConfig;
 use vigil_media::EncoderConfig;
@@ -31,12 +32,20 @@ enum Command {
     Devices,
     /// Check signatures, hashes and chains of a spool or export; list gaps.
     Verify(VerifyArgs),
-    /// Show the running agent's state: recording, masked (why, since when), paused, triggers.
+    /// Show the running agent's state: recording, masked (why, since when), paused, triggers;
+    /// and the delivery backlog (segments, bytes, oldest) and the last upload.
     Status {
         /// Print the control API's JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Spool folder.
+        #[arg(long)]
+        spool: Option<PathBuf>,
     },
+    /// Enroll this device with a vault, using a one-use token from IT.
+    Enroll(EnrollArgs),
+    /// Deliver the spool's backlog to the vault without recording.
+    Upload(UploadArgs),
     /// Pause recording (screen and voice masked) if the configuration allows it; recording
     /// resumes by itself after the configured maximum.
     Pause {
@@ -94,6 +103,38 @@ struct RecordArgs {
 }
 
 #[derive(clap::Args)]
+struct EnrollArgs {
+    /// The vault's URL (https://host:port).
+    #[arg(long = "vault", value_name = "URL")]
+    vault: String,
+    /// The one-use enrollment token (vgt_…).
+    #[arg(long)]
+    token: String,
+    /// The vault's CA certificate (PEM) to pin; without it the OS's roots are trusted.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Where the device key goes: the OS keystore, or a 0600 file for machines without one.
+    #[arg(long, value_enum, default_value = "os")]
+    key_store: KeyStoreChoice,
+    /// Spool folder.
+    #[arg(long)]
+    spool: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct UploadArgs {
+    /// Spool folder.
+    #[arg(long)]
+    spool: Option<PathBuf>,
+    /// Give up after this many seconds (default: until the backlog is delivered).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Queue segments the vault refused before (after IT fixed the cause) again.
+    #[arg(long)]
+    retry_rejected: bool,
+}
+
+#[derive(clap::Args)]
 struct VerifyArgs {
     /// Spool or export folder.
     dir: PathBuf,
@@ -120,7 +161,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Record(args) => cmd_record(args, config),
         Command::Devices => cmd_devices(config),
         Command::Verify(args) => cmd_verify(args),
-        Command::Status { json } => cmd_control(ControlCommand::State, json),
+        Command::Status { json, spool } => cmd_status(json, spool, &config),
+        Command::Enroll(args) => cmd_enroll(args, &config),
+        Command::Upload(args) => cmd_upload(args, &config),
         Command::Pause { reason, seconds } => {
             cmd_control(ControlCommand::Pause { reason, seconds }, false)
         }
@@ -145,6 +188,153 @@ fn cmd_control(command: ControlCommand, json: bool) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+fn spool_of(arg: Option<PathBuf>, config: &AgentConfig) -> PathBuf {
+    arg.or(config.spool.clone()).unwrap_or_else(default_spool)
+}
+
+fn cmd_enroll(args: EnrollArgs, config: &AgentConfig) -> anyhow::Result<ExitCode> {
+    let spool = spool_of(args.spool, config);
+    vigil_spool::Spool::open(&spool)?;
+    let enrollment = enroll(&EnrollOptions {
+        spool: spool.clone(),
+        vault_url: args.vault,
+        token: args.token,
+        ca_file: args.ca,
+        key_store: args.key_store,
+    })?;
+    println!("Enrolled as device {}", enrollment.device_id);
+    println!("Vault:      {}", enrollment.vault_url);
+    println!("Recipients: {}", enrollment.recipients.join(", "));
+    println!(
+        "Device key: {}",
+        match &enrollment.key {
+            vigil_agent::keystore::KeyLocation::OsKeystore { account } => format!(
+                "OS keystore ({}/{account})",
+                vigil_agent::keystore::KEYSTORE_SERVICE
+            ),
+            vigil_agent::keystore::KeyLocation::File { path } => path.display().to_string(),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_upload(args: UploadArgs, config: &AgentConfig) -> anyhow::Result<ExitCode> {
+    let spool_dir = spool_of(args.spool, config);
+    let enrollment = Enrollment::load(&spool_dir)?
+        .context("this device is not enrolled: run `vigil-agent enroll` first")?;
+    let spool = vigil_spool::Spool::open(&spool_dir)?;
+    spool.reconcile()?;
+    if args.retry_rejected {
+        spool.outbox().requeue_rejected()?;
+    }
+    let key = enrollment.device_key()?;
+    let delivery = vigil_spool::uploader::Delivery {
+        client: enrollment.client()?,
+        receipt_key: enrollment.receipt_key()?,
+        device_id: enrollment.device_id,
+        device_key: key.signing_key().clone(),
+    };
+    let uploader =
+        vigil_spool::uploader::Uploader::start(spool.clone(), delivery, config.upload.uploader());
+    let deadline = args
+        .timeout
+        .map(|s| std::time::Instant::now() + Duration::from_secs(s));
+    let backlog = loop {
+        let backlog = spool.outbox().backlog()?;
+        if backlog.segments == backlog.rejected
+            || deadline.is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            break backlog;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    uploader.stop(Duration::from_secs(2));
+    print!("{}", describe_backlog(&backlog));
+    Ok(if backlog.segments == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn describe_backlog(b: &vigil_spool::BacklogSummary) -> String {
+    let mut out = format!(
+        "Backlog:     {} segments, {} bytes waiting for the vault\n",
+        b.segments, b.bytes
+    );
+    if let Some(oldest) = b.oldest_ms {
+        out += &format!("Oldest:      {}\n", format_ms(oldest));
+    }
+    if b.rejected > 0 {
+        out += &format!(
+            "ALARM:       {} segments refused by the vault (kept in the spool; \
+             `vigil-agent upload --retry-rejected` after fixing the cause)\n",
+            b.rejected
+        );
+    }
+    out += &format!(
+        "Last upload: {}\n",
+        b.last_upload_ms
+            .map(format_ms)
+            .unwrap_or_else(|| "never".into())
+    );
+    out
+}
+
+/// The running agent's state (if any) and the spool's delivery backlog.
+fn cmd_status(
+    json: bool,
+    spool: Option<PathBuf>,
+    config: &AgentConfig,
+) -> anyhow::Result<ExitCode> {
+    let spool_dir = spool_of(spool, config);
+    let backlog = if spool_dir.join("outbox.sqlite").exists() {
+        Some(vigil_spool::Spool::open(&spool_dir)?.outbox().backlog()?)
+    } else {
+        None
+    };
+    let agent = ControlEndpoint::folder()
+        .map_err(anyhow::Error::from)
+        .and_then(|folder| Ok(ControlClient::discover(&folder)?))
+        .and_then(|client| Ok(client.send(&ControlCommand::State)?));
+    if json {
+        let value = serde_json::json!({
+            "agent": agent.as_ref().ok(),
+            "backlog": backlog.as_ref().map(|b| serde_json::json!({
+                "segments": b.segments,
+                "bytes": b.bytes,
+                "oldest_ms": b.oldest_ms,
+                "rejected": b.rejected,
+                "last_upload_ms": b.last_upload_ms,
+            })),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        match &agent {
+            Ok(state) => print!("{}", state.describe()),
+            Err(e) => println!("Agent:       not running ({e})"),
+        }
+        if let Some(b) = &backlog {
+            print!("{}", describe_backlog(b));
+        }
+    }
+    Ok(if agent.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn default_spool() -> PathBuf {
     if let Ok(dir) = std::env::var("XDG_DATA_HOME") {
         return PathBuf::from(dir).join("vigil/spool");
@@ -164,11 +354,11 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
     let fps = args.fps.unwrap_or(config.capture.fps);
     let rec = &config.recording;
     let options = RecordOptions {
-        spool: args
-            .spool
-            .or(config.spool.clone())
-            .unwrap_or_else(default_spool),
+        spool: spool_of(args.spool, &config),
         recipients,
+        upload: config.upload.uploader(),
+        quota_bytes: config.upload.spool_quota_mib * 1024 * 1024,
+        drain_on_stop: Duration::from_secs(config.upload.drain_on_stop_seconds),
         duration: args.duration.map(Duration::from_secs_f64),
         segment: Duration::from_secs(args.segment_seconds.unwrap_or(rec.segment_seconds) as u64),
         delay: Duration::from_millis(rec.delay_ms as u64),

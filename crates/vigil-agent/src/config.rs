@@ -23,6 +23,53 @@ pub struct AgentConfig {
     pub pause: PauseSection,
     /// The local control API.
     pub control: ControlSection,
+    /// Delivery to the vault.
+    pub upload: UploadSection,
+}
+
+/// `[upload]`: how the spool is delivered to the vault (enrolled agents).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadSection {
+    /// Uploads in flight at once.
+    pub concurrency: usize,
+    /// Upload bandwidth cap in bytes per second (0: none).
+    pub max_bytes_per_second: u64,
+    /// Unacknowledged bytes the spool may hold before capture stops (MiB).
+    pub spool_quota_mib: u64,
+    /// Longest retry delay in seconds.
+    pub max_retry_seconds: u64,
+    /// Heartbeat period in seconds.
+    pub heartbeat_seconds: u64,
+    /// How long a stop waits for uploads still due, in seconds.
+    pub drain_on_stop_seconds: u64,
+}
+
+impl Default for UploadSection {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            max_bytes_per_second: 0,
+            spool_quota_mib: 2048,
+            max_retry_seconds: 30,
+            heartbeat_seconds: 30,
+            drain_on_stop_seconds: 10,
+        }
+    }
+}
+
+impl UploadSection {
+    /// The uploader's settings.
+    pub fn uploader(&self) -> vigil_spool::uploader::UploaderConfig {
+        vigil_spool::uploader::UploaderConfig {
+            concurrency: self.concurrency.max(1),
+            max_bytes_per_second: (self.max_bytes_per_second > 0)
+                .then_some(self.max_bytes_per_second),
+            backoff_base: std::time::Duration::from_secs(1),
+            backoff_max: std::time::Duration::from_secs(self.max_retry_seconds.max(1)),
+            heartbeat_every: std::time::Duration::from_secs(self.heartbeat_seconds.max(1)),
+        }
+    }
 }
 
 /// `[pause]`: the agent's manual pause (`vigil-agent pause`), off unless IT allows it.
@@ -223,6 +270,15 @@ impl AgentConfig {
         }
         vigil_mask::RuleSet::with_site_rules(self.masking.rules.clone())
             .map_err(|e| format!("masking.rules: {e}"))?;
+        if !(1..=16).contains(&self.upload.concurrency) {
+            return Err(format!(
+                "upload.concurrency must be 1..=16, not {}",
+                self.upload.concurrency
+            ));
+        }
+        if self.upload.spool_quota_mib == 0 {
+            return Err("upload.spool_quota_mib must be at least 1".into());
+        }
         if self.recording.crf > 51 {
             return Err(format!(
                 "recording.crf must be 0..=51, not {}",

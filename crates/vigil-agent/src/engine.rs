@@ -10,10 +10,13 @@ use uuid::Uuid;
 use vigil_capture::{AudioRole, AudioSourceConfig, Capture, CaptureError, Clock, ScreenConfig};
 use vigil_media::{EncoderConfig, FinishedSegment, MediaError, Segmenter, SegmenterConfig};
 use vigil_proto::EncoderSettings;
-use vigil_seal::{DeviceKey, DeviceKeyError, Recipients, RecipientsError, SealError, Sealer};
+use vigil_seal::{DeviceKeyError, RecipientsError, SealError};
+use vigil_spool::uploader::UploaderConfig;
 use vigil_spool::{Spool, SpoolError};
 
 use crate::control::{ControlEndpoint, ControlRequest, ControlServer, ServeError};
+use crate::delivery::{check_quota, open_identity, wait_under_quota, Identity};
+use crate::enrollment::EnrollError;
 use crate::masking::{FocusWatchdog, Masking, PausePolicy};
 use crate::sealing::{seal_segment, SessionInfo};
 use vigil_mask::{MaskController, RuleSet};
@@ -23,8 +26,15 @@ use vigil_mask::{MaskController, RuleSet};
 pub struct RecordOptions {
     /// Spool folder.
     pub spool: PathBuf,
-    /// `age1…` recipients; recording is refused without a valid one.
+    /// `age1…` recipients: the only ones before enrollment, escrow recipients added to the
+    /// vault's after it. Recording is refused without a valid one.
     pub recipients: Vec<String>,
+    /// How the uploader delivers (enrolled agents only).
+    pub upload: UploaderConfig,
+    /// Unacknowledged bytes the spool may hold; capture stops when it is reached.
+    pub quota_bytes: u64,
+    /// How long a stop waits for uploads in flight and due.
+    pub drain_on_stop: Duration,
     /// Stop after this long (`None`: until stopped).
     pub duration: Option<Duration>,
     /// Segment length.
@@ -81,6 +91,22 @@ pub enum RecordError {
     /// The device key could not be loaded.
     #[error(transparent)]
     DeviceKey(#[from] DeviceKeyError),
+    /// The enrollment is unusable (keystore, vault CA).
+    #[error(transparent)]
+    Enrollment(#[from] EnrollError),
+    /// The spool holds as much as it may: capture stopped, nothing sealed was dropped.
+    #[error(
+        "spool quota reached: {segments} segments ({bytes} bytes, quota {quota}) wait for the \
+         vault; capture stopped"
+    )]
+    QuotaReached {
+        /// Segments waiting.
+        segments: u64,
+        /// Their bytes.
+        bytes: u64,
+        /// The quota.
+        quota: u64,
+    },
     /// A capture source could not start.
     #[error("capture")]
     Capture(#[from] CaptureError),
@@ -109,13 +135,6 @@ fn feed(segmenter: &mut Segmenter, masking: &mut Masking, capture: Capture) {
     segmenter.push(capture);
 }
 
-fn os_user() -> String {
-    ["USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// Applies a control request and answers with the state read back from the mask timeline.
 fn answer(
     masking: &mut Masking,
@@ -135,11 +154,14 @@ fn answer(
 /// Records one session until `stop` is set or the duration has passed, then finishes the segment
 /// in progress cleanly.
 pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSummary, RecordError> {
-    // Fail closed before touching any device: no valid recipient, no recording.
-    let recipients = Recipients::parse(&options.recipients)?;
     let spool = Spool::open(&options.spool).map_err(RecordError::Spool)?;
-    let key = DeviceKey::load_or_create(&spool.config_dir().join("device.key"))?;
-    let mut sealer = Sealer::new(recipients, key);
+    spool.reconcile().map_err(RecordError::Spool)?;
+    // Fail closed before touching any device: no valid recipient, no recording.
+    let Identity {
+        mut sealer,
+        uploader,
+    } = open_identity(&spool, &options.recipients, &options.upload)?;
+    wait_under_quota(&spool, options.quota_bytes, uploader.is_some(), &stop)?;
 
     let clock = Clock::new();
     let (tx, rx) = unbounded::<Capture>();
@@ -197,7 +219,7 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     let encoder = &options.encoder;
     let session = SessionInfo {
         session_id,
-        user: os_user(),
+        user: crate::os_user(),
         clock,
         encoder: EncoderSettings {
             video_codec: "libx264".into(),
@@ -252,6 +274,7 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     // Sealing and disk writes run beside the encoder so that neither stalls capture.
     let (seal_tx, seal_rx) = crossbeam_channel::bounded::<FinishedSegment>(4);
     let writer_spool = spool.clone();
+    let quota = options.quota_bytes;
     let writer = std::thread::Builder::new()
         .name("sealer".into())
         .spawn(move || -> Result<(u64, u64), RecordError> {
@@ -262,6 +285,8 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
                 tracing::info!(sequence, bytes = written.bytes, "segment sealed");
                 segments += 1;
                 bytes += written.bytes;
+                // Ending here stops capture; the segment just sealed is kept.
+                check_quota(&writer_spool, quota)?;
             }
             Ok((segments, bytes))
         })
@@ -343,6 +368,9 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     }
     drop(seal_tx);
     let written = writer.join().expect("sealer thread panicked");
+    if let Some(uploader) = uploader {
+        uploader.stop(options.drain_on_stop);
+    }
     if let Some(e) = failure {
         return Err(e);
     }

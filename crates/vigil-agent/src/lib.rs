@@ -5,10 +5,21 @@
 
 mod config;
 pub mod control;
+mod delivery;
 mod engine;
+pub mod enrollment;
+pub mod keystore;
 mod masking;
 pub mod native_host;
 mod sealing;
 
 pub use config::{AgentConfig, ConfigError};
 pub use engine::{record, RecordError, RecordOptions, RecordSummary};
+
+/// The OS user the agent records for.
+pub(crate) fn os_user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -1,8 +1,15 @@
 //! The messages of the vault's HTTP API that the agent and the vault both speak (JSON bodies).
 //! The segment upload body is [`crate::frame`]; its answer is a [`crate::receipt`].
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
+
+/// The `kind` of every heartbeat.
+pub const HEARTBEAT_KIND: &str = "vigil.heartbeat";
 
 /// The agent's enrollment request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +44,8 @@ pub struct EnrollResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
+    /// Always [`HEARTBEAT_KIND`]: a signature over a heartbeat is never one over another message.
+    pub kind: String,
     /// The enrolled device id.
     pub device_id: Uuid,
     /// When the agent sent it (its wall clock).
@@ -74,4 +83,136 @@ pub struct Backlog {
     /// The oldest one's sealing time, if any.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub oldest: Option<time::OffsetDateTime>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeartbeatEnvelope<'a> {
+    #[serde(borrow)]
+    heartbeat: &'a RawValue,
+    signature: EnvelopeSignature,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvelopeSignature {
+    alg: String,
+    public_key: String,
+    sig: String,
+}
+
+/// Why a signed heartbeat was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeartbeatError {
+    /// Not a heartbeat envelope.
+    #[error("malformed heartbeat: {0}")]
+    Malformed(String),
+    /// The signature does not match.
+    #[error("heartbeat signature does not verify")]
+    BadSignature,
+}
+
+/// A heartbeat with the device's signature (the body of `POST /v1/heartbeat`).
+#[derive(Debug, Clone)]
+pub struct SignedHeartbeat {
+    /// The parsed heartbeat.
+    pub heartbeat: Heartbeat,
+    /// The key that signed it (the vault looks the device up by it).
+    pub signer: VerifyingKey,
+    bytes: Vec<u8>,
+}
+
+impl SignedHeartbeat {
+    /// Signs a heartbeat with the device key.
+    pub fn sign(heartbeat: &Heartbeat, key: &SigningKey) -> Self {
+        let json = serde_json::to_string(heartbeat).expect("a heartbeat always serializes");
+        let sig = key.sign(json.as_bytes());
+        let raw = RawValue::from_string(json).expect("serde_json output is valid JSON");
+        let envelope = HeartbeatEnvelope {
+            heartbeat: &raw,
+            signature: EnvelopeSignature {
+                alg: "ed25519".into(),
+                public_key: B64.encode(key.verifying_key().as_bytes()),
+                sig: B64.encode(sig.to_bytes()),
+            },
+        };
+        Self {
+            heartbeat: heartbeat.clone(),
+            signer: key.verifying_key(),
+            bytes: serde_json::to_vec(&envelope).expect("an envelope always serializes"),
+        }
+    }
+
+    /// Parses an envelope and checks its signature with the key it names; the caller then
+    /// checks that key belongs to the device the heartbeat names.
+    pub fn verify(bytes: &[u8]) -> Result<Self, HeartbeatError> {
+        let malformed = |e: &dyn std::fmt::Display| HeartbeatError::Malformed(e.to_string());
+        let envelope: HeartbeatEnvelope<'_> =
+            serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
+        if envelope.signature.alg != "ed25519" {
+            return Err(malformed(&format!("algorithm {}", envelope.signature.alg)));
+        }
+        let key: [u8; 32] = B64
+            .decode(&envelope.signature.public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| malformed(&"public key is not 32 bytes"))?;
+        let signer = VerifyingKey::from_bytes(&key).map_err(|e| malformed(&e))?;
+        let sig: [u8; 64] = B64
+            .decode(&envelope.signature.sig)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| malformed(&"signature is not 64 bytes"))?;
+        let signed = envelope.heartbeat.get().as_bytes();
+        signer
+            .verify_strict(signed, &Signature::from_bytes(&sig))
+            .map_err(|_| HeartbeatError::BadSignature)?;
+        let heartbeat: Heartbeat = serde_json::from_slice(signed).map_err(|e| malformed(&e))?;
+        if heartbeat.kind != HEARTBEAT_KIND {
+            return Err(malformed(&format!("kind {}", heartbeat.kind)));
+        }
+        Ok(Self {
+            heartbeat,
+            signer,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// The envelope's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_verify_and_forgeries_do_not() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let heartbeat = Heartbeat {
+            kind: HEARTBEAT_KIND.into(),
+            device_id: Uuid::new_v4(),
+            sent_at: time::OffsetDateTime::UNIX_EPOCH,
+            sessions: vec![SessionProgress {
+                session_id: Uuid::new_v4(),
+                produced: 4,
+                pending: vec![3, 4],
+                closed: false,
+            }],
+            backlog: Backlog::default(),
+        };
+        let signed = SignedHeartbeat::sign(&heartbeat, &key);
+        let back = SignedHeartbeat::verify(signed.as_bytes()).unwrap();
+        assert_eq!(back.heartbeat, heartbeat);
+        assert_eq!(back.signer, key.verifying_key());
+        let text = String::from_utf8(signed.as_bytes().to_vec()).unwrap();
+        let forged = text.replace("\"produced\":4", "\"produced\":2");
+        assert_eq!(
+            SignedHeartbeat::verify(forged.as_bytes()).unwrap_err(),
+            HeartbeatError::BadSignature
+        );
+    }
 }

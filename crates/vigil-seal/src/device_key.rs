@@ -53,6 +53,29 @@ impl DeviceKey {
         &self.0
     }
 
+    /// The key as PKCS#8 PEM (for a keystore). The text is secret: never log it.
+    pub fn to_pkcs8_pem(&self) -> Result<String, DeviceKeyError> {
+        self.0
+            .to_pkcs8_pem(Default::default())
+            .map(|pem| pem.to_string())
+            .map_err(|_| DeviceKeyError::Format("device key".into()))
+    }
+
+    /// A key from PKCS#8 PEM text; `origin` names where it came from, for the error.
+    pub fn from_pkcs8_pem(pem: &str, origin: &str) -> Result<Self, DeviceKeyError> {
+        SigningKey::from_pkcs8_pem(pem)
+            .map(Self)
+            .map_err(|_| DeviceKeyError::Format(origin.into()))
+    }
+
+    /// Loads the key file at `path` if there is one (`None` when it does not exist).
+    pub fn load(path: &Path) -> Result<Option<Self>, DeviceKeyError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        Self::load_or_create(path).map(Some)
+    }
+
     /// Loads the key at `path`, or creates it (mode 0600) when the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, DeviceKeyError> {
         let io = |source| DeviceKeyError::Io {
@@ -68,23 +91,29 @@ impl DeviceKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::generate();
-                let pem = key
-                    .0
-                    .to_pkcs8_pem(Default::default())
-                    .map_err(|_| DeviceKeyError::Format(path.display().to_string()))?;
-                if let Some(dir) = path.parent() {
-                    fs::create_dir_all(dir).map_err(io)?;
-                }
-                let tmp = path.with_extension("tmp");
-                let mut file = private_file(&tmp).map_err(io)?;
-                file.write_all(pem.as_bytes()).map_err(io)?;
-                file.sync_all().map_err(io)?;
-                fs::rename(&tmp, path).map_err(io)?;
+                write_device_key(path, &key)?;
                 Ok(key)
             }
             Err(e) => Err(io(e)),
         }
     }
+}
+
+/// Writes a key file atomically with mode 0600.
+pub fn write_device_key(path: &Path, key: &DeviceKey) -> Result<(), DeviceKeyError> {
+    let io = |source| DeviceKeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let pem = key.to_pkcs8_pem()?;
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = private_file(&tmp).map_err(io)?;
+    file.write_all(pem.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)
 }
 
 #[cfg(unix)]

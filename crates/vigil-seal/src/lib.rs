@@ -8,6 +8,6 @@ mod device_key;
 mod seal;
 mod verify;
 
-pub use device_key::{DeviceKey, DeviceKeyError};
+pub use device_key::{write_device_key, DeviceKey, DeviceKeyError};
 pub use seal::{open_blob, OpenError, Recipients, RecipientsError, SealError, Sealer};
 pub use verify::{verify_tree, Problem, ProblemKind, SessionReport, VerifyReport};

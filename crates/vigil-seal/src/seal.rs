@@ -71,22 +71,31 @@ pub enum SealError {
 pub struct Sealer {
     recipients: Recipients,
     key: DeviceKey,
+    device_id: String,
     previous: Option<ManifestDigest>,
 }
 
 impl Sealer {
     /// A sealer for a new session (the first manifest has no predecessor).
+    /// Before enrollment the device id is the key's id.
     pub fn new(recipients: Recipients, key: DeviceKey) -> Self {
+        let device_id = key.id();
+        Self::with_device_id(recipients, key, device_id)
+    }
+
+    /// A sealer for an enrolled device: manifests carry the id the vault assigned.
+    pub fn with_device_id(recipients: Recipients, key: DeviceKey, device_id: String) -> Self {
         Self {
             recipients,
             key,
+            device_id,
             previous: None,
         }
     }
 
-    /// The device key's id, used as device id until enrollment.
+    /// The device id manifests carry.
     pub fn device_id(&self) -> String {
-        self.key.id()
+        self.device_id.clone()
     }
 
     /// Encrypts plaintext media in memory to every recipient; returns the `age` file bytes.

@@ -1,0 +1,97 @@
+//! Who the recording is sealed for and where it goes: an enrolled agent seals to the vault's
+//! recipients (plus any escrow recipients IT configured) under the device id the vault
+//! assigned, and runs the uploader; an agent that was never enrolled seals to the configured
+//! recipients only and keeps everything in its spool.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use vigil_seal::{DeviceKey, Recipients, Sealer};
+use vigil_spool::uploader::{Delivery, Uploader, UploaderConfig};
+use vigil_spool::Spool;
+
+use crate::enrollment::Enrollment;
+use crate::RecordError;
+
+/// The sealer of this device and, when enrolled, its running uploader.
+pub(crate) struct Identity {
+    pub sealer: Sealer,
+    pub uploader: Option<Uploader>,
+}
+
+/// Opens the device identity. Fails closed: no valid recipient or no device key, no recording.
+pub(crate) fn open_identity(
+    spool: &Spool,
+    extra_recipients: &[String],
+    upload: &UploaderConfig,
+) -> Result<Identity, RecordError> {
+    match Enrollment::load(spool.root())? {
+        Some(enrollment) => {
+            let mut all = enrollment.recipients.clone();
+            all.extend(extra_recipients.iter().cloned());
+            let recipients = Recipients::parse(&all)?;
+            let key = enrollment.device_key()?;
+            let delivery = Delivery {
+                client: enrollment.client()?,
+                receipt_key: enrollment.receipt_key()?,
+                device_id: enrollment.device_id,
+                device_key: key.signing_key().clone(),
+            };
+            let sealer = Sealer::with_device_id(recipients, key, enrollment.device_id.to_string());
+            let uploader = Uploader::start(spool.clone(), delivery, upload.clone());
+            Ok(Identity {
+                sealer,
+                uploader: Some(uploader),
+            })
+        }
+        None => {
+            let recipients = Recipients::parse(extra_recipients)?;
+            let key = DeviceKey::load_or_create(&spool.config_dir().join("device.key"))?;
+            Ok(Identity {
+                sealer: Sealer::new(recipients, key),
+                uploader: None,
+            })
+        }
+    }
+}
+
+/// Fails with [`RecordError::QuotaReached`] when the spool holds `quota` bytes or more that
+/// the vault has not acknowledged.
+pub(crate) fn check_quota(spool: &Spool, quota: u64) -> Result<(), RecordError> {
+    let backlog = spool
+        .outbox()
+        .backlog()
+        .map_err(|e| RecordError::Spool(e.into()))?;
+    if backlog.bytes >= quota {
+        return Err(RecordError::QuotaReached {
+            segments: backlog.segments,
+            bytes: backlog.bytes,
+            quota,
+        });
+    }
+    Ok(())
+}
+
+/// Before capture starts on a spool over its quota: waits (uploading) until the backlog falls
+/// under 90 % of the quota, or fails at once when nothing can drain it.
+pub(crate) fn wait_under_quota(
+    spool: &Spool,
+    quota: u64,
+    uploading: bool,
+    stop: &AtomicBool,
+) -> Result<(), RecordError> {
+    let mut alarmed = false;
+    loop {
+        match check_quota(spool, quota - quota / 10) {
+            Ok(()) => return Ok(()),
+            Err(e) if !uploading || stop.load(Ordering::SeqCst) => return Err(e),
+            Err(e) => {
+                if !alarmed {
+                    tracing::error!(error = %e, "capture held back until the vault takes the backlog");
+                    alarmed = true;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Agent heartbeats (`POST /v1/heartbeat`): a signed statement of what the device produced per
+//! session and what it still holds, so gap reports tell segments in transit from lost ones, and
+//! the fleet's backlog shows in the metrics.
+
+use uuid::Uuid;
+use vigil_proto::api::{Backlog, HeartbeatError, SignedHeartbeat};
+
+use crate::store::{SessionReport, StoreError};
+use crate::Vault;
+
+/// Most sessions one heartbeat may report (an agent reports the last day's).
+pub const MAX_SESSIONS: usize = 1000;
+
+/// Why a heartbeat was refused. [`HeartbeatRefusal::code`] is a stable name.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeartbeatRefusal {
+    /// Not a signed heartbeat.
+    #[error(transparent)]
+    Envelope(#[from] HeartbeatError),
+    /// The key is not an enrolled device's, or the device id is another's.
+    #[error("heartbeat from an unknown device")]
+    UnknownDevice,
+    /// The device was revoked.
+    #[error("device {0} is revoked")]
+    Revoked(Uuid),
+    /// Too many sessions, or pending numbers out of range.
+    #[error("implausible heartbeat: {0}")]
+    Implausible(String),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl HeartbeatRefusal {
+    /// A stable, matchable name of the cause.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Envelope(HeartbeatError::BadSignature) => "bad_signature",
+            Self::Envelope(_) => "malformed",
+            Self::UnknownDevice => "unknown_device",
+            Self::Revoked(_) => "revoked_device",
+            Self::Implausible(_) => "implausible",
+            Self::Store(_) => "internal",
+        }
+    }
+}
+
+/// What an accepted heartbeat reported.
+#[derive(Debug, Clone)]
+pub struct HeartbeatAccepted {
+    /// The device.
+    pub device_id: Uuid,
+    /// Its backlog.
+    pub backlog: Backlog,
+    /// Sessions recorded (sessions of other devices are ignored).
+    pub sessions: usize,
+}
+
+/// Verifies a heartbeat and stores its session reports.
+pub fn record_heartbeat(vault: &Vault, body: &[u8]) -> Result<HeartbeatAccepted, HeartbeatRefusal> {
+    let signed = SignedHeartbeat::verify(body)?;
+    let device = vault
+        .store()
+        .device_by_key(signed.signer.as_bytes())?
+        .filter(|d| d.id == signed.heartbeat.device_id)
+        .ok_or(HeartbeatRefusal::UnknownDevice)?;
+    if device.revoked_at.is_some() {
+        return Err(HeartbeatRefusal::Revoked(device.id));
+    }
+    let hb = signed.heartbeat;
+    if hb.sessions.len() > MAX_SESSIONS {
+        return Err(HeartbeatRefusal::Implausible(format!(
+            "{} sessions",
+            hb.sessions.len()
+        )));
+    }
+    let now = crate::now().unix_timestamp();
+    let mut recorded = 0;
+    for s in &hb.sessions {
+        if s.produced > i64::MAX as u64 || s.pending.iter().any(|p| *p == 0 || *p > s.produced) {
+            return Err(HeartbeatRefusal::Implausible(format!(
+                "session {} pending outside 1..={}",
+                s.session_id, s.produced
+            )));
+        }
+        // A device speaks only for its own sessions.
+        match vault.store().session_device(s.session_id)? {
+            Some(owner) if owner != device.id => continue,
+            _ => {}
+        }
+        vault.store().put_session_report(&SessionReport {
+            session_id: s.session_id,
+            device_id: device.id,
+            produced: s.produced as i64,
+            pending: s.pending.iter().map(|p| *p as i64).collect(),
+            closed: s.closed,
+            reported_at: now,
+        })?;
+        recorded += 1;
+    }
+    tracing::debug!(device = %device.id, sessions = recorded, backlog = hb.backlog.segments, "heartbeat");
+    Ok(HeartbeatAccepted {
+        device_id: device.id,
+        backlog: hb.backlog,
+        sessions: recorded,
+    })
+}
