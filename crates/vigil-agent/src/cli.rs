@@ -357,7 +357,7 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
         spool: spool_of(args.spool, &config),
         recipients,
         upload: config.upload.uploader(),
-        quota_bytes: config.upload.spool_quota_mib * 1024 * 1024,
+        quota_bytes: config.upload.spool_quota_bytes,
         drain_on_stop: Duration::from_secs(config.upload.drain_on_stop_seconds),
         duration: args.duration.map(Duration::from_secs_f64),
         segment: Duration::from_secs(args.segment_seconds.unwrap_or(rec.segment_seconds) as u64),

@@ -35,8 +35,8 @@ pub struct UploadSection {
     pub concurrency: usize,
     /// Upload bandwidth cap in bytes per second (0: none).
     pub max_bytes_per_second: u64,
-    /// Unacknowledged bytes the spool may hold before capture stops (MiB).
-    pub spool_quota_mib: u64,
+    /// Unacknowledged bytes the spool may hold before capture stops.
+    pub spool_quota_bytes: u64,
     /// Longest retry delay in seconds.
     pub max_retry_seconds: u64,
     /// Heartbeat period in seconds.
@@ -50,7 +50,7 @@ impl Default for UploadSection {
         Self {
             concurrency: 2,
             max_bytes_per_second: 0,
-            spool_quota_mib: 2048,
+            spool_quota_bytes: 2 << 30,
             max_retry_seconds: 30,
             heartbeat_seconds: 30,
             drain_on_stop_seconds: 10,
@@ -276,8 +276,11 @@ impl AgentConfig {
                 self.upload.concurrency
             ));
         }
-        if self.upload.spool_quota_mib == 0 {
-            return Err("upload.spool_quota_mib must be at least 1".into());
+        if self.upload.spool_quota_bytes < 1 << 16 {
+            return Err(format!(
+                "upload.spool_quota_bytes must be at least 65536, not {}",
+                self.upload.spool_quota_bytes
+            ));
         }
         if self.recording.crf > 51 {
             return Err(format!(

@@ -393,14 +393,14 @@ fn connections_cut_mid_body_and_a_full_quota_lose_nothing() {
         desk.start_keyring().unwrap();
         let mut vault = TestVault::init(&desk.dir().join("vault")).unwrap();
         vault.serve().unwrap();
-        let (proxy_port, _) = cutting_proxy(vault.port().unwrap(), 4, 60_000);
+        let (proxy_port, cuts) = cutting_proxy(vault.port().unwrap(), 4, 8_000);
         let spool = desk.dir().join("spool");
         let config = desk.dir().join("agent.toml");
-        // About 3 segments of 4 s fill this quota.
+        // A few segments of 4 s fill this quota.
         std::fs::write(
             &config,
             "[control]\nenabled = false\n[recording]\nsegment_seconds = 4\n\
-             [upload]\nheartbeat_seconds = 1\nmax_retry_seconds = 2\nspool_quota_mib = 1\n",
+             [upload]\nheartbeat_seconds = 1\nmax_retry_seconds = 2\nspool_quota_bytes = 100000\n",
         )
         .unwrap();
         let token = vault.token().unwrap();
@@ -420,18 +420,25 @@ fn connections_cut_mid_body_and_a_full_quota_lose_nothing() {
                 .arg("--spool")
                 .arg(&spool),
         );
-        Rig {
+        let rig = Rig {
             desk,
             vault,
             spool,
             config,
-        }
+        };
+        (rig, cuts)
     };
+    let (rig, cuts) = rig;
     let _tone = rig.play_caller_tone();
     // Uploads through the cutting proxy: the first large bodies are cut mid-way and retried.
     run_ok(&mut rig.agent(&["record", "--for", "16"]));
     let upload = rig.upload_all();
     assert!(upload.contains("Backlog:     0 segments"), "{upload}");
+    assert_eq!(
+        cuts.load(Ordering::SeqCst),
+        4,
+        "the proxy cut 4 uploads mid-body"
+    );
 
     // Quota: with the vault down, capture stops when the spool is full, and says so.
     let mut rig = rig;
@@ -457,4 +464,43 @@ fn connections_cut_mid_body_and_a_full_quota_lose_nothing() {
         assert_eq!(field(line, "lost"), "none", "{gaps:?}");
     }
     rig.export_and_verify_allowing_open_session("export");
+}
+
+#[test]
+fn five_minutes_without_the_vault_then_everything_arrives() {
+    let mut rig = rig("[recording]\nsegment_seconds = 4\n", None);
+    let _tone = rig.play_caller_tone();
+    rig.vault.kill();
+    let down_since = Instant::now();
+    run_ok(&mut rig.agent(&["record", "--for", "12"]));
+    // The uploader keeps trying, with backoff, for as long as the vault is away.
+    let mut uploading = rig
+        .agent(&["upload"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while down_since.elapsed() < Duration::from_secs(300) {
+        assert!(
+            uploading.try_wait().unwrap().is_none(),
+            "the uploader gave up while the vault was down"
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    rig.vault.serve().unwrap();
+    let status = wait_with_deadline(&mut uploading, Duration::from_secs(90));
+    let mut stdout = String::new();
+    uploading
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(status.success(), "{stdout}");
+    assert!(stdout.contains("Backlog:     0 segments"), "{stdout}");
+    let gaps = rig.gap_lines();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(field(&gaps[0], "stored"), "3", "{gaps:?}");
+    assert_eq!(field(&gaps[0], "missing"), "none", "{gaps:?}");
+    assert_eq!(field(&gaps[0], "closed"), "yes", "{gaps:?}");
 }
