@@ -1,6 +1,7 @@
 //! Bounded fuzzing of the parsers that read bytes from the network or a disk someone else
 //! controls: the signed manifest envelope ([`SignedManifest::verify`]), the upload body
-//! ([`SegmentBody::parse`]) and the receipt ([`SignedReceipt::verify`]).
+//! ([`SegmentBody::parse`]), the receipt ([`SignedReceipt::verify`]) and the device's signed
+//! heartbeat ([`SignedHeartbeat::verify`]).
 //!
 //! Properties: arbitrary bytes and mutations of valid messages never panic; whatever still
 //! parses re-verifies from its own bytes to the same value; and, signatures being unforgeable,
@@ -11,6 +12,7 @@ use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use uuid::Uuid;
+use vigil_proto::api::{Backlog, Heartbeat, SessionProgress, SignedHeartbeat, HEARTBEAT_KIND};
 use vigil_proto::frame::SegmentBody;
 use vigil_proto::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT, RECEIPT_KIND};
 use vigil_proto::{
@@ -84,6 +86,25 @@ fn receipt() -> Receipt {
         device_id: Uuid::from_u128(3),
         manifest_sha256: "cd".repeat(32),
         received_at: time::OffsetDateTime::UNIX_EPOCH,
+    }
+}
+
+fn heartbeat() -> Heartbeat {
+    Heartbeat {
+        kind: HEARTBEAT_KIND.into(),
+        device_id: Uuid::from_u128(3),
+        sent_at: time::OffsetDateTime::UNIX_EPOCH,
+        sessions: vec![SessionProgress {
+            session_id: Uuid::from_u128(2),
+            produced: 4,
+            pending: vec![3, 4],
+            closed: false,
+        }],
+        backlog: Backlog {
+            segments: 2,
+            bytes: 4096,
+            oldest: Some(time::OffsetDateTime::UNIX_EPOCH),
+        },
     }
 }
 
@@ -169,6 +190,22 @@ proptest! {
         let _ = SignedManifest::verify(&bytes, Some(&device_key().verifying_key()));
         let _ = SegmentBody::parse(&bytes);
         let _ = SignedReceipt::verify(&bytes, &vault_key().verifying_key());
+        let _ = SignedHeartbeat::verify(&bytes);
+    }
+
+    #[test]
+    fn mutated_heartbeats_verify_consistently(
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let original = SignedHeartbeat::sign(&heartbeat(), &device_key());
+        let bytes = apply(original.as_bytes().to_vec(), &mutations);
+        if let Ok(verified) = SignedHeartbeat::verify(&bytes) {
+            let again = SignedHeartbeat::verify(verified.as_bytes()).unwrap();
+            prop_assert_eq!(&again.heartbeat, &verified.heartbeat);
+            if verified.signer == device_key().verifying_key() {
+                prop_assert_eq!(&verified.heartbeat, &heartbeat());
+            }
+        }
     }
 
     #[test]
@@ -226,6 +263,11 @@ fn valid_messages_verify() {
     let key = vault_key();
     let r = SignedReceipt::sign(&receipt(), &key);
     SignedReceipt::verify(r.as_bytes(), &key.verifying_key()).unwrap();
+    let h = SignedHeartbeat::sign(&heartbeat(), &device_key());
+    assert_eq!(
+        SignedHeartbeat::verify(h.as_bytes()).unwrap().heartbeat,
+        heartbeat()
+    );
 }
 
 #[test]
