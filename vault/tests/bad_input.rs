@@ -337,6 +337,30 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
     assert_eq!(files(&data.join("staging")), Vec::<String>::new());
     assert!(!tmp.path().join("etc").exists() && !data.join("etc").exists());
 
+    // The API describes itself, and unknown paths answer in JSON too.
+    let openapi = api
+        .http
+        .get(format!("{}/openapi.json", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(openapi.status(), StatusCode::OK);
+    let doc: serde_json::Value = openapi.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/segments/{session}/{sequence}"]["put"].is_object());
+    let resp = api
+        .http
+        .get(format!("{}/v1/nothing-here", api.base))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let answer = Answer {
+        status,
+        json: resp.json().await.unwrap_or_default(),
+    };
+    answer.refused(StatusCode::NOT_FOUND, "not_found");
+
     // Every refusal is counted under its cause.
     let metrics = api
         .http

@@ -350,7 +350,7 @@ fn export_verify_tampering_key_export_and_audit() {
         " ",
     ]);
     assert!(!blank.status.success());
-    let identity = run_ok(&[
+    let exported = run(&[
         "keys",
         "export-recording-identity",
         "--data",
@@ -358,6 +358,9 @@ fn export_verify_tampering_key_export_and_audit() {
         "--reason",
         "escrow copy for the DPO",
     ]);
+    assert!(exported.status.success());
+    assert!(!String::from_utf8_lossy(&exported.stderr).contains("AGE-SECRET-KEY"));
+    let identity = stdout(&exported);
     assert!(
         identity.trim().starts_with("AGE-SECRET-KEY-1"),
         "{identity}"
