@@ -154,6 +154,69 @@ pub struct ExportIndex {
     pub recording_recipients: Vec<String>,
     /// Every exported segment, by session then sequence.
     pub segments: Vec<IndexedSegment>,
+    /// What the vault knew of each exported session, so a checker can tell a segment left out
+    /// of the selection from one the vault never had.
+    pub sessions: Vec<SessionAtExport>,
+}
+
+/// A session as the vault knew it when the export was made ([`crate::gaps`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionAtExport {
+    /// The session.
+    pub session_id: Uuid,
+    /// The highest sequence number the vault held.
+    pub last_sequence: i64,
+    /// The vault held the segment marked last of the session.
+    pub closed: bool,
+    /// Sequence numbers the vault did not hold (inclusive ranges).
+    pub missing: Vec<(i64, i64)>,
+    /// Of those, what the agent's heartbeat said it still held (in transit).
+    pub in_transit: Vec<(i64, i64)>,
+    /// Of those, what the agent's heartbeat said it no longer held (lost).
+    pub lost: Vec<(i64, i64)>,
+    /// The highest sequence number the agent reported sealed, if it reported.
+    pub produced: Option<i64>,
+}
+
+fn covered(ranges: &[(i64, i64)], n: i64) -> bool {
+    ranges.iter().any(|(a, b)| (*a..=*b).contains(&n))
+}
+
+impl SessionAtExport {
+    /// Why the sequence numbers `first..=last` are absent from an export of this session.
+    pub fn explain_gap(&self, first: i64, last: i64) -> &'static str {
+        let all = |ranges: &[(i64, i64)]| (first..=last).all(|n| covered(ranges, n));
+        if all(&self.lost) {
+            "never received by the vault; reported lost by the agent"
+        } else if all(&self.in_transit) {
+            "not yet received by the vault; still held by the agent (in transit)"
+        } else if all(&self.missing) {
+            "never received by the vault"
+        } else if (first..=last).any(|n| covered(&self.missing, n)) {
+            "partly outside the selection, partly never received by the vault"
+        } else {
+            "held by the vault; outside the selection"
+        }
+    }
+
+    /// Why the export holds no segment that ends the session, `last_exported` being its last.
+    pub fn explain_open_end(&self, last_exported: i64) -> String {
+        if self.closed {
+            return format!(
+                "the vault holds the session up to its end (#{}); outside the selection",
+                self.last_sequence
+            );
+        }
+        let mut why = format!(
+            "the vault had not received the session's end (highest held #{})",
+            self.last_sequence.max(last_exported)
+        );
+        if let Some(produced) = self.produced {
+            why.push_str(&format!("; the agent reported #{produced} sealed"));
+        }
+        why
+    }
 }
 
 /// `{"index": {…}, "signature": {…}}`, the signature over the exact bytes of `index`.
@@ -215,6 +278,9 @@ pub enum ExportError {
     /// No stored segment matches the selection.
     #[error("no stored segment matches {0}")]
     NothingSelected(String),
+    /// The gap report of an exported session failed.
+    #[error(transparent)]
+    Gaps(#[from] crate::gaps::GapsError),
     /// A stored manifest differs from what the metadata recorded at ingest.
     #[error("stored manifest of segment #{sequence} of session {session} does not match its receipt: {detail}")]
     StoredCorrupt {
@@ -382,6 +448,26 @@ pub fn export(
         format!("{}\n", recording_recipients.join("\n")).as_bytes(),
     )?;
     let count = segments.len();
+    let mut session_states = Vec::new();
+    for record in &records {
+        if session_states
+            .last()
+            .is_some_and(|s: &SessionAtExport| s.session_id == record.session_id)
+        {
+            continue;
+        }
+        for g in crate::gaps::gaps(vault.store(), Some(record.session_id))? {
+            session_states.push(SessionAtExport {
+                session_id: g.session,
+                last_sequence: g.last_sequence,
+                closed: g.closed,
+                missing: g.missing,
+                in_transit: g.in_transit,
+                lost: g.lost,
+                produced: g.produced,
+            });
+        }
+    }
     let index = ExportIndex {
         kind: INDEX_KIND.into(),
         format: INDEX_FORMAT,
@@ -393,6 +479,7 @@ pub fn export(
         receipt_public_key,
         recording_recipients,
         segments,
+        sessions: session_states,
     };
     write_file(
         &out.join(INDEX_FILE),
@@ -404,6 +491,16 @@ pub fn export(
         bytes,
         audit_seq: audit.seq,
     })
+}
+
+/// Whether `path` is `sessions/<session>/<plain name>`: an index from an untrusted export must
+/// not make the checker read files elsewhere.
+pub(crate) fn is_export_path(path: &str, session: Uuid) -> bool {
+    let mut parts = path.split('/');
+    parts.next() == Some(SESSIONS_DIR)
+        && parts.next() == Some(session.to_string().as_str())
+        && parts.next().is_some_and(crate::blobs::is_safe_name)
+        && parts.next().is_none()
 }
 
 /// Why a time argument was refused.
@@ -452,5 +549,50 @@ mod tests {
             prepare_out(&fresh.join("x")),
             Err(ExportError::OutNotEmpty(_))
         ));
+    }
+
+    #[test]
+    fn index_paths_stay_in_their_session_folder() {
+        let s = Uuid::from_u128(7);
+        assert!(is_export_path(&format!("sessions/{s}/000001.voice.age"), s));
+        for bad in [
+            format!("sessions/{s}/../../etc/passwd"),
+            format!("sessions/{s}/a/b"),
+            format!("sessions/{}/000001.voice.age", Uuid::from_u128(8)),
+            "/etc/passwd".to_owned(),
+            format!("sessions/{s}/.hidden"),
+            format!("sessions/{s}/"),
+        ] {
+            assert!(!is_export_path(&bad, s), "{bad}");
+        }
+    }
+
+    #[test]
+    fn gaps_are_explained_from_what_the_vault_knew() {
+        let state = SessionAtExport {
+            session_id: Uuid::nil(),
+            last_sequence: 9,
+            closed: false,
+            missing: vec![(2, 2), (4, 6)],
+            in_transit: vec![(6, 6)],
+            lost: vec![(4, 5)],
+            produced: Some(11),
+        };
+        assert_eq!(state.explain_gap(2, 2), "never received by the vault");
+        assert!(state.explain_gap(4, 5).contains("reported lost"));
+        assert!(state.explain_gap(6, 6).contains("in transit"));
+        assert!(state.explain_gap(1, 2).starts_with("partly"));
+        assert_eq!(
+            state.explain_gap(7, 8),
+            "held by the vault; outside the selection"
+        );
+        assert!(state
+            .explain_open_end(9)
+            .contains("the agent reported #11 sealed"));
+        let closed = SessionAtExport {
+            closed: true,
+            ..state
+        };
+        assert!(closed.explain_open_end(5).contains("outside the selection"));
     }
 }

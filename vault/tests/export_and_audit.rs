@@ -196,11 +196,16 @@ fn export_verify_tampering_key_export_and_audit() {
     let report = stdout(&gaps);
     assert_eq!(gaps.status.code(), Some(2), "{report}");
     assert!(
-        report.contains(&format!("GAP session {b}: segment #2 is not in the export")),
+        report.contains(&format!(
+            "GAP session {b}: segment #2 is not in the export: never received by the vault"
+        )),
         "{report}"
     );
     assert!(
-        report.contains(&format!("GAP session {b}: no segment marks the end")),
+        report.contains(&format!(
+            "GAP session {b}: no segment marks the end of the session (last exported is #3): \
+             the vault had not received the session's end (highest held #3)"
+        )),
         "{report}"
     );
     assert!(!report.contains(&format!("GAP session {a}")), "{report}");
@@ -229,7 +234,9 @@ fn export_verify_tampering_key_export_and_audit() {
     );
     let window = run(&["verify", ow]);
     assert_eq!(window.status.code(), Some(2), "{}", stdout(&window));
-    assert!(stdout(&window).contains("segments #1-#3 are not in the export"));
+    assert!(stdout(&window).contains(
+        "segments #1-#3 are not in the export: held by the vault; outside the selection"
+    ));
     let bad_time = run(&[
         "export",
         "--data",
