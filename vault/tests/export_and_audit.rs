@@ -377,6 +377,23 @@ fn export_verify_tampering_key_export_and_audit() {
         vigil_seal::open_blob(identity.trim(), &sealed).unwrap(),
         b"voice 3"
     );
+    // And with the age tool itself, as an organization would.
+    let id_file = tmp.path().join("recording-identity.txt");
+    fs::write(&id_file, &identity).unwrap();
+    let blob = out_a.join(format!("{seg_dir}/000003.screen.age"));
+    let age = std::process::Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(&id_file)
+        .arg(&blob)
+        .output()
+        .expect("age is installed (scripts/install-deps.sh)");
+    assert!(
+        age.status.success(),
+        "{}",
+        String::from_utf8_lossy(&age.stderr)
+    );
+    assert_eq!(age.stdout, b"screen 3");
 
     // The audit log: every privileged act, with actor and reason, and the chain holds.
     run_ok(&[
