@@ -504,3 +504,43 @@ fn five_minutes_without_the_vault_then_everything_arrives() {
     assert_eq!(field(&gaps[0], "missing"), "none", "{gaps:?}");
     assert_eq!(field(&gaps[0], "closed"), "yes", "{gaps:?}");
 }
+
+#[test]
+fn the_bandwidth_cap_holds_and_a_revoked_device_keeps_its_segments() {
+    // (appended to the rig's [upload] section)
+    let mut rig = rig(
+        "max_bytes_per_second = 20000\n[recording]\nsegment_seconds = 4\n",
+        None,
+    );
+    let _tone = rig.play_caller_tone();
+    rig.vault.kill();
+    run_ok(&mut rig.agent(&["record", "--for", "12"]));
+    let status = rig.agent(&["status", "--json"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let bytes = json["backlog"]["bytes"].as_u64().unwrap();
+    assert!(bytes > 30_000, "backlog of {bytes} bytes");
+    rig.vault.serve().unwrap();
+    let started = Instant::now();
+    rig.upload_all();
+    let took = started.elapsed().as_secs_f64();
+    let floor = bytes as f64 / 20_000.0 * 0.8;
+    assert!(took >= floor, "{bytes} bytes took {took:.1} s at 20 kB/s");
+
+    // Revocation: the vault refuses the device's segments; the agent keeps them and says so.
+    let devices = rig.vault.run(&["device", "list"], true).unwrap();
+    let devices = String::from_utf8_lossy(&devices.stdout);
+    let id = devices
+        .split_whitespace()
+        .find(|w| uuid::Uuid::parse_str(w).is_ok())
+        .unwrap_or_else(|| panic!("no device id in {devices}"))
+        .to_owned();
+    rig.vault
+        .run(&["device", "revoke", &id, "--reason", "laptop stolen"], true)
+        .unwrap();
+    run_ok(&mut rig.agent(&["record", "--for", "4"]));
+    let out = rig.agent(&["upload", "--timeout", "20"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "segments stay in the spool");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("refused by the vault"), "{text}");
+    assert!(!files_with_suffix(&rig.spool.join("sessions"), ".age").is_empty());
+}
