@@ -86,6 +86,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), BlobError> {
     }
 }
 
+/// Folders of `staging/` (`0`…`f`).
+const STAGING_SHARDS: usize = 16;
+
 /// Blobs in a local folder: `<root>/<session>/<name>`, the layout of the agent's spool, so
 /// `vigil_seal::verify_tree` checks a vault's folder as it checks a spool.
 #[derive(Debug, Clone)]
@@ -126,7 +129,10 @@ impl LocalBlobStore {
             staging: staging.into(),
         };
         fs::create_dir_all(&store.root).map_err(io("create", &store.root))?;
-        fs::create_dir_all(&store.staging).map_err(io("create", &store.staging))?;
+        for shard in 0..STAGING_SHARDS {
+            let dir = store.staging.join(format!("{shard:x}"));
+            fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        }
         Ok(store)
     }
 
@@ -135,8 +141,13 @@ impl LocalBlobStore {
         self.root.join(session.to_string())
     }
 
-    fn staging_path(&self, id: Uuid) -> PathBuf {
-        self.staging.join(format!("{id}.tmp"))
+    /// Staging is sharded by session: creating files in one folder takes that folder's lock,
+    /// which parallel uploads would otherwise all queue on.
+    fn staging_path(&self, session: Uuid, id: Uuid) -> PathBuf {
+        let shard = session.as_u128() % STAGING_SHARDS as u128;
+        self.staging
+            .join(format!("{shard:x}"))
+            .join(format!("{id}.tmp"))
     }
 }
 
@@ -152,7 +163,7 @@ impl BlobStore for LocalBlobStore {
                 return Err(BlobError::BadName(name.clone()));
             }
             let id = Uuid::new_v4();
-            let tmp = self.staging_path(id);
+            let tmp = self.staging_path(session, id);
             let written = fs::File::create(&tmp)
                 .and_then(|mut f| {
                     f.write_all(bytes)?;
@@ -176,14 +187,15 @@ impl BlobStore for LocalBlobStore {
         }
         for (id, name) in &staged.files {
             let target = dir.join(name);
-            fs::rename(self.staging_path(*id), &target).map_err(io("rename", &target))?;
+            let staged_at = self.staging_path(staged.session, *id);
+            fs::rename(staged_at, &target).map_err(io("rename", &target))?;
         }
         sync_dir(&dir)
     }
 
     fn discard(&self, staged: Staged) {
         for (id, _) in staged.files {
-            let _ = fs::remove_file(self.staging_path(id));
+            let _ = fs::remove_file(self.staging_path(staged.session, id));
         }
     }
 
@@ -257,7 +269,11 @@ mod tests {
             store.get(session, "../x"),
             Err(BlobError::BadName(_))
         ));
-        assert_eq!(fs::read_dir(dir.path().join("s")).unwrap().count(), 0);
+        let staged_files: usize = fs::read_dir(dir.path().join("s"))
+            .unwrap()
+            .map(|shard| fs::read_dir(shard.unwrap().path()).unwrap().count())
+            .sum();
+        assert_eq!(staged_files, 0);
         for bad in ["../x", ".hidden", "a/b", "", "a\\b"] {
             assert!(matches!(
                 store.stage(session, &[(bad.into(), b"x".as_slice())]),

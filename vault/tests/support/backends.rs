@@ -418,6 +418,14 @@ impl Backends {
     }
 }
 
+/// Every file below `dir` (relative paths), sorted.
+pub fn walk_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
