@@ -51,13 +51,15 @@ pub enum BlobError {
     },
 }
 
-/// A segment's files, written durably but not yet visible: each under a fresh staging id (a
-/// file `staging/<id>.tmp` locally, an object `<prefix>/staging/<id>` in S3).
+/// A segment's files, ready but not yet visible: locally each written durably under a fresh
+/// staging id (`staging/<shard>/<id>.tmp`); for S3 held in memory until `commit` writes them.
 #[derive(Debug)]
 pub struct Staged {
     pub(crate) session: Uuid,
     /// (staging id, final file name)
     pub(crate) files: Vec<(Uuid, String)>,
+    /// The bytes of `files`, for stores that write only at commit (else empty).
+    pub(crate) held: Vec<Vec<u8>>,
 }
 
 /// Where sealed blobs and manifests are kept.
@@ -156,6 +158,7 @@ impl BlobStore for LocalBlobStore {
         let mut staged = Staged {
             session,
             files: Vec::with_capacity(files.len()),
+            held: Vec::new(),
         };
         for (name, bytes) in files {
             if !is_safe_name(name) {

@@ -1,14 +1,14 @@
 //! Blobs in any S3-compatible object store: `<prefix>/<session>/<file name>`, the same names as
 //! the local folder.
 //!
-//! Two-phase like the local store: [`BlobStore::stage`] uploads each file to
-//! `<prefix>/staging/<id>` (outside the ingest lock, so slow uploads do not serialize), and
-//! [`BlobStore::commit`] copies each to its final key server-side, then deletes the staging
-//! objects. An S3 PUT or COPY has returned only once the object is durable, and the vault
-//! writes the metadata row only after `commit` returned, so a crash leaves at worst orphan
-//! objects (staged, or final without a row, which a retried upload overwrites with the same
-//! bytes), never a row without media. A refused segment's staging objects are deleted; its
-//! final keys are never written, so a conflicting upload cannot overwrite stored media.
+//! [`BlobStore::stage`] only checks the names and holds the bytes; [`BlobStore::commit`] PUTs
+//! the final objects (in parallel), under the session's ingest lock and after every check. An
+//! S3 PUT returns only once the object is durable, and the vault writes the metadata row only
+//! after `commit` returned, so a crash leaves at worst final objects without a row (which a
+//! retried upload overwrites), never a row without media. A refused segment never reaches
+//! `commit`, so it cannot overwrite stored media, and `discard` has nothing to delete. (Staging
+//! objects, then a server-side COPY and a DELETE each, gave the same guarantees with 9 requests
+//! per segment instead of 3, and measured 236 segments/s against s3s-fs.)
 //!
 //! `object_store` is asynchronous while [`BlobStore`] is not: the store owns a small tokio
 //! runtime and blocks the calling thread (a server blocking task) on it.
@@ -140,10 +140,6 @@ impl S3BlobStore {
         )
     }
 
-    fn staging_key(&self, id: Uuid) -> Path {
-        self.key(&["staging", &id.to_string()])
-    }
-
     fn final_key(&self, session: Uuid, name: &str) -> Path {
         self.key(&[&session.to_string(), name])
     }
@@ -164,86 +160,50 @@ impl BlobStore for S3BlobStore {
         if let Some((bad, _)) = files.iter().find(|(name, _)| !is_safe_name(name)) {
             return Err(BlobError::BadName(bad.clone()));
         }
-        let ids: Vec<Uuid> = files.iter().map(|_| Uuid::new_v4()).collect();
-        let uploads: Vec<(Path, PutPayload)> = ids
-            .iter()
-            .zip(files)
-            .map(|(id, (_, bytes))| (self.staging_key(*id), PutPayload::from(bytes.to_vec())))
-            .collect();
-        let store = self.store.clone();
-        // The files of a segment upload in parallel.
-        let results = self.block_on(async move {
-            let puts = uploads.into_iter().map(|(key, payload)| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let result = store.put(&key, payload).await;
-                    (key, result)
-                })
-            });
-            let mut out = Vec::new();
-            for put in puts.collect::<Vec<_>>() {
-                out.push(put.await);
-            }
-            out
-        });
-        let staged = Staged {
+        Ok(Staged {
             session,
-            files: ids
-                .into_iter()
-                .zip(files.iter().map(|(n, _)| n.clone()))
+            files: files
+                .iter()
+                .map(|(name, _)| (Uuid::new_v4(), name.clone()))
                 .collect(),
-        };
-        for result in results {
-            let failure = match result {
-                Ok((_, Ok(_))) => continue,
-                Ok((key, Err(e))) => remote("put", &key)(e),
-                Err(join) => BlobError::Remote {
-                    op: "put",
-                    key: String::new(),
-                    detail: join.to_string(),
-                },
-            };
-            self.discard(staged);
-            return Err(failure);
-        }
-        Ok(staged)
+            held: files.iter().map(|(_, bytes)| bytes.to_vec()).collect(),
+        })
     }
 
     fn commit(&self, staged: Staged) -> Result<(), BlobError> {
-        let moves: Vec<(Path, Path)> = staged
+        let uploads: Vec<(Path, PutPayload)> = staged
             .files
             .iter()
-            .map(|(id, name)| (self.staging_key(*id), self.final_key(staged.session, name)))
+            .zip(staged.held)
+            .map(|((_, name), bytes)| (self.final_key(staged.session, name), bytes.into()))
             .collect();
         let store = self.store.clone();
+        // The files of a segment upload in parallel; each PUT returns once durable.
         self.block_on(async move {
-            for (from, to) in &moves {
-                store.copy(from, to).await.map_err(remote("copy", to))?;
-            }
-            // The final objects are in place: a failed cleanup only leaves staging garbage.
-            for (from, _) in &moves {
-                if let Err(e) = store.delete(from).await {
-                    tracing::warn!(key = %from, error = %e, "staging object not deleted");
-                }
+            let puts: Vec<_> = uploads
+                .into_iter()
+                .map(|(key, payload)| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let result = store.put(&key, payload).await;
+                        result.map(|_| ()).map_err(remote("put", &key))
+                    })
+                })
+                .collect();
+            for put in puts {
+                put.await.map_err(|join| BlobError::Remote {
+                    op: "put",
+                    key: String::new(),
+                    detail: join.to_string(),
+                })??;
             }
             Ok(())
         })
     }
 
     fn discard(&self, staged: Staged) {
-        let keys: Vec<Path> = staged
-            .files
-            .iter()
-            .map(|(id, _)| self.staging_key(*id))
-            .collect();
-        let store = self.store.clone();
-        self.block_on(async move {
-            for key in keys {
-                if let Err(e) = store.delete(&key).await {
-                    tracing::warn!(%key, error = %e, "staging object not deleted");
-                }
-            }
-        });
+        // Nothing was written.
+        drop(staged);
     }
 
     fn get(&self, session: Uuid, name: &str) -> Result<Vec<u8>, BlobError> {
