@@ -1,11 +1,12 @@
 //! The blob store: sealed blobs and signed manifests, byte for byte as the agent sent them.
 //!
 //! Writing is two-phase so that the metadata row is only ever written after its media is
-//! durable: [`BlobStore::stage`] writes every file of a segment durably under temporary names,
-//! then [`BlobStore::commit`] moves them into place atomically (rename, then fsync of the
-//! folder). A crash between the two leaves staged files that nothing refers to, never a
-//! metadata row without its media. [`LocalBlobStore`] is the default; `S3BlobStore`
-//! implements the same trait over any S3-compatible service. Reading back ([`BlobStore::get`],
+//! durable: [`BlobStore::stage`] prepares every file of a segment out of sight, then
+//! [`BlobStore::commit`] makes them visible and durable; ingest calls `commit` only after all
+//! checks passed and writes the row only after `commit` returned. [`LocalBlobStore`] (the
+//! default) stages files durably under temporary names and commits by rename and folder fsync,
+//! so a crash leaves at worst staged files nothing refers to; `crate::s3_blobs::S3BlobStore`
+//! holds the bytes and PUTs the final objects at commit. Reading back ([`BlobStore::get`],
 //! [`BlobStore::exists`], [`BlobStore::list`]) sees committed files only.
 
 use std::fs;
@@ -64,11 +65,13 @@ pub struct Staged {
 
 /// Where sealed blobs and manifests are kept.
 pub trait BlobStore: Send + Sync {
-    /// Writes the files of one segment of `session` durably under temporary names.
+    /// Prepares the files of one segment of `session`, invisible to readers (locally: written
+    /// durably under temporary names).
     fn stage(&self, session: Uuid, files: &[(String, &[u8])]) -> Result<Staged, BlobError>;
-    /// Makes staged files visible under their names, atomically per file and durably.
+    /// Makes staged files visible under their names, atomically per file and durably: when it
+    /// returns, a crash cannot lose them.
     fn commit(&self, staged: Staged) -> Result<(), BlobError>;
-    /// Drops staged files (a refused segment).
+    /// Drops staged files (a refused segment): nothing of it stays visible.
     fn discard(&self, staged: Staged);
 
     /// The bytes of a committed file of `session`.
