@@ -7,6 +7,7 @@
 
 #[doc(hidden)]
 pub mod conformance;
+mod group_commit;
 mod postgres;
 mod sqlite;
 

@@ -2,21 +2,20 @@
 //!
 //! Built for concurrent ingest: the hot reads of an upload (device by key, segments by position
 //! or id) go to a small pool of read connections, which WAL lets run beside the writer, and
-//! segment rows are inserted by group commit: an insert that arrives while another commits
-//! waits, then the next one to take the writer commits every waiting row in one transaction,
-//! so one fsync (synchronous=FULL) covers many segments. Each row sits in its own savepoint:
-//! a duplicate key fails only that row.
+//! segment rows are inserted by group commit (`group_commit.rs`): an insert that arrives while
+//! another commits waits, then the next one to take the writer commits every waiting row in
+//! one transaction, so one fsync (synchronous=FULL) covers many segments.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
+use super::group_commit::GroupCommit;
 use super::{
     AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, MetadataStore, SegmentFilter,
     SegmentRecord, SessionReport, SessionSequences, StoreError, TokenRecord, UserRecord,
@@ -32,12 +31,9 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
-    /// Segment rows waiting for the next group commit, each with where to send its result.
-    pending: Mutex<Vec<PendingRow>>,
+    /// Segment rows waiting for the next group commit.
+    pending: GroupCommit,
 }
-
-/// A segment row waiting to be committed, and where its result goes.
-type PendingRow = (SegmentRecord, SyncSender<Result<(), StoreError>>);
 
 /// Read connections beside the writer.
 const READERS: usize = 4;
@@ -79,7 +75,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             readers,
             next_reader: AtomicUsize::new(0),
-            pending: Mutex::new(Vec::new()),
+            pending: GroupCommit::default(),
         })
     }
 
@@ -95,42 +91,6 @@ impl SqliteStore {
         self.readers[start % n]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Commits every waiting segment row in one transaction (the caller holds the writer).
-    fn commit_pending(&self, conn: &mut Connection) {
-        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if batch.is_empty() {
-            return;
-        }
-        let outcome = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut results = Vec::with_capacity(batch.len());
-            for (segment, _) in &batch {
-                tx.execute_batch("SAVEPOINT row")?;
-                let inserted = insert_segment_row(&tx, segment);
-                tx.execute_batch(if inserted.is_ok() {
-                    "RELEASE row"
-                } else {
-                    "ROLLBACK TO row; RELEASE row"
-                })?;
-                results.push(inserted);
-            }
-            tx.commit()?;
-            Ok::<_, rusqlite::Error>(results)
-        })();
-        match outcome {
-            Ok(results) => {
-                for ((_, reply), result) in batch.into_iter().zip(results) {
-                    let _ = reply.send(result.map_err(StoreError::from));
-                }
-            }
-            Err(e) => {
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(StoreError::CommitFailed(e.to_string())));
-                }
-            }
-        }
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -171,29 +131,9 @@ fn device_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
     })
 }
 
-const SEGMENT_COLUMNS: &str = "segment_id, session_id, sequence, device_id, manifest_sha256, \
+pub(super) const SEGMENT_COLUMNS: &str =
+    "segment_id, session_id, sequence, device_id, manifest_sha256, \
      prev_manifest_sha256, last_in_session, recorded_at, received_at, receipt";
-
-fn insert_segment_row(conn: &Connection, s: &SegmentRecord) -> rusqlite::Result<()> {
-    conn.execute(
-        &format!(
-            "INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-        ),
-        params![
-            s.segment_id.to_string(),
-            s.session_id.to_string(),
-            s.sequence,
-            s.device_id.to_string(),
-            s.manifest_sha256,
-            s.prev_manifest_sha256,
-            s.last_in_session,
-            s.recorded_at,
-            s.received_at,
-            s.receipt
-        ],
-    )?;
-    Ok(())
-}
 
 fn segment_row(row: &Row<'_>) -> rusqlite::Result<SegmentRecord> {
     Ok(SegmentRecord {
@@ -398,13 +338,9 @@ impl MetadataStore for SqliteStore {
     }
 
     fn insert_segment(&self, s: &SegmentRecord) -> Result<(), StoreError> {
-        let (reply, result) = sync_channel(1);
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((s.clone(), reply));
+        let result = self.pending.enqueue(s.clone());
         // Whoever holds the writer next commits this row with every other waiting one.
-        self.commit_pending(&mut self.conn());
+        self.pending.commit(&mut self.conn());
         result
             .recv()
             .map_err(|_| StoreError::CommitFailed("the committing thread panicked".into()))?
