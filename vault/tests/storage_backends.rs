@@ -359,6 +359,38 @@ async fn ingest_end_to_end(meta: Meta, blobs: Blobs) {
     );
     assert!(gaps.contains("stored=3 last=3"), "{gaps}");
 
+    // An evidence export reads the blobs back through the backend, and verifies offline.
+    let out = tmp.path().join("export");
+    let o = out.to_str().unwrap();
+    let session_text = session.to_string();
+    let printed = run_ok(
+        &backends,
+        &[
+            "export",
+            "--data",
+            d,
+            "--out",
+            o,
+            "--session",
+            &session_text,
+            "--reason",
+            "test",
+        ],
+    );
+    assert!(printed.contains("exported 3 segment(s)"), "{printed}");
+    let exported =
+        std::fs::read(out.join(format!("sessions/{session}/000002.screen.age"))).unwrap();
+    assert!(exported == segments[1].screen, "exported blob differs");
+    // The session is still open (no segment marks its end): a gap, allowed here.
+    let verified = vault_cmd(&backends, &["verify", o, "--allow-gaps"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success() && text.contains("3 segment(s) with valid signatures"),
+        "{text}"
+    );
+
     // SIGTERM stops the server cleanly on every backend (dropping a PostgreSQL client or the
     // S3 runtime inside async code must not panic).
     let mut served = served;
