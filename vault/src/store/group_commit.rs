@@ -69,22 +69,20 @@ impl GroupCommit {
 }
 
 fn insert_segment_row(conn: &Connection, s: &SegmentRecord) -> rusqlite::Result<()> {
-    conn.execute(
-        &format!(
-            "INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-        ),
-        params![
-            s.segment_id.to_string(),
-            s.session_id.to_string(),
-            s.sequence,
-            s.device_id.to_string(),
-            s.manifest_sha256,
-            s.prev_manifest_sha256,
-            s.last_in_session,
-            s.recorded_at,
-            s.received_at,
-            s.receipt
-        ],
-    )?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?
+    .execute(params![
+        s.segment_id.to_string(),
+        s.session_id.to_string(),
+        s.sequence,
+        s.device_id.to_string(),
+        s.manifest_sha256,
+        s.prev_manifest_sha256,
+        s.last_in_session,
+        s.recorded_at,
+        s.received_at,
+        s.receipt
+    ])?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The embedded metadata store: one SQLite file in WAL mode.
 //!
 //! Built for concurrent ingest: the hot reads of an upload (device by key, segments by position
-//! or id) go to a small pool of read connections, which WAL lets run beside the writer, and
+//! or id) go to a small pool of read connections (statements cached), which WAL lets run
+//! beside the writer, and
 //! segment rows are inserted by group commit (`group_commit.rs`): an insert that arrives while
 //! another commits waits, then the next one to take the writer commits every waiting row in
 //! one transaction, so one fsync (synchronous=FULL) covers many segments.
@@ -267,11 +268,10 @@ impl MetadataStore for SqliteStore {
     fn device_by_key(&self, public_key: &[u8; 32]) -> Result<Option<DeviceRecord>, StoreError> {
         Ok(self
             .reader()
-            .query_row(
-                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE public_key = ?1"),
-                params![public_key.as_slice()],
-                device_row,
-            )
+            .prepare_cached(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE public_key = ?1"
+            ))?
+            .query_row(params![public_key.as_slice()], device_row)
             .optional()?)
     }
 
@@ -303,35 +303,28 @@ impl MetadataStore for SqliteStore {
     fn segment(&self, session: Uuid, sequence: i64) -> Result<Option<SegmentRecord>, StoreError> {
         Ok(self
             .reader()
-            .query_row(
-                &format!(
-                    "SELECT {SEGMENT_COLUMNS} FROM segments WHERE session_id = ?1 AND sequence = ?2"
-                ),
-                params![session.to_string(), sequence],
-                segment_row,
-            )
+            .prepare_cached(&format!(
+                "SELECT {SEGMENT_COLUMNS} FROM segments WHERE session_id = ?1 AND sequence = ?2"
+            ))?
+            .query_row(params![session.to_string(), sequence], segment_row)
             .optional()?)
     }
 
     fn segment_by_id(&self, segment_id: Uuid) -> Result<Option<SegmentRecord>, StoreError> {
         Ok(self
             .reader()
-            .query_row(
-                &format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE segment_id = ?1"),
-                params![segment_id.to_string()],
-                segment_row,
-            )
+            .prepare_cached(&format!(
+                "SELECT {SEGMENT_COLUMNS} FROM segments WHERE segment_id = ?1"
+            ))?
+            .query_row(params![segment_id.to_string()], segment_row)
             .optional()?)
     }
 
     fn session_device(&self, session: Uuid) -> Result<Option<Uuid>, StoreError> {
         let id: Option<String> = self
             .reader()
-            .query_row(
-                "SELECT device_id FROM segments WHERE session_id = ?1 LIMIT 1",
-                params![session.to_string()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT device_id FROM segments WHERE session_id = ?1 LIMIT 1")?
+            .query_row(params![session.to_string()], |r| r.get(0))
             .optional()?;
         id.map(|s| Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()
