@@ -535,7 +535,10 @@ fn the_bandwidth_cap_holds_and_a_revoked_device_keeps_its_segments() {
         .unwrap_or_else(|| panic!("no device id in {devices}"))
         .to_owned();
     rig.vault
-        .run(&["device", "revoke", &id, "--reason", "laptop stolen"], true)
+        .run(
+            &["device", "revoke", &id, "--reason", "laptop stolen"],
+            true,
+        )
         .unwrap();
     run_ok(&mut rig.agent(&["record", "--for", "4"]));
     let out = rig.agent(&["upload", "--timeout", "20"]).output().unwrap();
