@@ -308,16 +308,26 @@ fn cmd_status(
         .and_then(|folder| Ok(ControlClient::discover(&folder)?))
         .and_then(|client| Ok(client.send(&ControlCommand::State)?));
     if json {
-        let value = serde_json::json!({
-            "agent": agent.as_ref().ok(),
-            "backlog": backlog.as_ref().map(|b| serde_json::json!({
-                "segments": b.segments,
-                "bytes": b.bytes,
-                "oldest_ms": b.oldest_ms,
-                "rejected": b.rejected,
-                "last_upload_ms": b.last_upload_ms,
-            })),
-        });
+        // The running agent's state as before, with the delivery backlog beside it.
+        let mut value = match &agent {
+            Ok(state) => serde_json::to_value(state)?,
+            Err(_) => serde_json::json!({}),
+        };
+        if let Some(object) = value.as_object_mut() {
+            object.insert("running".into(), agent.is_ok().into());
+            object.insert(
+                "backlog".into(),
+                backlog.as_ref().map_or(serde_json::Value::Null, |b| {
+                    serde_json::json!({
+                        "segments": b.segments,
+                        "bytes": b.bytes,
+                        "oldest_ms": b.oldest_ms,
+                        "rejected": b.rejected,
+                        "last_upload_ms": b.last_upload_ms,
+                    })
+                }),
+            );
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         match &agent {
