@@ -7,6 +7,7 @@
 pub mod api;
 pub mod frame;
 mod manifest;
+pub mod policy;
 pub mod receipt;
 mod signed;
 

@@ -1,0 +1,481 @@
+//! Recording policy (issue 5): what the vault tells each agent to record, in three layers —
+//! organization defaults, then the team's overrides, then the agent's — resolved into one
+//! [`Policy`] and signed by the vault's policy key as a [`SignedPolicy`] for one device.
+//!
+//! Every layer field is optional: a team sets only what differs from the organization. Unknown
+//! fields are refused (a misspelt `fsp` must not silently do nothing), and resolution validates
+//! every value with an error that names the field and the layer it came from.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// The `kind` of every signed policy.
+pub const POLICY_KIND: &str = "vigil.policy";
+
+/// One layer (organization, team or agent): only what it sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyLayer {
+    /// Record the two voice tracks.
+    pub voice: Option<bool>,
+    /// Record the screen.
+    pub screen: Option<bool>,
+    /// Screen frames per second (1–30).
+    pub fps: Option<u32>,
+    /// Largest recorded picture height in pixels (360–2160); wider desktops are scaled down.
+    pub max_height: Option<u32>,
+    /// Segment length in seconds (2–600).
+    pub segment_seconds: Option<u32>,
+    /// Delay line in milliseconds (500–5000): how far back a mask reaches.
+    pub mask_delay_ms: Option<u32>,
+    /// Silence both voice tracks on DTMF tones.
+    pub dtmf_masking: Option<bool>,
+    /// Mask payment and password fields on focus.
+    pub focus_masking: Option<bool>,
+    /// Agents may pause recording.
+    pub pause_allowed: Option<bool>,
+    /// The longest pause in seconds (10–3600).
+    pub pause_max_seconds: Option<u32>,
+    /// Days the vault keeps voice (1–3650).
+    pub retention_voice_days: Option<u32>,
+    /// Days the vault keeps screen (1–3650, at most the voice's).
+    pub retention_screen_days: Option<u32>,
+    /// Upload bandwidth cap in bytes per second (0: none).
+    pub upload_max_bytes_per_second: Option<u64>,
+    /// Unacknowledged bytes an agent's spool may hold (≥ 64 KiB).
+    pub spool_quota_bytes: Option<u64>,
+}
+
+/// The resolved policy an agent applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Record the two voice tracks.
+    pub voice: bool,
+    /// Record the screen.
+    pub screen: bool,
+    /// Screen frames per second.
+    pub fps: u32,
+    /// Largest recorded picture height.
+    pub max_height: u32,
+    /// Segment length in seconds.
+    pub segment_seconds: u32,
+    /// Delay line in milliseconds.
+    pub mask_delay_ms: u32,
+    /// Silence both voice tracks on DTMF tones.
+    pub dtmf_masking: bool,
+    /// Mask payment and password fields on focus.
+    pub focus_masking: bool,
+    /// Agents may pause recording.
+    pub pause_allowed: bool,
+    /// The longest pause in seconds.
+    pub pause_max_seconds: u32,
+    /// Days the vault keeps voice.
+    pub retention_voice_days: u32,
+    /// Days the vault keeps screen.
+    pub retention_screen_days: u32,
+    /// Upload bandwidth cap (0: none).
+    pub upload_max_bytes_per_second: u64,
+    /// Spool quota in bytes.
+    pub spool_quota_bytes: u64,
+}
+
+impl Default for Policy {
+    /// What an organization gets before anyone sets anything.
+    fn default() -> Self {
+        Self {
+            voice: true,
+            screen: true,
+            fps: 5,
+            max_height: 1080,
+            segment_seconds: 10,
+            mask_delay_ms: 600,
+            dtmf_masking: true,
+            focus_masking: true,
+            pause_allowed: false,
+            pause_max_seconds: 300,
+            retention_voice_days: 2555,
+            retention_screen_days: 180,
+            upload_max_bytes_per_second: 0,
+            spool_quota_bytes: 2 << 30,
+        }
+    }
+}
+
+/// Where a layer sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerScope {
+    /// Organization defaults.
+    Organization,
+    /// A team's overrides.
+    Team,
+    /// One agent's overrides.
+    Agent,
+}
+
+/// Why a policy does not resolve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A value is out of its range.
+    #[error("{scope:?} policy: {field} = {value} is out of range ({range})")]
+    OutOfRange {
+        /// The layer that set it.
+        scope: LayerScope,
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// The allowed range, as text.
+        range: &'static str,
+    },
+    /// Values that contradict each other.
+    #[error("policy: {0}")]
+    Inconsistent(String),
+}
+
+macro_rules! overlay {
+    ($policy:ident, $layer:ident, $($field:ident),* $(,)?) => {
+        $(if let Some(v) = $layer.$field { $policy.$field = v; })*
+    };
+}
+
+fn check(
+    scope: LayerScope,
+    field: &'static str,
+    value: Option<u64>,
+    lo: u64,
+    hi: u64,
+    range: &'static str,
+) -> Result<(), PolicyError> {
+    match value {
+        Some(v) if v < lo || v > hi => Err(PolicyError::OutOfRange {
+            scope,
+            field,
+            value: v,
+            range,
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl PolicyLayer {
+    /// Checks the ranges of what this layer sets.
+    pub fn validate(&self, scope: LayerScope) -> Result<(), PolicyError> {
+        let n = |v: Option<u32>| v.map(u64::from);
+        check(scope, "fps", n(self.fps), 1, 30, "1-30")?;
+        check(
+            scope,
+            "max_height",
+            n(self.max_height),
+            360,
+            2160,
+            "360-2160",
+        )?;
+        check(
+            scope,
+            "segment_seconds",
+            n(self.segment_seconds),
+            2,
+            600,
+            "2-600",
+        )?;
+        check(
+            scope,
+            "mask_delay_ms",
+            n(self.mask_delay_ms),
+            500,
+            5000,
+            "500-5000",
+        )?;
+        check(
+            scope,
+            "pause_max_seconds",
+            n(self.pause_max_seconds),
+            10,
+            3600,
+            "10-3600",
+        )?;
+        check(
+            scope,
+            "retention_voice_days",
+            n(self.retention_voice_days),
+            1,
+            3650,
+            "1-3650",
+        )?;
+        check(
+            scope,
+            "retention_screen_days",
+            n(self.retention_screen_days),
+            1,
+            3650,
+            "1-3650",
+        )?;
+        check(
+            scope,
+            "spool_quota_bytes",
+            self.spool_quota_bytes,
+            1 << 16,
+            u64::MAX,
+            ">= 65536",
+        )?;
+        Ok(())
+    }
+}
+
+impl Policy {
+    /// Resolves organization defaults, then the team's, then the agent's overrides.
+    pub fn resolve(
+        organization: &PolicyLayer,
+        team: Option<&PolicyLayer>,
+        agent: Option<&PolicyLayer>,
+    ) -> Result<Policy, PolicyError> {
+        let mut policy = Policy::default();
+        for (scope, layer) in [
+            (LayerScope::Organization, Some(organization)),
+            (LayerScope::Team, team),
+            (LayerScope::Agent, agent),
+        ] {
+            let Some(layer) = layer else { continue };
+            layer.validate(scope)?;
+            overlay!(
+                policy,
+                layer,
+                voice,
+                screen,
+                fps,
+                max_height,
+                segment_seconds,
+                mask_delay_ms,
+                dtmf_masking,
+                focus_masking,
+                pause_allowed,
+                pause_max_seconds,
+                retention_voice_days,
+                retention_screen_days,
+                upload_max_bytes_per_second,
+                spool_quota_bytes,
+            );
+        }
+        if policy.retention_screen_days > policy.retention_voice_days {
+            return Err(PolicyError::Inconsistent(format!(
+                "screen is kept {} days, longer than voice ({} days)",
+                policy.retention_screen_days, policy.retention_voice_days
+            )));
+        }
+        Ok(policy)
+    }
+}
+
+/// What the vault signs for one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyStatement {
+    /// Always [`POLICY_KIND`].
+    pub kind: String,
+    /// The policy version (increases with every change that affects this device).
+    pub version: u64,
+    /// The device it is for: another device's policy is refused.
+    pub device_id: Uuid,
+    /// When the vault issued it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: time::OffsetDateTime,
+    /// The resolved policy.
+    pub policy: Policy,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyEnvelope<'a> {
+    #[serde(borrow)]
+    statement: &'a RawValue,
+    signature: PolicySignature,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySignature {
+    alg: String,
+    public_key: String,
+    sig: String,
+}
+
+/// Why a signed policy was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignedPolicyError {
+    /// Not a policy envelope.
+    #[error("malformed policy: {0}")]
+    Malformed(String),
+    /// Signed by another key than the vault's policy key.
+    #[error("policy signed by another key than the vault's")]
+    WrongSigner,
+    /// The signature does not match (altered in transit).
+    #[error("policy signature does not verify")]
+    BadSignature,
+    /// Addressed to another device.
+    #[error("policy is for device {0}, not this one")]
+    OtherDevice(Uuid),
+}
+
+/// A policy statement with the vault's signature.
+#[derive(Debug, Clone)]
+pub struct SignedPolicy {
+    /// The verified statement.
+    pub statement: PolicyStatement,
+    bytes: Vec<u8>,
+}
+
+impl SignedPolicy {
+    /// Signs a statement with the vault's policy key.
+    pub fn sign(statement: &PolicyStatement, key: &SigningKey) -> Self {
+        let json = serde_json::to_string(statement).expect("a policy always serializes");
+        let sig = key.sign(json.as_bytes());
+        let raw = RawValue::from_string(json).expect("serde_json output is valid JSON");
+        let envelope = PolicyEnvelope {
+            statement: &raw,
+            signature: PolicySignature {
+                alg: "ed25519".into(),
+                public_key: B64.encode(key.verifying_key().as_bytes()),
+                sig: B64.encode(sig.to_bytes()),
+            },
+        };
+        Self {
+            statement: statement.clone(),
+            bytes: serde_json::to_vec(&envelope).expect("an envelope always serializes"),
+        }
+    }
+
+    /// Verifies a policy against the vault's policy key and this device's id.
+    pub fn verify(
+        bytes: &[u8],
+        key: &VerifyingKey,
+        device_id: Uuid,
+    ) -> Result<Self, SignedPolicyError> {
+        let malformed = |e: &dyn std::fmt::Display| SignedPolicyError::Malformed(e.to_string());
+        let envelope: PolicyEnvelope<'_> =
+            serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
+        if envelope.signature.alg != "ed25519" {
+            return Err(malformed(&format!("algorithm {}", envelope.signature.alg)));
+        }
+        if envelope.signature.public_key != B64.encode(key.as_bytes()) {
+            return Err(SignedPolicyError::WrongSigner);
+        }
+        let sig: [u8; 64] = B64
+            .decode(&envelope.signature.sig)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| malformed(&"signature is not 64 bytes"))?;
+        let signed = envelope.statement.get().as_bytes();
+        key.verify_strict(signed, &Signature::from_bytes(&sig))
+            .map_err(|_| SignedPolicyError::BadSignature)?;
+        let statement: PolicyStatement =
+            serde_json::from_slice(signed).map_err(|e| malformed(&e))?;
+        if statement.kind != POLICY_KIND {
+            return Err(malformed(&format!("kind {}", statement.kind)));
+        }
+        if statement.device_id != device_id {
+            return Err(SignedPolicyError::OtherDevice(statement.device_id));
+        }
+        Ok(Self {
+            statement,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// The envelope's bytes, as signed (what the agent keeps as its last good policy).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order_and_bad_values_name_their_field_and_layer() {
+        let org = PolicyLayer {
+            fps: Some(10),
+            screen: Some(true),
+            ..Default::default()
+        };
+        let team = PolicyLayer {
+            screen: Some(false),
+            ..Default::default()
+        };
+        let agent = PolicyLayer {
+            fps: Some(2),
+            ..Default::default()
+        };
+        let p = Policy::resolve(&org, Some(&team), Some(&agent)).unwrap();
+        assert_eq!((p.fps, p.screen, p.voice), (2, false, true));
+        let zero = PolicyLayer {
+            fps: Some(0),
+            ..Default::default()
+        };
+        let err = Policy::resolve(&org, Some(&zero), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Team policy: fps = 0 is out of range (1-30)"
+        );
+        let unknown: Result<PolicyLayer, _> = serde_json::from_str(r#"{"fsp": 5}"#);
+        assert!(unknown
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `fsp`"));
+        let longer_screen = PolicyLayer {
+            retention_screen_days: Some(4000),
+            ..Default::default()
+        };
+        assert!(Policy::resolve(&longer_screen, None, None).is_err());
+        let inconsistent = PolicyLayer {
+            retention_voice_days: Some(30),
+            retention_screen_days: Some(60),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Policy::resolve(&inconsistent, None, None),
+            Err(PolicyError::Inconsistent(_))
+        ));
+    }
+
+    #[test]
+    fn only_the_vault_key_and_the_addressed_device_verify() {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let device = Uuid::new_v4();
+        let statement = PolicyStatement {
+            kind: POLICY_KIND.into(),
+            version: 3,
+            device_id: device,
+            issued_at: time::OffsetDateTime::UNIX_EPOCH,
+            policy: Policy::default(),
+        };
+        let signed = SignedPolicy::sign(&statement, &key);
+        let back = SignedPolicy::verify(signed.as_bytes(), &key.verifying_key(), device).unwrap();
+        assert_eq!(back.statement, statement);
+        let text = String::from_utf8(signed.as_bytes().to_vec()).unwrap();
+        let altered = text.replace("\"screen\":true", "\"screen\":false");
+        assert_ne!(altered, text);
+        assert_eq!(
+            SignedPolicy::verify(altered.as_bytes(), &key.verifying_key(), device).unwrap_err(),
+            SignedPolicyError::BadSignature
+        );
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let foreign = SignedPolicy::sign(&statement, &other);
+        assert_eq!(
+            SignedPolicy::verify(foreign.as_bytes(), &key.verifying_key(), device).unwrap_err(),
+            SignedPolicyError::WrongSigner
+        );
+        assert!(matches!(
+            SignedPolicy::verify(signed.as_bytes(), &key.verifying_key(), Uuid::new_v4()),
+            Err(SignedPolicyError::OtherDevice(_))
+        ));
+    }
+}
