@@ -331,18 +331,20 @@ fn backoff(config: &UploaderConfig, attempts: u32) -> Duration {
     full.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
 }
 
-/// Waits until the bandwidth cap allows `bytes` more.
+/// Waits until the bandwidth cap allows `bytes` more: a body goes out only once its own
+/// transmission time at the cap has passed since the previous one's, so no window starting when
+/// the uploader started ever carries more than the cap (no initial burst).
 async fn pace(pacer: &tokio::sync::Mutex<Instant>, config: &UploaderConfig, bytes: usize) {
     let Some(rate) = config.max_bytes_per_second.filter(|r| *r > 0) else {
         return;
     };
-    let start = {
+    let due = {
         let mut next = pacer.lock().await;
-        let start = (*next).max(Instant::now());
-        *next = start + Duration::from_secs_f64(bytes as f64 / rate as f64);
-        start
+        let due = (*next).max(Instant::now()) + Duration::from_secs_f64(bytes as f64 / rate as f64);
+        *next = due;
+        due
     };
-    tokio::time::sleep_until(start.into()).await;
+    tokio::time::sleep_until(due.into()).await;
 }
 
 /// One upload: read, frame, send, verify the receipt, acknowledge, delete. Returns whether the
