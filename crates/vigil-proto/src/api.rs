@@ -1,11 +1,10 @@
 //! The messages of the vault's HTTP API that the agent and the vault both speak (JSON bodies).
 //! The segment upload body is [`crate::frame`]; its answer is a [`crate::receipt`].
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+
+use crate::envelope::{self, EnvelopeError};
 use uuid::Uuid;
 
 /// The `kind` of every heartbeat.
@@ -85,22 +84,6 @@ pub struct Backlog {
     pub oldest: Option<time::OffsetDateTime>,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HeartbeatEnvelope<'a> {
-    #[serde(borrow)]
-    heartbeat: &'a RawValue,
-    signature: EnvelopeSignature,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnvelopeSignature {
-    alg: String,
-    public_key: String,
-    sig: String,
-}
-
 /// Why a signed heartbeat was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -126,51 +109,28 @@ pub struct SignedHeartbeat {
 impl SignedHeartbeat {
     /// Signs a heartbeat with the device key.
     pub fn sign(heartbeat: &Heartbeat, key: &SigningKey) -> Self {
-        let json = serde_json::to_string(heartbeat).expect("a heartbeat always serializes");
-        let sig = key.sign(json.as_bytes());
-        let raw = RawValue::from_string(json).expect("serde_json output is valid JSON");
-        let envelope = HeartbeatEnvelope {
-            heartbeat: &raw,
-            signature: EnvelopeSignature {
-                alg: "ed25519".into(),
-                public_key: B64.encode(key.verifying_key().as_bytes()),
-                sig: B64.encode(sig.to_bytes()),
-            },
-        };
         Self {
             heartbeat: heartbeat.clone(),
             signer: key.verifying_key(),
-            bytes: serde_json::to_vec(&envelope).expect("an envelope always serializes"),
+            bytes: envelope::seal("heartbeat", heartbeat, key),
         }
     }
 
     /// Parses an envelope and checks its signature with the key it names; the caller then
     /// checks that key belongs to the device the heartbeat names.
     pub fn verify(bytes: &[u8]) -> Result<Self, HeartbeatError> {
-        let malformed = |e: &dyn std::fmt::Display| HeartbeatError::Malformed(e.to_string());
-        let envelope: HeartbeatEnvelope<'_> =
-            serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
-        if envelope.signature.alg != "ed25519" {
-            return Err(malformed(&format!("algorithm {}", envelope.signature.alg)));
-        }
-        let key: [u8; 32] = B64
-            .decode(&envelope.signature.public_key)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| malformed(&"public key is not 32 bytes"))?;
-        let signer = VerifyingKey::from_bytes(&key).map_err(|e| malformed(&e))?;
-        let sig: [u8; 64] = B64
-            .decode(&envelope.signature.sig)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| malformed(&"signature is not 64 bytes"))?;
-        let signed = envelope.heartbeat.get().as_bytes();
-        signer
-            .verify_strict(signed, &Signature::from_bytes(&sig))
-            .map_err(|_| HeartbeatError::BadSignature)?;
-        let heartbeat: Heartbeat = serde_json::from_slice(signed).map_err(|e| malformed(&e))?;
+        let (signer, signed) = envelope::open(bytes, "heartbeat", None).map_err(|e| match e {
+            EnvelopeError::BadSignature => HeartbeatError::BadSignature,
+            EnvelopeError::Malformed(m) => HeartbeatError::Malformed(m),
+            EnvelopeError::WrongSigner => HeartbeatError::Malformed("unexpected signer".into()),
+        })?;
+        let heartbeat: Heartbeat =
+            serde_json::from_slice(signed).map_err(|e| HeartbeatError::Malformed(e.to_string()))?;
         if heartbeat.kind != HEARTBEAT_KIND {
-            return Err(malformed(&format!("kind {}", heartbeat.kind)));
+            return Err(HeartbeatError::Malformed(format!(
+                "kind {}",
+                heartbeat.kind
+            )));
         }
         Ok(Self {
             heartbeat,

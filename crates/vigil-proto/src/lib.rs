@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+mod envelope;
 pub mod frame;
 mod manifest;
 pub mod policy;

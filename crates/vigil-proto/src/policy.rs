@@ -6,11 +6,10 @@
 //! fields are refused (a misspelt `fsp` must not silently do nothing), and resolution validates
 //! every value with an error that names the field and the layer it came from.
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+
+use crate::envelope::{self, EnvelopeError};
 use uuid::Uuid;
 
 /// The `kind` of every signed policy.
@@ -290,22 +289,6 @@ pub struct PolicyStatement {
     pub policy: Policy,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyEnvelope<'a> {
-    #[serde(borrow)]
-    statement: &'a RawValue,
-    signature: PolicySignature,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicySignature {
-    alg: String,
-    public_key: String,
-    sig: String,
-}
-
 /// Why a signed policy was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -335,20 +318,9 @@ pub struct SignedPolicy {
 impl SignedPolicy {
     /// Signs a statement with the vault's policy key.
     pub fn sign(statement: &PolicyStatement, key: &SigningKey) -> Self {
-        let json = serde_json::to_string(statement).expect("a policy always serializes");
-        let sig = key.sign(json.as_bytes());
-        let raw = RawValue::from_string(json).expect("serde_json output is valid JSON");
-        let envelope = PolicyEnvelope {
-            statement: &raw,
-            signature: PolicySignature {
-                alg: "ed25519".into(),
-                public_key: B64.encode(key.verifying_key().as_bytes()),
-                sig: B64.encode(sig.to_bytes()),
-            },
-        };
         Self {
             statement: statement.clone(),
-            bytes: serde_json::to_vec(&envelope).expect("an envelope always serializes"),
+            bytes: envelope::seal("statement", statement, key),
         }
     }
 
@@ -358,27 +330,18 @@ impl SignedPolicy {
         key: &VerifyingKey,
         device_id: Uuid,
     ) -> Result<Self, SignedPolicyError> {
-        let malformed = |e: &dyn std::fmt::Display| SignedPolicyError::Malformed(e.to_string());
-        let envelope: PolicyEnvelope<'_> =
-            serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
-        if envelope.signature.alg != "ed25519" {
-            return Err(malformed(&format!("algorithm {}", envelope.signature.alg)));
-        }
-        if envelope.signature.public_key != B64.encode(key.as_bytes()) {
-            return Err(SignedPolicyError::WrongSigner);
-        }
-        let sig: [u8; 64] = B64
-            .decode(&envelope.signature.sig)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| malformed(&"signature is not 64 bytes"))?;
-        let signed = envelope.statement.get().as_bytes();
-        key.verify_strict(signed, &Signature::from_bytes(&sig))
-            .map_err(|_| SignedPolicyError::BadSignature)?;
-        let statement: PolicyStatement =
-            serde_json::from_slice(signed).map_err(|e| malformed(&e))?;
+        let (_, signed) = envelope::open(bytes, "statement", Some(key)).map_err(|e| match e {
+            EnvelopeError::Malformed(m) => SignedPolicyError::Malformed(m),
+            EnvelopeError::WrongSigner => SignedPolicyError::WrongSigner,
+            EnvelopeError::BadSignature => SignedPolicyError::BadSignature,
+        })?;
+        let statement: PolicyStatement = serde_json::from_slice(signed)
+            .map_err(|e| SignedPolicyError::Malformed(e.to_string()))?;
         if statement.kind != POLICY_KIND {
-            return Err(malformed(&format!("kind {}", statement.kind)));
+            return Err(SignedPolicyError::Malformed(format!(
+                "kind {}",
+                statement.kind
+            )));
         }
         if statement.device_id != device_id {
             return Err(SignedPolicyError::OtherDevice(statement.device_id));

@@ -7,11 +7,10 @@
 //! It is signed by the vault's receipt key, whose public half enrollment hands to the agent; the
 //! agent deletes its local copy of a segment only after its receipt verifies.
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+
+use crate::envelope::{self, EnvelopeError};
 use uuid::Uuid;
 
 /// The `kind` of every receipt.
@@ -42,22 +41,6 @@ pub struct Receipt {
     pub received_at: time::OffsetDateTime,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    receipt: &'a RawValue,
-    signature: EnvelopeSignature,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnvelopeSignature {
-    alg: String,
-    public_key: String,
-    sig: String,
-}
-
 /// Why a receipt does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -84,45 +67,19 @@ pub struct SignedReceipt {
 impl SignedReceipt {
     /// Signs a receipt with the vault's receipt key.
     pub fn sign(receipt: &Receipt, key: &SigningKey) -> Self {
-        let json = serde_json::to_string(receipt).expect("a receipt always serializes");
-        let sig = key.sign(json.as_bytes());
-        let raw = RawValue::from_string(json).expect("serde_json output is valid JSON");
-        let envelope = Envelope {
-            receipt: &raw,
-            signature: EnvelopeSignature {
-                alg: "ed25519".into(),
-                public_key: B64.encode(key.verifying_key().as_bytes()),
-                sig: B64.encode(sig.to_bytes()),
-            },
-        };
-        let bytes = serde_json::to_vec(&envelope).expect("an envelope always serializes");
         Self {
             receipt: receipt.clone(),
-            bytes,
+            bytes: envelope::seal("receipt", receipt, key),
         }
     }
 
     /// Verifies receipt bytes against the vault's receipt key.
     pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<Self, ReceiptError> {
-        let envelope: Envelope<'_> =
-            serde_json::from_slice(bytes).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
-        if envelope.signature.alg != "ed25519" {
-            return Err(ReceiptError::Malformed(format!(
-                "algorithm {}",
-                envelope.signature.alg
-            )));
-        }
-        if envelope.signature.public_key != B64.encode(key.as_bytes()) {
-            return Err(ReceiptError::WrongSigner);
-        }
-        let sig: [u8; 64] = B64
-            .decode(&envelope.signature.sig)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| ReceiptError::Malformed("signature is not 64 bytes".into()))?;
-        let signed = envelope.receipt.get().as_bytes();
-        key.verify(signed, &Signature::from_bytes(&sig))
-            .map_err(|_| ReceiptError::BadSignature)?;
+        let (_, signed) = envelope::open(bytes, "receipt", Some(key)).map_err(|e| match e {
+            EnvelopeError::Malformed(m) => ReceiptError::Malformed(m),
+            EnvelopeError::WrongSigner => ReceiptError::WrongSigner,
+            EnvelopeError::BadSignature => ReceiptError::BadSignature,
+        })?;
         let receipt: Receipt =
             serde_json::from_slice(signed).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
         if receipt.kind != RECEIPT_KIND || receipt.format != RECEIPT_FORMAT {
