@@ -134,6 +134,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Recording policy: get, set, diff, history (organization, team and device layers).
+    Policy {
+        #[command(subcommand)]
+        command: crate::cmd_policy::PolicyCommand,
+    },
     /// List the audit log (who did what, when, why).
     Audit {
         #[command(flatten)]

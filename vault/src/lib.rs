@@ -33,6 +33,8 @@ mod init;
 mod layout;
 pub mod metrics;
 pub mod openapi;
+pub mod policy;
+pub mod policy_push;
 pub mod s3_blobs;
 pub mod secrets;
 pub mod server;

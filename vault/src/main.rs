@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod cmd_policy;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -146,6 +147,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", identity.expose_secret());
             eprintln!("recording identity exported; the export is recorded in the audit log");
         }
+        Command::Policy { command } => cmd_policy::run(command)?,
         Command::Audit { data, verify } => {
             let records = Admin::open(&data.data)?.audit_records()?;
             println!("seq\tat\tactor\taction\ttarget\treason");

@@ -7,6 +7,7 @@
 //! | `GET /metrics` | | 200 Prometheus text ([`crate::metrics`]) |
 //! | `POST /v1/enroll` | [`EnrollRequest`] JSON | 200 [`crate::enroll::EnrollResponse`]; 400, 401 (token), 403 (revoked key) |
 //! | `POST /v1/heartbeat` | [`vigil_proto::api::SignedHeartbeat`] JSON | 200; 400, 403 |
+//! | `POST /v1/policy/poll` | [`vigil_proto::api::SignedPolicyPoll`] JSON | 200 the device's signed policy when newer than `after`; 204 after the wait; 400, 403 |
 //! | `GET /v1/gaps[?session=ID]` | (Basic auth, admin) | 200 gap report per session; 401, 403 |
 //! | `PUT /v1/segments/{session}/{sequence}` | [`vigil_proto::frame`] body | 201 receipt (200 for a duplicate); 400, 403, 409, 413, 422 |
 //! | `GET /openapi.json` | | 200 the API's OpenAPI 3.1 description ([`crate::openapi`]) |
@@ -44,6 +45,7 @@ use crate::Vault;
 struct AppState {
     vault: Arc<Vault>,
     metrics: Arc<Metrics>,
+    policy: crate::policy_push::PolicyHub,
 }
 
 /// The largest upload body accepted by default (64 MiB; a 10 s segment is a few MB).
@@ -65,6 +67,9 @@ pub enum ServeError {
     /// The certificate or key could not be loaded.
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// The policy could not be loaded from the metadata store.
+    #[error("policy: {0}")]
+    Policy(#[source] crate::store::StoreError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -195,6 +200,38 @@ async fn heartbeat(State(app): State<AppState>, body: Bytes) -> Response {
             error(status, e.code(), e.to_string())
         }
         None => task_failed(),
+    }
+}
+
+async fn policy_poll(State(app): State<AppState>, body: Bytes) -> Response {
+    use crate::policy_push::{answer_poll, check_poll, PollRefusal};
+    let vault = app.vault.clone();
+    let refused = |e: PollRefusal| {
+        let status = match &e {
+            PollRefusal::BadSignature | PollRefusal::UnknownDevice | PollRefusal::Revoked(_) => {
+                StatusCode::FORBIDDEN
+            }
+            PollRefusal::Malformed(_) | PollRefusal::Stale(_) => StatusCode::BAD_REQUEST,
+            PollRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PollRefusal::Store(_) => return internal(&e),
+        };
+        tracing::warn!(code = e.code(), error = %e, "policy poll refused");
+        error(status, e.code(), e.to_string())
+    };
+    let checked = match blocking(move || check_poll(&vault, &body)).await {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return refused(e),
+        None => return task_failed(),
+    };
+    match answer_poll(&app.vault, &app.policy, checked).await {
+        Ok(Some(signed)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            signed,
+        )
+            .into_response(),
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => refused(e),
     }
 }
 
@@ -383,13 +420,18 @@ async fn not_found(State(app): State<AppState>, uri: axum::http::Uri) -> Respons
 }
 
 /// The API's routes.
-pub fn router(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
+pub fn router(
+    vault: Arc<Vault>,
+    policy: crate::policy_push::PolicyHub,
+    max_body_bytes: usize,
+) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/enroll", post(enroll))
         .route("/v1/heartbeat", post(heartbeat))
+        .route("/v1/policy/poll", post(policy_poll))
         .route("/v1/gaps", get(gaps))
         .route(
             "/v1/segments/{session}/{sequence}",
@@ -399,6 +441,7 @@ pub fn router(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .with_state(AppState {
             vault,
             metrics: Arc::new(Metrics::default()),
+            policy,
         })
 }
 
@@ -420,10 +463,13 @@ impl Server {
                     addr: options.listen,
                     source,
                 })?;
+        let policy = crate::policy_push::PolicyHub::start(vault.clone())
+            .await
+            .map_err(ServeError::Policy)?;
         Ok(Self {
             listener,
             acceptor,
-            app: router(vault, options.max_body_bytes),
+            app: router(vault, policy, options.max_body_bytes),
         })
     }
 

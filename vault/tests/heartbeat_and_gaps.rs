@@ -25,6 +25,7 @@ fn heartbeat(device: Uuid, sessions: Vec<SessionProgress>, backlog: u64) -> Hear
             bytes: backlog * 1000,
             oldest: Some(time::OffsetDateTime::now_utc() - time::Duration::seconds(90)),
         },
+        agent: None,
     }
 }
 

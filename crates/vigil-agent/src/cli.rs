@@ -233,6 +233,7 @@ fn cmd_upload(args: UploadArgs, config: &AgentConfig) -> anyhow::Result<ExitCode
         receipt_key: enrollment.receipt_key()?,
         device_id: enrollment.device_id,
         device_key: key.signing_key().clone(),
+        report: Default::default(),
     };
     let uploader =
         vigil_spool::uploader::Uploader::start(spool.clone(), delivery, config.upload.uploader());

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use vigil_seal::{DeviceKey, Recipients, Sealer};
-use vigil_spool::uploader::{Delivery, Uploader, UploaderConfig};
+use vigil_spool::uploader::{AgentReportHandle, Delivery, Uploader, UploaderConfig};
 use vigil_spool::Spool;
 
 use crate::enrollment::Enrollment;
@@ -17,6 +17,10 @@ use crate::RecordError;
 pub(crate) struct Identity {
     pub sealer: Sealer,
     pub uploader: Option<Uploader>,
+    /// What heartbeats say about this agent (enrolled agents only).
+    pub report: Option<AgentReportHandle>,
+    /// The enrollment, when enrolled (the policy sync needs its keys and client).
+    pub enrollment: Option<Enrollment>,
 }
 
 /// Opens the device identity. Fails closed: no valid recipient or no device key, no recording.
@@ -31,17 +35,21 @@ pub(crate) fn open_identity(
             all.extend(extra_recipients.iter().cloned());
             let recipients = Recipients::parse(&all)?;
             let key = enrollment.device_key()?;
+            let report = AgentReportHandle::default();
             let delivery = Delivery {
                 client: enrollment.client()?,
                 receipt_key: enrollment.receipt_key()?,
                 device_id: enrollment.device_id,
                 device_key: key.signing_key().clone(),
+                report: report.clone(),
             };
             let sealer = Sealer::with_device_id(recipients, key, enrollment.device_id.to_string());
             let uploader = Uploader::start(spool.clone(), delivery, upload.clone());
             Ok(Identity {
                 sealer,
                 uploader: Some(uploader),
+                report: Some(report),
+                enrollment: Some(enrollment),
             })
         }
         None => {
@@ -50,6 +58,8 @@ pub(crate) fn open_identity(
             Ok(Identity {
                 sealer: Sealer::new(recipients, key),
                 uploader: None,
+                report: None,
+                enrollment: None,
             })
         }
     }

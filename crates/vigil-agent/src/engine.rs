@@ -160,6 +160,8 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     let Identity {
         mut sealer,
         uploader,
+        report: _report,
+        enrollment: _enrollment,
     } = open_identity(&spool, &options.recipients, &options.upload)?;
     wait_under_quota(&spool, options.quota_bytes, uploader.is_some(), &stop)?;
 

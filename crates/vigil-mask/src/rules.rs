@@ -2,89 +2,9 @@
 //! action. Built-in defaults cover payment fields in English, French, German and Spanish; a
 //! password field is always masked, whatever the rules say.
 
-use serde::{Deserialize, Serialize};
+pub use vigil_proto::mask_rules::{Action, Match, Rule, RuleError, ScreenAction};
 
 use crate::FieldInfo;
-
-/// What a rule does to the recording.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScreenAction {
-    /// Black out the whole screen.
-    Full,
-    /// Black out the field's rectangle (with padding); falls back to full when no rectangle is known.
-    Region,
-    /// Leave the screen.
-    None,
-}
-
-/// A rule's action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Action {
-    /// Screen action.
-    pub screen: ScreenAction,
-    /// Silence both voice tracks.
-    pub audio: bool,
-    /// How long the mask stays after the field loses focus, in milliseconds.
-    pub tail_ms: u64,
-}
-
-/// Patterns a field must match; each list is "any of", compared case-insensitively as
-/// substrings (ids, names, labels) or exactly (autocomplete tokens, roles, input types).
-/// Empty lists match anything; a rule with no patterns at all is refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Match {
-    /// Application names (substring).
-    pub app: Vec<String>,
-    /// Window titles (substring).
-    pub window_title: Vec<String>,
-    /// Page URLs (substring).
-    pub url: Vec<String>,
-    /// Accessible names / labels (substring).
-    pub name: Vec<String>,
-    /// Roles (exact).
-    pub role: Vec<String>,
-    /// Element ids (substring, separators ignored).
-    pub id: Vec<String>,
-    /// HTML names (substring, separators ignored).
-    pub html_name: Vec<String>,
-    /// Input types (exact).
-    pub input_type: Vec<String>,
-    /// Autocomplete tokens (exact).
-    pub autocomplete: Vec<String>,
-}
-
-/// A masking rule. Within a rule, the field must match every non-empty list of `all`, and at
-/// least one of the `any` alternatives when there are some.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    /// Stable id, written into the manifest of every span the rule masks.
-    pub id: String,
-    /// Conditions that must all hold (e.g. the application).
-    #[serde(default)]
-    pub all: Match,
-    /// Alternatives of which one must hold (e.g. a label, an id or an autocomplete token).
-    #[serde(default)]
-    pub any: Vec<Match>,
-    /// What to do.
-    pub action: Action,
-}
-
-/// Why a rule set was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RuleError {
-    /// A rule has no pattern at all: it would mask everything (or, read the other way, nothing
-    /// anybody meant).
-    #[error("rule {0:?} matches nothing in particular: give it at least one pattern")]
-    Empty(String),
-    /// Two rules share an id.
-    #[error("rule id {0:?} is used twice")]
-    DuplicateId(String),
-}
 
 fn folded(s: &str) -> String {
     s.to_lowercase()
@@ -114,32 +34,24 @@ fn equals_any(value: &Option<String>, patterns: &[String]) -> bool {
             .is_some_and(|v| patterns.iter().any(|p| p.eq_ignore_ascii_case(v)))
 }
 
-impl Match {
-    fn is_empty(&self) -> bool {
-        self == &Match::default()
-    }
-
-    fn matches(&self, f: &FieldInfo) -> bool {
-        contains_any(&f.app, &self.app, false)
-            && contains_any(&f.window_title, &self.window_title, false)
-            && contains_any(&f.url, &self.url, false)
-            && contains_any(&f.name, &self.name, false)
-            && equals_any(&f.role, &self.role)
-            && contains_any(&f.id, &self.id, true)
-            && contains_any(&f.html_name, &self.html_name, true)
-            && equals_any(&f.input_type, &self.input_type)
-            && (self.autocomplete.is_empty()
-                || f.autocomplete
-                    .iter()
-                    .any(|t| self.autocomplete.iter().any(|p| p.eq_ignore_ascii_case(t))))
-    }
+fn match_matches(m: &Match, f: &FieldInfo) -> bool {
+    contains_any(&f.app, &m.app, false)
+        && contains_any(&f.window_title, &m.window_title, false)
+        && contains_any(&f.url, &m.url, false)
+        && contains_any(&f.name, &m.name, false)
+        && equals_any(&f.role, &m.role)
+        && contains_any(&f.id, &m.id, true)
+        && contains_any(&f.html_name, &m.html_name, true)
+        && equals_any(&f.input_type, &m.input_type)
+        && (m.autocomplete.is_empty()
+            || f.autocomplete
+                .iter()
+                .any(|t| m.autocomplete.iter().any(|p| p.eq_ignore_ascii_case(t))))
 }
 
-impl Rule {
-    fn matches(&self, f: &FieldInfo) -> bool {
-        self.all.matches(f)
-            && (self.any.is_empty() || self.any.iter().any(|m| !m.is_empty() && m.matches(f)))
-    }
+fn rule_matches(r: &Rule, f: &FieldInfo) -> bool {
+    match_matches(&r.all, f)
+        && (r.any.is_empty() || r.any.iter().any(|m| !m.is_empty() && match_matches(m, f)))
 }
 
 /// The rule id used for password fields, which are masked whatever the rules say.
@@ -163,15 +75,7 @@ pub struct Decision {
 impl RuleSet {
     /// Validates rules (no empty rule, no duplicate id).
     pub fn new(rules: Vec<Rule>) -> Result<Self, RuleError> {
-        let mut seen = std::collections::HashSet::new();
-        for r in &rules {
-            if r.all.is_empty() && r.any.iter().all(Match::is_empty) {
-                return Err(RuleError::Empty(r.id.clone()));
-            }
-            if !seen.insert(r.id.clone()) {
-                return Err(RuleError::DuplicateId(r.id.clone()));
-            }
-        }
+        vigil_proto::mask_rules::validate_rules(&rules)?;
         Ok(Self { rules })
     }
 
@@ -212,7 +116,7 @@ impl RuleSet {
         }
         self.rules
             .iter()
-            .find(|r| r.matches(field))
+            .find(|r| rule_matches(r, field))
             .map(|r| Decision {
                 rule_id: r.id.clone(),
                 action: r.action,

@@ -55,6 +55,110 @@ pub struct Heartbeat {
     pub sessions: Vec<SessionProgress>,
     /// The outbox's backlog.
     pub backlog: Backlog,
+    /// The agent's own state (absent from agents older than issue 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentReport>,
+}
+
+/// What the agent says about itself in each heartbeat: the live state the console shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentReport {
+    /// The agent's version.
+    pub agent_version: String,
+    /// The policy version it applies (0: none received yet, built-in defaults).
+    pub policy_version: u64,
+    /// Policies it refused since it last reported (bad signature, other signer, …).
+    #[serde(default)]
+    pub policy_refusals: Vec<PolicyRefusal>,
+    /// A recording is running.
+    pub recording: bool,
+    /// Screen capture is running.
+    pub screen: bool,
+    /// Some mask is in force now (payment field, DTMF, CTI).
+    pub masked: bool,
+    /// The agent paused the recording.
+    pub paused: bool,
+}
+
+/// A policy the agent refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRefusal {
+    /// When it was refused.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    /// Why (the verification error; never the policy's content).
+    pub reason: String,
+}
+
+/// The `kind` of every policy poll.
+pub const POLICY_POLL_KIND: &str = "vigil.policy_poll";
+
+/// The agent's request for its policy (`POST /v1/policy/poll`, signed by the device key): the
+/// vault answers at once when it has a version newer than `after`, else holds the request up
+/// to `wait_seconds` and answers as soon as one appears (long poll).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPoll {
+    /// Always [`POLICY_POLL_KIND`].
+    pub kind: String,
+    /// The enrolled device id.
+    pub device_id: Uuid,
+    /// When the agent sent it (the vault refuses stale polls, so a captured one cannot be
+    /// replayed later).
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: time::OffsetDateTime,
+    /// The version the agent holds (0: none).
+    pub after: u64,
+    /// How long the vault may hold the request, in seconds.
+    pub wait_seconds: u32,
+}
+
+/// A policy poll with the device's signature.
+#[derive(Debug, Clone)]
+pub struct SignedPolicyPoll {
+    /// The parsed poll.
+    pub poll: PolicyPoll,
+    /// The key that signed it.
+    pub signer: VerifyingKey,
+    bytes: Vec<u8>,
+}
+
+impl SignedPolicyPoll {
+    /// Signs a poll with the device key.
+    pub fn sign(poll: &PolicyPoll, key: &SigningKey) -> Self {
+        Self {
+            poll: poll.clone(),
+            signer: key.verifying_key(),
+            bytes: envelope::seal("poll", poll, key),
+        }
+    }
+
+    /// Parses an envelope and checks its signature with the key it names; the caller checks
+    /// that key belongs to the device the poll names.
+    pub fn verify(bytes: &[u8]) -> Result<Self, HeartbeatError> {
+        let (signer, signed) = envelope::open(bytes, "poll", None).map_err(|e| match e {
+            EnvelopeError::BadSignature => HeartbeatError::BadSignature,
+            EnvelopeError::Malformed(m) => HeartbeatError::Malformed(m),
+            EnvelopeError::WrongSigner => HeartbeatError::Malformed("unexpected signer".into()),
+        })?;
+        let poll: PolicyPoll =
+            serde_json::from_slice(signed).map_err(|e| HeartbeatError::Malformed(e.to_string()))?;
+        if poll.kind != POLICY_POLL_KIND {
+            return Err(HeartbeatError::Malformed(format!("kind {}", poll.kind)));
+        }
+        Ok(Self {
+            poll,
+            signer,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// The envelope's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// One session as the agent sees it.
@@ -163,6 +267,11 @@ mod tests {
                 closed: false,
             }],
             backlog: Backlog::default(),
+            agent: Some(AgentReport {
+                agent_version: "1.0".into(),
+                policy_version: 3,
+                ..Default::default()
+            }),
         };
         let signed = SignedHeartbeat::sign(&heartbeat, &key);
         let back = SignedHeartbeat::verify(signed.as_bytes()).unwrap();

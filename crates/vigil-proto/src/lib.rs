@@ -8,6 +8,7 @@ pub mod api;
 mod envelope;
 pub mod frame;
 mod manifest;
+pub mod mask_rules;
 pub mod policy;
 pub mod receipt;
 mod signed;

@@ -10,6 +10,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{self, EnvelopeError};
+use crate::mask_rules::{validate_rules, Rule, RuleError};
 use uuid::Uuid;
 
 /// The `kind` of every signed policy.
@@ -20,33 +21,65 @@ pub const POLICY_KIND: &str = "vigil.policy";
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyLayer {
     /// Record the two voice tracks.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub voice: Option<bool>,
     /// Record the screen.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub screen: Option<bool>,
     /// Screen frames per second (1–30).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fps: Option<u32>,
     /// Largest recorded picture height in pixels (360–2160); wider desktops are scaled down.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_height: Option<u32>,
     /// Segment length in seconds (2–600).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub segment_seconds: Option<u32>,
     /// Delay line in milliseconds (500–5000): how far back a mask reaches.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mask_delay_ms: Option<u32>,
     /// Silence both voice tracks on DTMF tones.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dtmf_masking: Option<bool>,
     /// Mask payment and password fields on focus.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub focus_masking: Option<bool>,
     /// Agents may pause recording.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pause_allowed: Option<bool>,
     /// The longest pause in seconds (10–3600).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pause_max_seconds: Option<u32>,
     /// Days the vault keeps voice (1–3650).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_voice_days: Option<u32>,
     /// Days the vault keeps screen (1–3650, at most the voice's).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_screen_days: Option<u32>,
     /// Upload bandwidth cap in bytes per second (0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_max_bytes_per_second: Option<u64>,
     /// Unacknowledged bytes an agent's spool may hold (≥ 64 KiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub spool_quota_bytes: Option<u64>,
+    /// Which monitors to record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitors: Option<Monitors>,
+    /// Site masking rules, ahead of the built-in payment rules (replaces the lower layers'
+    /// list as a whole: rules are ordered, so lists do not merge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask_rules: Option<Vec<Rule>>,
+}
+
+/// Which monitors the screen recording covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitors {
+    /// The whole desktop, every monitor.
+    #[default]
+    All,
+    /// The primary monitor only.
+    Primary,
 }
 
 /// The resolved policy an agent applies.
@@ -81,6 +114,10 @@ pub struct Policy {
     pub upload_max_bytes_per_second: u64,
     /// Spool quota in bytes.
     pub spool_quota_bytes: u64,
+    /// Which monitors to record.
+    pub monitors: Monitors,
+    /// Site masking rules, ahead of the built-in payment rules.
+    pub mask_rules: Vec<Rule>,
 }
 
 impl Default for Policy {
@@ -101,6 +138,8 @@ impl Default for Policy {
             retention_screen_days: 180,
             upload_max_bytes_per_second: 0,
             spool_quota_bytes: 2 << 30,
+            monitors: Monitors::All,
+            mask_rules: Vec::new(),
         }
     }
 }
@@ -136,6 +175,14 @@ pub enum PolicyError {
     /// Values that contradict each other.
     #[error("policy: {0}")]
     Inconsistent(String),
+    /// A masking rule is unusable (matches nothing in particular, or reuses an id).
+    #[error("{scope:?} policy: mask_rules: {source}")]
+    Rules {
+        /// The layer that set them.
+        scope: LayerScope,
+        /// What is wrong.
+        source: RuleError,
+    },
 }
 
 macro_rules! overlay {
@@ -224,6 +271,9 @@ impl PolicyLayer {
             u64::MAX,
             ">= 65536",
         )?;
+        if let Some(rules) = &self.mask_rules {
+            validate_rules(rules).map_err(|source| PolicyError::Rules { scope, source })?;
+        }
         Ok(())
     }
 }
@@ -260,7 +310,11 @@ impl Policy {
                 retention_screen_days,
                 upload_max_bytes_per_second,
                 spool_quota_bytes,
+                monitors,
             );
+            if let Some(rules) = &layer.mask_rules {
+                policy.mask_rules = rules.clone();
+            }
         }
         if policy.retention_screen_days > policy.retention_voice_days {
             return Err(PolicyError::Inconsistent(format!(
@@ -407,6 +461,17 @@ mod tests {
             Policy::resolve(&inconsistent, None, None),
             Err(PolicyError::Inconsistent(_))
         ));
+        let nothing: PolicyLayer = serde_json::from_str(
+            r#"{"mask_rules": [{"id": "x", "action": {"screen": "full", "audio": true, "tail_ms": 0}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            Policy::resolve(&org, None, Some(&nothing))
+                .unwrap_err()
+                .to_string(),
+            "Agent policy: mask_rules: rule \"x\" matches nothing in particular: give it at least \
+             one pattern"
+        );
     }
 
     #[test]

@@ -105,6 +105,7 @@ fn heartbeat() -> Heartbeat {
             bytes: 4096,
             oldest: Some(time::OffsetDateTime::UNIX_EPOCH),
         },
+        agent: None,
     }
 }
 

@@ -216,4 +216,26 @@ impl VaultClient {
             .map_err(|e| RequestError::Transport(describe(&e)))?;
         Self::check(response).await.map(|_| ())
     }
+
+    /// `POST /v1/policy/poll` (long poll): the signed policy when the vault has one newer
+    /// than the poll's `after`, `None` when the wait ran out with nothing new.
+    pub async fn poll_policy(&self, signed: Vec<u8>) -> Result<Option<Vec<u8>>, RequestError> {
+        let response = self
+            .http
+            .post(format!("{}/v1/policy/poll", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(signed)
+            .send()
+            .await
+            .map_err(|e| RequestError::Transport(describe(&e)))?;
+        let response = Self::check(response).await?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| RequestError::Transport(describe(&e)))?;
+        Ok(Some(body.to_vec()))
+    }
 }

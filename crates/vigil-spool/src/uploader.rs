@@ -17,7 +17,9 @@ use rand::Rng as _;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use uuid::Uuid;
-use vigil_proto::api::{Backlog, Heartbeat, SessionProgress, SignedHeartbeat, HEARTBEAT_KIND};
+use vigil_proto::api::{
+    AgentReport, Backlog, Heartbeat, SessionProgress, SignedHeartbeat, HEARTBEAT_KIND,
+};
 use vigil_proto::frame::SegmentBody;
 use vigil_proto::receipt::SignedReceipt;
 use vigil_proto::sha256_hex;
@@ -64,7 +66,13 @@ pub struct Delivery {
     pub device_id: Uuid,
     /// The device key, to sign heartbeats.
     pub device_key: SigningKey,
+    /// What the agent says about itself in each heartbeat (set by the recorder and the policy
+    /// sync); refusals are cleared once a heartbeat carried them.
+    pub report: AgentReportHandle,
 }
+
+/// The agent's live state, shared between the recorder, the policy sync and the heartbeat.
+pub type AgentReportHandle = std::sync::Arc<std::sync::Mutex<AgentReport>>;
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -287,6 +295,13 @@ impl Worker {
                 return;
             }
         };
+        let report = self
+            .delivery
+            .report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let refusals = report.policy_refusals.len();
         let heartbeat = Heartbeat {
             kind: HEARTBEAT_KIND.into(),
             device_id: self.delivery.device_id,
@@ -307,15 +322,26 @@ impl Worker {
                     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok()
                 }),
             },
+            agent: Some(report),
         };
         let signed = SignedHeartbeat::sign(&heartbeat, &self.delivery.device_key);
-        if let Err(e) = self
+        match self
             .delivery
             .client
             .heartbeat(signed.as_bytes().to_vec())
             .await
         {
-            tracing::debug!(error = %e, "heartbeat not delivered");
+            Ok(()) => {
+                // Refusals reported once; newer ones (after the snapshot) stay for the next.
+                let mut shared = self
+                    .delivery
+                    .report
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let n = refusals.min(shared.policy_refusals.len());
+                shared.policy_refusals.drain(..n);
+            }
+            Err(e) => tracing::debug!(error = %e, "heartbeat not delivered"),
         }
     }
 }

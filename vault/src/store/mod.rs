@@ -8,8 +8,11 @@
 #[doc(hidden)]
 pub mod conformance;
 mod group_commit;
+pub mod policy;
 mod postgres;
 mod sqlite;
+
+pub use self::policy::{PolicyLayerRow, PolicyStore};
 
 pub use self::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
 pub use sqlite::SqliteStore;
@@ -231,7 +234,7 @@ impl AuditRecord {
 }
 
 /// The metadata operations the vault needs; one implementation per database.
-pub trait MetadataStore: Send + Sync + std::fmt::Debug {
+pub trait MetadataStore: PolicyStore + Send + Sync + std::fmt::Debug {
     /// Adds a user account. Fails if the name exists.
     fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// A user account by name.

@@ -11,6 +11,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+mod policy;
+
 use postgres::{Client, NoTls, Row};
 use uuid::Uuid;
 
@@ -133,6 +135,7 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
             )?;
         }
     }
+    tx.batch_execute(policy::SCHEMA)?;
     tx.commit()?;
     Ok(())
 }

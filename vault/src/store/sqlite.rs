@@ -16,6 +16,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
+mod policy;
+
 use super::group_commit::GroupCommit;
 use super::{
     AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, MetadataStore, SegmentFilter,
@@ -65,6 +67,7 @@ impl SqliteStore {
                 "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
         }
+        conn.execute_batch(policy::SCHEMA)?;
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open(path)?;
