@@ -304,6 +304,7 @@ fn cmd_status(
     } else {
         None
     };
+    let policy = vigil_agent::policy_sync::PolicyState::load(&spool_dir.join("config"));
     let agent = ControlEndpoint::folder()
         .map_err(anyhow::Error::from)
         .and_then(|folder| Ok(ControlClient::discover(&folder)?))
@@ -316,6 +317,7 @@ fn cmd_status(
         };
         if let Some(object) = value.as_object_mut() {
             object.insert("running".into(), agent.is_ok().into());
+            object.insert("policy".into(), serde_json::to_value(&policy)?);
             object.insert(
                 "backlog".into(),
                 backlog.as_ref().map_or(serde_json::Value::Null, |b| {
@@ -337,6 +339,16 @@ fn cmd_status(
         }
         if let Some(b) = &backlog {
             print!("{}", describe_backlog(b));
+        }
+        match policy.version {
+            0 => println!("Policy:      none from the vault (local configuration)"),
+            v => println!(
+                "Policy:      version {v} (received {})",
+                policy.received_at.as_deref().unwrap_or("?")
+            ),
+        }
+        for refusal in &policy.refusals {
+            println!("ALARM:       policy refused: {refusal}");
         }
     }
     Ok(if agent.is_ok() {
@@ -378,6 +390,7 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
             draw_pointer: true,
             display: args.display.or(config.capture.display.clone()),
         }),
+        voice: true,
         microphone: args.microphone.or(config.capture.microphone.clone()),
         system_audio: args.system_audio.or(config.capture.system_audio.clone()),
         communications_output: args

@@ -16,10 +16,13 @@ use vigil_spool::{Spool, SpoolError};
 
 use crate::control::{ControlEndpoint, ControlRequest, ControlServer, ServeError};
 use crate::delivery::{check_quota, open_identity, wait_under_quota, Identity};
-use crate::enrollment::EnrollError;
+use crate::enrollment::{EnrollError, Enrollment};
+use crate::live_policy::{apply_to_options, screen_template, LiveSession};
 use crate::masking::{FocusWatchdog, Masking, PausePolicy};
+use crate::policy_sync::{load_last_good, PolicySync, PolicyTrust};
 use crate::sealing::{seal_segment, SessionInfo};
 use vigil_mask::{MaskController, RuleSet};
+use vigil_spool::uploader::AgentReportHandle;
 
 /// What to record and where.
 #[derive(Debug, Clone)]
@@ -43,6 +46,8 @@ pub struct RecordOptions {
     pub delay: Duration,
     /// Screen capture (`None`: voice only).
     pub screen: Option<ScreenConfig>,
+    /// Record voice (false: both voice tracks are silenced by a mask span from the start).
+    pub voice: bool,
     /// Microphone device id (`None`: default).
     pub microphone: Option<String>,
     /// System-audio output id (`None`: default).
@@ -127,6 +132,11 @@ pub enum RecordError {
     Spool(#[source] SpoolError),
 }
 
+/// Updates what the next heartbeat says about this agent.
+fn set_report(report: &AgentReportHandle, f: impl FnOnce(&mut vigil_proto::api::AgentReport)) {
+    f(&mut report.lock().unwrap_or_else(|p| p.into_inner()));
+}
+
 /// Hands captured media to the segmenter, after the masking stage has seen new audio.
 fn feed(segmenter: &mut Segmenter, masking: &mut Masking, capture: Capture) {
     if let Capture::Audio(chunk) = &capture {
@@ -153,24 +163,47 @@ fn answer(
 
 /// Records one session until `stop` is set or the duration has passed, then finishes the segment
 /// in progress cleanly.
-pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSummary, RecordError> {
+pub fn record(
+    mut options: RecordOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<RecordSummary, RecordError> {
     let spool = Spool::open(&options.spool).map_err(RecordError::Spool)?;
     spool.reconcile().map_err(RecordError::Spool)?;
+    // An enrolled agent records as the vault's last good policy says, not as its local file.
+    let trust = match Enrollment::load(spool.root())? {
+        Some(e) => Some(PolicyTrust {
+            policy_key: e.policy_key()?,
+            device_id: e.device_id,
+        }),
+        None => None,
+    };
+    let last_good = trust
+        .as_ref()
+        .and_then(|t| load_last_good(&spool.config_dir(), t));
+    let screen_template = screen_template(&options);
+    if let Some(policy) = &last_good {
+        apply_to_options(&mut options, &policy.statement.policy);
+        tracing::info!(
+            version = policy.statement.version,
+            "recording under the vault's policy"
+        );
+    }
     // Fail closed before touching any device: no valid recipient, no recording.
     let Identity {
         mut sealer,
         uploader,
-        report: _report,
-        enrollment: _enrollment,
+        report,
+        enrollment,
     } = open_identity(&spool, &options.recipients, &options.upload)?;
     wait_under_quota(&spool, options.quota_bytes, uploader.is_some(), &stop)?;
 
     let clock = Clock::new();
     let (tx, rx) = unbounded::<Capture>();
     let mut sources = Vec::new();
-    if let Some(screen) = options.screen.clone() {
-        sources.push(vigil_capture::start_screen(screen, clock, tx.clone())?);
-    }
+    let screen_source = match options.screen.clone() {
+        Some(screen) => Some(vigil_capture::start_screen(screen, clock, tx.clone())?),
+        None => None,
+    };
     for (role, device) in [
         (AudioRole::Microphone, options.microphone.clone()),
         (AudioRole::SystemAudio, options.system_audio.clone()),
@@ -182,7 +215,7 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
         )?);
     }
     // Not awaited below: it idles while the communications output is the default output.
-    let expected = sources.len();
+    let expected = sources.len() + usize::from(screen_source.is_some());
     if options.communications_output.is_some() || vigil_capture::has_communications_device() {
         sources.push(vigil_capture::start_audio(
             AudioSourceConfig {
@@ -193,7 +226,8 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
             tx.clone(),
         )?);
     }
-    drop(tx);
+    // Kept for a screen source the policy may start later.
+    let screen_tx = tx;
 
     // The session starts once every source has opened its device (or after 3 s, whichever is
     // first), so that slow audio servers do not open every session with a gap.
@@ -271,6 +305,43 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     for capture in early {
         feed(&mut segmenter, &mut masking, capture);
     }
+    let policy_version = last_good.as_ref().map_or(0, |p| p.statement.version);
+    let mut live = LiveSession::new(
+        policy_version,
+        last_good.map(|p| p.statement.policy),
+        ScreenConfig {
+            fps: options.encoder.max_fps,
+            ..screen_template
+        },
+        screen_source,
+        screen_tx,
+        clock,
+    );
+    if !options.voice {
+        live.start_voice_off(origin, &mut segmenter);
+    }
+    let (policy_tx, policy_rx) = unbounded::<vigil_proto::policy::SignedPolicy>();
+    let _policy_sync = match (&enrollment, &trust, &report) {
+        (Some(e), Some(t), Some(r)) => {
+            set_report(r, |a| {
+                a.agent_version = env!("CARGO_PKG_VERSION").into();
+                a.policy_version = policy_version;
+                a.recording = true;
+            });
+            Some(PolicySync::start(
+                e.client()?,
+                e.device_key()?.signing_key().clone(),
+                t.clone(),
+                spool.config_dir(),
+                r.clone(),
+                policy_version,
+                policy_tx,
+            ))
+        }
+        _ => None,
+    };
+    let mut policies = policy_rx;
+    let mut reported_at = 0u64;
     let end_at = options.duration.map(|d| origin + d.as_nanos() as u64);
 
     // Sealing and disk writes run beside the encoder so that neither stalls capture.
@@ -335,9 +406,36 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
                 Ok(request) => answer(&mut masking, &mut segmenter, &clock, session_id, request),
                 Err(_) => controls = crossbeam_channel::never(),
             },
+            recv(policies) -> update => match update {
+                Ok(update) => {
+                    let version = update.statement.version;
+                    if let Err(e) = live.apply(version, update.statement.policy, &mut segmenter, &mut masking) {
+                        failure = Some(e.into());
+                        break clock.now_ns();
+                    }
+                    if let Some(r) = &report {
+                        set_report(r, |a| a.policy_version = version);
+                    }
+                    tracing::info!(version, "policy applied");
+                }
+                Err(_) => policies = crossbeam_channel::never(),
+            },
             default(Duration::from_millis(20)) => {}
         }
         let now = clock.now_ns();
+        if let Some(r) = report
+            .as_ref()
+            .filter(|_| now >= reported_at + 1_000_000_000)
+        {
+            reported_at = now;
+            let state = masking.state(now, segmenter.mask_timeline_mut(), None);
+            let screen = live.screen_on();
+            set_report(r, |a| {
+                a.masked = !state.masked.is_empty();
+                a.paused = state.paused.is_some();
+                a.screen = screen;
+            });
+        }
         if let Some(end) = end_at.filter(|end| now >= *end) {
             break end;
         }
@@ -357,6 +455,7 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
         }
     };
     drop(sources);
+    drop(live);
     for capture in rx.try_iter() {
         feed(&mut segmenter, &mut masking, capture);
     }
@@ -370,6 +469,12 @@ pub fn record(options: RecordOptions, stop: Arc<AtomicBool>) -> Result<RecordSum
     }
     drop(seal_tx);
     let written = writer.join().expect("sealer thread panicked");
+    if let Some(r) = &report {
+        set_report(r, |a| {
+            a.recording = false;
+            a.screen = false;
+        });
+    }
     if let Some(uploader) = uploader {
         uploader.stop(options.drain_on_stop);
     }

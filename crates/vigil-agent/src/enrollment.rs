@@ -148,6 +148,11 @@ impl Enrollment {
         })
     }
 
+    /// The vault's policy key: only policy signed by it is applied.
+    pub fn policy_key(&self) -> Result<VerifyingKey, EnrollError> {
+        parse_key("policy_public_key", &self.policy_public_key)
+    }
+
     /// The vault's receipt key.
     pub fn receipt_key(&self) -> Result<VerifyingKey, EnrollError> {
         parse_key("receipt_public_key", &self.receipt_public_key)

@@ -9,8 +9,10 @@ mod delivery;
 mod engine;
 pub mod enrollment;
 pub mod keystore;
+mod live_policy;
 mod masking;
 pub mod native_host;
+pub mod policy_sync;
 mod sealing;
 
 pub use config::{AgentConfig, ConfigError};
@@ -22,4 +24,10 @@ pub(crate) fn os_user() -> String {
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// RFC 3339 text of a time (UTC).
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }

@@ -61,6 +61,9 @@ pub struct Segmenter {
     start_ns: u64,
     last_frame: Option<VideoFrame>,
     events: Vec<CaptureEvent>,
+    /// Periods the screen recording was switched off (by policy): no picture is repeated into
+    /// them, so segments inside one carry voice only.
+    screen_off: Vec<(u64, Option<u64>)>,
 }
 
 fn event_kind(kind: SourceEventKind) -> CaptureEventKind {
@@ -88,6 +91,7 @@ impl Segmenter {
             start_ns: origin_ns,
             last_frame: None,
             events: Vec::new(),
+            screen_off: Vec::new(),
         })
     }
 
@@ -114,6 +118,35 @@ impl Segmenter {
                 detail,
             }),
         }
+    }
+
+    /// The screen recording was switched off at `at_ns` (its source already stopped): frames
+    /// captured before still go out, nothing of the screen is shown after it.
+    pub fn screen_off(&mut self, at_ns: u64, detail: String) {
+        if self.screen_off.last().is_some_and(|(_, to)| to.is_none()) {
+            return;
+        }
+        self.screen_off.push((at_ns, None));
+        self.events.push(CaptureEvent {
+            at_ns,
+            until_ns: None,
+            source: "screen".into(),
+            kind: CaptureEventKind::SourceStopped,
+            detail,
+        });
+    }
+
+    /// The screen recording was switched back on at `at_ns`.
+    pub fn screen_on(&mut self, at_ns: u64) {
+        if let Some((_, to @ None)) = self.screen_off.last_mut() {
+            *to = Some(at_ns);
+        }
+    }
+
+    fn is_screen_off(&self, at_ns: u64) -> bool {
+        self.screen_off
+            .iter()
+            .any(|(from, to)| at_ns >= *from && to.is_none_or(|to| at_ns < to))
     }
 
     /// Encodes what has waited long enough; returns the segments completed by `now_ns`.
@@ -197,6 +230,12 @@ impl Segmenter {
             let Some(edge) = self.mask.screen_edge_between(last.pts_ns, before_ns) else {
                 break;
             };
+            if self.is_screen_off(edge) {
+                // Nothing is shown while the screen is off; the picture comes back with the
+                // first frame after it.
+                self.last_frame = None;
+                break;
+            }
             let mut raw = last.clone();
             raw.pts_ns = edge;
             let mut shown = raw.clone();
@@ -280,7 +319,13 @@ impl Segmenter {
         };
         self.sequence += 1;
         self.start_ns = next_start;
-        if !last {
+        // Periods that ended before this segment are done with.
+        let start = self.start_ns;
+        self.screen_off
+            .retain(|(_, to)| to.is_none_or(|to| to > start));
+        if !last && self.is_screen_off(next_start) {
+            self.last_frame = None;
+        } else if !last {
             // Each segment opens with a keyframe of the screen as it was at the boundary.
             if let Some(mut frame) = self.last_frame.take() {
                 frame.pts_ns = next_start;

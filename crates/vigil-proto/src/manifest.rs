@@ -109,6 +109,8 @@ pub enum CaptureEventKind {
     SourceFailed,
     /// The source came back after a failure.
     SourceRecovered,
+    /// The source was switched off on purpose (the policy turned screen recording off).
+    SourceStopped,
 }
 
 /// An event of a capture source, stamped on the session clock.

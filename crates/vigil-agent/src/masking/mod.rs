@@ -56,6 +56,18 @@ impl Masking {
         }
     }
 
+    /// Turns DTMF masking on or off (policy).
+    pub(crate) fn set_dtmf(&mut self, on: bool) {
+        if on != self.dtmf.is_some() {
+            self.dtmf = on.then(HashMap::new);
+        }
+    }
+
+    /// Replaces the pause rules (policy); a pause in progress keeps its end.
+    pub(crate) fn set_pause_policy(&mut self, policy: PausePolicy) {
+        self.pause_policy = policy;
+    }
+
     /// Time-driven checks: a browser extension host that fell silent masks the screen.
     pub(crate) fn tick(&mut self, now_ns: u64, timeline: &mut MaskTimeline) {
         if let Some(event) = self.extension.as_mut().and_then(|l| l.check(now_ns)) {

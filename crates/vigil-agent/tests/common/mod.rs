@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use vigil_e2e::TestDesktop;
 
+pub mod rig;
+
 pub const AGENT: &str = env!("CARGO_BIN_EXE_vigil-agent");
 
 pub struct Identity {

@@ -1,0 +1,183 @@
+//! Applying the vault's policy to a recording (issue 5): before a session starts, the last
+//! good policy replaces the local configuration's settings; while it runs, a new policy is
+//! applied at once where that can be done without breaking the session — screen on or off
+//! (within one loop turn, voice untouched), frame rate, voice on or off, DTMF masking, pause
+//! rules — and the rest (segment length, delay line, masking rules, focus masking, upload
+//! settings) from the next session.
+
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use vigil_capture::{Capture, CaptureError, Clock, ScreenConfig, SourceHandle};
+use vigil_media::{MaskSpan, ScreenMask, Segmenter};
+use vigil_proto::policy::Policy;
+
+use crate::engine::RecordOptions;
+use crate::masking::{Masking, PausePolicy};
+
+/// The local configuration with the policy's settings in place of its own.
+pub(crate) fn apply_to_options(options: &mut RecordOptions, policy: &Policy) {
+    let template = screen_template(options);
+    options.screen = policy.screen.then_some(ScreenConfig {
+        fps: policy.fps,
+        ..template
+    });
+    options.encoder.max_fps = policy.fps;
+    options.segment = Duration::from_secs(u64::from(policy.segment_seconds));
+    options.delay = Duration::from_millis(u64::from(policy.mask_delay_ms));
+    options.dtmf_masking = policy.dtmf_masking;
+    options.focus_masking = policy.focus_masking;
+    options.pause_allowed = policy.pause_allowed;
+    options.pause_max = Duration::from_secs(u64::from(policy.pause_max_seconds));
+    options.mask_rules = policy.mask_rules.clone();
+    options.upload.max_bytes_per_second =
+        (policy.upload_max_bytes_per_second > 0).then_some(policy.upload_max_bytes_per_second);
+    options.quota_bytes = policy.spool_quota_bytes;
+    options.voice = policy.voice;
+}
+
+/// The screen settings to start from (display, pointer) when the policy turns the screen on.
+pub(crate) fn screen_template(options: &RecordOptions) -> ScreenConfig {
+    options.screen.clone().unwrap_or(ScreenConfig {
+        fps: options.encoder.max_fps,
+        draw_pointer: true,
+        display: None,
+    })
+}
+
+/// The parts of a session a policy can change while it runs.
+pub(crate) struct LiveSession {
+    /// The policy version in force (0: local configuration).
+    pub(crate) version: u64,
+    policy: Option<Policy>,
+    template: ScreenConfig,
+    screen: Option<SourceHandle>,
+    tx: Sender<Capture>,
+    clock: Clock,
+    /// The mask span silencing voice while the policy turns voice off.
+    voice_off: Option<usize>,
+}
+
+impl LiveSession {
+    pub(crate) fn new(
+        version: u64,
+        policy: Option<Policy>,
+        template: ScreenConfig,
+        screen: Option<SourceHandle>,
+        tx: Sender<Capture>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            version,
+            policy,
+            template,
+            screen,
+            tx,
+            clock,
+            voice_off: None,
+        }
+    }
+
+    /// Whether screen capture runs.
+    pub(crate) fn screen_on(&self) -> bool {
+        self.screen.is_some()
+    }
+
+    /// Voice off from the start of the session (the policy in force said so).
+    pub(crate) fn start_voice_off(&mut self, at_ns: u64, segmenter: &mut Segmenter) {
+        self.silence_voice(at_ns, segmenter);
+    }
+
+    fn silence_voice(&mut self, at_ns: u64, segmenter: &mut Segmenter) {
+        if self.voice_off.is_none() {
+            self.voice_off = Some(segmenter.mask_timeline_mut().add(MaskSpan {
+                start_ns: at_ns,
+                end_ns: u64::MAX,
+                screen: ScreenMask::None,
+                audio: true,
+                reason: format!("voice recording off by policy v{}", self.version),
+                rule_id: None,
+                trigger: "policy".into(),
+                decided_ns: Some(at_ns),
+            }));
+        }
+    }
+
+    /// Applies a new policy now.
+    pub(crate) fn apply(
+        &mut self,
+        version: u64,
+        policy: Policy,
+        segmenter: &mut Segmenter,
+        masking: &mut Masking,
+    ) -> Result<(), CaptureError> {
+        let now = self.clock.now_ns();
+        self.version = version;
+        let fps_changed = self.template.fps != policy.fps;
+        self.template.fps = policy.fps;
+        match (policy.screen, self.screen.is_some()) {
+            (false, true) => {
+                // Dropping the handle stops and joins the capture thread.
+                self.screen = None;
+                segmenter.screen_off(
+                    now,
+                    format!("screen recording turned off by policy v{version}"),
+                );
+                tracing::info!(version, "screen capture stopped by policy");
+            }
+            (true, false) => {
+                segmenter.screen_on(now);
+                self.screen = Some(vigil_capture::start_screen(
+                    self.template.clone(),
+                    self.clock,
+                    self.tx.clone(),
+                )?);
+                tracing::info!(version, "screen capture started by policy");
+            }
+            (true, true) if fps_changed => {
+                self.screen = None;
+                self.screen = Some(vigil_capture::start_screen(
+                    self.template.clone(),
+                    self.clock,
+                    self.tx.clone(),
+                )?);
+                tracing::info!(
+                    version,
+                    fps = policy.fps,
+                    "screen capture restarted at a new rate"
+                );
+            }
+            _ => {}
+        }
+        match (policy.voice, self.voice_off) {
+            (false, None) => self.silence_voice(now, segmenter),
+            (true, Some(index)) => {
+                segmenter.mask_timeline_mut().close(index, now);
+                self.voice_off = None;
+            }
+            _ => {}
+        }
+        masking.set_dtmf(policy.dtmf_masking);
+        masking.set_pause_policy(PausePolicy {
+            allowed: policy.pause_allowed,
+            max_ns: u64::from(policy.pause_max_seconds) * 1_000_000_000,
+        });
+        if let Some(old) = &self.policy {
+            let later = old.segment_seconds != policy.segment_seconds
+                || old.mask_delay_ms != policy.mask_delay_ms
+                || old.mask_rules != policy.mask_rules
+                || old.focus_masking != policy.focus_masking
+                || old.upload_max_bytes_per_second != policy.upload_max_bytes_per_second
+                || old.spool_quota_bytes != policy.spool_quota_bytes;
+            if later {
+                tracing::info!(
+                    version,
+                    "segment length, delay, masking rules, focus masking and upload settings \
+                     apply from the next session"
+                );
+            }
+        }
+        self.policy = Some(policy);
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! Policy from the vault (issue 5): a thread keeps one long poll open to the vault
+//! (`POST /v1/policy/poll`, signed by the device key), verifies every policy it receives with
+//! the vault's policy key from enrollment and this device's id, keeps the last good one in the
+//! spool (`config/policy.json`, the signed bytes as received, verified again on every load)
+//! and hands it to the recorder, which applies it live.
+//!
+//! A policy that does not verify (altered in transit, signed by another key, addressed to
+//! another device) is refused: the last good policy stays in force, the refusal is logged,
+//! kept in `config/policy-state.json` for `vigil-agent status`, and reported to the vault in
+//! the next heartbeat.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use vigil_proto::api::{PolicyPoll, PolicyRefusal, SignedPolicyPoll, POLICY_POLL_KIND};
+use vigil_proto::policy::SignedPolicy;
+use vigil_spool::client::VaultClient;
+use vigil_spool::uploader::AgentReportHandle;
+
+/// How long the vault may hold a poll.
+const POLL_WAIT_SECONDS: u32 = 25;
+/// Refusals kept for `status`.
+const KEPT_REFUSALS: usize = 10;
+
+/// The last good policy's file in the spool.
+pub fn policy_path(config_dir: &Path) -> PathBuf {
+    config_dir.join("policy.json")
+}
+
+fn state_path(config_dir: &Path) -> PathBuf {
+    config_dir.join("policy-state.json")
+}
+
+/// What `vigil-agent status` shows about policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PolicyState {
+    /// The version in force (0: none received, local configuration).
+    pub version: u64,
+    /// When it was received (RFC 3339).
+    pub received_at: Option<String>,
+    /// The latest refusals, newest last.
+    pub refusals: Vec<String>,
+}
+
+impl PolicyState {
+    /// Reads the state file (empty when there is none).
+    pub fn load(config_dir: &Path) -> Self {
+        std::fs::read(state_path(config_dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(&self, config_dir: &Path) {
+        let json = serde_json::to_vec_pretty(self).expect("state serializes");
+        if let Err(e) = vigil_spool::write_atomic(&state_path(config_dir), &json) {
+            tracing::warn!(error = %e, "policy state not saved");
+        }
+    }
+}
+
+/// Who this device is to the vault, for verifying policy.
+#[derive(Clone)]
+pub struct PolicyTrust {
+    /// The vault's policy key.
+    pub policy_key: VerifyingKey,
+    /// This device's id.
+    pub device_id: Uuid,
+}
+
+/// The last good policy kept in the spool, verified again (a file edited on disk is refused
+/// like a policy altered in transit).
+pub fn load_last_good(config_dir: &Path, trust: &PolicyTrust) -> Option<SignedPolicy> {
+    let bytes = std::fs::read(policy_path(config_dir)).ok()?;
+    match SignedPolicy::verify(&bytes, &trust.policy_key, trust.device_id) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::error!(error = %e, "stored policy refused; local configuration in force");
+            note_refusal(config_dir, None, format!("stored policy: {e}"));
+            None
+        }
+    }
+}
+
+fn note_refusal(config_dir: &Path, report: Option<&AgentReportHandle>, reason: String) {
+    let mut state = PolicyState::load(config_dir);
+    state.refusals.push(format!(
+        "{} {reason}",
+        crate::rfc3339(time::OffsetDateTime::now_utc())
+    ));
+    let excess = state.refusals.len().saturating_sub(KEPT_REFUSALS);
+    state.refusals.drain(..excess);
+    state.save(config_dir);
+    if let Some(report) = report {
+        report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .policy_refusals
+            .push(PolicyRefusal {
+                at: time::OffsetDateTime::now_utc(),
+                reason,
+            });
+    }
+}
+
+/// The running poller; dropping it stops it (a poll in flight is abandoned).
+pub struct PolicySync {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PolicySync {
+    /// Starts polling from `version` (the one in force). New good policies go to `updates`.
+    pub fn start(
+        client: VaultClient,
+        device_key: SigningKey,
+        trust: PolicyTrust,
+        config_dir: PathBuf,
+        report: AgentReportHandle,
+        version: u64,
+        updates: Sender<SignedPolicy>,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("policy-sync".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "policy sync runtime did not start");
+                        return;
+                    }
+                };
+                let poller = Poller {
+                    client,
+                    device_key,
+                    trust,
+                    config_dir,
+                    report,
+                    updates,
+                };
+                runtime.block_on(poller.run(version, flag));
+            })
+            .expect("spawn policy sync thread");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for PolicySync {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Poller {
+    client: VaultClient,
+    device_key: SigningKey,
+    trust: PolicyTrust,
+    config_dir: PathBuf,
+    report: AgentReportHandle,
+    updates: Sender<SignedPolicy>,
+}
+
+impl Poller {
+    async fn run(self, mut version: u64, stop: Arc<AtomicBool>) {
+        let mut failures: u32 = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let poll = PolicyPoll {
+                kind: POLICY_POLL_KIND.into(),
+                device_id: self.trust.device_id,
+                sent_at: time::OffsetDateTime::now_utc(),
+                after: version,
+                wait_seconds: POLL_WAIT_SECONDS,
+            };
+            let signed = SignedPolicyPoll::sign(&poll, &self.device_key);
+            let request = self.client.poll_policy(signed.as_bytes().to_vec());
+            // Checked every 200 ms so a stop does not wait for the vault's answer.
+            let answer = tokio::select! {
+                answer = request => answer,
+                () = wait_for(&stop) => return,
+            };
+            let retry = match answer {
+                Ok(None) => None,
+                Ok(Some(bytes)) => self.accept(&bytes, &mut version),
+                Err(e) => {
+                    tracing::debug!(error = %e, "policy poll failed");
+                    Some(())
+                }
+            };
+            if retry.is_some() {
+                failures += 1;
+                let delay = Duration::from_secs(1 << failures.min(5)).min(Duration::from_secs(30));
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = wait_for(&stop) => return,
+                }
+            } else {
+                failures = 0;
+            }
+        }
+    }
+
+    /// Verifies and keeps a policy; `Some` when the poll should back off (a refusal).
+    fn accept(&self, bytes: &[u8], version: &mut u64) -> Option<()> {
+        match SignedPolicy::verify(bytes, &self.trust.policy_key, self.trust.device_id) {
+            Ok(policy) if policy.statement.version > *version => {
+                if let Err(e) = vigil_spool::write_atomic(&policy_path(&self.config_dir), bytes) {
+                    // Applied anyway: losing it on restart only means fetching it again.
+                    tracing::warn!(error = %e, "policy not kept in the spool");
+                }
+                *version = policy.statement.version;
+                let mut state = PolicyState::load(&self.config_dir);
+                state.version = *version;
+                state.received_at = Some(crate::rfc3339(time::OffsetDateTime::now_utc()));
+                state.save(&self.config_dir);
+                tracing::info!(version = *version, "policy received");
+                let _ = self.updates.send(policy);
+                None
+            }
+            // An older or equal version (a replay, or a vault restored from backup): ignored.
+            Ok(policy) => {
+                tracing::warn!(
+                    received = policy.statement.version,
+                    held = *version,
+                    "policy not newer than the one in force: ignored"
+                );
+                Some(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "policy refused; the last good policy stays in force");
+                note_refusal(&self.config_dir, Some(&self.report), e.to_string());
+                Some(())
+            }
+        }
+    }
+}
+
+async fn wait_for(stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
