@@ -134,6 +134,14 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Agents' live state: recording, screen, masked, paused, backlog, policy and agent versions.
+    Agents {
+        #[command(flatten)]
+        data: Data,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Recording policy: get, set, diff, history (organization, team and device layers).
     Policy {
         #[command(subcommand)]

@@ -3,9 +3,9 @@
 //! the fleet's backlog shows in the metrics.
 
 use uuid::Uuid;
-use vigil_proto::api::{Backlog, HeartbeatError, SignedHeartbeat};
+use vigil_proto::api::{AgentReport, Backlog, HeartbeatError, SignedHeartbeat};
 
-use crate::store::{SessionReport, StoreError};
+use crate::store::{AgentStateRow, SessionReport, StoreError};
 use crate::Vault;
 
 /// Most sessions one heartbeat may report (an agent reports the last day's).
@@ -57,6 +57,56 @@ pub struct HeartbeatAccepted {
     pub sessions: usize,
 }
 
+/// Most policy refusals one heartbeat may report, and the longest reason kept.
+const MAX_REFUSALS: usize = 20;
+const MAX_REASON: usize = 300;
+
+/// Audit action: an agent refused a policy (bad signature, other signer, …).
+pub const ACTION_POLICY_REFUSED: &str = "policy.refused_by_agent";
+
+/// Stores what the agent says about itself and audits the policies it refused.
+fn record_agent_state(
+    vault: &Vault,
+    device: Uuid,
+    now: i64,
+    agent: &AgentReport,
+    backlog: &Backlog,
+) -> Result<(), HeartbeatRefusal> {
+    if agent.policy_refusals.len() > MAX_REFUSALS || agent.agent_version.len() > 64 {
+        return Err(HeartbeatRefusal::Implausible(format!(
+            "{} policy refusals",
+            agent.policy_refusals.len()
+        )));
+    }
+    let reason = |text: &str| text.chars().take(MAX_REASON).collect::<String>();
+    let last = agent.policy_refusals.last();
+    vault.store().put_agent_state(&AgentStateRow {
+        device_id: device,
+        reported_at: now,
+        agent_version: agent.agent_version.clone(),
+        policy_version: i64::try_from(agent.policy_version).unwrap_or(i64::MAX),
+        recording: agent.recording,
+        screen: agent.screen,
+        masked: agent.masked,
+        paused: agent.paused,
+        backlog_segments: i64::try_from(backlog.segments).unwrap_or(i64::MAX),
+        backlog_bytes: i64::try_from(backlog.bytes).unwrap_or(i64::MAX),
+        last_refusal: last.map(|r| reason(&r.reason)),
+        last_refusal_at: last.map(|r| r.at.unix_timestamp()),
+    })?;
+    for refusal in &agent.policy_refusals {
+        tracing::warn!(%device, reason = %reason(&refusal.reason), "agent refused a policy");
+        crate::audit::record(
+            vault.store(),
+            &format!("device:{device}"),
+            ACTION_POLICY_REFUSED,
+            Some(device.to_string()),
+            Some(reason(&refusal.reason)),
+        )?;
+    }
+    Ok(())
+}
+
 /// Verifies a heartbeat and stores its session reports.
 pub fn record_heartbeat(vault: &Vault, body: &[u8]) -> Result<HeartbeatAccepted, HeartbeatRefusal> {
     let signed = SignedHeartbeat::verify(body)?;
@@ -98,6 +148,9 @@ pub fn record_heartbeat(vault: &Vault, body: &[u8]) -> Result<HeartbeatAccepted,
             reported_at: now,
         })?;
         recorded += 1;
+    }
+    if let Some(agent) = &hb.agent {
+        record_agent_state(vault, device.id, now, agent, &hb.backlog)?;
     }
     tracing::debug!(device = %device.id, sessions = recorded, backlog = hb.backlog.segments, "heartbeat");
     Ok(HeartbeatAccepted {

@@ -31,6 +31,7 @@ pub mod identity;
 pub mod ingest;
 mod init;
 mod layout;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;

@@ -148,6 +148,33 @@ fn main() -> anyhow::Result<()> {
             eprintln!("recording identity exported; the export is recorded in the audit log");
         }
         Command::Policy { command } => cmd_policy::run(command)?,
+        Command::Agents { data, json } => {
+            let admin = Admin::open(&data.data)?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let agents = vigil_vault::live::agents(admin.store(), now, None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&agents)?);
+            } else {
+                println!("device\thostname\tuser\tteam\tstatus\tscreen\tmasked\tpaused\tbacklog\tpolicy\tagent\tlast_refusal");
+                for a in agents {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        a.device_id,
+                        a.hostname,
+                        a.user,
+                        a.team.as_deref().unwrap_or("-"),
+                        a.status,
+                        a.screen,
+                        a.masked,
+                        a.paused,
+                        a.backlog_segments,
+                        a.policy_version,
+                        a.agent_version.as_deref().unwrap_or("-"),
+                        a.last_policy_refusal.map_or("-".into(), |(_, r)| r),
+                    );
+                }
+            }
+        }
         Command::Audit { data, verify } => {
             let records = Admin::open(&data.data)?.audit_records()?;
             println!("seq\tat\tactor\taction\ttarget\treason");

@@ -233,7 +233,13 @@ fn cmd_upload(args: UploadArgs, config: &AgentConfig) -> anyhow::Result<ExitCode
         receipt_key: enrollment.receipt_key()?,
         device_id: enrollment.device_id,
         device_key: key.signing_key().clone(),
-        report: Default::default(),
+        // Not recording: the heartbeat says so, with the policy version kept in the spool.
+        report: std::sync::Arc::new(std::sync::Mutex::new(vigil_proto::api::AgentReport {
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            policy_version: vigil_agent::policy_sync::PolicyState::load(&spool.config_dir())
+                .version,
+            ..Default::default()
+        })),
     };
     let uploader =
         vigil_spool::uploader::Uploader::start(spool.clone(), delivery, config.upload.uploader());

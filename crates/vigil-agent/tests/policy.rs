@@ -221,3 +221,139 @@ fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
     assert!(changes[0].contains("PCI review"), "{audit}");
     assert!(changes[1].contains("review done"), "{audit}");
 }
+
+/// The agent's `status --json`.
+fn status(rig: &Rig) -> serde_json::Value {
+    let out = rig.agent(&["status", "--json"]).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_policy_altered_in_transit_or_signed_by_another_key_is_refused_and_reported() {
+    use common::tls_proxy::{Rewrite, TlsProxy};
+    use std::sync::Arc;
+
+    let rig = unenrolled("[recording]\nsegment_seconds = 2\n");
+    let proxy = TlsProxy::start(rig.vault.port().unwrap(), &rig.vault.ca_file());
+    let proxy_ca = rig.desk.dir().join("proxy-ca.pem");
+    std::fs::write(&proxy_ca, proxy.ca_pem()).unwrap();
+    rig.enroll(&proxy.url(), &proxy_ca, Some("support"));
+
+    // A good policy first: the agent applies and keeps it.
+    set_policy(
+        &rig,
+        &["--org"],
+        r#"{"fps": 4, "segment_seconds": 2}"#,
+        "baseline",
+    );
+    run_ok(&mut rig.agent(&["record", "--for", "4"]));
+    assert_eq!(status(&rig)["policy"]["version"], 1, "{}", status(&rig));
+
+    // Then an attacker on the path flips the screen switch inside the signed statement…
+    proxy.set(Rewrite::Replace(
+        "\"screen\":false".into(),
+        "\"screen\":true".into(),
+    ));
+    let mut recording = rig
+        .agent(&["record", "--for", "16"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // (the real change turns the screen off; what arrives says on)
+    set_policy(
+        &rig,
+        &["--team", "support"],
+        r#"{"screen": false}"#,
+        "tamper 1",
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    // …and then answers with a policy it signed itself.
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    proxy.set(Rewrite::With(Arc::new(move |real: &[u8]| {
+        let envelope: serde_json::Value = serde_json::from_slice(real).unwrap();
+        let mut statement: vigil_proto::policy::PolicyStatement =
+            serde_json::from_value(envelope["statement"].clone()).unwrap();
+        statement.policy.screen = false;
+        statement.version += 100;
+        vigil_proto::policy::SignedPolicy::sign(&statement, &forger)
+            .as_bytes()
+            .to_vec()
+    })));
+    set_policy(
+        &rig,
+        &["--team", "support"],
+        r#"{"screen": false, "fps": 2}"#,
+        "tamper 2",
+    );
+    let status_code = wait_with_deadline(&mut recording, Duration::from_secs(90));
+    let mut log = String::new();
+    std::io::Read::read_to_string(recording.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(status_code.success(), "{log}");
+    assert!(
+        proxy.rewritten() >= 2,
+        "{} answers rewritten",
+        proxy.rewritten()
+    );
+    assert!(log.contains("policy refused"), "{log}");
+    assert!(!log.contains("policy applied"), "{log}");
+
+    // The last good policy stayed in force, on disk too, and the refusals are shown.
+    let state = status(&rig);
+    assert_eq!(state["policy"]["version"], 1, "{state}");
+    let refusals = state["policy"]["refusals"].to_string();
+    assert!(refusals.contains("signature does not verify"), "{refusals}");
+    assert!(refusals.contains("another key"), "{refusals}");
+
+    // Screen capture never stopped: every segment of that recording has its screen.
+    let upload = rig.upload_all();
+    assert!(upload.contains("Backlog:     0 segments"), "{upload}");
+    let export = rig.export_and_verify("export");
+    let mut sessions: Vec<_> = std::fs::read_dir(export.join("sessions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    sessions.sort_by_key(|s| manifests(s).len());
+    let second = manifests(sessions.last().unwrap());
+    assert!(second.len() >= 7, "{} segments", second.len());
+    for m in &second {
+        assert!(
+            has_blob(m, "screen"),
+            "segment {} lost its screen",
+            m["sequence"]
+        );
+        assert!(events(m, "screen", "source_stopped").is_empty());
+    }
+
+    // The vault heard of the refusals: live state and audit log.
+    let agents = rig.vault.run(&["agents", "--json"], true).unwrap();
+    let agents: serde_json::Value = serde_json::from_slice(&agents.stdout).unwrap();
+    assert_eq!(agents[0]["policy_version"], 1, "{agents}");
+    assert!(
+        agents[0]["last_policy_refusal"]
+            .to_string()
+            .contains("verify")
+            || agents[0]["last_policy_refusal"]
+                .to_string()
+                .contains("another key"),
+        "{agents}"
+    );
+    let audit = rig.vault.run(&["audit", "--verify"], true).unwrap();
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    let refused = audit
+        .lines()
+        .filter(|l| l.contains("policy.refused_by_agent"))
+        .count();
+    assert!(refused >= 2, "{audit}");
+
+    // A restart starts from the last good policy kept in the spool.
+    proxy.set(Rewrite::Nothing);
+    let out = rig
+        .agent(&["record", "--for", "2"])
+        .env("VIGIL_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("recording under the vault's policy"), "{log}");
+}

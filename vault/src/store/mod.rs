@@ -8,10 +8,12 @@
 #[doc(hidden)]
 pub mod conformance;
 mod group_commit;
+pub mod live;
 pub mod policy;
 mod postgres;
 mod sqlite;
 
+pub use self::live::{AgentStateRow, LiveStore};
 pub use self::policy::{PolicyLayerRow, PolicyStore};
 
 pub use self::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
@@ -234,7 +236,7 @@ impl AuditRecord {
 }
 
 /// The metadata operations the vault needs; one implementation per database.
-pub trait MetadataStore: PolicyStore + Send + Sync + std::fmt::Debug {
+pub trait MetadataStore: PolicyStore + LiveStore + Send + Sync + std::fmt::Debug {
     /// Adds a user account. Fails if the name exists.
     fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// A user account by name.

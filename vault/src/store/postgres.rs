@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+mod live;
 mod policy;
 
 use postgres::{Client, NoTls, Row};
@@ -136,6 +137,7 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
         }
     }
     tx.batch_execute(policy::SCHEMA)?;
+    tx.batch_execute(live::SCHEMA)?;
     tx.commit()?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
+mod live;
 mod policy;
 
 use super::group_commit::GroupCommit;
@@ -68,6 +69,7 @@ impl SqliteStore {
             ))?;
         }
         conn.execute_batch(policy::SCHEMA)?;
+        conn.execute_batch(live::SCHEMA)?;
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open(path)?;

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use vigil_e2e::TestDesktop;
 
 pub mod rig;
+pub mod tls_proxy;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_vigil-agent");
 

@@ -23,6 +23,16 @@ pub fn rig(config: &str, enroll_url: Option<&str>) -> Rig {
 
 /// Like [`rig`], the device enrolled into `team` (its token names the team).
 pub fn rig_in_team(config: &str, enroll_url: Option<&str>, team: Option<&str>) -> Rig {
+    let rig = unenrolled(config);
+    let url = enroll_url
+        .map(str::to_owned)
+        .unwrap_or_else(|| rig.vault.url());
+    rig.enroll(&url, &rig.vault.ca_file(), team);
+    rig
+}
+
+/// A desktop with a keyring, a served vault and the agent's configuration; not enrolled yet.
+pub fn unenrolled(config: &str) -> Rig {
     let mut desk = TestDesktop::start().unwrap();
     desk.start_keyring().unwrap();
     let mut vault = TestVault::init(&desk.dir().join("vault")).unwrap();
@@ -34,28 +44,6 @@ pub fn rig_in_team(config: &str, enroll_url: Option<&str>, team: Option<&str>) -
         format!("[control]\nenabled = false\n[upload]\nheartbeat_seconds = 1\nmax_retry_seconds = 3\n{config}"),
     )
     .unwrap();
-    let token = match team {
-        Some(team) => {
-            let out = vault
-                .run(&["token", "create", "--team", team], true)
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        }
-        None => vault.token().unwrap(),
-    };
-    let url = enroll_url.map(str::to_owned).unwrap_or_else(|| vault.url());
-    let out = run_ok(
-        agent(&desk)
-            .arg("--config")
-            .arg(&config_path)
-            .args(["enroll", "--vault", &url, "--token", &token, "--ca"])
-            .arg(vault.ca_file())
-            .arg("--spool")
-            .arg(&spool),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Enrolled as device"), "{stdout}");
-    assert!(stdout.contains("OS keystore"), "{stdout}");
     Rig {
         desk,
         vault,
@@ -65,6 +53,32 @@ pub fn rig_in_team(config: &str, enroll_url: Option<&str>, team: Option<&str>) -
 }
 
 impl Rig {
+    /// Enrolls the agent at `url`, pinning `ca`, into `team`.
+    pub fn enroll(&self, url: &str, ca: &Path, team: Option<&str>) {
+        let token = match team {
+            Some(team) => {
+                let out = self
+                    .vault
+                    .run(&["token", "create", "--team", team], true)
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            }
+            None => self.vault.token().unwrap(),
+        };
+        let out = run_ok(
+            agent(&self.desk)
+                .arg("--config")
+                .arg(&self.config)
+                .args(["enroll", "--vault", url, "--token", &token, "--ca"])
+                .arg(ca)
+                .arg("--spool")
+                .arg(&self.spool),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("Enrolled as device"), "{stdout}");
+        assert!(stdout.contains("OS keystore"), "{stdout}");
+    }
+
     pub fn agent(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = agent(&self.desk);
         cmd.arg("--config").arg(&self.config).args(args);
