@@ -15,6 +15,9 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+/// A rewrite of a whole answer body.
+pub type BodyRewrite = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
 /// What the proxy does to a policy answer (`200` of `POST /v1/policy/poll`).
 #[derive(Clone)]
 pub enum Rewrite {
@@ -23,7 +26,7 @@ pub enum Rewrite {
     /// Replaces bytes in the signed statement, leaving the signature as it was.
     Replace(String, String),
     /// Replaces the whole answer with the result of this function of the real one.
-    With(Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>),
+    With(BodyRewrite),
 }
 
 /// A running proxy; stops accepting when dropped.
