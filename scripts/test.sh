@@ -33,4 +33,12 @@ set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
+
+# Issue 5's propagation acceptance: 1,000 connected agents get a policy change, p99 ≤ 2 s.
+echo "== policy propagation benchmark (1,000 agents)"
+set +e
+cargo test -p vigil-vault --locked --bench vigil-vault-policy-bench -- --agents 1000 --max-p99-ms 2000
+bench_status=$?
+set -e
+if [ "$status" -eq 0 ]; then status=$bench_status; fi
 exit "$status"
