@@ -2,8 +2,9 @@
 //! good policy replaces the local configuration's settings; while it runs, a new policy is
 //! applied at once where that can be done without breaking the session — screen on or off
 //! (within one loop turn, voice untouched), frame rate, voice on or off, DTMF masking, pause
-//! rules — and the rest (segment length, delay line, masking rules, focus masking, upload
-//! settings) from the next session.
+//! rules — and the rest (segment length, delay line, picture height cap, masking rules, focus
+//! masking, upload settings) from the next session. `monitors = primary` is not applied yet:
+//! the whole desktop is recorded (logged once per session).
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub(crate) fn apply_to_options(options: &mut RecordOptions, policy: &Policy) {
         ..template
     });
     options.encoder.max_fps = policy.fps;
+    options.encoder.max_height = policy.max_height;
     options.segment = Duration::from_secs(u64::from(policy.segment_seconds));
     options.delay = Duration::from_millis(u64::from(policy.mask_delay_ms));
     options.dtmf_masking = policy.dtmf_masking;
@@ -34,6 +36,11 @@ pub(crate) fn apply_to_options(options: &mut RecordOptions, policy: &Policy) {
         (policy.upload_max_bytes_per_second > 0).then_some(policy.upload_max_bytes_per_second);
     options.quota_bytes = policy.spool_quota_bytes;
     options.voice = policy.voice;
+    if policy.monitors != vigil_proto::policy::Monitors::All {
+        tracing::warn!(
+            "policy asks for the primary monitor only; this agent records every monitor"
+        );
+    }
 }
 
 /// The screen settings to start from (display, pointer) when the policy turns the screen on.
@@ -164,6 +171,7 @@ impl LiveSession {
         });
         if let Some(old) = &self.policy {
             let later = old.segment_seconds != policy.segment_seconds
+                || old.max_height != policy.max_height
                 || old.mask_delay_ms != policy.mask_delay_ms
                 || old.mask_rules != policy.mask_rules
                 || old.focus_masking != policy.focus_masking

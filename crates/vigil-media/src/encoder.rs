@@ -24,6 +24,9 @@ pub struct EncoderConfig {
     pub threads: u32,
     /// Extra x264 options (`key=value:key=value`), after Vigil's own.
     pub x264_params: String,
+    /// Largest encoded picture height (0: the desktop's); taller desktops are scaled down,
+    /// keeping their aspect ratio.
+    pub max_height: u32,
 }
 
 /// Vigil's x264 options for screen content: one keyframe, at the segment's start; no B-frames
@@ -42,8 +45,18 @@ impl Default for EncoderConfig {
             audio_bitrate: 16_000,
             threads: 1,
             x264_params: String::new(),
+            max_height: 0,
         }
     }
+}
+
+/// The picture size under a height cap (0: no cap), aspect ratio kept.
+fn capped(width: u32, height: u32, max_height: u32) -> (u32, u32) {
+    if max_height == 0 || height <= max_height {
+        return (width, height);
+    }
+    let scaled = (u64::from(width) * u64::from(max_height) / u64::from(height)) as u32;
+    (scaled.max(2), max_height)
 }
 
 fn enc_err(e: impl std::fmt::Display) -> MediaError {
@@ -71,6 +84,7 @@ struct ScreenTrack {
 
 impl ScreenTrack {
     fn new(config: &EncoderConfig, width: u32, height: u32) -> Result<Self, MediaError> {
+        let (width, height) = capped(width, height, config.max_height);
         // H.264 4:2:0 needs even dimensions.
         let (width, height) = (width & !1, height & !1);
         let codec = ffmpeg::encoder::find_by_name("libx264").ok_or_else(|| {
@@ -415,6 +429,22 @@ mod tests {
             format: PixelFormat::Bgr0,
             data: Arc::new(vec![shade; (width * height * 4) as usize]),
         }
+    }
+
+    #[test]
+    fn a_height_cap_scales_the_picture_down_keeping_its_aspect() {
+        assert_eq!(capped(1920, 1080, 0), (1920, 1080));
+        assert_eq!(capped(1920, 1080, 1080), (1920, 1080));
+        assert_eq!(capped(1920, 1080, 720), (1280, 720));
+        assert_eq!(capped(3840, 2160, 1080), (1920, 1080));
+        let config = EncoderConfig {
+            max_height: 720,
+            ..EncoderConfig::default()
+        };
+        let mut enc = SegmentEncoder::new(config, 0).unwrap();
+        enc.push_video(&frame(0, 10)).unwrap();
+        let done = enc.finish(1_000_000_000).unwrap();
+        assert_eq!(done.video_size, (1280, 720));
     }
 
     #[test]
