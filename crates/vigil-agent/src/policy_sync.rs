@@ -256,3 +256,39 @@ async fn wait_for(stop: &AtomicBool) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_proto::policy::{Policy, PolicyStatement, POLICY_KIND};
+
+    #[test]
+    fn the_kept_policy_is_verified_again_and_an_edited_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let trust = PolicyTrust {
+            policy_key: key.verifying_key(),
+            device_id: Uuid::new_v4(),
+        };
+        let statement = PolicyStatement {
+            kind: POLICY_KIND.into(),
+            version: 4,
+            device_id: trust.device_id,
+            issued_at: time::OffsetDateTime::UNIX_EPOCH,
+            policy: Policy::default(),
+        };
+        let signed = SignedPolicy::sign(&statement, &key);
+        std::fs::write(policy_path(dir.path()), signed.as_bytes()).unwrap();
+        let kept = load_last_good(dir.path(), &trust).unwrap();
+        assert_eq!(kept.statement.version, 4);
+
+        let edited = String::from_utf8(signed.as_bytes().to_vec())
+            .unwrap()
+            .replace("\"screen\":true", "\"screen\":false");
+        std::fs::write(policy_path(dir.path()), edited).unwrap();
+        assert!(load_last_good(dir.path(), &trust).is_none());
+        let state = PolicyState::load(dir.path());
+        assert_eq!(state.refusals.len(), 1);
+        assert!(state.refusals[0].contains("does not verify"), "{state:?}");
+    }
+}
