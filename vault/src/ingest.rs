@@ -369,6 +369,13 @@ pub fn ingest(
         }
         return Err(e.into());
     }
+    crate::retention::fix_at_ingest(
+        vault,
+        &device,
+        m.segment_id,
+        m.start.wall.unix_timestamp(),
+        m.end.wall.unix_timestamp(),
+    );
     tracing::debug!(%session, seq, device = %device.id, "segment stored");
     Ok(Accepted {
         receipt: receipt.as_bytes().to_vec(),

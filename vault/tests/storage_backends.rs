@@ -150,6 +150,7 @@ fn blob_suite(blobs: Blobs) {
     vigil_vault::blob_conformance::stage_commit_get(store.as_ref());
     vigil_vault::blob_conformance::discard_leaves_nothing(store.as_ref());
     vigil_vault::blob_conformance::bad_names_are_refused(store.as_ref());
+    vigil_vault::blob_conformance::delete_removes_one_file(store.as_ref());
     // Nothing staged is left behind anywhere in the backend's storage.
     let leftovers: Vec<String> = backends
         .all_files(dir.path())

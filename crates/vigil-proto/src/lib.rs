@@ -11,6 +11,7 @@ mod manifest;
 pub mod policy;
 pub mod receipt;
 mod signed;
+pub mod tombstone;
 
 pub use manifest::{
     BlobRef, CaptureEvent, CaptureEventKind, EncoderSettings, MaskedSpan, MediaKind,

@@ -8,10 +8,12 @@
 #[doc(hidden)]
 pub mod conformance;
 mod group_commit;
+pub mod lifecycle;
 mod postgres;
 mod sqlite;
 
 pub use self::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
+pub use lifecycle::LifecycleStore;
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
@@ -231,7 +233,7 @@ impl AuditRecord {
 }
 
 /// The metadata operations the vault needs; one implementation per database.
-pub trait MetadataStore: Send + Sync + std::fmt::Debug {
+pub trait MetadataStore: LifecycleStore + Send + Sync + std::fmt::Debug {
     /// Adds a user account. Fails if the name exists.
     fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// A user account by name.

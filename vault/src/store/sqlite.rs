@@ -17,12 +17,14 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
 use super::group_commit::GroupCommit;
+
+mod lifecycle;
 use super::{
     AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, MetadataStore, SegmentFilter,
     SegmentRecord, SessionReport, SessionSequences, StoreError, TokenRecord, UserRecord,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -60,10 +62,21 @@ impl SqliteStore {
                 known: SCHEMA_VERSION,
             });
         }
-        if version == 0 {
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?;
+        if version < SCHEMA_VERSION {
+            // Every statement of the schema is idempotent, so an older database runs it again;
+            // the columns added since version 1 are added (guarded) by `lifecycle::upgrade`.
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let upgraded = conn
+                .execute_batch(SCHEMA)
+                .and_then(|()| lifecycle::upgrade(&conn))
+                .and_then(|()| {
+                    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                    conn.execute_batch("COMMIT")
+                });
+            if let Err(e) = upgraded {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
         }
         let readers = (0..READERS)
             .map(|_| {
