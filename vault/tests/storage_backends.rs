@@ -42,6 +42,8 @@ fn metadata_suite(meta: Meta) {
     on_fresh_store(meta, conformance::session_reports_replace_each_other);
     on_fresh_store(meta, conformance::audit_log_is_chained);
     on_fresh_store(meta, conformance::concurrent_inserts_commit_independently);
+    on_fresh_store(meta, conformance::lifecycle::lifecycle_terms_and_deletions);
+    on_fresh_store(meta, conformance::lifecycle::lifecycle_holds_and_tombstones);
 }
 
 #[test]

@@ -348,3 +348,67 @@ impl LifecycleStore for SqliteStore {
             .optional()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::conformance::lifecycle as conformance;
+    use crate::store::lifecycle::LifecycleStore;
+    use crate::store::{MetadataStore, SqliteStore};
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("m.sqlite")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn terms_and_deletions() {
+        conformance::lifecycle_terms_and_deletions(&store().1);
+    }
+
+    #[test]
+    fn holds_and_tombstones() {
+        conformance::lifecycle_holds_and_tombstones(&store().1);
+    }
+
+    /// A version 1 database (before retention) upgrades in place: its rows stay, without
+    /// terms (the sweeper fixes them), and the new tables work.
+    #[test]
+    fn version_1_databases_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        let v1 = super::super::SCHEMA
+            .split("-- Version 2")
+            .next()
+            .unwrap()
+            .to_owned();
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(&format!("{v1} PRAGMA user_version = 1;"))
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO devices (id, public_key, key_id, hostname, user, enrolled_at) \
+                 VALUES ('00000000-0000-0000-0000-000000000001', x'0101010101010101010101010101010101010101010101010101010101010101', 'k', 'h', 'u', 1); \
+                 INSERT INTO segments (session_id, sequence, segment_id, device_id, manifest_sha256, \
+                 last_in_session, recorded_at, received_at, receipt) VALUES \
+                 ('00000000-0000-0000-0000-000000000002', 1, '00000000-0000-0000-0000-000000000003', \
+                  '00000000-0000-0000-0000-000000000001', 'aa', 0, 10, 11, x'01');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let old = store.segments_without_terms(None, 10).unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].recorded_at, 10);
+        assert!(store.holds(true).unwrap().is_empty());
+        assert_eq!(store.session_sequences(None).unwrap().len(), 1);
+        drop(store);
+        // Opening again is a no-op.
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i64 = store
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+    }
+}
