@@ -1,0 +1,514 @@
+//! Retention, legal holds and range redaction (issue 5, part 6) on the real thing: segments
+//! sealed by the agent's sealer and uploaded to the real `vigil-vault serve` over TLS, holds,
+//! redaction, export and verify run by the real binary, the sweeper run through the library
+//! "as of" later dates (and by the server itself on its period), judged by the files left in
+//! the blob folder, `age -d`, the signed tombstones and the audit log.
+
+#[allow(dead_code)]
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use reqwest::StatusCode;
+use support::{manifest, pinned_client, run_ok, vault, Segment, Served, VAULT_KEY};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use vigil_proto::frame::CONTENT_TYPE;
+use vigil_proto::tombstone::SignedTombstone;
+use vigil_proto::{SignedManifest, Timestamp};
+use vigil_seal::{DeviceKey, Recipients, Sealer};
+use vigil_vault::enroll::EnrollResponse;
+use vigil_vault::retention::sweep;
+use vigil_vault::secrets::VaultKey;
+use vigil_vault::Vault;
+
+const DAY: i64 = 86_400;
+
+/// A running vault with one enrolled device.
+struct Deployment {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    data: PathBuf,
+    served: Served,
+    client: reqwest::Client,
+    device_id: String,
+    key: SigningKey,
+    sealer: Sealer,
+}
+
+impl Deployment {
+    async fn start(toml_extra: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_owned();
+        let data = root.join("vault");
+        let d = data.to_str().unwrap();
+        run_ok(&["init", "--data", d]);
+        if !toml_extra.is_empty() {
+            let mut toml = fs::read_to_string(data.join("vault.toml")).unwrap();
+            toml.push_str(toml_extra);
+            fs::write(data.join("vault.toml"), toml).unwrap();
+        }
+        let served = Served::start(&data, 1 << 20);
+        let client = pinned_client(&fs::read(data.join("tls/ca.pem")).unwrap());
+        let token = run_ok(&["token", "create", "--data", d]);
+        let device = DeviceKey::generate();
+        let key = device.signing_key().clone();
+        let resp = client
+            .post(format!("{}/v1/enroll", served.base))
+            .json(&serde_json::json!({
+                "token": token.trim(),
+                "device_public_key": B64.encode(key.verifying_key().as_bytes()),
+                "hostname": "desk-5",
+                "user": "agent5",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let enrolled: EnrollResponse = resp.json().await.unwrap();
+        let sealer = Sealer::new(Recipients::parse(&enrolled.recipients).unwrap(), device);
+        Self {
+            _tmp: tmp,
+            root,
+            data,
+            served,
+            client,
+            device_id: enrolled.device_id.to_string(),
+            key,
+            sealer,
+        }
+    }
+
+    fn d(&self) -> &str {
+        self.data.to_str().unwrap()
+    }
+
+    /// Seals and uploads `count` 10-second segments of a new session from `start`, the last
+    /// one closing it.
+    async fn record(&self, start: i64, count: u64) -> (Uuid, Vec<Segment>) {
+        let session = Uuid::new_v4();
+        let mut segments: Vec<Segment> = Vec::new();
+        for seq in 1..=count {
+            let tag = format!("{session} {seq}");
+            let screen = self
+                .sealer
+                .seal_blob(format!("screen {tag}").as_bytes())
+                .unwrap();
+            let voice = self
+                .sealer
+                .seal_blob(format!("voice {tag}").as_bytes())
+                .unwrap();
+            let mut m = manifest(&self.device_id, session, seq, &screen, &voice);
+            let at = |s: i64| Timestamp {
+                wall: OffsetDateTime::from_unix_timestamp(s).unwrap(),
+                mono_ns: (s - start) as u64 * 1_000_000_000,
+            };
+            m.start = at(start + (seq as i64 - 1) * 10);
+            m.end = at(start + seq as i64 * 10);
+            m.prev_manifest_sha256 = segments.last().map(|p| p.manifest.digest().0);
+            m.last_in_session = seq == count;
+            let seg = Segment {
+                manifest: SignedManifest::sign(m, &self.key).unwrap(),
+                screen,
+                voice,
+            };
+            let resp = self
+                .client
+                .put(format!("{}/v1/segments/{session}/{seq}", self.served.base))
+                .header("content-type", CONTENT_TYPE)
+                .body(seg.body())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            segments.push(seg);
+        }
+        (session, segments)
+    }
+
+    fn blob_dir(&self, session: Uuid) -> PathBuf {
+        self.data.join("blobs").join(session.to_string())
+    }
+
+    fn files(&self, session: Uuid) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.blob_dir(session))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn library(&self) -> Vault {
+        Vault::open(&self.data, &VaultKey::new(VAULT_KEY).unwrap()).unwrap()
+    }
+
+    fn audit(&self) -> String {
+        run_ok(&["audit", "--data", self.d(), "--verify"])
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    vault(args).output().unwrap()
+}
+
+fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn names(seq: u64, kinds: &[&str]) -> Vec<String> {
+    kinds.iter().map(|k| format!("{seq:06}.{k}")).collect()
+}
+
+/// Exports one session and verifies it offline; returns (exit code, report).
+fn export_and_verify(dep: &Deployment, session: Uuid, name: &str) -> (PathBuf, i32, String) {
+    let out = dep.root.join(name);
+    let printed = run_ok(&[
+        "export",
+        "--data",
+        dep.d(),
+        "--out",
+        out.to_str().unwrap(),
+        "--session",
+        &session.to_string(),
+        "--reason",
+        "retention test",
+    ]);
+    assert!(printed.contains("exported"), "{printed}");
+    let verified = run(&["verify", out.to_str().unwrap()]);
+    (
+        out,
+        verified.status.code().unwrap(),
+        String::from_utf8_lossy(&verified.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_holds_and_redaction() {
+    let dep = Deployment::start("").await;
+    let d = dep.d().to_owned();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    // Recorded 200 days ago: past the default screen retention (180 days), within voice's
+    // (2555 days).
+    let base = now - 200 * DAY;
+    let (a, a_segments) = dep.record(base, 3).await;
+    let (b, _) = dep.record(base + 3600, 2).await;
+    let c0 = base + 7200;
+    let (c, c_segments) = dep.record(c0, 4).await;
+
+    // Terms fixed at ingest from the policy in force (the default, version 0).
+    let lib = dep.library();
+    let c1 = c_segments[0].manifest.manifest.segment_id;
+    let life = lib.store().segment_lifecycle(c1).unwrap().unwrap();
+    let terms = life.terms.expect("terms fixed at ingest");
+    assert_eq!(terms.policy_version, 0);
+    assert_eq!(terms.ended_at, c0 + 10);
+    assert_eq!(terms.voice_expires_at, c0 + 2555 * DAY);
+    assert_eq!(terms.screen_expires_at, c0 + 180 * DAY);
+
+    // A legal hold on session B (the case and reason are kept and audited).
+    let hold_b = run_ok(&[
+        "hold",
+        "add",
+        "--data",
+        &d,
+        "--case",
+        "CASE-17",
+        "--session",
+        &b.to_string(),
+        "--reason",
+        "litigation: complaint 17",
+    ]);
+    let hold_b = hold_b.trim().to_owned();
+    let listed = run_ok(&["hold", "list", "--data", &d]);
+    assert!(
+        listed.contains(&hold_b) && listed.contains("CASE-17"),
+        "{listed}"
+    );
+    let refused = run(&["hold", "add", "--data", &d, "--case", "X", "--reason", "r"]);
+    assert!(!refused.status.success(), "a hold without scope is refused");
+
+    // Range redaction in session C: [c0+12, c0+25) overlaps #2 [10,20) and #3 [20,30).
+    let redacted = run_ok(&[
+        "redact",
+        "--data",
+        &d,
+        "--session",
+        &c.to_string(),
+        "--from",
+        &rfc3339(c0 + 12),
+        "--to",
+        &rfc3339(c0 + 25),
+        "--case",
+        "PCI-2026-3",
+        "--reason",
+        "card number read out on the call",
+    ]);
+    assert!(redacted.contains("2 segment(s) redacted"), "{redacted}");
+    let mut expected = names(1, &["manifest.json", "screen.age", "voice.age"]);
+    expected.extend(names(2, &["manifest.json"]));
+    expected.extend(names(3, &["manifest.json"]));
+    expected.extend(names(4, &["manifest.json", "screen.age", "voice.age"]));
+    assert_eq!(dep.files(c), expected);
+    // No copy of the redacted media is left anywhere in the data folder, so nothing can
+    // decrypt it, while an untouched blob still decrypts with `age -d`.
+    let mut all = Vec::new();
+    walk(&dep.data, &mut all);
+    for seg in &c_segments[1..3] {
+        for sealed in [&seg.screen, &seg.voice] {
+            assert!(
+                !all.iter().any(|p| fs::read(p).unwrap() == **sealed),
+                "redacted media still on disk"
+            );
+        }
+    }
+    let identity = run_ok(&[
+        "keys",
+        "export-recording-identity",
+        "--data",
+        &d,
+        "--reason",
+        "check redaction",
+    ]);
+    let id_file = dep.root.join("identity.txt");
+    fs::write(&id_file, identity.trim()).unwrap();
+    let age = |path: &Path| {
+        std::process::Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&id_file)
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let kept = age(&dep.blob_dir(c).join("000004.voice.age"));
+    assert!(kept.status.success());
+    assert_eq!(kept.stdout, format!("voice {c} 4").as_bytes());
+    assert!(!age(&dep.blob_dir(c).join("000002.voice.age"))
+        .status
+        .success());
+
+    // Each redacted segment has a tombstone signed by the receipt key, naming its blobs.
+    let receipt_key: [u8; 32] = B64
+        .decode(
+            fs::read_to_string(dep.data.join("keys/receipt.pub"))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let receipt_key = VerifyingKey::from_bytes(&receipt_key).unwrap();
+    let c2 = &c_segments[1];
+    let printed = run_ok(&[
+        "tombstone",
+        "--data",
+        &d,
+        "--segment",
+        &c2.manifest.manifest.segment_id.to_string(),
+    ]);
+    let tombstone = SignedTombstone::verify(printed.trim().as_bytes(), &receipt_key)
+        .unwrap()
+        .tombstone;
+    assert_eq!(tombstone.segment_id, c2.manifest.manifest.segment_id);
+    assert_eq!(tombstone.case, "PCI-2026-3");
+    assert_eq!(tombstone.blobs.len(), 2);
+    assert!(tombstone.blobs.iter().all(|b| b.state == "destroyed"
+        && c2
+            .manifest
+            .manifest
+            .blobs
+            .iter()
+            .any(|m| m.sha256 == b.sha256)));
+    let tombstone_sha = vigil_proto::sha256_hex(printed.trim().as_bytes());
+    let no_tombstone = run(&["tombstone", "--data", &d, "--segment", &c1.to_string()]);
+    assert!(!no_tombstone.status.success());
+    // The audit log holds the evidence: segment ids, blob hashes, tombstone hashes.
+    let log = dep.audit();
+    let redact_line = log
+        .lines()
+        .find(|l| l.contains("\trecording.redact\t"))
+        .expect("redaction audited");
+    assert!(redact_line.contains(&c2.manifest.manifest.segment_id.to_string()));
+    assert!(redact_line.contains(&tombstone_sha));
+    assert!(redact_line.contains(&c2.manifest.manifest.blobs[0].sha256));
+    assert!(redact_line.contains("PCI-2026-3") && redact_line.contains("card number"));
+    assert!(log.contains("\thold.add\t"), "{log}");
+
+    // The sweep, now: expired screens go, voices stay; B is held; one audited batch.
+    let report = sweep(&lib, now).unwrap();
+    assert_eq!(report.screen_deleted, 5, "{report:?}"); // A #1-#3, C #1 and #4
+    assert_eq!(report.voice_deleted, 0);
+    assert_eq!(report.held, 2);
+    assert_eq!(report.audit_seqs.len(), 1);
+    let mut voice_only = Vec::new();
+    for seq in 1..=3 {
+        voice_only.extend(names(seq, &["manifest.json", "voice.age"]));
+    }
+    assert_eq!(dep.files(a), voice_only);
+    assert_eq!(dep.files(b).len(), 6, "held session untouched");
+    let log = dep.audit();
+    let batch = log
+        .lines()
+        .find(|l| l.contains("\tretention.sweep\t"))
+        .expect("batch audited");
+    assert!(batch.contains("screen=5 voice=0 segments=5"), "{batch}");
+    // The batch names its segments (ids listed, and their digest).
+    for seg in &a_segments {
+        let id = seg.manifest.manifest.segment_id.to_string();
+        assert!(batch.contains(&id), "{batch}");
+    }
+    assert!(batch.contains("segment_ids_sha256="), "{batch}");
+    // A second sweep finds nothing more to do.
+    assert_eq!(sweep(&lib, now).unwrap().audit_seqs.len(), 0);
+
+    // Exports of sessions with expired and redacted media verify, and say what is gone.
+    let (out_a, code, text) = export_and_verify(&dep, a, "export-a");
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(text.matches("EXPIRED session").count(), 3, "{text}");
+    assert!(
+        text.contains("(000001.screen.age): deleted by retention"),
+        "{text}"
+    );
+    let (out_c, code, text) = export_and_verify(&dep, c, "export-c");
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(text.matches("REDACTED session").count(), 4, "{text}");
+    assert_eq!(text.matches("EXPIRED session").count(), 2, "{text}");
+    assert!(out_c
+        .join(format!("sessions/{c}/000002.tombstone.json"))
+        .exists());
+    // A blob missing without a deletion record is still tampering, and so is a missing
+    // tombstone.
+    let copy = |from: &Path, name: &str| {
+        let to = dep.root.join(name);
+        let mut files = Vec::new();
+        walk(from, &mut files);
+        for f in files {
+            let target = to.join(f.strip_prefix(from).unwrap());
+            fs::create_dir_all(target.parent().unwrap()).unwrap();
+            fs::copy(&f, target).unwrap();
+        }
+        to
+    };
+    let bad = copy(&out_a, "bad-a");
+    fs::remove_file(bad.join(format!("sessions/{a}/000002.voice.age"))).unwrap();
+    let verified = run(&["verify", bad.to_str().unwrap()]);
+    assert_eq!(verified.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("TAMPERED"));
+    let bad = copy(&out_c, "bad-c");
+    fs::remove_file(bad.join(format!("sessions/{c}/000003.tombstone.json"))).unwrap();
+    assert_eq!(
+        run(&["verify", bad.to_str().unwrap()]).status.code(),
+        Some(1)
+    );
+
+    // A hold by device and range keeps C #1 ([c0, c0+10)) past its voice retention.
+    let hold_c = run_ok(&[
+        "hold",
+        "add",
+        "--data",
+        &d,
+        "--case",
+        "CASE-18",
+        "--device",
+        &dep.device_id,
+        "--from",
+        &rfc3339(c0),
+        "--to",
+        &rfc3339(c0 + 5),
+        "--reason",
+        "regulator inquiry",
+    ]);
+    // Seven years later: every voice goes, except what the holds cover.
+    let later = now + 2555 * DAY;
+    let report = sweep(&lib, later).unwrap();
+    assert_eq!(report.voice_deleted, 4, "{report:?}"); // A #1-#3, C #4
+    assert_eq!(report.held, 3); // B #1, #2; C #1
+    assert_eq!(dep.files(b).len(), 6);
+    assert!(dep.blob_dir(c).join("000001.voice.age").exists());
+    assert!(!dep.blob_dir(c).join("000004.voice.age").exists());
+
+    // Released, session B goes at the next sweep; C #1 stays held.
+    run_ok(&[
+        "hold",
+        "release",
+        "--data",
+        &d,
+        &hold_b,
+        "--reason",
+        "case settled",
+    ]);
+    let again = run(&[
+        "hold", "release", "--data", &d, &hold_b, "--reason", "twice",
+    ]);
+    assert!(!again.status.success());
+    assert!(!run_ok(&["hold", "list", "--data", &d]).contains(&hold_b));
+    assert!(run_ok(&["hold", "list", "--data", &d, "--all"]).contains("case settled"));
+    let report = sweep(&lib, later).unwrap();
+    assert_eq!(
+        (report.screen_deleted, report.voice_deleted, report.held),
+        (2, 2, 1)
+    );
+    assert_eq!(
+        dep.files(b),
+        [names(1, &["manifest.json"]), names(2, &["manifest.json"])].concat()
+    );
+    assert!(dep.blob_dir(c).join("000001.voice.age").exists());
+    assert!(!hold_c.trim().is_empty());
+
+    // The audit log verifies and holds every step.
+    let log = dep.audit();
+    assert_eq!(log.matches("\tretention.sweep\t").count(), 3, "{log}");
+    assert_eq!(log.matches("\thold.add\t").count(), 2);
+    assert_eq!(log.matches("\thold.release\t").count(), 1);
+    assert!(log.contains("case settled"));
+}
+
+/// The server sweeps on its own, every `[retention] sweep_seconds`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_sweeps_periodically() {
+    let dep = Deployment::start("\n[retention]\nsweep_seconds = 1\n").await;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let (session, _) = dep.record(now - 200 * DAY, 2).await;
+    let (fresh, _) = dep.record(now - 60, 1).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while dep.blob_dir(session).join("000002.screen.age").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not sweep"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut expected = names(1, &["manifest.json", "voice.age"]);
+    expected.extend(names(2, &["manifest.json", "voice.age"]));
+    // Both screens go in one batch; give the second deletion a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(dep.files(session), expected);
+    assert_eq!(dep.files(fresh).len(), 3, "a fresh recording is kept");
+    let log = dep.audit();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\tvault:retention\tretention.sweep\t")
+                && l.contains("screen=2 voice=0")),
+        "{log}"
+    );
+}
