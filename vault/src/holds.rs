@@ -199,11 +199,14 @@ pub fn format_hold(hold: &HoldRecord) -> String {
     )
 }
 
+/// A device scope's optional range and its hold.
+type DeviceScope = (Option<i64>, Option<i64>, Uuid);
+
 /// The active holds, indexed for quick checks of many segments.
 #[derive(Debug, Default)]
 pub struct ActiveHolds {
     sessions: HashMap<Uuid, Uuid>,
-    devices: HashMap<Uuid, Vec<(Option<i64>, Option<i64>, Uuid)>>,
+    devices: HashMap<Uuid, Vec<DeviceScope>>,
     ranges: Vec<(i64, i64, Uuid)>,
     ids: HashSet<Uuid>,
 }
