@@ -5,17 +5,22 @@
 //! the blob folder, `age -d`, the signed tombstones and the audit log.
 
 #[allow(dead_code)]
+#[path = "support/backends.rs"]
+mod backends;
+#[allow(dead_code)]
 mod support;
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output, Stdio};
 
+use backends::{off_runtime, Backends, Blobs, Meta};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use reqwest::StatusCode;
-use support::{manifest, pinned_client, run_ok, vault, Segment, Served, VAULT_KEY};
+use support::{manifest, pinned_client, vault, Segment, VAULT_KEY};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use vigil_proto::frame::CONTENT_TYPE;
@@ -29,33 +34,82 @@ use vigil_vault::Vault;
 
 const DAY: i64 = 86_400;
 
-/// A running vault with one enrolled device.
+/// The server process, killed and reaped on drop.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running vault on some backends with one enrolled device.
 struct Deployment {
+    // Dropped in this order: the server before the storage servers it uses.
+    served: Served,
+    backends: Backends,
     _tmp: tempfile::TempDir,
     root: PathBuf,
     data: PathBuf,
-    served: Served,
     client: reqwest::Client,
     device_id: String,
     key: SigningKey,
     sealer: Sealer,
 }
 
+/// `vigil-vault` with the backends' secrets in its environment.
+fn cli(backends: &Backends, args: &[&str]) -> Output {
+    let mut cmd = vault(args);
+    cmd.envs(backends.envs());
+    cmd.output().unwrap()
+}
+
+fn cli_ok(backends: &Backends, args: &[&str]) -> String {
+    let out = cli(backends, args);
+    assert!(
+        out.status.success(),
+        "vigil-vault {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 impl Deployment {
-    async fn start(toml_extra: &str) -> Self {
+    async fn start(toml_extra: &str, backends: Backends) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_owned();
         let data = root.join("vault");
         let d = data.to_str().unwrap();
-        run_ok(&["init", "--data", d]);
+        let mut init = vec!["init", "--data", d];
+        let extra = backends.init_args();
+        init.extend(extra.iter().map(String::as_str));
+        cli_ok(&backends, &init);
         if !toml_extra.is_empty() {
             let mut toml = fs::read_to_string(data.join("vault.toml")).unwrap();
             toml.push_str(toml_extra);
             fs::write(data.join("vault.toml"), toml).unwrap();
         }
-        let served = Served::start(&data, 1 << 20);
+        let mut child = vault(&["serve", "--data", d, "--listen", "127.0.0.1:0"])
+            .envs(backends.envs())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        let served = Served { child, base };
         let client = pinned_client(&fs::read(data.join("tls/ca.pem")).unwrap());
-        let token = run_ok(&["token", "create", "--data", d]);
+        let token = cli_ok(&backends, &["token", "create", "--data", d]);
         let device = DeviceKey::generate();
         let key = device.signing_key().clone();
         let resp = client
@@ -73,10 +127,11 @@ impl Deployment {
         let enrolled: EnrollResponse = resp.json().await.unwrap();
         let sealer = Sealer::new(Recipients::parse(&enrolled.recipients).unwrap(), device);
         Self {
+            served,
+            backends,
             _tmp: tmp,
             root,
             data,
-            served,
             client,
             device_id: enrolled.device_id.to_string(),
             key,
@@ -132,7 +187,17 @@ impl Deployment {
     }
 
     fn blob_dir(&self, session: Uuid) -> PathBuf {
-        self.data.join("blobs").join(session.to_string())
+        self.backends
+            .blob_root(&self.data)
+            .join(session.to_string())
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        cli(&self.backends, args)
+    }
+
+    fn run_ok(&self, args: &[&str]) -> String {
+        cli_ok(&self.backends, args)
     }
 
     fn files(&self, session: Uuid) -> Vec<String> {
@@ -149,12 +214,8 @@ impl Deployment {
     }
 
     fn audit(&self) -> String {
-        run_ok(&["audit", "--data", self.d(), "--verify"])
+        self.run_ok(&["audit", "--data", self.d(), "--verify"])
     }
-}
-
-fn run(args: &[&str]) -> Output {
-    vault(args).output().unwrap()
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -182,7 +243,7 @@ fn names(seq: u64, kinds: &[&str]) -> Vec<String> {
 /// Exports one session and verifies it offline; returns (exit code, report).
 fn export_and_verify(dep: &Deployment, session: Uuid, name: &str) -> (PathBuf, i32, String) {
     let out = dep.root.join(name);
-    let printed = run_ok(&[
+    let printed = dep.run_ok(&[
         "export",
         "--data",
         dep.d(),
@@ -194,7 +255,7 @@ fn export_and_verify(dep: &Deployment, session: Uuid, name: &str) -> (PathBuf, i
         "retention test",
     ]);
     assert!(printed.contains("exported"), "{printed}");
-    let verified = run(&["verify", out.to_str().unwrap()]);
+    let verified = dep.run(&["verify", out.to_str().unwrap()]);
     (
         out,
         verified.status.code().unwrap(),
@@ -204,7 +265,7 @@ fn export_and_verify(dep: &Deployment, session: Uuid, name: &str) -> (PathBuf, i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_holds_and_redaction() {
-    let dep = Deployment::start("").await;
+    let dep = Deployment::start("", Backends::new(Meta::Sqlite, Blobs::Local)).await;
     let d = dep.d().to_owned();
     let now = OffsetDateTime::now_utc().unix_timestamp();
     // Recorded 200 days ago: past the default screen retention (180 days), within voice's
@@ -226,7 +287,7 @@ async fn retention_holds_and_redaction() {
     assert_eq!(terms.screen_expires_at, c0 + 180 * DAY);
 
     // A legal hold on session B (the case and reason are kept and audited).
-    let hold_b = run_ok(&[
+    let hold_b = dep.run_ok(&[
         "hold",
         "add",
         "--data",
@@ -239,16 +300,16 @@ async fn retention_holds_and_redaction() {
         "litigation: complaint 17",
     ]);
     let hold_b = hold_b.trim().to_owned();
-    let listed = run_ok(&["hold", "list", "--data", &d]);
+    let listed = dep.run_ok(&["hold", "list", "--data", &d]);
     assert!(
         listed.contains(&hold_b) && listed.contains("CASE-17"),
         "{listed}"
     );
-    let refused = run(&["hold", "add", "--data", &d, "--case", "X", "--reason", "r"]);
+    let refused = dep.run(&["hold", "add", "--data", &d, "--case", "X", "--reason", "r"]);
     assert!(!refused.status.success(), "a hold without scope is refused");
 
     // Range redaction in session C: [c0+12, c0+25) overlaps #2 [10,20) and #3 [20,30).
-    let redacted = run_ok(&[
+    let redacted = dep.run_ok(&[
         "redact",
         "--data",
         &d,
@@ -281,7 +342,7 @@ async fn retention_holds_and_redaction() {
             );
         }
     }
-    let identity = run_ok(&[
+    let identity = dep.run_ok(&[
         "keys",
         "export-recording-identity",
         "--data",
@@ -319,7 +380,7 @@ async fn retention_holds_and_redaction() {
         .unwrap();
     let receipt_key = VerifyingKey::from_bytes(&receipt_key).unwrap();
     let c2 = &c_segments[1];
-    let printed = run_ok(&[
+    let printed = dep.run_ok(&[
         "tombstone",
         "--data",
         &d,
@@ -340,7 +401,7 @@ async fn retention_holds_and_redaction() {
             .iter()
             .any(|m| m.sha256 == b.sha256)));
     let tombstone_sha = vigil_proto::sha256_hex(printed.trim().as_bytes());
-    let no_tombstone = run(&["tombstone", "--data", &d, "--segment", &c1.to_string()]);
+    let no_tombstone = dep.run(&["tombstone", "--data", &d, "--segment", &c1.to_string()]);
     assert!(!no_tombstone.status.success());
     // The audit log holds the evidence: segment ids, blob hashes, tombstone hashes.
     let log = dep.audit();
@@ -411,18 +472,18 @@ async fn retention_holds_and_redaction() {
     };
     let bad = copy(&out_a, "bad-a");
     fs::remove_file(bad.join(format!("sessions/{a}/000002.voice.age"))).unwrap();
-    let verified = run(&["verify", bad.to_str().unwrap()]);
+    let verified = dep.run(&["verify", bad.to_str().unwrap()]);
     assert_eq!(verified.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&verified.stdout).contains("TAMPERED"));
     let bad = copy(&out_c, "bad-c");
     fs::remove_file(bad.join(format!("sessions/{c}/000003.tombstone.json"))).unwrap();
     assert_eq!(
-        run(&["verify", bad.to_str().unwrap()]).status.code(),
+        dep.run(&["verify", bad.to_str().unwrap()]).status.code(),
         Some(1)
     );
 
     // A hold by device and range keeps C #1 ([c0, c0+10)) past its voice retention.
-    let hold_c = run_ok(&[
+    let hold_c = dep.run_ok(&[
         "hold",
         "add",
         "--data",
@@ -448,7 +509,7 @@ async fn retention_holds_and_redaction() {
     assert!(!dep.blob_dir(c).join("000004.voice.age").exists());
 
     // Released, session B goes at the next sweep; C #1 stays held.
-    run_ok(&[
+    dep.run_ok(&[
         "hold",
         "release",
         "--data",
@@ -457,12 +518,16 @@ async fn retention_holds_and_redaction() {
         "--reason",
         "case settled",
     ]);
-    let again = run(&[
+    let again = dep.run(&[
         "hold", "release", "--data", &d, &hold_b, "--reason", "twice",
     ]);
     assert!(!again.status.success());
-    assert!(!run_ok(&["hold", "list", "--data", &d]).contains(&hold_b));
-    assert!(run_ok(&["hold", "list", "--data", &d, "--all"]).contains("case settled"));
+    assert!(!dep
+        .run_ok(&["hold", "list", "--data", &d])
+        .contains(&hold_b));
+    assert!(dep
+        .run_ok(&["hold", "list", "--data", &d, "--all"])
+        .contains("case settled"));
     let report = sweep(&lib, later).unwrap();
     assert_eq!(
         (report.screen_deleted, report.voice_deleted, report.held),
@@ -486,7 +551,11 @@ async fn retention_holds_and_redaction() {
 /// The server sweeps on its own, every `[retention] sweep_seconds`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_sweeps_periodically() {
-    let dep = Deployment::start("\n[retention]\nsweep_seconds = 1\n").await;
+    let dep = Deployment::start(
+        "\n[retention]\nsweep_seconds = 1\n",
+        Backends::new(Meta::Sqlite, Blobs::Local),
+    )
+    .await;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let (session, _) = dep.record(now - 200 * DAY, 2).await;
     let (fresh, _) = dep.record(now - 60, 1).await;
@@ -511,4 +580,106 @@ async fn the_server_sweeps_periodically() {
                 && l.contains("screen=2 voice=0")),
         "{log}"
     );
+}
+
+/// At scale too: PostgreSQL metadata and S3 blobs. A device-wide range redaction destroys
+/// the objects in the bucket, the on-demand `retention sweep` deletes an expired screen, a
+/// device + range hold keeps another, and the rows say why in the database itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redaction_and_sweep_on_postgres_and_s3() {
+    let dep = Deployment::start("", Backends::new(Meta::Postgres, Blobs::S3)).await;
+    let d = dep.d().to_owned();
+    let start = OffsetDateTime::now_utc().unix_timestamp() - 200 * DAY;
+    let (session, segments) = dep.record(start, 3).await;
+    dep.run_ok(&[
+        "hold",
+        "add",
+        "--data",
+        &d,
+        "--case",
+        "CASE-9",
+        "--device",
+        &dep.device_id,
+        "--from",
+        &rfc3339(start + 20),
+        "--to",
+        &rfc3339(start + 30),
+        "--reason",
+        "inquiry",
+    ]);
+    let redacted = dep.run_ok(&[
+        "redact",
+        "--data",
+        &d,
+        "--device",
+        &dep.device_id,
+        "--from",
+        &rfc3339(start),
+        "--to",
+        &rfc3339(start + 5),
+        "--case",
+        "PCI-9",
+        "--reason",
+        "card data on screen",
+    ]);
+    assert!(redacted.contains("1 segment(s) redacted"), "{redacted}");
+    let swept = dep.run_ok(&["retention", "sweep", "--data", &d]);
+    assert!(
+        swept.contains("deleted 1 screen and 0 voice blob(s); 1 segment(s) held"),
+        "{swept}"
+    );
+    let mut expected = names(1, &["manifest.json"]);
+    expected.extend(names(2, &["manifest.json", "voice.age"]));
+    expected.extend(names(3, &["manifest.json", "screen.age", "voice.age"]));
+    assert_eq!(dep.files(session), expected);
+
+    let tombstone = dep.run_ok(&[
+        "tombstone",
+        "--data",
+        &d,
+        "--segment",
+        &segments[0].manifest.manifest.segment_id.to_string(),
+    ]);
+    let receipt_key: [u8; 32] = B64
+        .decode(
+            fs::read_to_string(dep.data.join("keys/receipt.pub"))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let t = SignedTombstone::verify(
+        tombstone.trim().as_bytes(),
+        &VerifyingKey::from_bytes(&receipt_key).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(t.tombstone.case, "PCI-9");
+
+    let url = dep.backends.pg_url().unwrap().to_owned();
+    let rows: Vec<(Option<String>, Option<String>)> = off_runtime(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query(
+            "SELECT screen_deleted_reason, voice_deleted_reason FROM segments \
+             WHERE session_id = $1 ORDER BY sequence",
+            &[&session],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    });
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        rows,
+        vec![
+            (some("redacted"), some("redacted")),
+            (some("expired"), None),
+            (None, None)
+        ]
+    );
+    let (_, code, text) = export_and_verify(&dep, session, "export");
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(text.matches("REDACTED session").count(), 2, "{text}");
+    assert_eq!(text.matches("EXPIRED session").count(), 1, "{text}");
 }
