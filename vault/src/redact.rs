@@ -6,6 +6,9 @@
 //! (`recording.redact`) is written before anything is destroyed and holds the evidence: each
 //! segment id, the SHA-256 of each blob destroyed and of each tombstone.
 //!
+//! A legal hold blocks deletion, redaction included: a range with a held segment is refused as
+//! a whole (release the hold first, which is audited too).
+//!
 //! Redacting again completes an interrupted redaction (a segment that has its tombstone but
 //! still some media loses it) without a second tombstone.
 
@@ -17,6 +20,7 @@ use vigil_proto::{sha256_hex, MediaKind, SignedManifest};
 
 use crate::audit::{self, stated_reason};
 use crate::blobs::BlobError;
+use crate::holds::ActiveHolds;
 use crate::ingest::file_name;
 use crate::store::lifecycle::{
     BlobKind, Deletion, OverlapFilter, SegmentLifecycle, TombstoneRecord, DELETED_REDACTED,
@@ -87,6 +91,16 @@ pub enum RedactError {
     /// No stored segment overlaps the range.
     #[error("no stored segment overlaps the range")]
     NothingInRange,
+    /// An active legal hold covers a segment of the range: nothing was destroyed.
+    #[error(
+        "segment {segment} is under legal hold {hold}: release the hold first; nothing destroyed"
+    )]
+    Held {
+        /// The held segment.
+        segment: Uuid,
+        /// The hold covering it.
+        hold: Uuid,
+    },
     /// A stored manifest cannot be read back.
     #[error("stored manifest of segment {0} is unreadable: {1}")]
     StoredCorrupt(Uuid, String),
@@ -183,6 +197,16 @@ pub fn redact(
     })?;
     if found.is_empty() {
         return Err(RedactError::NothingInRange);
+    }
+    let holds = ActiveHolds::load(vault.store())?;
+    if let Some((seg, hold)) = found
+        .iter()
+        .find_map(|seg| holds.covering(seg).map(|hold| (seg, hold)))
+    {
+        return Err(RedactError::Held {
+            segment: seg.segment.segment_id,
+            hold,
+        });
     }
     let now = crate::now();
     // (segment, tombstone to store, or None when stored by an earlier run)

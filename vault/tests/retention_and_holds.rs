@@ -308,6 +308,30 @@ async fn retention_holds_and_redaction() {
     let refused = dep.run(&["hold", "add", "--data", &d, "--case", "X", "--reason", "r"]);
     assert!(!refused.status.success(), "a hold without scope is refused");
 
+    // A hold blocks deletion, redaction included: nothing of B is destroyed.
+    let blocked = dep.run(&[
+        "redact",
+        "--data",
+        &d,
+        "--session",
+        &b.to_string(),
+        "--from",
+        &rfc3339(base),
+        "--to",
+        &rfc3339(now),
+        "--case",
+        "PCI-2026-3",
+        "--reason",
+        "card data",
+    ]);
+    assert!(!blocked.status.success());
+    assert!(
+        String::from_utf8_lossy(&blocked.stderr).contains(&format!("legal hold {hold_b}")),
+        "{}",
+        String::from_utf8_lossy(&blocked.stderr)
+    );
+    assert_eq!(dep.files(b).len(), 6);
+
     // Range redaction in session C: [c0+12, c0+25) overlaps #2 [10,20) and #3 [20,30).
     let redacted = dep.run_ok(&[
         "redact",
