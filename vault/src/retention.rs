@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use vigil_proto::policy::Policy;
-use vigil_proto::SignedManifest;
+use vigil_proto::{SegmentManifest, SignedManifest};
 
 use crate::blobs::BlobError;
 use crate::holds::ActiveHolds;
@@ -93,26 +93,30 @@ pub fn terms(recorded_at: i64, ended_at: i64, version: u64, policy: &Policy) -> 
     }
 }
 
-/// Fixes the terms of a segment just stored. A failure is logged, not returned: the segment
-/// is stored and receipted, and the next sweep fixes terms that are missing.
-pub(crate) fn fix_at_ingest(
+/// Ingest's insert of a segment row with its terms, fixed from the policy in force for
+/// `device` (in the row's own transaction). When the policy cannot be read, the row is stored
+/// without terms (the upload must not fail for it) and the next sweep fixes them.
+pub(crate) fn insert_segment(
     vault: &Vault,
     device: &DeviceRecord,
-    segment_id: Uuid,
-    recorded_at: i64,
-    ended_at: i64,
-) {
-    let fixed = policy_for_ingest(vault, device)
-        .map_err(|e| e.to_string())
-        .and_then(|(version, policy)| {
-            let t = terms(recorded_at, ended_at, version, &policy);
-            vault
-                .store()
-                .set_retention(segment_id, &t)
-                .map_err(|e| e.to_string())
-        });
-    if let Err(e) = fixed {
-        tracing::warn!(%segment_id, error = %e, "retention terms not fixed at ingest; the next sweep fixes them");
+    manifest: &SegmentManifest,
+    row: &SegmentRecord,
+) -> Result<(), StoreError> {
+    match policy_for_ingest(vault, device) {
+        Ok((version, policy)) => {
+            let t = terms(
+                manifest.start.wall.unix_timestamp(),
+                manifest.end.wall.unix_timestamp(),
+                version,
+                &policy,
+            );
+            vault.store().insert_segment_with_terms(row, &t)
+        }
+        Err(e) => {
+            tracing::warn!(segment_id = %row.segment_id, error = %e,
+                "policy unavailable: segment stored without retention terms; the next sweep fixes them");
+            vault.store().insert_segment(row)
+        }
     }
 }
 

@@ -190,6 +190,13 @@ pub struct TombstoneRecord {
 
 /// The lifecycle operations of a metadata store.
 pub trait LifecycleStore {
+    /// [`super::MetadataStore::insert_segment`] with the segment's retention terms, in the same
+    /// transaction (so a stored segment never lacks them, and they cost no commit of their own).
+    fn insert_segment_with_terms(
+        &self,
+        segment: &SegmentRecord,
+        terms: &RetentionTerms,
+    ) -> Result<(), StoreError>;
     /// Fixes a segment's retention terms; `false` when the segment is unknown or its terms
     /// were fixed before (they never change once fixed).
     fn set_retention(&self, segment_id: Uuid, terms: &RetentionTerms) -> Result<bool, StoreError>;
@@ -237,6 +244,13 @@ pub trait LifecycleStore {
 }
 
 impl<T: LifecycleStore + ?Sized> LifecycleStore for Box<T> {
+    fn insert_segment_with_terms(
+        &self,
+        segment: &SegmentRecord,
+        terms: &RetentionTerms,
+    ) -> Result<(), StoreError> {
+        (**self).insert_segment_with_terms(segment, terms)
+    }
     fn set_retention(&self, segment_id: Uuid, terms: &RetentionTerms) -> Result<bool, StoreError> {
         (**self).set_retention(segment_id, terms)
     }

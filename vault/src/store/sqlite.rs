@@ -23,6 +23,7 @@ use super::{
     AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, MetadataStore, SegmentFilter,
     SegmentRecord, SessionReport, SessionSequences, StoreError, TokenRecord, UserRecord,
 };
+pub(super) use lifecycle::set_terms;
 
 const SCHEMA_VERSION: i64 = 2;
 
@@ -344,7 +345,7 @@ impl MetadataStore for SqliteStore {
     }
 
     fn insert_segment(&self, s: &SegmentRecord) -> Result<(), StoreError> {
-        let result = self.pending.enqueue(s.clone());
+        let result = self.pending.enqueue(s.clone(), None);
         // Whoever holds the writer next commits this row with every other waiting one.
         self.pending.commit(&mut self.conn());
         result

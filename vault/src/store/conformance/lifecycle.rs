@@ -65,6 +65,35 @@ pub fn lifecycle_terms_and_deletions(store: &dyn MetadataStore) {
     assert_eq!(life.voice_deleted, None);
     assert!(store.segment_lifecycle(Uuid::new_v4()).unwrap().is_none());
 
+    // A row stored with its terms has them at once, fixed; a duplicate changes nothing.
+    let with_terms = record(&d, Uuid::new_v4(), 1, 50);
+    let fixed = terms(50, 7000, 6000);
+    store
+        .insert_segment_with_terms(&with_terms, &fixed)
+        .unwrap();
+    let life = store
+        .segment_lifecycle(with_terms.segment_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (life.segment, life.terms),
+        (with_terms.clone(), Some(fixed))
+    );
+    assert!(store
+        .insert_segment_with_terms(&with_terms, &terms(50, 1, 1))
+        .is_err());
+    assert!(!store
+        .set_retention(with_terms.segment_id, &terms(50, 1, 1))
+        .unwrap());
+    assert_eq!(
+        store
+            .segment_lifecycle(with_terms.segment_id)
+            .unwrap()
+            .unwrap()
+            .terms,
+        Some(fixed)
+    );
+
     // Due: screens of #1 and #2 at 2000; everything at 5000; nothing before.
     assert!(store.segments_due(1999, None, 10).unwrap().is_empty());
     let due: Vec<Uuid> = store
@@ -149,7 +178,8 @@ pub fn lifecycle_terms_and_deletions(store: &dyn MetadataStore) {
             })
             .unwrap()
             .len(),
-        4
+        5,
+        "the four of the session and the one stored with its terms"
     );
 }
 

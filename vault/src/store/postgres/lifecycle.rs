@@ -103,6 +103,39 @@ fn lifecycles(rows: Vec<Row>) -> Result<Vec<SegmentLifecycle>, StoreError> {
 }
 
 impl LifecycleStore for PostgresStore {
+    fn insert_segment_with_terms(
+        &self,
+        s: &SegmentRecord,
+        t: &RetentionTerms,
+    ) -> Result<(), StoreError> {
+        self.with_client(|c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO segments ({SEGMENT_COLUMNS}, policy_version, ended_at, \
+                     voice_expires_at, screen_expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                ),
+                &[
+                    &s.segment_id,
+                    &s.session_id,
+                    &s.sequence,
+                    &s.device_id,
+                    &s.manifest_sha256,
+                    &s.prev_manifest_sha256,
+                    &s.last_in_session,
+                    &s.recorded_at,
+                    &s.received_at,
+                    &s.receipt,
+                    &t.policy_version,
+                    &t.ended_at,
+                    &t.voice_expires_at,
+                    &t.screen_expires_at,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
     fn set_retention(&self, segment_id: Uuid, t: &RetentionTerms) -> Result<bool, StoreError> {
         self.with_client(|c| {
             let changed = c.execute(

@@ -44,6 +44,25 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Fixes a segment's terms unless fixed before (inside the caller's transaction).
+pub(in crate::store) fn set_terms(
+    conn: &Connection,
+    segment_id: Uuid,
+    t: &RetentionTerms,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE segments SET policy_version = ?1, ended_at = ?2, voice_expires_at = ?3, \
+         screen_expires_at = ?4 WHERE segment_id = ?5 AND policy_version IS NULL",
+    )?
+    .execute(params![
+        t.policy_version,
+        t.ended_at,
+        t.voice_expires_at,
+        t.screen_expires_at,
+        segment_id.to_string()
+    ])
+}
+
 fn lifecycle_columns() -> String {
     format!(
         "{SEGMENT_COLUMNS}, policy_version, ended_at, voice_expires_at, screen_expires_at, \
@@ -141,19 +160,21 @@ fn load_holds(
 }
 
 impl LifecycleStore for SqliteStore {
+    fn insert_segment_with_terms(
+        &self,
+        s: &SegmentRecord,
+        terms: &RetentionTerms,
+    ) -> Result<(), StoreError> {
+        // The terms ride the row's group commit: no transaction (nor fsync) of their own.
+        let result = self.pending.enqueue(s.clone(), Some(*terms));
+        self.pending.commit(&mut self.conn());
+        result
+            .recv()
+            .map_err(|_| StoreError::CommitFailed("the committing thread panicked".into()))?
+    }
+
     fn set_retention(&self, segment_id: Uuid, t: &RetentionTerms) -> Result<bool, StoreError> {
-        let changed = self.conn().execute(
-            "UPDATE segments SET policy_version = ?1, ended_at = ?2, voice_expires_at = ?3, \
-             screen_expires_at = ?4 WHERE segment_id = ?5 AND policy_version IS NULL",
-            params![
-                t.policy_version,
-                t.ended_at,
-                t.voice_expires_at,
-                t.screen_expires_at,
-                segment_id.to_string()
-            ],
-        )?;
-        Ok(changed > 0)
+        Ok(set_terms(&self.conn(), segment_id, t)? > 0)
     }
 
     fn segment_lifecycle(&self, segment_id: Uuid) -> Result<Option<SegmentLifecycle>, StoreError> {
