@@ -262,6 +262,9 @@ pub enum HoldCommand {
         /// Include released holds.
         #[arg(long)]
         all: bool,
+        /// Print every scope of each hold, one per line.
+        #[arg(long)]
+        scopes: bool,
     },
     /// Release a hold. Audited.
     Release {

@@ -202,6 +202,24 @@ pub fn format_hold(hold: &HoldRecord) -> String {
 /// A device scope's optional range and its hold.
 type DeviceScope = (Option<i64>, Option<i64>, Uuid);
 
+/// One scope as text (`session ID`, `device ID [from, to)`, `range [from, to)`; RFC 3339).
+pub fn format_scope(scope: &HoldScope) -> String {
+    let t = |s: Option<i64>| {
+        s.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+            .map_or_else(|| "…".to_owned(), crate::rfc3339)
+    };
+    match scope {
+        HoldScope::Session(s) => format!("session {s}"),
+        HoldScope::Device { device, from, to } if from.is_none() && to.is_none() => {
+            format!("device {device}")
+        }
+        HoldScope::Device { device, from, to } => {
+            format!("device {device} [{}, {})", t(*from), t(*to))
+        }
+        HoldScope::Range { from, to } => format!("range [{}, {})", t(Some(*from)), t(Some(*to))),
+    }
+}
+
 /// The active holds, indexed for quick checks of many segments.
 #[derive(Debug, Default)]
 pub struct ActiveHolds {

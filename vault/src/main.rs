@@ -221,9 +221,10 @@ fn main() -> anyhow::Result<()> {
             command: RetentionCommand::Sweep { data, key },
         } => {
             let vault = open_vault(&data.data, key.key_file.as_deref())?;
-            let r = vigil_vault::retention::sweep(
+            let r = vigil_vault::retention::sweep_as(
                 &vault,
                 time::OffsetDateTime::now_utc().unix_timestamp(),
+                &cli_actor(),
             )?;
             println!(
                 "deleted {} screen and {} voice blob(s); {} segment(s) held; {} failed; terms fixed for {}; audit records {:?}",
@@ -319,11 +320,16 @@ fn hold(command: HoldCommand) -> anyhow::Result<()> {
             println!("{}", hold.id);
             eprintln!("hold placed: {}", vigil_vault::holds::format_hold(&hold));
         }
-        HoldCommand::List { data, all } => {
+        HoldCommand::List { data, all, scopes } => {
             let admin = Admin::open(&data.data)?;
             println!("id\tcase\tscopes\tcreated_by\tcreated_at\treason\tstatus");
             for hold in vigil_vault::holds::list_holds(admin.store(), all)? {
                 println!("{}", vigil_vault::holds::format_hold(&hold));
+                if scopes {
+                    for scope in &hold.scopes {
+                        println!("\t{}", vigil_vault::holds::format_scope(scope));
+                    }
+                }
             }
         }
         HoldCommand::Release { data, id, reason } => {

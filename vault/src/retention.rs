@@ -226,8 +226,13 @@ fn batch_target(plan: &[Planned]) -> (String, String) {
 }
 
 /// Deletes the blobs expired at `now` (Unix seconds) that no active hold covers; see the
-/// module documentation.
+/// module documentation. Audited as the sweeper ([`SWEEP_ACTOR`]).
 pub fn sweep(vault: &Vault, now: i64) -> Result<SweepReport, SweepError> {
+    sweep_as(vault, now, SWEEP_ACTOR)
+}
+
+/// [`sweep`] on someone's demand: the audit records name `actor` (`cli:<OS user>`).
+pub fn sweep_as(vault: &Vault, now: i64, actor: &str) -> Result<SweepReport, SweepError> {
     let mut report = SweepReport {
         terms_fixed: fix_missing_terms(vault)?,
         ..SweepReport::default()
@@ -260,7 +265,7 @@ pub fn sweep(vault: &Vault, now: i64) -> Result<SweepReport, SweepError> {
         let (target, reason) = batch_target(&plan);
         let audit = crate::audit::record(
             vault.store(),
-            SWEEP_ACTOR,
+            actor,
             ACTION_RETENTION_SWEEP,
             Some(target),
             Some(reason),

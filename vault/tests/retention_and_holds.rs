@@ -552,6 +552,16 @@ async fn retention_holds_and_redaction() {
     assert!(dep
         .run_ok(&["hold", "list", "--data", &d, "--all"])
         .contains("case settled"));
+    let scopes = dep.run_ok(&["hold", "list", "--data", &d, "--scopes"]);
+    assert!(
+        scopes.contains(&format!(
+            "\tdevice {} [{}, {})",
+            dep.device_id,
+            rfc3339(c0),
+            rfc3339(c0 + 5)
+        )),
+        "{scopes}"
+    );
     let report = sweep(&lib, later).unwrap();
     assert_eq!(
         (report.screen_deleted, report.voice_deleted, report.held),
@@ -651,6 +661,13 @@ async fn redaction_and_sweep_on_postgres_and_s3() {
     assert!(
         swept.contains("deleted 1 screen and 0 voice blob(s); 1 segment(s) held"),
         "{swept}"
+    );
+    // On demand, the batch names who asked.
+    assert!(
+        dep.audit()
+            .lines()
+            .any(|l| l.contains("\tcli:") && l.contains("\tretention.sweep\t")),
+        "on-demand sweep audited as the CLI user"
     );
     let mut expected = names(1, &["manifest.json"]);
     expected.extend(names(2, &["manifest.json", "voice.age"]));
