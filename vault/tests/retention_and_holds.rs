@@ -30,6 +30,7 @@ use vigil_seal::{DeviceKey, Recipients, Sealer};
 use vigil_vault::enroll::EnrollResponse;
 use vigil_vault::retention::sweep;
 use vigil_vault::secrets::VaultKey;
+use vigil_vault::store::LifecycleStore;
 use vigil_vault::Vault;
 
 const DAY: i64 = 86_400;
@@ -723,4 +724,43 @@ async fn redaction_and_sweep_on_postgres_and_s3() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(text.matches("REDACTED session").count(), 2, "{text}");
     assert_eq!(text.matches("EXPIRED session").count(), 1, "{text}");
+}
+
+/// A PostgreSQL database made by schema version 1 upgrades in place when a vault opens it:
+/// the new columns and tables appear, rows stay (without terms, for the sweeper to fix).
+#[test]
+fn postgres_version_1_database_upgrades() {
+    let backends = Backends::new(Meta::Postgres, Blobs::Local);
+    let url = backends.pg_url().unwrap().to_owned();
+    off_runtime(move || {
+        let v1 = include_str!("../src/store/schema_pg.sql")
+            .split("-- Version 2")
+            .next()
+            .unwrap();
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.batch_execute(v1).unwrap();
+        c.batch_execute(
+            "INSERT INTO vigil_schema (version) VALUES (1); \
+             INSERT INTO devices (id, public_key, key_id, hostname, os_user, enrolled_at) VALUES \
+             ('00000000-0000-0000-0000-000000000001', decode(repeat('01', 32), 'hex'), 'k', 'h', \
+              'u', 1); \
+             INSERT INTO segments (session_id, sequence, segment_id, device_id, manifest_sha256, \
+             last_in_session, recorded_at, received_at, receipt) VALUES \
+             ('00000000-0000-0000-0000-000000000002', 1, '00000000-0000-0000-0000-000000000003', \
+              '00000000-0000-0000-0000-000000000001', 'aa', false, 10, 11, '\\x01');",
+        )
+        .unwrap();
+        let store = vigil_vault::store::PostgresStore::open(&url, 1).unwrap();
+        let old = store.segments_without_terms(None, 10).unwrap();
+        assert_eq!(old.len(), 1);
+        assert!(store.holds(true).unwrap().is_empty());
+        let version: i64 = c
+            .query_one("SELECT max(version) FROM vigil_schema", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(version, 2);
+        drop(store);
+        // Opening again changes nothing.
+        vigil_vault::store::PostgresStore::open(&url, 1).unwrap();
+    });
 }
