@@ -439,6 +439,35 @@ async fn retention_holds_and_redaction() {
     assert!(redact_line.contains(&c2.manifest.manifest.blobs[0].sha256));
     assert!(redact_line.contains("PCI-2026-3") && redact_line.contains("card number"));
     assert!(log.contains("\thold.add\t"), "{log}");
+    // An interrupted redaction (media left behind) is completed by running it again, under
+    // the same tombstone.
+    let leftover = dep.blob_dir(c).join("000003.voice.age");
+    fs::write(&leftover, &c_segments[2].voice).unwrap();
+    let again = dep.run_ok(&[
+        "redact",
+        "--data",
+        &d,
+        "--session",
+        &c.to_string(),
+        "--from",
+        &rfc3339(c0 + 12),
+        "--to",
+        &rfc3339(c0 + 25),
+        "--case",
+        "PCI-2026-3",
+        "--reason",
+        "completing the redaction",
+    ]);
+    assert!(again.contains(&tombstone_sha), "{again}");
+    assert!(!leftover.exists());
+    let reprinted = dep.run_ok(&[
+        "tombstone",
+        "--data",
+        &d,
+        "--segment",
+        &c2.manifest.manifest.segment_id.to_string(),
+    ]);
+    assert_eq!(reprinted, printed);
 
     // The sweep, now: expired screens go, voices stay; B is held; one audited batch.
     let report = sweep(&lib, now).unwrap();
