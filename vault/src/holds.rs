@@ -291,7 +291,58 @@ impl ActiveHolds {
 
 #[cfg(test)]
 mod tests {
-    use super::overlaps;
+    use super::*;
+    use crate::store::lifecycle::RetentionTerms;
+    use crate::store::SegmentRecord;
+
+    fn seg(session: Uuid, device: Uuid, start: i64) -> SegmentLifecycle {
+        SegmentLifecycle {
+            segment: SegmentRecord {
+                segment_id: Uuid::new_v4(),
+                session_id: session,
+                sequence: 1,
+                device_id: device,
+                manifest_sha256: String::new(),
+                prev_manifest_sha256: None,
+                last_in_session: false,
+                recorded_at: start,
+                received_at: start,
+                receipt: Vec::new(),
+            },
+            terms: Some(RetentionTerms {
+                policy_version: 0,
+                ended_at: start + 10,
+                voice_expires_at: 0,
+                screen_expires_at: 0,
+            }),
+            voice_deleted: None,
+            screen_deleted: None,
+        }
+    }
+
+    #[test]
+    fn holds_cover_by_session_device_and_range() {
+        let (s1, s2, d1, d2) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let (h1, h2, h3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut holds = ActiveHolds::default();
+        holds.sessions.insert(s1, h1);
+        holds.devices.insert(d1, vec![(Some(100), Some(200), h2)]);
+        holds.ranges.push((1000, 2000, h3));
+        holds.ids.extend([h1, h2, h3]);
+        assert_eq!(holds.len(), 3);
+        assert_eq!(holds.covering(&seg(s1, d2, 5000)), Some(h1));
+        assert_eq!(holds.covering(&seg(s2, d1, 95)), Some(h2), "ends inside");
+        assert_eq!(holds.covering(&seg(s2, d1, 200)), None, "starts at the end");
+        assert_eq!(holds.covering(&seg(s2, d2, 150)), None, "other device");
+        assert_eq!(holds.covering(&seg(s2, d2, 1995)), Some(h3));
+        assert_eq!(holds.covering(&seg(s2, d2, 990)), None, "ends at the start");
+        assert!(ActiveHolds::default().covering(&seg(s1, d1, 0)).is_none());
+    }
 
     #[test]
     fn ranges_overlap_half_open() {
