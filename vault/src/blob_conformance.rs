@@ -97,3 +97,32 @@ pub fn bad_names_are_refused(store: &dyn BlobStore) {
     assert!(store.stage(session, &mixed).is_err());
     assert!(store.list(session).unwrap().is_empty());
 }
+
+/// A deleted file is gone for every reader, its neighbours stay, and deleting again is no
+/// error (it reports that nothing was there).
+pub fn delete_removes_one_file(store: &dyn BlobStore) {
+    let session = Uuid::new_v4();
+    let files = [
+        ("000001.manifest.json".to_owned(), b"{}".as_slice()),
+        ("000001.screen.age".to_owned(), b"screen".as_slice()),
+        ("000001.voice.age".to_owned(), b"voice".as_slice()),
+    ];
+    store.commit(store.stage(session, &files).unwrap()).unwrap();
+    assert!(store.delete(session, "000001.screen.age").unwrap());
+    assert!(!store.exists(session, "000001.screen.age").unwrap());
+    assert!(matches!(
+        store.get(session, "000001.screen.age"),
+        Err(BlobError::NotFound { .. })
+    ));
+    assert_eq!(
+        store.list(session).unwrap(),
+        vec!["000001.manifest.json", "000001.voice.age"]
+    );
+    assert_eq!(store.get(session, "000001.voice.age").unwrap(), b"voice");
+    assert!(!store.delete(session, "000001.screen.age").unwrap());
+    assert!(!store.delete(Uuid::new_v4(), "000001.voice.age").unwrap());
+    assert!(matches!(
+        store.delete(session, "../000001.voice.age"),
+        Err(BlobError::BadName(_))
+    ));
+}

@@ -80,6 +80,9 @@ pub trait BlobStore: Send + Sync {
     fn exists(&self, session: Uuid, name: &str) -> Result<bool, BlobError>;
     /// The committed file names of `session`, sorted (empty for an unknown session).
     fn list(&self, session: Uuid) -> Result<Vec<String>, BlobError>;
+    /// Deletes a committed file for good (retention, redaction), durably: when it returns,
+    /// the file cannot come back. `Ok(false)` when it was not there (deleting twice is fine).
+    fn delete(&self, session: Uuid, name: &str) -> Result<bool, BlobError>;
 }
 
 /// Refuses names that could leave the session's folder or prefix.
@@ -243,6 +246,20 @@ impl BlobStore for LocalBlobStore {
         }
         names.sort();
         Ok(names)
+    }
+
+    fn delete(&self, session: Uuid, name: &str) -> Result<bool, BlobError> {
+        check_name(name)?;
+        let dir = self.session_dir(session);
+        let path = dir.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                sync_dir(&dir)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io("delete", &path)(e)),
+        }
     }
 }
 

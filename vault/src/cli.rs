@@ -195,6 +195,111 @@ pub enum Command {
         #[arg(long, value_name = "BASE64")]
         receipt_key: Option<String>,
     },
+    /// Legal holds.
+    Hold {
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
+    /// Retention of recordings.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// Destroy the media of every segment of a session (or device) overlapping a time range,
+    /// both kinds, keeping the signed manifests and a signed tombstone per segment. Audited.
+    Redact {
+        #[command(flatten)]
+        data: Data,
+        #[command(flatten)]
+        key: Key,
+        /// Segments of this session.
+        #[arg(long, value_name = "ID", required_unless_present = "device")]
+        session: Option<uuid::Uuid>,
+        /// Segments of this device (agent).
+        #[arg(long, value_name = "ID")]
+        device: Option<uuid::Uuid>,
+        /// Range start (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = vigil_vault::export::parse_time)]
+        from: time::OffsetDateTime,
+        /// Range end, exclusive (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = vigil_vault::export::parse_time)]
+        to: time::OffsetDateTime,
+        /// The case the redaction serves.
+        #[arg(long, value_name = "NAME")]
+        case: String,
+        /// Why (kept in the audit log and each tombstone).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Print the signed tombstone of a redacted segment (JSON, verifiable with the receipt key).
+    Tombstone {
+        #[command(flatten)]
+        data: Data,
+        /// The segment id.
+        #[arg(long, value_name = "ID")]
+        segment: uuid::Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Place a legal hold: the recordings it covers are never deleted while it is active.
+    /// Scopes add up (no cap): every --session, every --device, and the --from/--to range
+    /// (which, given with --device, limits those devices to the range). Audited.
+    Add {
+        #[command(flatten)]
+        data: Data,
+        /// The legal case.
+        #[arg(long, value_name = "NAME")]
+        case: String,
+        /// A session to hold (repeatable).
+        #[arg(long = "session", value_name = "ID")]
+        sessions: Vec<uuid::Uuid>,
+        /// A device (agent) to hold (repeatable).
+        #[arg(long = "device", value_name = "ID")]
+        devices: Vec<uuid::Uuid>,
+        /// Range start (RFC 3339).
+        #[arg(long, value_name = "RFC3339", requires = "to", value_parser = vigil_vault::export::parse_time)]
+        from: Option<time::OffsetDateTime>,
+        /// Range end, exclusive (RFC 3339).
+        #[arg(long, value_name = "RFC3339", requires = "from", value_parser = vigil_vault::export::parse_time)]
+        to: Option<time::OffsetDateTime>,
+        /// Why (kept in the hold and the audit log).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// List holds (active ones; --all for released ones too).
+    List {
+        #[command(flatten)]
+        data: Data,
+        /// Include released holds.
+        #[arg(long)]
+        all: bool,
+        /// Print every scope of each hold, one per line.
+        #[arg(long)]
+        scopes: bool,
+    },
+    /// Release a hold. Audited.
+    Release {
+        #[command(flatten)]
+        data: Data,
+        /// The hold id (from `hold list`).
+        id: uuid::Uuid,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Delete expired blobs now (those no active hold covers), as the server does periodically.
+    Sweep {
+        #[command(flatten)]
+        data: Data,
+        #[command(flatten)]
+        key: Key,
+    },
 }
 
 /// What the audit log says when an export names no reason (the commands IT scripts keep

@@ -8,7 +8,10 @@
 //! OUT/recording.pub                       the recording recipient(s) the blobs are sealed to
 //! OUT/sessions/<session>/NNNNNN.manifest.json, .screen.age, .voice.age   as stored
 //! OUT/sessions/<session>/NNNNNN.receipt.json                             as first returned
+//! OUT/sessions/<session>/NNNNNN.tombstone.json            signed tombstone of a redacted segment
 //! ```
+//!
+//! A blob deleted by retention or redaction is absent; the index records it ([`deleted`]).
 //!
 //! The session folders have the agent spool's layout, so `vigil_seal::verify_tree` checks
 //! them. The index is signed with the receipt key like a receipt (its own `kind`, so neither
@@ -32,6 +35,9 @@ use crate::blobs::BlobError;
 use crate::ingest::file_name;
 use crate::store::{SegmentFilter, SegmentRecord, StoreError};
 use crate::Vault;
+
+pub mod deleted;
+pub use deleted::DeletedBlob;
 
 /// The `kind` of an export index.
 pub const INDEX_KIND: &str = "vigil.evidence-export";
@@ -125,8 +131,11 @@ pub struct IndexedSegment {
     pub recorded_at: time::OffsetDateTime,
     /// SHA-256 of the signed manifest envelope, as the receipt names it.
     pub manifest_sha256: String,
-    /// The manifest, the blobs and the receipt.
+    /// The manifest, the blobs and the receipt (and the tombstone of a redacted segment).
     pub files: Vec<IndexedFile>,
+    /// Blobs the manifest lists that the vault deleted (retention, redaction).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<DeletedBlob>,
 }
 
 /// The export's table of contents, signed with the vault's receipt key.
@@ -368,11 +377,18 @@ fn export_segment(
     }
     // Verified at ingest; parsed again only to learn the blob names.
     let signed = SignedManifest::verify(&manifest, None).map_err(|e| corrupt(e.to_string()))?;
+    let (deleted, tombstone) = deleted::deleted_of(vault, record, &signed)?;
     let mut files = vec![(manifest_name, manifest)];
     for blob in &signed.manifest.blobs {
-        files.push((blob.file.clone(), vault.blobs().get(session, &blob.file)?));
+        // A blob missing without a deletion record is an error (NotFound), as before.
+        if !deleted.iter().any(|d| d.file == blob.file) {
+            files.push((blob.file.clone(), vault.blobs().get(session, &blob.file)?));
+        }
     }
     files.push((file_name(sequence, "receipt.json"), record.receipt.clone()));
+    if let Some(t) = tombstone {
+        files.push((deleted::tombstone_file(sequence), t.tombstone));
+    }
 
     let mut indexed = Vec::with_capacity(files.len());
     for (name, bytes) in files {
@@ -391,6 +407,7 @@ fn export_segment(
         recorded_at: signed.manifest.start.wall,
         manifest_sha256: record.manifest_sha256.clone(),
         files: indexed,
+        deleted,
     })
 }
 

@@ -345,7 +345,7 @@ pub fn ingest(
         &vault.keys().receipt,
     );
     vault.blobs().commit(staged)?;
-    let inserted = vault.store().insert_segment(&SegmentRecord {
+    let row = SegmentRecord {
         segment_id: m.segment_id,
         session_id: session,
         sequence: seq,
@@ -356,7 +356,9 @@ pub fn ingest(
         recorded_at: m.start.wall.unix_timestamp(),
         received_at: now.unix_timestamp(),
         receipt: receipt.as_bytes().to_vec(),
-    });
+    };
+    // With its retention terms, in the row's own transaction.
+    let inserted = crate::retention::insert_segment(vault, &device, m, &row);
     if let Err(e) = inserted {
         // The lock is per session: the same segment id may have been stored at once under
         // another session. Its files stay unreferenced (never a row without media).

@@ -251,6 +251,7 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         hosts: hosts.clone(),
         created_at: crate::rfc3339(crate::now()),
         storage: options.storage.clone(),
+        retention: Default::default(),
     };
     let text = toml::to_string(&config).expect("the config always serializes");
     write_file(&layout.config(), text.as_bytes(), false)?;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::retention::RetentionConfig;
 use crate::storage::StorageConfig;
 
 /// Where everything of a deployment lives, relative to its data folder:
@@ -97,6 +98,9 @@ pub struct VaultConfig {
     /// Storage backends; absent means the embedded defaults (SQLite and `blobs/`).
     #[serde(default, skip_serializing_if = "StorageConfig::is_default")]
     pub storage: StorageConfig,
+    /// The retention sweeper (`[retention]`); absent means every 10 minutes.
+    #[serde(default, skip_serializing_if = "RetentionConfig::is_default")]
+    pub retention: RetentionConfig,
 }
 
 /// Version of the data folder's layout.

@@ -19,7 +19,7 @@ use vigil_vault::server::{ServeOptions, Server};
 use vigil_vault::verify_export::{verify_export, VerifyOptions};
 use vigil_vault::{init, InitOptions, Vault};
 
-use cli::{Cli, Command, DeviceCommand, KeysCommand, TokenCommand};
+use cli::{Cli, Command, DeviceCommand, HoldCommand, KeysCommand, RetentionCommand, TokenCommand};
 
 /// Opens the deployment with the vault key from `--key-file` or the environment.
 fn open_vault(data: &std::path::Path, key_file: Option<&std::path::Path>) -> anyhow::Result<Vault> {
@@ -79,8 +79,16 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("opening {}", data.data.display()))?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
+                let vault = Arc::new(vault);
+                let sweep_seconds = vault.config().retention.sweep_seconds;
+                let _sweeper = (sweep_seconds > 0).then(|| {
+                    vigil_vault::retention::spawn_sweeper(
+                        vault.clone(),
+                        std::time::Duration::from_secs(sweep_seconds),
+                    )
+                });
                 let server = Server::bind(
-                    Arc::new(vault),
+                    vault,
                     &ServeOptions {
                         listen,
                         max_body_bytes,
@@ -237,11 +245,126 @@ fn main() -> anyhow::Result<()> {
             std::io::stdout().flush()?;
             std::process::exit(report.exit_code(allow_gaps));
         }
+        Command::Hold { command } => hold(command)?,
+        Command::Retention {
+            command: RetentionCommand::Sweep { data, key },
+        } => {
+            let vault = open_vault(&data.data, key.key_file.as_deref())?;
+            let r = vigil_vault::retention::sweep_as(
+                &vault,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+                &cli_actor(),
+            )?;
+            println!(
+                "deleted {} screen and {} voice blob(s); {} segment(s) held; {} failed; terms fixed for {}; audit records {:?}",
+                r.screen_deleted, r.voice_deleted, r.held, r.failed, r.terms_fixed, r.audit_seqs
+            );
+            if r.failed > 0 {
+                anyhow::bail!(
+                    "{} expired blob(s) could not be deleted (see the log)",
+                    r.failed
+                );
+            }
+        }
+        Command::Redact {
+            data,
+            key,
+            session,
+            device,
+            from,
+            to,
+            case,
+            reason,
+        } => {
+            let vault = open_vault(&data.data, key.key_file.as_deref())?;
+            let request = vigil_vault::redact::RedactRequest {
+                session,
+                device,
+                from,
+                to,
+                case,
+                reason,
+            };
+            let report = vigil_vault::redact::redact(&vault, &request, &cli_actor())?;
+            for s in &report.segments {
+                println!(
+                    "redacted {} (session {} #{}) tombstone {}",
+                    s.segment_id, s.session_id, s.sequence, s.tombstone_sha256
+                );
+            }
+            println!(
+                "{} segment(s) redacted (audit record {})",
+                report.segments.len(),
+                report.audit_seq
+            );
+        }
+        Command::Tombstone { data, segment } => {
+            let admin = Admin::open(&data.data)?;
+            let Some(t) = vigil_vault::redact::tombstone(admin.store(), segment)? else {
+                anyhow::bail!("segment {segment} has no tombstone (not redacted)");
+            };
+            std::io::stdout().write_all(&t.tombstone)?;
+            println!();
+        }
         Command::Gaps { data, session } => {
             let admin = Admin::open(&data.data)?;
             for report in admin.gaps(session)? {
                 println!("{report}");
             }
+        }
+    }
+    Ok(())
+}
+
+fn hold(command: HoldCommand) -> anyhow::Result<()> {
+    use vigil_vault::store::lifecycle::HoldScope;
+    match command {
+        HoldCommand::Add {
+            data,
+            case,
+            sessions,
+            devices,
+            from,
+            to,
+            reason,
+        } => {
+            let admin = Admin::open(&data.data)?;
+            let (from, to) = (
+                from.map(time::OffsetDateTime::unix_timestamp),
+                to.map(time::OffsetDateTime::unix_timestamp),
+            );
+            let mut scopes: Vec<HoldScope> = sessions.into_iter().map(HoldScope::Session).collect();
+            if devices.is_empty() {
+                if let (Some(from), Some(to)) = (from, to) {
+                    scopes.push(HoldScope::Range { from, to });
+                }
+            }
+            scopes.extend(
+                devices
+                    .into_iter()
+                    .map(|device| HoldScope::Device { device, from, to }),
+            );
+            let hold =
+                vigil_vault::holds::add_hold(admin.store(), &case, scopes, &cli_actor(), &reason)?;
+            println!("{}", hold.id);
+            eprintln!("hold placed: {}", vigil_vault::holds::format_hold(&hold));
+        }
+        HoldCommand::List { data, all, scopes } => {
+            let admin = Admin::open(&data.data)?;
+            println!("id\tcase\tscopes\tcreated_by\tcreated_at\treason\tstatus");
+            for hold in vigil_vault::holds::list_holds(admin.store(), all)? {
+                println!("{}", vigil_vault::holds::format_hold(&hold));
+                if scopes {
+                    for scope in &hold.scopes {
+                        println!("\t{}", vigil_vault::holds::format_scope(scope));
+                    }
+                }
+            }
+        }
+        HoldCommand::Release { data, id, reason } => {
+            let admin = Admin::open(&data.data)?;
+            vigil_vault::holds::release_hold(admin.store(), id, &cli_actor(), &reason)?;
+            println!("hold {id} released");
         }
     }
     Ok(())

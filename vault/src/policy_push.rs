@@ -92,7 +92,9 @@ impl PolicyHub {
                 PolicySnapshot::default()
             }
         };
-        let (tx, rx) = watch::channel(Arc::new(first));
+        let first = Arc::new(first);
+        vault.cache_policy(first.clone());
+        let (tx, rx) = watch::channel(first);
         tokio::spawn(watch_store(vault, tx));
         Ok(Self { rx })
     }
@@ -112,8 +114,9 @@ async fn watch_store(vault: Arc<Vault>, tx: watch::Sender<Arc<PolicySnapshot>>) 
         if tx.is_closed() && tx.receiver_count() == 0 {
             return;
         }
-        let vault = vault.clone();
+        let store_vault = vault.clone();
         let loaded = tokio::task::spawn_blocking(move || {
+            let vault = store_vault;
             let version = vault.store().policy_version()?;
             if version == known {
                 return Ok(None);
@@ -127,7 +130,9 @@ async fn watch_store(vault: Arc<Vault>, tx: watch::Sender<Arc<PolicySnapshot>>) 
             Ok(Ok(Some(snapshot))) => {
                 known = snapshot.version;
                 tracing::info!(version = known, "policy snapshot reloaded");
-                tx.send_replace(Arc::new(snapshot));
+                let snapshot = Arc::new(snapshot);
+                vault.cache_policy(snapshot.clone());
+                tx.send_replace(snapshot);
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "policy watch failed"),

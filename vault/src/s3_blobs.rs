@@ -257,4 +257,22 @@ impl BlobStore for S3BlobStore {
             Ok(names)
         })
     }
+
+    fn delete(&self, session: Uuid, name: &str) -> Result<bool, BlobError> {
+        check_name(name)?;
+        let key = self.final_key(session, name);
+        let store = self.store.clone();
+        self.block_on(async move {
+            // S3 answers a DELETE of a missing key with success: ask first, to report it.
+            let existed = match store.head(&key).await {
+                Ok(_) => true,
+                Err(object_store::Error::NotFound { .. }) => false,
+                Err(e) => return Err(remote("head", &key)(e)),
+            };
+            if existed {
+                store.delete(&key).await.map_err(remote("delete", &key))?;
+            }
+            Ok(existed)
+        })
+    }
 }

@@ -55,6 +55,9 @@ pub struct Vault {
     /// a session maps to one of these stripes, so uploads of different sessions mostly run
     /// in parallel while two of one session never interleave.
     session_locks: Vec<Mutex<()>>,
+    /// The policy snapshot the server's policy hub keeps current (ingest reads retention from
+    /// it without a database query); `None` outside the server.
+    policy: std::sync::RwLock<Option<std::sync::Arc<crate::policy::PolicySnapshot>>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -98,7 +101,21 @@ impl Vault {
             blobs,
             keys,
             session_locks: (0..SESSION_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            policy: std::sync::RwLock::new(None),
         }
+    }
+
+    /// The policy snapshot kept current by the server, if it runs in this process.
+    pub fn cached_policy(&self) -> Option<std::sync::Arc<crate::policy::PolicySnapshot>> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the cached policy snapshot (the policy hub, on every change).
+    pub(crate) fn cache_policy(&self, snapshot: std::sync::Arc<crate::policy::PolicySnapshot>) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Some(snapshot);
     }
 
     /// Holds the ingest lock of `session`'s stripe.

@@ -7,6 +7,8 @@
 //! names its manifest's SHA-256, session, sequence and segment id; every file the index lists
 //! is there with its size and SHA-256, and nothing else is. Problems are *tampering* (exit 1)
 //! or *gaps* (missing sequence numbers, a session whose end is not in the export: exit 2).
+//! Media deleted by retention or redaction is neither, when the signed index records it (and a
+//! signed tombstone names each redacted blob): it is listed as EXPIRED or REDACTED.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -21,6 +23,7 @@ use vigil_proto::receipt::SignedReceipt;
 use vigil_proto::{sha256_hex, SignedManifest};
 use vigil_seal::ProblemKind;
 
+use crate::export::deleted::{check_deleted, excused, DeletedMedia};
 use crate::export::{
     is_export_path, ExportIndex, IndexEnvelope, INDEX_FILE, INDEX_FORMAT, INDEX_KIND,
     RECEIPT_KEY_FILE, RECIPIENTS_FILE, SESSIONS_DIR,
@@ -83,6 +86,8 @@ pub struct ExportVerifyReport {
     pub segments: BTreeMap<Uuid, u64>,
     /// Every finding.
     pub problems: Vec<ExportProblem>,
+    /// Media the index records as deleted (retention, redaction), each explained and checked.
+    pub deleted: Vec<DeletedMedia>,
 }
 
 impl ExportVerifyReport {
@@ -109,7 +114,7 @@ impl ExportVerifyReport {
         }
     }
 
-    fn tampered(
+    pub(crate) fn tampered(
         &mut self,
         session: Option<Uuid>,
         seq: Option<u64>,
@@ -153,6 +158,9 @@ impl fmt::Display for ExportVerifyReport {
             "{total} segment(s) with valid signatures in {} session(s)",
             self.segments.len()
         )?;
+        for deleted in &self.deleted {
+            writeln!(f, "{deleted}")?;
+        }
         for problem in &self.problems {
             writeln!(f, "{problem}")?;
         }
@@ -519,11 +527,12 @@ pub fn verify_export(
     for (session, s) in &tree.sessions {
         report.segments.insert(*session, s.segments);
         // Gaps are worked out below, from the index when there is one.
-        for p in s
-            .problems
-            .iter()
-            .filter(|p| p.kind != ProblemKind::SequenceGap)
-        {
+        // A blob the signed index records as deleted is checked by `check_deleted` instead.
+        for p in s.problems.iter().filter(|p| {
+            p.kind != ProblemKind::SequenceGap
+                && !(p.kind == ProblemKind::BlobMissing
+                    && excused(index.as_ref(), *session, &p.detail))
+        }) {
             report.tampered(
                 Some(*session),
                 p.sequence,
@@ -536,6 +545,9 @@ pub fn verify_export(
         check_receipt(out, rel, key.as_ref(), &mut report);
     }
 
+    if let Some(index) = &index {
+        check_deleted(out, index, key.as_ref(), &mut report);
+    }
     let sequences = match &index {
         Some(index) => check_files_against_index(out, index, &present, &mut report),
         None => sequences_on_disk(&present),

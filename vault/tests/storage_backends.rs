@@ -42,6 +42,8 @@ fn metadata_suite(meta: Meta) {
     on_fresh_store(meta, conformance::session_reports_replace_each_other);
     on_fresh_store(meta, conformance::audit_log_is_chained);
     on_fresh_store(meta, conformance::concurrent_inserts_commit_independently);
+    on_fresh_store(meta, conformance::lifecycle::lifecycle_terms_and_deletions);
+    on_fresh_store(meta, conformance::lifecycle::lifecycle_holds_and_tombstones);
 }
 
 #[test]
@@ -150,6 +152,7 @@ fn blob_suite(blobs: Blobs) {
     vigil_vault::blob_conformance::stage_commit_get(store.as_ref());
     vigil_vault::blob_conformance::discard_leaves_nothing(store.as_ref());
     vigil_vault::blob_conformance::bad_names_are_refused(store.as_ref());
+    vigil_vault::blob_conformance::delete_removes_one_file(store.as_ref());
     // Nothing staged is left behind anywhere in the backend's storage.
     let leftovers: Vec<String> = backends
         .all_files(dir.path())

@@ -12,6 +12,7 @@ pub mod mask_rules;
 pub mod policy;
 pub mod receipt;
 mod signed;
+pub mod tombstone;
 
 pub use manifest::{
     BlobRef, CaptureEvent, CaptureEventKind, EncoderSettings, MaskedSpan, MediaKind,

@@ -4,6 +4,8 @@
 
 use uuid::Uuid;
 
+pub mod lifecycle;
+
 use super::{
     AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, MetadataStore, SegmentFilter,
     SegmentRecord, SessionReport, TokenRecord,
@@ -109,7 +111,7 @@ pub fn segments_round_trip(store: &dyn MetadataStore) {
     store.ping().unwrap();
 }
 
-fn enrolled(store: &dyn MetadataStore, key: u8) -> DeviceRecord {
+pub(crate) fn enrolled(store: &dyn MetadataStore, key: u8) -> DeviceRecord {
     let hash = format!("tok{key}");
     store.insert_token(&token(&hash, 1000)).unwrap();
     let EnrollOutcome::Enrolled(d) = store.enroll(&hash, 1, &device(key)).unwrap() else {
@@ -118,7 +120,12 @@ fn enrolled(store: &dyn MetadataStore, key: u8) -> DeviceRecord {
     d
 }
 
-fn record(device: &DeviceRecord, session: Uuid, seq: i64, recorded_at: i64) -> SegmentRecord {
+pub(crate) fn record(
+    device: &DeviceRecord,
+    session: Uuid,
+    seq: i64,
+    recorded_at: i64,
+) -> SegmentRecord {
     SegmentRecord {
         segment_id: Uuid::new_v4(),
         session_id: session,

@@ -8,11 +8,16 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
+use super::lifecycle::RetentionTerms;
 use super::sqlite::SEGMENT_COLUMNS;
 use super::{SegmentRecord, StoreError};
 
-/// A queued row and where its result goes.
-type PendingRow = (SegmentRecord, SyncSender<Result<(), StoreError>>);
+/// A queued row, its retention terms if known, and where its result goes.
+type PendingRow = (
+    SegmentRecord,
+    Option<RetentionTerms>,
+    SyncSender<Result<(), StoreError>>,
+);
 
 /// Rows waiting for the next commit.
 #[derive(Default)]
@@ -22,12 +27,16 @@ pub(super) struct GroupCommit {
 
 impl GroupCommit {
     /// Queues a row; its result arrives on the receiver once some commit included it.
-    pub(super) fn enqueue(&self, row: SegmentRecord) -> Receiver<Result<(), StoreError>> {
+    pub(super) fn enqueue(
+        &self,
+        row: SegmentRecord,
+        terms: Option<RetentionTerms>,
+    ) -> Receiver<Result<(), StoreError>> {
         let (reply, result) = sync_channel(1);
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((row, reply));
+            .push((row, terms, reply));
         result
     }
 
@@ -40,9 +49,9 @@ impl GroupCommit {
         let outcome = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut results = Vec::with_capacity(batch.len());
-            for (segment, _) in &batch {
+            for (segment, terms, _) in &batch {
                 tx.execute_batch("SAVEPOINT row")?;
-                let inserted = insert_segment_row(&tx, segment);
+                let inserted = insert_segment_row(&tx, segment, terms.as_ref());
                 tx.execute_batch(if inserted.is_ok() {
                     "RELEASE row"
                 } else {
@@ -55,12 +64,12 @@ impl GroupCommit {
         })();
         match outcome {
             Ok(results) => {
-                for ((_, reply), result) in batch.into_iter().zip(results) {
+                for ((_, _, reply), result) in batch.into_iter().zip(results) {
                     let _ = reply.send(result.map_err(StoreError::from));
                 }
             }
             Err(e) => {
-                for (_, reply) in batch {
+                for (_, _, reply) in batch {
                     let _ = reply.send(Err(StoreError::CommitFailed(e.to_string())));
                 }
             }
@@ -68,7 +77,11 @@ impl GroupCommit {
     }
 }
 
-fn insert_segment_row(conn: &Connection, s: &SegmentRecord) -> rusqlite::Result<()> {
+fn insert_segment_row(
+    conn: &Connection,
+    s: &SegmentRecord,
+    terms: Option<&RetentionTerms>,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(&format!(
         "INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ))?
@@ -84,5 +97,8 @@ fn insert_segment_row(conn: &Connection, s: &SegmentRecord) -> rusqlite::Result<
         s.received_at,
         s.receipt
     ])?;
+    if let Some(t) = terms {
+        super::sqlite::set_terms(conn, s.segment_id, t)?;
+    }
     Ok(())
 }

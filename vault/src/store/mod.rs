@@ -8,6 +8,7 @@
 #[doc(hidden)]
 pub mod conformance;
 mod group_commit;
+pub mod lifecycle;
 pub mod live;
 pub mod policy;
 mod postgres;
@@ -17,6 +18,7 @@ pub use self::live::{AgentStateRow, LiveStore};
 pub use self::policy::{PolicyLayerRow, PolicyStore};
 
 pub use self::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
+pub use lifecycle::LifecycleStore;
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
@@ -236,7 +238,9 @@ impl AuditRecord {
 }
 
 /// The metadata operations the vault needs; one implementation per database.
-pub trait MetadataStore: PolicyStore + LiveStore + Send + Sync + std::fmt::Debug {
+pub trait MetadataStore:
+    PolicyStore + LiveStore + LifecycleStore + Send + Sync + std::fmt::Debug
+{
     /// Adds a user account. Fails if the name exists.
     fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// A user account by name.

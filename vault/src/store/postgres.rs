@@ -17,12 +17,14 @@ mod policy;
 use postgres::{Client, NoTls, Row};
 use uuid::Uuid;
 
+mod lifecycle;
+
 use super::{
     AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, MetadataStore, SegmentFilter,
     SegmentRecord, SessionReport, SessionSequences, StoreError, TokenRecord, UserRecord,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = include_str!("schema_pg.sql");
 
@@ -127,8 +129,9 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
                 known: SCHEMA_VERSION,
             })
         }
-        Some(_) => {}
-        None => {
+        Some(found) if found == SCHEMA_VERSION => {}
+        // Every statement of the schema is idempotent: an older database runs it again.
+        Some(_) | None => {
             tx.batch_execute(SCHEMA)?;
             tx.execute(
                 "INSERT INTO vigil_schema (version) VALUES ($1)",

@@ -62,3 +62,33 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+-- Version 2: retention, legal holds, redaction (store/lifecycle.rs). The new columns of
+-- `segments` (policy_version, ended_at, voice/screen_expires_at, voice/screen_deleted_at and
+-- _reason) are added by sqlite/lifecycle.rs, guarded, so a version 1 database upgrades.
+CREATE TABLE IF NOT EXISTS holds (
+  id TEXT PRIMARY KEY,
+  case_name TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  released_at INTEGER,
+  released_by TEXT,
+  release_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS hold_scopes (
+  hold_id TEXT NOT NULL REFERENCES holds(id),
+  position INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  target TEXT,
+  range_from INTEGER,
+  range_to INTEGER,
+  PRIMARY KEY (hold_id, position)
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+  segment_id TEXT PRIMARY KEY REFERENCES segments(segment_id),
+  session_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  tombstone BLOB NOT NULL,
+  sha256 TEXT NOT NULL
+);

@@ -71,3 +71,46 @@ CREATE OR REPLACE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_l
   FOR EACH ROW EXECUTE FUNCTION vigil_audit_log_append_only();
 CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
   FOR EACH STATEMENT EXECUTE FUNCTION vigil_audit_log_append_only();
+-- Version 2: retention, legal holds, redaction (store/lifecycle.rs). Re-run as a whole on a
+-- version 1 database: every statement here is idempotent.
+ALTER TABLE segments ADD COLUMN IF NOT EXISTS policy_version BIGINT;
+ALTER TABLE segments ADD COLUMN IF NOT EXISTS ended_at BIGINT;
+ALTER TABLE segments ADD COLUMN IF NOT EXISTS voice_expires_at BIGINT;
+ALTER TABLE segments ADD COLUMN IF NOT EXISTS screen_expires_at BIGINT;
+ALTER TABLE segments ADD COLUMN IF NOT EXISTS voice_deleted_at BIGINT;
+ALTER TABLE segments ADD COLUMN IF NOT EXISTS voice_deleted_reason TEXT;
+ALTER TABLE segments ADD COLUMN IF NOT EXISTS screen_deleted_at BIGINT;
+ALTER TABLE segments ADD COLUMN IF NOT EXISTS screen_deleted_reason TEXT;
+CREATE INDEX IF NOT EXISTS segments_voice_due ON segments (voice_expires_at)
+  WHERE voice_deleted_at IS NULL;
+CREATE INDEX IF NOT EXISTS segments_screen_due ON segments (screen_expires_at)
+  WHERE screen_deleted_at IS NULL;
+CREATE INDEX IF NOT EXISTS segments_without_terms ON segments (segment_id)
+  WHERE policy_version IS NULL;
+CREATE TABLE IF NOT EXISTS holds (
+  id UUID PRIMARY KEY,
+  case_name TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  released_at BIGINT,
+  released_by TEXT,
+  release_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS hold_scopes (
+  hold_id UUID NOT NULL REFERENCES holds(id),
+  position BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  target UUID,
+  range_from BIGINT,
+  range_to BIGINT,
+  PRIMARY KEY (hold_id, position)
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+  segment_id UUID PRIMARY KEY REFERENCES segments(segment_id),
+  session_id UUID NOT NULL,
+  sequence BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  tombstone BYTEA NOT NULL,
+  sha256 TEXT NOT NULL
+);

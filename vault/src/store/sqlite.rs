@@ -20,12 +20,15 @@ mod live;
 mod policy;
 
 use super::group_commit::GroupCommit;
+
+mod lifecycle;
 use super::{
     AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, MetadataStore, SegmentFilter,
     SegmentRecord, SessionReport, SessionSequences, StoreError, TokenRecord, UserRecord,
 };
+pub(super) use lifecycle::set_terms;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -63,10 +66,21 @@ impl SqliteStore {
                 known: SCHEMA_VERSION,
             });
         }
-        if version == 0 {
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?;
+        if version < SCHEMA_VERSION {
+            // Every statement of the schema is idempotent, so an older database runs it again;
+            // the columns added since version 1 are added (guarded) by `lifecycle::upgrade`.
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let upgraded = conn
+                .execute_batch(SCHEMA)
+                .and_then(|()| lifecycle::upgrade(&conn))
+                .and_then(|()| {
+                    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                    conn.execute_batch("COMMIT")
+                });
+            if let Err(e) = upgraded {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
         }
         conn.execute_batch(policy::SCHEMA)?;
         conn.execute_batch(live::SCHEMA)?;
@@ -336,7 +350,7 @@ impl MetadataStore for SqliteStore {
     }
 
     fn insert_segment(&self, s: &SegmentRecord) -> Result<(), StoreError> {
-        let result = self.pending.enqueue(s.clone());
+        let result = self.pending.enqueue(s.clone(), None);
         // Whoever holds the writer next commits this row with every other waiting one.
         self.pending.commit(&mut self.conn());
         result
