@@ -14,6 +14,8 @@ use crate::store::{AuditDraft, AuditRecord, MetadataStore, StoreError};
 pub const ACTION_EXPORT_RECORDING_IDENTITY: &str = "keys.export_recording_identity";
 /// Audit action: a device was revoked.
 pub const ACTION_DEVICE_REVOKE: &str = "device.revoke";
+/// Audit action: a device enrolled (actor `device:<id>`).
+pub const ACTION_DEVICE_ENROLL: &str = "device.enroll";
 /// Audit action: an enrollment token was created.
 pub const ACTION_TOKEN_CREATE: &str = "token.create";
 /// Audit action: segments were exported as evidence.

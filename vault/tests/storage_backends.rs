@@ -42,6 +42,9 @@ fn metadata_suite(meta: Meta) {
     on_fresh_store(meta, conformance::session_reports_replace_each_other);
     on_fresh_store(meta, conformance::audit_log_is_chained);
     on_fresh_store(meta, conformance::concurrent_inserts_commit_independently);
+    on_fresh_store(meta, conformance::access::accounts_sessions_and_tokens);
+    on_fresh_store(meta, conformance::access::recordings_are_searched);
+    on_fresh_store(meta, conformance::access::audit_is_queried);
 }
 
 #[test]

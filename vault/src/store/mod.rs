@@ -5,6 +5,7 @@
 //! one conformance suite ([`conformance`]) runs against both. The trait is synchronous: the
 //! server calls it from blocking tasks, so a backend may block.
 
+pub mod access;
 #[doc(hidden)]
 pub mod conformance;
 mod group_commit;
@@ -12,6 +13,10 @@ mod postgres;
 mod sqlite;
 
 pub use self::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
+pub use access::{
+    AccessStore, Account, ApiTokenRecord, AuditQuery, RecordingFilter, RecordingRecord,
+    SessionRecord,
+};
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
@@ -231,7 +236,7 @@ impl AuditRecord {
 }
 
 /// The metadata operations the vault needs; one implementation per database.
-pub trait MetadataStore: Send + Sync + std::fmt::Debug {
+pub trait MetadataStore: AccessStore + Send + Sync + std::fmt::Debug {
     /// Adds a user account. Fails if the name exists.
     fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// A user account by name.

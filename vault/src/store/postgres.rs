@@ -11,6 +11,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+mod access;
+
 use postgres::{Client, NoTls, Row};
 use uuid::Uuid;
 
@@ -57,6 +59,7 @@ impl PostgresStore {
             next: AtomicUsize::new(0),
         };
         store.with_client(migrate)?;
+        store.with_client(access::migrate)?;
         Ok(store)
     }
 

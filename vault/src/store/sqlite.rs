@@ -16,6 +16,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
+mod access;
+
 use super::group_commit::GroupCommit;
 use super::{
     AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, MetadataStore, SegmentFilter,
@@ -48,7 +50,7 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (and creates or migrates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -65,6 +67,7 @@ impl SqliteStore {
                 "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
         }
+        access::migrate(&mut conn)?;
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open(path)?;
@@ -546,6 +549,13 @@ mod tests {
         assert!(conn
             .execute("UPDATE audit_log SET actor = 'x' WHERE seq = 1", [])
             .is_err());
+    }
+
+    #[test]
+    fn access_conformance() {
+        conformance::access::accounts_sessions_and_tokens(&store().1);
+        conformance::access::recordings_are_searched(&store().1);
+        conformance::access::audit_is_queried(&store().1);
     }
 
     #[test]

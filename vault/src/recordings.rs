@@ -1,0 +1,443 @@
+//! Recordings for people: search, play and download (brief §6, issue 5).
+//!
+//! Ingest writes a search entry per segment ([`index_segment`]: recorded user, device team, call
+//! id, masked or not, start and end). Playing or downloading asks for a short-lived link
+//! (60 s, bound to the account, the segment, the media kind and inline-or-attachment), audited
+//! with the stated reason *before* the link exists; fetching the link decrypts the sealed blob
+//! with the recording identity in memory and sends it. Nothing decrypted touches the disk.
+//!
+//! Links live in the memory of the instance that made them: behind a load balancer, the fetch
+//! must reach the same instance (sticky sessions) or the link answers 404.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use uuid::Uuid;
+use vigil_proto::{MediaKind, SegmentManifest};
+
+use crate::access::Principal;
+use crate::accounts::{random_secret, secret_hash};
+use crate::audit;
+use crate::server::{blocking, error, internal, task_failed, AppState};
+use crate::store::{DeviceRecord, RecordingFilter, RecordingRecord};
+use crate::Vault;
+
+/// Audit action: recordings were searched (target: the filter).
+pub const ACTION_SEARCH: &str = "recording.search";
+/// Audit action: a recording was played (target: `session/sequence/kind`).
+pub const ACTION_PLAY: &str = "recording.play";
+/// Audit action: a recording was downloaded.
+pub const ACTION_DOWNLOAD: &str = "recording.download";
+
+/// How long a media link works.
+pub const LINK_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Writes the search entry of a segment just stored. A failure is logged, not returned: the
+/// segment is safely stored and its receipt is due; only search misses it.
+pub(crate) fn index_segment(vault: &Vault, m: &SegmentManifest, device: &DeviceRecord, seq: i64) {
+    let entry = RecordingRecord {
+        session_id: m.session_id,
+        sequence: seq,
+        device_id: device.id,
+        agent: m.user.clone(),
+        team: device.team.clone(),
+        call_id: m.call_id.clone(),
+        masked: !m.masked_spans.is_empty(),
+        start: m.start.wall.unix_timestamp(),
+        end: m.end.wall.unix_timestamp(),
+    };
+    if let Err(e) = vault.store().put_recording(&entry) {
+        tracing::error!(session = %m.session_id, seq, error = %e, "search entry not stored");
+    }
+}
+
+/// Inline (play) or attachment (download).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Play,
+    Download,
+}
+
+#[derive(Debug, Clone)]
+struct MediaLink {
+    user: String,
+    session: Uuid,
+    sequence: u64,
+    kind: MediaKind,
+    purpose: Purpose,
+    expires: Instant,
+}
+
+/// The live media links of this instance, by the SHA-256 of their random part.
+#[derive(Debug, Default)]
+pub struct MediaLinks {
+    links: Mutex<HashMap<String, MediaLink>>,
+}
+
+impl MediaLinks {
+    fn create(&self, link: MediaLink) -> String {
+        let secret = random_secret(32);
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        links.retain(|_, l| l.expires > now);
+        links.insert(secret_hash(&secret), link);
+        secret
+    }
+
+    fn get(&self, secret: &str) -> Option<MediaLink> {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        links
+            .get(&secret_hash(secret))
+            .filter(|l| l.expires > Instant::now())
+            .cloned()
+    }
+}
+
+/// `GET /v1/recordings`'s filters.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct SearchParams {
+    agent: Option<String>,
+    team: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    call_id: Option<String>,
+    masked: Option<bool>,
+    limit: Option<usize>,
+}
+
+fn recording_json(r: &RecordingRecord) -> serde_json::Value {
+    let t = |s: i64| {
+        time::OffsetDateTime::from_unix_timestamp(s)
+            .map(crate::rfc3339)
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "session": r.session_id,
+        "sequence": r.sequence,
+        "device": r.device_id,
+        "agent": r.agent,
+        "team": r.team,
+        "call_id": r.call_id,
+        "masked": r.masked,
+        "start": t(r.start),
+        "end": t(r.end),
+    })
+}
+
+/// `GET /v1/recordings`: search entries matching the filters, within the caller's teams.
+/// Audited as `recording.search` with the filter.
+pub(crate) async fn search(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(p)) = params else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "bad query parameters (masked is true or false)".into(),
+        );
+    };
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .map(|s| crate::console::parse_when(s).ok_or(s.to_owned()))
+    };
+    let (from, to) = match (time(&p.from).transpose(), time(&p.to).transpose()) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(bad), _) | (_, Err(bad)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_time",
+                format!("{bad:?} is neither Unix seconds nor RFC 3339"),
+            )
+        }
+    };
+    let filter = RecordingFilter {
+        agent: p.agent,
+        team: p.team,
+        teams: principal.team_scope().map(<[String]>::to_vec),
+        from,
+        to,
+        call_id: p.call_id,
+        masked: p.masked,
+        limit: p.limit.unwrap_or(500).clamp(1, 5000),
+    };
+    let described = describe(&filter);
+    let vault = app.vault.clone();
+    let result = blocking(move || {
+        audit::record(
+            vault.store(),
+            &principal.actor(),
+            ACTION_SEARCH,
+            Some(described),
+            None,
+        )?;
+        vault.store().recordings(&filter)
+    })
+    .await;
+    match result {
+        Some(Ok(found)) => Json(serde_json::json!({
+            "recordings": found.iter().map(recording_json).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Some(Err(e)) => internal(&e),
+        None => task_failed(),
+    }
+}
+
+/// The filter as the audit log shows it.
+fn describe(f: &RecordingFilter) -> String {
+    let mut parts = Vec::new();
+    let mut add = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            parts.push(format!("{k}={v}"));
+        }
+    };
+    add("agent", f.agent.clone());
+    add("team", f.team.clone());
+    add("scope", f.teams.as_ref().map(|t| t.join(",")));
+    add("from", f.from.map(|v| v.to_string()));
+    add("to", f.to.map(|v| v.to_string()));
+    add("call_id", f.call_id.clone());
+    add("masked", f.masked.map(|v| v.to_string()));
+    if parts.is_empty() {
+        "all".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// The body of a play or download request.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct MediaRequest {
+    kind: String,
+    reason: Option<String>,
+}
+
+/// `POST /v1/recordings/{session}/{sequence}/play`.
+pub(crate) async fn play(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    path: Path<(String, String)>,
+    body: Result<Json<MediaRequest>, JsonRejection>,
+) -> Response {
+    request_link(state, principal, path, body, Purpose::Play).await
+}
+
+/// `POST /v1/recordings/{session}/{sequence}/download`.
+pub(crate) async fn download(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    path: Path<(String, String)>,
+    body: Result<Json<MediaRequest>, JsonRejection>,
+) -> Response {
+    request_link(state, principal, path, body, Purpose::Download).await
+}
+
+fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such recording".into(),
+    )
+}
+
+async fn request_link(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((session, sequence)): Path<(String, String)>,
+    body: Result<Json<MediaRequest>, JsonRejection>,
+    purpose: Purpose,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(r) => return error(StatusCode::BAD_REQUEST, "bad_request", r.body_text()),
+    };
+    let Ok((session, sequence)) = crate::ingest::parse_ids(&session, &sequence) else {
+        return not_found();
+    };
+    let kind = match body.kind.as_str() {
+        "voice" => MediaKind::Voice,
+        "screen" => MediaKind::Screen,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_kind",
+                "kind is voice or screen".into(),
+            )
+        }
+    };
+    let Some(reason) = audit::stated_reason(body.reason.as_deref()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "reason_required",
+            "state why you play or download this recording (reason)".into(),
+        );
+    };
+    let vault = app.vault.clone();
+    let who = principal.clone();
+    let checked = blocking(move || {
+        let seq = sequence as i64;
+        let Some(entry) = vault.store().recording(session, seq)? else {
+            return Ok(None);
+        };
+        let file = crate::ingest::file_name(sequence, &format!("{}.age", kind.as_str()));
+        if !who.sees_team(entry.team.as_deref())
+            || !vault.blobs().exists(session, &file).unwrap_or(false)
+        {
+            return Ok(None);
+        }
+        let action = match purpose {
+            Purpose::Play => ACTION_PLAY,
+            Purpose::Download => ACTION_DOWNLOAD,
+        };
+        audit::record(
+            vault.store(),
+            &who.actor(),
+            action,
+            Some(format!("{session}/{sequence}/{}", kind.as_str())),
+            Some(reason),
+        )
+        .map(Some)
+    })
+    .await;
+    match checked {
+        Some(Ok(Some(_))) => {}
+        Some(Ok(None)) => return not_found(),
+        Some(Err(e)) => return internal(&e),
+        None => return task_failed(),
+    }
+    let link = app.media.create(MediaLink {
+        user: principal.name.clone(),
+        session,
+        sequence,
+        kind,
+        purpose,
+        expires: Instant::now() + LINK_LIFETIME,
+    });
+    Json(serde_json::json!({
+        "url": format!("/v1/media/{link}"),
+        "expires_in": LINK_LIFETIME.as_secs(),
+        "kind": kind.as_str(),
+        "disposition": if purpose == Purpose::Play { "inline" } else { "attachment" },
+    }))
+    .into_response()
+}
+
+/// Why a sealed blob could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenBlobError {
+    #[error(transparent)]
+    Blob(#[from] crate::blobs::BlobError),
+    #[error("decryption failed: {0}")]
+    Decrypt(String),
+}
+
+/// Reads and decrypts one sealed blob, in memory.
+fn open_blob(vault: &Vault, link: &MediaLink) -> Result<Vec<u8>, OpenBlobError> {
+    let file = crate::ingest::file_name(link.sequence, &format!("{}.age", link.kind.as_str()));
+    let sealed = vault.blobs().get(link.session, &file)?;
+    let decrypt = |e: &dyn std::fmt::Display| OpenBlobError::Decrypt(e.to_string());
+    let decryptor = age::Decryptor::new(&sealed[..]).map_err(|e| decrypt(&e))?;
+    let identity = &vault.keys().recording;
+    let mut reader = decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|e| decrypt(&e))?;
+    let mut plain = Vec::with_capacity(sealed.len());
+    reader.read_to_end(&mut plain).map_err(|e| decrypt(&e))?;
+    Ok(plain)
+}
+
+/// `GET /v1/media/{link}`: the decrypted media of a live link made for the caller.
+pub(crate) async fn media(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(secret): Path<String>,
+) -> Response {
+    let Some(link) = app.media.get(&secret).filter(|l| l.user == principal.name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such link, or it expired".into(),
+        );
+    };
+    let vault = app.vault.clone();
+    let meta = link.clone();
+    let plain = match blocking(move || open_blob(&vault, &meta)).await {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => return internal(&e),
+        None => return task_failed(),
+    };
+    let (content_type, ext) = match link.kind {
+        MediaKind::Voice => ("audio/webm", "webm"),
+        _ => ("video/x-matroska", "mkv"),
+    };
+    let disposition = match link.purpose {
+        Purpose::Play => "inline",
+        Purpose::Download => "attachment",
+    };
+    let filename = format!(
+        "{}-{:06}.{}.{ext}",
+        link.session,
+        link.sequence,
+        link.kind.as_str()
+    );
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("{disposition}; filename=\"{filename}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        ],
+        plain,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_describe_themselves() {
+        assert_eq!(describe(&RecordingFilter::default()), "all");
+        let f = RecordingFilter {
+            agent: Some("ann".into()),
+            masked: Some(true),
+            teams: Some(vec!["north".into()]),
+            ..Default::default()
+        };
+        assert_eq!(describe(&f), "agent=ann scope=north masked=true");
+    }
+
+    #[test]
+    fn links_expire_and_are_looked_up_by_secret() {
+        let links = MediaLinks::default();
+        let link = MediaLink {
+            user: "ann".into(),
+            session: Uuid::nil(),
+            sequence: 1,
+            kind: MediaKind::Voice,
+            purpose: Purpose::Play,
+            expires: Instant::now() + Duration::from_secs(60),
+        };
+        let secret = links.create(link.clone());
+        assert_eq!(links.get(&secret).unwrap().user, "ann");
+        assert!(links.get("guess").is_none());
+        let old = links.create(MediaLink {
+            expires: Instant::now(),
+            ..link
+        });
+        assert!(links.get(&old).is_none());
+    }
+}
