@@ -61,13 +61,24 @@ fn audit_verify_names_edited_and_deleted_records() {
     assert!(stderr.contains("chain broken at record 3"), "{stderr}");
     assert!(stderr.contains("edited"), "{stderr}");
 
-    // Put back, the chain holds again; delete a row and it breaks at its successor.
+    // Opening the store put the triggers back: the database refuses edits again.
+    assert!(db
+        .execute(
+            "UPDATE audit_log SET target = ?1 WHERE seq = 3",
+            [&original]
+        )
+        .is_err());
+    // Put back (triggers dropped again), the chain holds; delete a row and it breaks at its
+    // successor.
+    let drop_triggers = "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;";
+    db.execute_batch(drop_triggers).unwrap();
     db.execute(
         "UPDATE audit_log SET target = ?1 WHERE seq = 3",
         [&original],
     )
     .unwrap();
     assert!(verify(d).0);
+    db.execute_batch(drop_triggers).unwrap();
     db.execute("DELETE FROM audit_log WHERE seq = 2", [])
         .unwrap();
     let (ok, stderr) = verify(d);
