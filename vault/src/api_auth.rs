@@ -413,6 +413,88 @@ mod tests {
         assert!(t.check("bob", Some(addr)).is_ok());
     }
 
+    /// Sessions end after the idle time and at their absolute expiry, and a disabled account's
+    /// API token stops working.
+    #[test]
+    fn sessions_expire_and_disabled_accounts_lose_their_tokens() {
+        use crate::store::{AccessStore, MetadataStore, SqliteStore, UserRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("m.sqlite")).unwrap();
+        store
+            .create_user(&UserRecord {
+                name: "ann".into(),
+                role: "qa_analyst".into(),
+                password_hash: crate::admin::hash_password("a long password").unwrap(),
+                must_change_password: false,
+            })
+            .unwrap();
+        let throttle = Throttle::default();
+        let now = crate::now().unix_timestamp();
+        let session = |cookie: &str, last_seen_at: i64, expires_at: i64| {
+            store
+                .insert_session(&SessionRecord {
+                    id_sha256: secret_hash(cookie),
+                    csrf_sha256: secret_hash("csrf"),
+                    user_name: "ann".into(),
+                    created_at: now - 100,
+                    last_seen_at,
+                    expires_at,
+                })
+                .unwrap();
+        };
+        session("fresh", now - 10, now + 100);
+        session("idle", now - SESSION_IDLE_SECS - 1, now + 100);
+        session("old", now - 10, now - 1);
+        let with = |cookie: &str, csrf: Option<&str>, unsafe_method: bool| {
+            authenticate(
+                &store,
+                &throttle,
+                &Credentials {
+                    session: Some(cookie),
+                    csrf,
+                    unsafe_method,
+                    ..Default::default()
+                },
+            )
+        };
+        let p = with("fresh", None, false).unwrap().unwrap();
+        assert_eq!((p.name.as_str(), p.role), ("ann", Role::QaAnalyst));
+        assert_eq!(p.via, AuthMethod::Session);
+        assert!(matches!(with("fresh", None, true), Err(AuthError::Csrf)));
+        assert!(matches!(
+            with("fresh", Some("x"), true),
+            Err(AuthError::Csrf)
+        ));
+        assert!(with("fresh", Some("csrf"), true).unwrap().is_some());
+        for dead in ["idle", "old", "unknown"] {
+            assert!(
+                matches!(with(dead, None, false), Err(AuthError::Invalid)),
+                "{dead}"
+            );
+        }
+        assert_eq!(store.session(&secret_hash("idle")).unwrap(), None);
+
+        let token = crate::accounts::create_api_token(&store, "ann", Some(1), "cli:test").unwrap();
+        let bearer = format!("Bearer {}", token.token.expose_secret());
+        let by_token = || {
+            authenticate(
+                &store,
+                &throttle,
+                &Credentials {
+                    authorization: Some(&bearer),
+                    ..Default::default()
+                },
+            )
+        };
+        assert_eq!(by_token().unwrap().unwrap().via, AuthMethod::ApiToken);
+        crate::accounts::set_disabled(&store, "ann", true, "cli:test", None).unwrap();
+        assert!(matches!(by_token(), Err(AuthError::Invalid)));
+        assert!(matches!(
+            with("fresh", None, false),
+            Err(AuthError::Invalid)
+        ));
+    }
+
     #[test]
     fn cookies_are_found_by_name() {
         let h = "a=1; vigil_session=abc ; b=2";
