@@ -23,7 +23,9 @@ use uuid::Uuid;
 use vigil_proto::frame::CONTENT_TYPE;
 use vigil_seal::{DeviceKey, Recipients, Sealer};
 use vigil_vault::enroll::EnrollResponse;
-use vigil_vault::store::{conformance, AuditDraft, MetadataStore, PostgresStore, SegmentFilter};
+use vigil_vault::store::{
+    conformance, AccessStore, AuditDraft, MetadataStore, PostgresStore, SegmentFilter,
+};
 
 // ---- metadata conformance -------------------------------------------------------------------
 
@@ -55,6 +57,35 @@ fn metadata_conformance_sqlite() {
 #[test]
 fn metadata_conformance_postgres() {
     metadata_suite(Meta::Postgres);
+}
+
+/// A PostgreSQL database made before accounts had teams and before sessions, API tokens and
+/// the recordings index existed is upgraded when a vault opens it, keeping its rows.
+#[test]
+fn postgres_database_of_an_older_schema_is_upgraded() {
+    let server = PgServer::shared();
+    let url = server.create_database();
+    off_runtime(move || {
+        let schema = include_str!("../src/store/schema_pg.sql");
+        let old = &schema[..schema
+            .find("-- Access control and recordings search")
+            .expect("marker in schema_pg.sql")];
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client.batch_execute(old).unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO vigil_schema (version) VALUES (1); \
+                 INSERT INTO users VALUES ('admin', 'admin', 'h', true, 0);",
+            )
+            .unwrap();
+        for _ in 0..2 {
+            let store = PostgresStore::open(&url, 2).unwrap();
+            let admin = store.account("admin").unwrap().unwrap();
+            assert_eq!(admin.user.role, "admin");
+            assert!(store.set_user_teams("admin", &["north".into()]).unwrap());
+            assert_eq!(store.api_tokens().unwrap(), vec![]);
+        }
+    });
 }
 
 /// In PostgreSQL too the audit log is append-only (a trigger raises), and concurrent appends
