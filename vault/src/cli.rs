@@ -256,6 +256,11 @@ pub enum AuditCommand {
         /// The deployment's data folder.
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// A file outside the data folder holding the head verified last (`<seq> <sha256>`):
+        /// the log must still hold it (deleting the newest records is caught); rewritten with
+        /// the new head when the chain holds. Created if missing.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
     },
 }
 

@@ -152,13 +152,20 @@ fn main() -> anyhow::Result<()> {
             verify,
             command,
         } => match command {
-            Some(AuditCommand::Verify { data: inner }) => {
-                user_cmd::audit_verify(&user_cmd::audit_data(data, inner)?, false)?;
+            Some(AuditCommand::Verify {
+                data: inner,
+                anchor,
+            }) => {
+                user_cmd::audit_verify(
+                    &user_cmd::audit_data(data, inner)?,
+                    false,
+                    anchor.as_deref(),
+                )?;
             }
             None => {
                 let data = user_cmd::audit_data(data, None)?;
                 if verify {
-                    user_cmd::audit_verify(&data, true)?;
+                    user_cmd::audit_verify(&data, true, None)?;
                 } else {
                     let records = Admin::open(&data)?.audit_records()?;
                     println!("seq\tat\tactor\taction\ttarget\treason");

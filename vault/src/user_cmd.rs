@@ -7,7 +7,7 @@ use age::secrecy::{ExposeSecret, SecretString};
 use anyhow::Context;
 use vigil_vault::accounts::{self, NewAccount};
 use vigil_vault::admin::Admin;
-use vigil_vault::audit::cli_actor;
+use vigil_vault::audit::{cli_actor, Anchor};
 
 use crate::cli::{UserCommand, UserTokenCommand};
 
@@ -164,8 +164,9 @@ pub fn audit_data(outer: Option<PathBuf>, inner: Option<PathBuf>) -> anyhow::Res
         .context("the data folder is required (--data DIR)")
 }
 
-/// Re-checks the audit chain; an error naming every broken record when it does not hold.
-pub fn audit_verify(data: &Path, list: bool) -> anyhow::Result<()> {
+/// Re-checks the audit chain (and the anchored head, if given); an error naming every broken
+/// record when it does not hold. The anchor is rewritten with the new head only then.
+pub fn audit_verify(data: &Path, list: bool, anchor: Option<&Path>) -> anyhow::Result<()> {
     let records = Admin::open(data)?.audit_records()?;
     if list {
         println!("seq\tat\tactor\taction\ttarget\treason");
@@ -173,16 +174,31 @@ pub fn audit_verify(data: &Path, list: bool) -> anyhow::Result<()> {
             println!("{}", vigil_vault::audit::format_record(record));
         }
     }
-    let breaks = vigil_vault::audit::verify_chain(&records);
+    let mut breaks = vigil_vault::audit::verify_chain(&records);
+    let anchored = match anchor {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(Anchor::parse(&text)?)
+        }
+        _ => None,
+    };
+    if let Some(b) = anchored.as_ref().and_then(|a| a.check(&records)) {
+        breaks.push(b);
+    }
     for b in &breaks {
         eprintln!("chain broken at {b}");
     }
     if !breaks.is_empty() {
-        let first = breaks.first().map_or(0, |b| b.seq);
+        let first = breaks.iter().map(|b| b.seq).min().unwrap_or(0);
         anyhow::bail!(
             "the audit log's hash chain is broken ({} break(s), first at record {first})",
             breaks.len()
         );
+    }
+    if let (Some(path), Some(head)) = (anchor, Anchor::head(&records)) {
+        std::fs::write(path, head.to_text())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let head = records.last().map_or("none", |r| r.sha256.as_str());
     eprintln!(

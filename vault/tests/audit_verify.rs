@@ -42,6 +42,11 @@ fn audit_verify_names_edited_and_deleted_records() {
         stderr.contains("audit chain verified: 4 record(s)"),
         "{stderr}"
     );
+    // An anchor kept outside the data folder remembers the head.
+    let anchor = tmp.path().join("audit.anchor");
+    let a = anchor.to_str().unwrap();
+    run_ok(&["audit", "verify", "--data", d, "--anchor", a]);
+    assert!(std::fs::read_to_string(&anchor).unwrap().starts_with("4 "));
     // The old form still works.
     run_ok(&["audit", "--data", d, "--verify"]);
 
@@ -85,4 +90,21 @@ fn audit_verify_names_edited_and_deleted_records() {
     assert!(!ok);
     assert!(stderr.contains("chain broken at record 3"), "{stderr}");
     assert!(stderr.contains("expected position 2"), "{stderr}");
+
+    // Deleting the newest records leaves a valid shorter chain; only the anchor sees it.
+    db.execute_batch(drop_triggers).unwrap();
+    db.execute_batch("DELETE FROM audit_log WHERE seq >= 2")
+        .unwrap();
+    assert!(verify(d).0, "a cut log still chains");
+    let out = vault(&["audit", "verify", "--data", d, "--anchor", a])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("chain broken at record 4"), "{stderr}");
+    assert!(stderr.contains("deleted"), "{stderr}");
+    assert!(
+        std::fs::read_to_string(&anchor).unwrap().starts_with("4 "),
+        "kept"
+    );
 }
