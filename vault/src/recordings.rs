@@ -4,7 +4,8 @@
 //! id, masked or not, start and end). Playing or downloading asks for a short-lived link
 //! (60 s, bound to the account, the segment, the media kind and inline-or-attachment), audited
 //! with the stated reason *before* the link exists; fetching the link decrypts the sealed blob
-//! with the recording identity in memory and sends it. Nothing decrypted touches the disk.
+//! with the recording identity in memory and streams it chunk by chunk as age authenticates
+//! them. Nothing decrypted touches the disk.
 //!
 //! Links live in the memory of the instance that made them: behind a load balancer, the fetch
 //! must reach the same instance (sticky sessions) or the link answers 404.
@@ -14,6 +15,7 @@ use std::io::Read;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -340,22 +342,63 @@ enum OpenBlobError {
     Decrypt(String),
 }
 
-/// Reads and decrypts one sealed blob, in memory.
-fn open_blob(vault: &Vault, link: &MediaLink) -> Result<Vec<u8>, OpenBlobError> {
+/// A decrypting reader over one sealed blob, held in memory. age authenticates each 64 KiB
+/// chunk before the reader returns it, so no unauthenticated plaintext goes out.
+fn open_blob(vault: &Vault, link: &MediaLink) -> Result<Box<dyn Read + Send>, OpenBlobError> {
     let file = crate::ingest::file_name(link.sequence, &format!("{}.age", link.kind.as_str()));
     let sealed = vault.blobs().get(link.session, &file)?;
     let decrypt = |e: &dyn std::fmt::Display| OpenBlobError::Decrypt(e.to_string());
-    let decryptor = age::Decryptor::new(&sealed[..]).map_err(|e| decrypt(&e))?;
+    let decryptor = age::Decryptor::new(std::io::Cursor::new(sealed)).map_err(|e| decrypt(&e))?;
     let identity = &vault.keys().recording;
-    let mut reader = decryptor
+    let reader = decryptor
         .decrypt(std::iter::once(identity as &dyn age::Identity))
         .map_err(|e| decrypt(&e))?;
-    let mut plain = Vec::with_capacity(sealed.len());
-    reader.read_to_end(&mut plain).map_err(|e| decrypt(&e))?;
-    Ok(plain)
+    Ok(Box::new(reader))
 }
 
-/// `GET /v1/media/{link}`: the decrypted media of a live link made for the caller.
+/// Decrypted chunks on their way from the blocking decryptor to the response body.
+struct Chunks(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl futures_core::Stream for Chunks {
+    type Item = std::io::Result<Bytes>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Streams a decrypting reader: chunks are read on a blocking thread and sent as they come,
+/// a few in flight at most. A decryption error cuts the body short (the client sees an
+/// incomplete transfer, never forged bytes).
+fn stream(mut reader: Box<dyn Read + Send>) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        return; // the client went away
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "decryption failed while streaming");
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    Body::from_stream(Chunks(rx))
+}
+
+/// `GET /v1/media/{link}`: the decrypted media of a live link made for the caller, streamed.
 pub(crate) async fn media(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -370,8 +413,8 @@ pub(crate) async fn media(
     };
     let vault = app.vault.clone();
     let meta = link.clone();
-    let plain = match blocking(move || open_blob(&vault, &meta)).await {
-        Some(Ok(p)) => p,
+    let reader = match blocking(move || open_blob(&vault, &meta)).await {
+        Some(Ok(r)) => r,
         Some(Err(e)) => return internal(&e),
         None => return task_failed(),
     };
@@ -399,7 +442,7 @@ pub(crate) async fn media(
             (header::CACHE_CONTROL, "no-store".to_owned()),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
         ],
-        plain,
+        stream(reader),
     )
         .into_response()
 }

@@ -111,6 +111,26 @@ async fn analysts_play_compliance_downloads_and_the_log_says_why() {
     let bytes = media.bytes().await.unwrap();
     assert_eq!(&bytes[..4], &MATROSKA_MAGIC);
     assert!(bytes.ends_with(b" voice 1"));
+    // A blob of several chunks streams whole.
+    let resp = c
+        .with(
+            &ann,
+            c.http
+                .post(c.url(&format!("/v1/recordings/{}/2/play", c.session)))
+                .json(&serde_json::json!({ "kind": "screen", "reason": "long one" })),
+        )
+        .send()
+        .await
+        .unwrap();
+    let url = resp.json::<serde_json::Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let big = c.with(&ann, c.http.get(c.url(&url))).send().await.unwrap();
+    assert_eq!(big.status(), StatusCode::OK);
+    let big = big.bytes().await.unwrap();
+    assert_eq!(&big[..], &console::large_media("screen", 2)[..]);
+    assert!(big.len() > 256 * 1024);
     // Another account (even one allowed to play) cannot use the link; nobody can guess one.
     let foreign = c.with(&cat, c.http.get(c.url(&link))).send().await.unwrap();
     assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
@@ -189,7 +209,7 @@ async fn analysts_play_compliance_downloads_and_the_log_says_why() {
         .any(|r| r["actor"] == "user:sup" && r["reason"] == "coaching"));
     assert_eq!(
         plays.len(),
-        2,
+        3,
         "refused plays are not logged as plays: {plays:?}"
     );
     let (_, downloads) = audit("action=recording.download").await;

@@ -15,6 +15,19 @@ use crate::support::{manifest, pinned_client, run_ok, vault, Segment, Served};
 /// The EBML magic every Matroska/WebM file starts with.
 pub const MATROSKA_MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
 
+/// The plaintext of a test segment's blob: Matroska magic, then (segment 2: ~300 KB, more
+/// than the 64 KiB chunks the vault streams) text ending in `<what> <seq>`.
+pub fn large_media(what: &str, seq: u64) -> Vec<u8> {
+    let mut b = MATROSKA_MAGIC.to_vec();
+    if seq == 2 {
+        for i in 0..30_000u32 {
+            b.extend_from_slice(format!("{i:09}\n").as_bytes());
+        }
+    }
+    b.extend_from_slice(format!(" {what} {seq}").as_bytes());
+    b
+}
+
 /// Password of every test account but the admin.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -100,11 +113,7 @@ impl Console {
         let mut sealer = Sealer::new(Recipients::parse(&enrolled.recipients).unwrap(), key);
         let session = Uuid::new_v4();
         for seq in 1..=2u64 {
-            let plain = |what: &str| {
-                let mut b = MATROSKA_MAGIC.to_vec();
-                b.extend_from_slice(format!(" {what} {seq}").as_bytes());
-                b
-            };
+            let plain = |what: &str| large_media(what, seq);
             let screen = sealer.seal_blob(&plain("screen")).unwrap();
             let voice = sealer.seal_blob(&plain("voice")).unwrap();
             let mut m = manifest(
