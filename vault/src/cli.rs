@@ -145,6 +145,12 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<AuditCommand>,
     },
+    /// Give stored segments without a search entry one, from their stored manifests (after
+    /// upgrading a deployment that stored segments before search existed).
+    Reindex {
+        #[command(flatten)]
+        data: Data,
+    },
     /// Console accounts and their API tokens.
     User {
         #[command(subcommand)]

@@ -176,6 +176,15 @@ fn main() -> anyhow::Result<()> {
             }
         },
         Command::User { command } => user_cmd::run(command)?,
+        Command::Reindex { data } => {
+            let admin = Admin::open(&data.data)?;
+            let blobs = admin.config().storage.open_blobs(admin.layout())?;
+            let report = vigil_vault::recordings::reindex(admin.store(), blobs.as_ref())?;
+            println!(
+                "indexed {} segment(s); {} refused (manifest does not verify)",
+                report.indexed, report.refused
+            );
+        }
         Command::Export {
             data,
             key,

@@ -22,13 +22,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use uuid::Uuid;
-use vigil_proto::{MediaKind, SegmentManifest};
+use vigil_proto::{MediaKind, SegmentManifest, SignedManifest};
 
 use crate::access::Principal;
 use crate::accounts::{random_secret, secret_hash};
 use crate::audit;
 use crate::server::{blocking, error, internal, task_failed, AppState};
-use crate::store::{DeviceRecord, RecordingFilter, RecordingRecord};
+use crate::store::{DeviceRecord, MetadataStore, RecordingFilter, RecordingRecord, SegmentFilter};
 use crate::Vault;
 
 /// Audit action: recordings were searched (target: the filter).
@@ -41,23 +41,93 @@ pub const ACTION_DOWNLOAD: &str = "recording.download";
 /// How long a media link works.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(60);
 
-/// Writes the search entry of a segment just stored. A failure is logged, not returned: the
-/// segment is safely stored and its receipt is due; only search misses it.
-pub(crate) fn index_segment(vault: &Vault, m: &SegmentManifest, device: &DeviceRecord, seq: i64) {
-    let entry = RecordingRecord {
+fn entry(m: &SegmentManifest, device: Uuid, team: Option<String>, seq: i64) -> RecordingRecord {
+    RecordingRecord {
         session_id: m.session_id,
         sequence: seq,
-        device_id: device.id,
+        device_id: device,
         agent: m.user.clone(),
-        team: device.team.clone(),
+        team,
         call_id: m.call_id.clone(),
         masked: !m.masked_spans.is_empty(),
         start: m.start.wall.unix_timestamp(),
         end: m.end.wall.unix_timestamp(),
-    };
-    if let Err(e) = vault.store().put_recording(&entry) {
+    }
+}
+
+/// Writes the search entry of a segment just stored. A failure is logged, not returned: the
+/// segment is safely stored and its receipt is due; only search misses it until [`reindex`].
+pub(crate) fn index_segment(vault: &Vault, m: &SegmentManifest, device: &DeviceRecord, seq: i64) {
+    let record = entry(m, device.id, device.team.clone(), seq);
+    if let Err(e) = vault.store().put_recording(&record) {
         tracing::error!(session = %m.session_id, seq, error = %e, "search entry not stored");
     }
+}
+
+/// Why the recordings index could not be rebuilt.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReindexError {
+    /// The metadata store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A stored manifest could not be read.
+    #[error(transparent)]
+    Blob(#[from] crate::blobs::BlobError),
+}
+
+/// What [`reindex`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReindexReport {
+    /// Segments given a search entry.
+    pub indexed: usize,
+    /// Segments whose stored manifest no longer verifies or matches its row (left out, logged).
+    pub refused: usize,
+}
+
+/// Gives every stored segment without a search entry one, from its stored manifest (checked
+/// again: signature, and the digest the segment row holds). For deployments that stored
+/// segments before search existed, or after an indexing failure.
+pub fn reindex(
+    store: &dyn MetadataStore,
+    blobs: &dyn crate::blobs::BlobStore,
+) -> Result<ReindexReport, ReindexError> {
+    let teams: HashMap<Uuid, Option<String>> = store
+        .devices()?
+        .into_iter()
+        .map(|d| (d.id, d.team))
+        .collect();
+    let mut report = ReindexReport::default();
+    for segment in store.segments(&SegmentFilter::default())? {
+        if store
+            .recording(segment.session_id, segment.sequence)?
+            .is_some()
+        {
+            continue;
+        }
+        let seq = u64::try_from(segment.sequence).unwrap_or_default();
+        let bytes = blobs.get(
+            segment.session_id,
+            &crate::ingest::file_name(seq, "manifest.json"),
+        )?;
+        let verified = SignedManifest::verify(&bytes, None)
+            .ok()
+            .filter(|_| vigil_proto::sha256_hex(&bytes) == segment.manifest_sha256);
+        let Some(signed) = verified else {
+            tracing::error!(session = %segment.session_id, seq, "stored manifest does not verify; not indexed");
+            report.refused += 1;
+            continue;
+        };
+        let team = teams.get(&segment.device_id).cloned().flatten();
+        store.put_recording(&entry(
+            &signed.manifest,
+            segment.device_id,
+            team,
+            segment.sequence,
+        ))?;
+        report.indexed += 1;
+    }
+    Ok(report)
 }
 
 /// Inline (play) or attachment (download).

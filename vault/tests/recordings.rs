@@ -244,4 +244,17 @@ async fn analysts_play_compliance_downloads_and_the_log_says_why() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // A deployment upgraded from before search: segments without entries get them back from
+    // their stored manifests.
+    let db = rusqlite::Connection::open(c.data.join("metadata.sqlite")).unwrap();
+    db.execute("DELETE FROM recordings", []).unwrap();
+    drop(db);
+    assert_eq!(search(&c, &ann, "").await, Vec::<i64>::new());
+    let out = support::run_ok(&["reindex", "--data", c.data_str()]);
+    assert!(out.contains("indexed 2 segment(s); 0 refused"), "{out}");
+    assert_eq!(search(&c, &ann, "masked=true&team=north").await, vec![1]);
+    assert_eq!(search(&c, &sup, "call_id=call-7").await, vec![1]);
+    let again = support::run_ok(&["reindex", "--data", c.data_str()]);
+    assert!(again.contains("indexed 0 segment(s)"), "{again}");
 }
