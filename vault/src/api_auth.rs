@@ -203,10 +203,10 @@ pub fn check_password(
             store,
             &actor,
             ACTION_LOGIN_FAILURE,
-            Some(name.chars().take(64).collect()),
+            Some(audit::printable(name, 64)),
             Some(format!("via {}", via.as_str())),
         )?;
-        tracing::warn!(account = %name.chars().take(64).collect::<String>(), "password refused");
+        tracing::warn!(account = %audit::printable(name, 64), "password refused");
         return Err(AuthError::Invalid);
     };
     throttle.succeed(name);

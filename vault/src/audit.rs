@@ -60,6 +60,15 @@ pub fn stated_reason(reason: Option<&str>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Text from a caller made safe for a record's target: control characters (which could forge
+/// lines in the tab-separated listing) become `?`, and it is cut to `max` characters.
+pub fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// Appends one event, stamped now.
 pub fn record(
     store: &dyn MetadataStore,

@@ -282,7 +282,7 @@ fn describe(f: &RecordingFilter) -> String {
     if parts.is_empty() {
         "all".into()
     } else {
-        parts.join(" ")
+        audit::printable(&parts.join(" "), 1000)
     }
 }
 
@@ -346,6 +346,17 @@ async fn request_link(
             )
         }
     };
+    if body
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.chars().any(char::is_control) || r.len() > 1000)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_reason",
+            "the reason is one line of at most 1000 bytes".into(),
+        );
+    }
     let Some(reason) = audit::stated_reason(body.reason.as_deref()) else {
         return error(
             StatusCode::BAD_REQUEST,

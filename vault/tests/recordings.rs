@@ -89,6 +89,16 @@ async fn analysts_play_compliance_downloads_and_the_log_says_why() {
     let (status, body) = ask(&c, &ann, "play", serde_json::json!({ "kind": "voice" })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "reason_required");
+    let forged = "ok\n99\t2026-01-01T00:00:00Z\tuser:cat\trecording.play";
+    let (status, body) = ask(
+        &c,
+        &ann,
+        "play",
+        serde_json::json!({ "kind": "voice", "reason": forged }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "bad_reason");
     let (status, body) = ask(
         &c,
         &ann,

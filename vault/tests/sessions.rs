@@ -196,6 +196,16 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
     // Other accounts are not locked by it.
     c.login("ann", PASSWORD).await;
 
+    // A name with control characters cannot forge lines in the listing.
+    let odd = c
+        .http
+        .post(c.url("/v1/login"))
+        .json(&serde_json::json!({ "name": "x\n1\tforged", "password": "p" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(odd.status(), StatusCode::UNAUTHORIZED);
+
     // The audit log: logins, failures (the name tried, never the password), account changes,
     // API tokens, the enrollment.
     let out = run_ok(&["audit", "--data", &d]);
@@ -216,7 +226,13 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
         );
     }
     assert!(out.contains("login.failure\tsup\tvia session"), "{out}");
+
     assert!(!out.contains("wrong password") && !out.contains(PASSWORD));
+    assert!(out.contains("login.failure\tx?1?forged\t"), "{out}");
+    assert!(
+        out.lines().skip(1).all(|l| l.split('\t').count() == 6),
+        "{out}"
+    );
     assert!(!out.contains(&c.admin_password) && !out.contains(&generated));
     assert!(!out.contains(&token));
 }

@@ -103,7 +103,7 @@ CREATE TABLE IF NOT EXISTS recordings (
   start_at BIGINT NOT NULL,
   end_at BIGINT NOT NULL,
   PRIMARY KEY (session_id, sequence),
-  FOREIGN KEY (session_id, sequence) REFERENCES segments(session_id, sequence)
+  FOREIGN KEY (session_id, sequence) REFERENCES segments(session_id, sequence) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS recordings_by_time ON recordings (start_at);
 CREATE INDEX IF NOT EXISTS recordings_by_agent ON recordings (agent, start_at);
