@@ -281,6 +281,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/v1/login", Access::Public),
     rule("POST", "/v1/logout", Access::Authenticated),
     rule("GET", "/v1/me", Access::Authenticated),
+    rule("POST", "/v1/password", Access::Authenticated),
     rule("GET", "/v1/users", Access::Permission(Permission::Users)),
     rule("POST", "/v1/users", Access::Permission(Permission::Users)),
     rule("GET", "/v1/audit", Access::Permission(Permission::Audit)),

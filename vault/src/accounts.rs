@@ -23,6 +23,10 @@ pub const ACTION_USER_SET_TEAMS: &str = "user.set_teams";
 pub const ACTION_USER_DISABLE: &str = "user.disable";
 /// Audit action: an account was enabled again.
 pub const ACTION_USER_ENABLE: &str = "user.enable";
+/// Audit action: an account's password was set by someone else (it must be changed at login).
+pub const ACTION_USER_SET_PASSWORD: &str = "user.set_password";
+/// Audit action: an account changed its own password.
+pub const ACTION_USER_CHANGE_PASSWORD: &str = "user.change_password";
 /// Audit action: an API token was created.
 pub const ACTION_API_TOKEN_CREATE: &str = "api_token.create";
 /// Audit action: an API token was revoked.
@@ -123,16 +127,13 @@ pub fn add_user(
     check_name(&new.name)?;
     check_teams(&new.teams)?;
     let (password, generated) = match new.password {
-        Some(p) if p.expose_secret().chars().count() < MIN_PASSWORD_CHARS => {
-            return Err(AccountError::WeakPassword)
-        }
         Some(p) => (p, false),
         None => (SecretString::from(random_secret(15)), true),
     };
     if store.user(&new.name)?.is_some() {
         return Err(AccountError::Exists(new.name));
     }
-    let hash = crate::admin::hash_password(password.expose_secret()).map_err(AccountError::Hash)?;
+    let hash = new_password_hash(password.expose_secret())?;
     store.create_user(&UserRecord {
         name: new.name.clone(),
         role: new.role.as_str().into(),
@@ -232,6 +233,41 @@ pub fn set_disabled(
         audit::stated_reason(reason),
     )?;
     Ok(())
+}
+
+/// Checks a new password's strength and hashes it.
+pub(crate) fn new_password_hash(password: &str) -> Result<String, AccountError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AccountError::WeakPassword);
+    }
+    crate::admin::hash_password(password).map_err(AccountError::Hash)
+}
+
+/// Sets an account's password for it (a reset): the given one, or a generated one that is
+/// returned once. The account must change it at its next login. Audited.
+pub fn set_password(
+    store: &dyn MetadataStore,
+    name: &str,
+    password: Option<SecretString>,
+    actor: &str,
+) -> Result<Option<SecretString>, AccountError> {
+    use age::secrecy::ExposeSecret;
+    let (password, generated) = match password {
+        Some(p) => (p, false),
+        None => (SecretString::from(random_secret(15)), true),
+    };
+    let hash = new_password_hash(password.expose_secret())?;
+    if !store.set_password(name, &hash, true)? {
+        return Err(AccountError::NotFound(name.into()));
+    }
+    audit::record(
+        store,
+        actor,
+        ACTION_USER_SET_PASSWORD,
+        Some(name.into()),
+        None,
+    )?;
+    Ok(generated.then_some(password))
 }
 
 /// A new API token: the text is shown once and stored only as a hash.

@@ -249,6 +249,7 @@ pub fn login(
         expires_at: now + SESSION_ABSOLUTE_SECS,
     };
     store.insert_session(&record)?;
+    store.delete_expired_sessions(now, now - SESSION_IDLE_SECS)?;
     audit::record(
         store,
         &principal.actor(),
@@ -265,6 +266,54 @@ pub fn login(
         expires_at: record.expires_at,
         must_change_password,
     })
+}
+
+/// Why a password change was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangePasswordError {
+    /// The current password is wrong (or the caller is throttled).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The new password is refused, or the store failed.
+    #[error(transparent)]
+    Account(#[from] crate::accounts::AccountError),
+}
+
+/// Changes the caller's own password after checking the current one (throttled like a
+/// login). Clears the must-change flag. Audited as `user.change_password`.
+pub fn change_password(
+    store: &dyn MetadataStore,
+    throttle: &Throttle,
+    principal: &Principal,
+    current: &str,
+    new: &str,
+    addr: Option<IpAddr>,
+) -> Result<(), ChangePasswordError> {
+    check_password(
+        store,
+        throttle,
+        &principal.name,
+        current,
+        addr,
+        principal.via,
+    )?;
+    let hash = crate::accounts::new_password_hash(new)?;
+    if !store
+        .set_password(&principal.name, &hash, false)
+        .map_err(AuthError::Store)?
+    {
+        return Err(AuthError::Invalid.into());
+    }
+    audit::record(
+        store,
+        &principal.actor(),
+        crate::accounts::ACTION_USER_CHANGE_PASSWORD,
+        Some(principal.name.clone()),
+        None,
+    )
+    .map_err(AuthError::Store)?;
+    Ok(())
 }
 
 /// Ends a session, audited as `logout`.

@@ -320,6 +320,17 @@ pub enum UserCommand {
         #[arg(long = "team", value_name = "TEAM")]
         teams: Vec<String>,
     },
+    /// Set an account's password (a reset): from stdin with --password-stdin, else generated
+    /// and printed once. It must be changed at the next login.
+    SetPassword {
+        #[command(flatten)]
+        data: Data,
+        /// Login name.
+        name: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Disable an account: its sessions end, its password and API tokens stop working.
     Disable {
         #[command(flatten)]

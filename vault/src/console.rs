@@ -227,6 +227,48 @@ pub(crate) async fn logout(
     }
 }
 
+/// `POST /v1/password`'s body.
+#[derive(serde::Deserialize)]
+pub(crate) struct PasswordRequest {
+    current: String,
+    new: String,
+}
+
+/// `POST /v1/password`: the caller changes its own password.
+pub(crate) async fn change_password(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    addr: Option<Extension<ClientAddr>>,
+    body: Result<Json<PasswordRequest>, JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(r) => return bad_json(&r),
+    };
+    let ip = client_ip(addr.as_ref());
+    let vault = app.vault.clone();
+    let throttle = app.throttle.clone();
+    let result = blocking(move || {
+        api_auth::change_password(
+            vault.store(),
+            &throttle,
+            &principal,
+            &body.current,
+            &body.new,
+            ip,
+        )
+    })
+    .await;
+    use api_auth::ChangePasswordError as E;
+    match result {
+        Some(Ok(())) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Some(Err(E::Auth(e))) => auth_refusal(&e),
+        Some(Err(E::Account(e @ (AccountError::Store(_) | AccountError::Hash(_))))) => internal(&e),
+        Some(Err(E::Account(e))) => error(StatusCode::BAD_REQUEST, "weak_password", e.to_string()),
+        None => task_failed(),
+    }
+}
+
 /// `GET /v1/me`.
 pub(crate) async fn me(Extension(principal): Extension<Principal>) -> Response {
     Json(principal_json(&principal)).into_response()

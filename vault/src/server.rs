@@ -14,6 +14,7 @@
 //! | `POST /v1/login` | `{"name","password"}` | 200 `{"csrf_token",…}` + `vigil_session` cookie; 401, 429 |
 //! | `POST /v1/logout` | (any account) | 200, the session ends |
 //! | `GET /v1/me` | (any account) | 200 name, role, teams, permissions |
+//! | `POST /v1/password` | (any account) `{"current","new"}` | 200; 400 (weak), 401, 429 |
 //! | `GET /v1/users` | (users) | 200 accounts |
 //! | `POST /v1/users` | (users) `{"name","role","teams","password"?}` | 201; 400, 409 |
 //! | `GET /v1/audit?actor=&action=&target=&from=&to=&after=&limit=` | (audit) | 200 records |
@@ -402,6 +403,7 @@ pub fn router(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         .route("/v1/login", post(crate::console::login))
         .route("/v1/logout", post(crate::console::logout))
         .route("/v1/me", get(crate::console::me))
+        .route("/v1/password", post(crate::console::change_password))
         .route(
             "/v1/users",
             get(crate::console::list_users).post(crate::console::add_user),

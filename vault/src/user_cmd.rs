@@ -20,6 +20,18 @@ fn when(secs: Option<i64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// The first line of stdin, without its line ending.
+fn read_password() -> anyhow::Result<SecretString> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    Ok(SecretString::from(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
 pub fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add {
@@ -30,18 +42,7 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let admin = Admin::open(&data.data)?;
-            let password = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut line)
-                    .context("reading the password from stdin")?;
-                Some(SecretString::from(
-                    line.trim_end_matches(['\r', '\n']).to_owned(),
-                ))
-            } else {
-                None
-            };
+            let password = password_stdin.then(read_password).transpose()?;
             let created = accounts::add_user(
                 admin.store(),
                 NewAccount {
@@ -94,6 +95,23 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
                 &cli_actor(),
             )?;
             println!("account {name} teams: {}", teams.join(","));
+        }
+        UserCommand::SetPassword {
+            data,
+            name,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(read_password).transpose()?;
+            let generated = accounts::set_password(
+                Admin::open(&data.data)?.store(),
+                &name,
+                password,
+                &cli_actor(),
+            )?;
+            println!("password of {name} set; it must be changed at the next login");
+            if let Some(p) = generated {
+                println!("password: {}", p.expose_secret());
+            }
         }
         UserCommand::Disable { data, name, reason } => {
             accounts::set_disabled(

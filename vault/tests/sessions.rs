@@ -74,7 +74,41 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
     assert_eq!(created.status(), StatusCode::CREATED);
     let created: serde_json::Value = created.json().await.unwrap();
     let generated = created["password"].as_str().unwrap().to_owned();
-    c.login("qa2", &generated).await;
+    // The generated password must be changed; the account changes it itself.
+    let qa2 = c.login("qa2", &generated).await;
+    let change = |current: &str, new: &str| {
+        c.with(
+            &qa2,
+            c.http
+                .post(c.url("/v1/password"))
+                .json(&serde_json::json!({ "current": current, "new": new })),
+        )
+        .send()
+    };
+    let wrong = change("not it", "a brand new passphrase").await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let weak = change(&generated, "short").await.unwrap();
+    assert_eq!(weak.status(), StatusCode::BAD_REQUEST);
+    let changed = change(&generated, "a brand new passphrase").await.unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let relogin = c
+        .http
+        .post(c.url("/v1/login"))
+        .json(&serde_json::json!({ "name": "qa2", "password": "a brand new passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(relogin.status(), StatusCode::OK);
+    let relogin: serde_json::Value = relogin.json().await.unwrap();
+    assert_eq!(relogin["must_change_password"], false);
+    // An admin reset from the CLI: a generated password, to be changed again.
+    let reset = run_ok(&["user", "set-password", "--data", &d, "qa2"]);
+    let reset_password = reset
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    c.login("qa2", &reset_password).await;
     let again = c
         .with(&admin, c.http.post(c.url("/v1/users")).json(&new_user))
         .send()
@@ -216,6 +250,8 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
         "user.create",
         "user.set_role",
         "user.disable",
+        "user.change_password",
+        "user.set_password",
         "api_token.create",
         "api_token.revoke",
         "device.enroll",
@@ -234,5 +270,6 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
         "{out}"
     );
     assert!(!out.contains(&c.admin_password) && !out.contains(&generated));
+    assert!(!out.contains("a brand new passphrase") && !out.contains(&reset_password));
     assert!(!out.contains(&token));
 }

@@ -130,6 +130,15 @@ pub trait AccessStore {
     /// `false` when no such account exists.
     fn set_user_disabled(&self, name: &str, at: Option<i64>) -> Result<bool, StoreError>;
 
+    /// Replaces an account's password hash and its must-change flag; `false` when no such
+    /// account exists.
+    fn set_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        must_change: bool,
+    ) -> Result<bool, StoreError>;
+
     /// Stores a new session.
     fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     /// A session by the hash of its cookie.
@@ -138,6 +147,9 @@ pub trait AccessStore {
     fn touch_session(&self, id_sha256: &str, now: i64) -> Result<(), StoreError>;
     /// Ends a session (no error if it is gone).
     fn delete_session(&self, id_sha256: &str) -> Result<(), StoreError>;
+    /// Removes sessions past their absolute expiry (`expires_at <= now`) or idle since before
+    /// `idle_before`; returns how many.
+    fn delete_expired_sessions(&self, now: i64, idle_before: i64) -> Result<u64, StoreError>;
 
     /// Stores a new API token.
     fn insert_api_token(&self, token: &ApiTokenRecord) -> Result<(), StoreError>;
@@ -179,6 +191,14 @@ impl<T: AccessStore + ?Sized> AccessStore for Box<T> {
     fn set_user_disabled(&self, name: &str, at: Option<i64>) -> Result<bool, StoreError> {
         (**self).set_user_disabled(name, at)
     }
+    fn set_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        must_change: bool,
+    ) -> Result<bool, StoreError> {
+        (**self).set_password(name, password_hash, must_change)
+    }
     fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         (**self).insert_session(session)
     }
@@ -190,6 +210,9 @@ impl<T: AccessStore + ?Sized> AccessStore for Box<T> {
     }
     fn delete_session(&self, id_sha256: &str) -> Result<(), StoreError> {
         (**self).delete_session(id_sha256)
+    }
+    fn delete_expired_sessions(&self, now: i64, idle_before: i64) -> Result<u64, StoreError> {
+        (**self).delete_expired_sessions(now, idle_before)
     }
     fn insert_api_token(&self, token: &ApiTokenRecord) -> Result<(), StoreError> {
         (**self).insert_api_token(token)

@@ -75,6 +75,27 @@ pub fn accounts_sessions_and_tokens(store: &dyn MetadataStore) {
         Some(200)
     );
     assert!(store.set_user_disabled("sue", None).unwrap());
+    assert!(store.set_password("sue", "$argon2id$new", true).unwrap());
+    let sue = store.account("sue").unwrap().unwrap();
+    assert_eq!(sue.user.password_hash, "$argon2id$new");
+    assert!(sue.user.must_change_password);
+    assert!(!store.set_password("nobody", "h", false).unwrap());
+    for (id, last_seen_at, expires_at) in
+        [("live", 500, 2000), ("idle", 100, 2000), ("over", 500, 600)]
+    {
+        store
+            .insert_session(&SessionRecord {
+                id_sha256: id.into(),
+                last_seen_at,
+                expires_at,
+                ..session.clone()
+            })
+            .unwrap();
+    }
+    assert_eq!(store.delete_expired_sessions(600, 200).unwrap(), 2);
+    assert!(store.session("live").unwrap().is_some());
+    assert!(store.session("idle").unwrap().is_none());
+    assert!(store.session("over").unwrap().is_none());
     assert_eq!(store.account("sue").unwrap().unwrap().disabled_at, None);
 
     let token = ApiTokenRecord {

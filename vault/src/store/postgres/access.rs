@@ -145,6 +145,21 @@ impl AccessStore for PostgresStore {
         })
     }
 
+    fn set_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        must_change: bool,
+    ) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let n = c.execute(
+                "UPDATE users SET password_hash = $1, must_change_password = $2 WHERE name = $3",
+                &[&password_hash, &must_change, &name],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
     fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         self.with_client(|c| {
             c.execute(
@@ -194,6 +209,15 @@ impl AccessStore for PostgresStore {
                 &[&id_sha256],
             )?;
             Ok(())
+        })
+    }
+
+    fn delete_expired_sessions(&self, now: i64, idle_before: i64) -> Result<u64, StoreError> {
+        self.with_client(|c| {
+            Ok(c.execute(
+                "DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at < $2",
+                &[&now, &idle_before],
+            )?)
         })
     }
 

@@ -175,6 +175,19 @@ impl AccessStore for SqliteStore {
         Ok(n > 0)
     }
 
+    fn set_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        must_change: bool,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE users SET password_hash = ?1, must_change_password = ?2 WHERE name = ?3",
+            params![password_hash, must_change, name],
+        )?;
+        Ok(n > 0)
+    }
+
     fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         self.conn().execute(
             &format!(
@@ -216,6 +229,14 @@ impl AccessStore for SqliteStore {
             params![id_sha256],
         )?;
         Ok(())
+    }
+
+    fn delete_expired_sessions(&self, now: i64, idle_before: i64) -> Result<u64, StoreError> {
+        let n = self.conn().execute(
+            "DELETE FROM console_sessions WHERE expires_at <= ?1 OR last_seen_at < ?2",
+            params![now, idle_before],
+        )?;
+        Ok(n as u64)
     }
 
     fn insert_api_token(&self, t: &ApiTokenRecord) -> Result<(), StoreError> {
