@@ -24,7 +24,8 @@ use vigil_proto::frame::CONTENT_TYPE;
 use vigil_seal::{DeviceKey, Recipients, Sealer};
 use vigil_vault::enroll::EnrollResponse;
 use vigil_vault::store::{
-    conformance, AccessStore, AuditDraft, MetadataStore, PostgresStore, SegmentFilter,
+    conformance, AccessStore, AuditDraft, MetadataStore, PostgresStore, RecordingFilter,
+    SegmentFilter,
 };
 
 // ---- metadata conformance -------------------------------------------------------------------
@@ -387,6 +388,48 @@ async fn ingest_end_to_end(meta: Meta, blobs: Blobs) {
         });
         assert_eq!(count, 3);
     }
+    // Search reads the backend's index; a compliance account plays a segment back through the
+    // blob backend, decrypted.
+    let store = backends.metadata_store(&data);
+    let indexed = off_runtime(move || {
+        store
+            .recordings(&RecordingFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap()
+    });
+    assert_eq!(
+        indexed.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let added = run_ok(
+        &backends,
+        &["user", "add", "--data", d, "cat", "--role", "compliance"],
+    );
+    let password = added
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    let link: serde_json::Value = client
+        .post(format!("{base}/v1/recordings/{session}/2/download"))
+        .basic_auth("cat", Some(&password))
+        .json(&serde_json::json!({ "kind": "screen", "reason": "backend test" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let media = client
+        .get(format!("{base}{}", link["url"].as_str().unwrap()))
+        .basic_auth("cat", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(media.status(), StatusCode::OK);
+    assert_eq!(&media.bytes().await.unwrap()[..], b"screen 2");
     let gaps = run_ok(
         &backends,
         &["gaps", "--data", d, "--session", &session.to_string()],
