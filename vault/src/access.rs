@@ -336,6 +336,29 @@ mod tests {
         }
     }
 
+    /// The table spelled out cell by cell, so a change to it is a deliberate change here too.
+    #[test]
+    fn the_permission_table_is_the_documented_one() {
+        let expected: [(Role, &str); 5] = [
+            (Role::Agent, ""),
+            (Role::Supervisor, "search play policy"),
+            (Role::QaAnalyst, "search play"),
+            (
+                Role::Compliance,
+                "search play download delete redact hold audit",
+            ),
+            (Role::Admin, "search policy audit users devices"),
+        ];
+        for (role, names) in expected {
+            let held: Vec<&str> = Permission::ALL
+                .into_iter()
+                .filter(|p| role.can(*p))
+                .map(Permission::as_str)
+                .collect();
+            assert_eq!(held.join(" "), names, "{role}");
+        }
+    }
+
     #[test]
     fn routes_are_unique() {
         for (i, a) in ROUTES.iter().enumerate() {

@@ -430,13 +430,17 @@ pub(crate) async fn audit(
     }
 }
 
-/// `GET /v1/devices`.
-pub(crate) async fn devices(State(app): State<AppState>) -> Response {
+/// `GET /v1/devices` (a team-scoped caller sees its teams' devices only).
+pub(crate) async fn devices(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Response {
     let vault = app.vault.clone();
     match blocking(move || vault.store().devices()).await {
         Some(Ok(all)) => {
             let devices: Vec<_> = all
                 .iter()
+                .filter(|d| principal.sees_team(d.team.as_deref()))
                 .map(|d| {
                     serde_json::json!({
                         "id": d.id,
