@@ -284,6 +284,11 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/v1/password", Access::Authenticated),
     rule("GET", "/v1/users", Access::Permission(Permission::Users)),
     rule("POST", "/v1/users", Access::Permission(Permission::Users)),
+    rule(
+        "PATCH",
+        "/v1/users/{name}",
+        Access::Permission(Permission::Users),
+    ),
     rule("GET", "/v1/audit", Access::Permission(Permission::Audit)),
     rule(
         "GET",

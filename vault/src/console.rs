@@ -348,6 +348,77 @@ pub(crate) async fn add_user(
     }
 }
 
+/// `PATCH /v1/users/{name}`'s body: what to change.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserChange {
+    role: Option<String>,
+    teams: Option<Vec<String>>,
+    disabled: Option<bool>,
+    reason: Option<String>,
+}
+
+/// `PATCH /v1/users/{name}`: changes an account's role, teams, or disabled state. Each change
+/// is audited. An account cannot disable itself or drop its own `users` permission.
+pub(crate) async fn change_user(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    body: Result<Json<UserChange>, JsonRejection>,
+) -> Response {
+    let Json(change) = match body {
+        Ok(b) => b,
+        Err(r) => return bad_json(&r),
+    };
+    let role = match change.role.as_deref().map(str::parse::<Role>).transpose() {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_role", e.to_string()),
+    };
+    if name == principal.name
+        && (change.disabled == Some(true)
+            || role.is_some_and(|r| !r.can(crate::access::Permission::Users)))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "self_lockout",
+            "an account cannot disable itself or remove its own users permission".into(),
+        );
+    }
+    let vault = app.vault.clone();
+    let actor = principal.actor();
+    let result = blocking(move || {
+        let store = vault.store();
+        if let Some(role) = role {
+            crate::accounts::set_role(store, &name, role, &actor)?;
+        }
+        if let Some(teams) = &change.teams {
+            crate::accounts::set_teams(store, &name, teams, &actor)?;
+        }
+        if let Some(disabled) = change.disabled {
+            crate::accounts::set_disabled(
+                store,
+                &name,
+                disabled,
+                &actor,
+                change.reason.as_deref(),
+            )?;
+        }
+        store.account(&name)?.ok_or(AccountError::NotFound(name))
+    })
+    .await;
+    match result {
+        Some(Ok(account)) => Json(account_json(&account)).into_response(),
+        Some(Err(AccountError::NotFound(name))) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no account {name:?}"),
+        ),
+        Some(Err(e @ (AccountError::Store(_) | AccountError::Hash(_)))) => internal(&e),
+        Some(Err(e)) => error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+        None => task_failed(),
+    }
+}
+
 /// A time given as Unix seconds or RFC 3339.
 pub(crate) fn parse_when(text: &str) -> Option<i64> {
     text.trim().parse::<i64>().ok().or_else(|| {

@@ -17,6 +17,7 @@
 //! | `POST /v1/password` | (any account) `{"current","new"}` | 200; 400 (weak), 401, 429 |
 //! | `GET /v1/users` | (users) | 200 accounts |
 //! | `POST /v1/users` | (users) `{"name","role","teams","password"?}` | 201; 400, 409 |
+//! | `PATCH /v1/users/{name}` | (users) `{"role"?,"teams"?,"disabled"?,"reason"?}` | 200 the account; 400, 404 |
 //! | `GET /v1/audit?actor=&action=&target=&from=&to=&after=&limit=` | (audit) | 200 records |
 //! | `GET /v1/recordings?agent=&team=&from=&to=&call_id=&masked=&limit=` | (search) | 200 segments; audited |
 //! | `POST /v1/recordings/{session}/{sequence}/play` | (play) `{"kind","reason"}` | 200 `{"url",…}` a 60 s link; 400, 404 |
@@ -40,7 +41,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -408,6 +409,7 @@ pub fn router(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
             "/v1/users",
             get(crate::console::list_users).post(crate::console::add_user),
         )
+        .route("/v1/users/{name}", patch(crate::console::change_user))
         .route("/v1/audit", get(crate::console::audit))
         .route("/v1/recordings", get(crate::recordings::search))
         .route(

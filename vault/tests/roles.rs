@@ -27,7 +27,8 @@ fn request(
         .path
         .replace("{session}", &c.session.to_string())
         .replace("{sequence}", "1")
-        .replace("{link}", "no-such-link");
+        .replace("{link}", "no-such-link")
+        .replace("{name}", "agt");
     let method = Method::from_bytes(rule.method.as_bytes()).unwrap();
     let mut req = c.http.request(method, c.url(&path));
     req = match (rule.method, rule.path) {
@@ -37,13 +38,14 @@ fn request(
         ("POST", "/v1/users") => req.json(&serde_json::json!({
             "name": format!("new{n}"), "role": "agent"
         })),
+        ("PATCH", "/v1/users/{name}") => req.json(&serde_json::json!({ "teams": ["east"] })),
         ("POST", p) if p.starts_with("/v1/recordings/") => req.json(&serde_json::json!({
             "kind": "voice", "reason": "role table test"
         })),
         ("POST", "/v1/enroll") => req.json(&serde_json::json!({
             "token": "vgt_unknown", "device_public_key": "00", "hostname": "h", "user": "u"
         })),
-        ("POST" | "PUT", _) => req.body(b"not signed".to_vec()),
+        ("POST" | "PUT" | "PATCH", _) => req.body(b"not signed".to_vec()),
         _ => req,
     };
     match login {

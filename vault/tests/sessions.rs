@@ -109,6 +109,54 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
         .unwrap()
         .to_owned();
     c.login("qa2", &reset_password).await;
+
+    // Accounts changed over the API: role and teams, disabling; no self-lockout.
+    let patch = |name: &str, body: serde_json::Value| {
+        c.with(
+            &admin,
+            c.http
+                .patch(c.url(&format!("/v1/users/{name}")))
+                .json(&body),
+        )
+        .send()
+    };
+    let changed = patch(
+        "qa2",
+        serde_json::json!({ "role": "supervisor", "teams": ["north", "east"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let changed: serde_json::Value = changed.json().await.unwrap();
+    assert_eq!(changed["role"], "supervisor");
+    assert_eq!(changed["teams"], serde_json::json!(["east", "north"]));
+    let own = patch("admin", serde_json::json!({ "disabled": true }))
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::BAD_REQUEST);
+    let nobody = patch("nobody", serde_json::json!({ "teams": [] }))
+        .await
+        .unwrap();
+    assert_eq!(nobody.status(), StatusCode::NOT_FOUND);
+    let unknown_field = patch("qa2", serde_json::json!({ "password": "x" }))
+        .await
+        .unwrap();
+    assert_eq!(unknown_field.status(), StatusCode::BAD_REQUEST);
+    let off = patch(
+        "qa2",
+        serde_json::json!({ "disabled": true, "reason": "moved" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(off.status(), StatusCode::OK);
+    let refused = c
+        .http
+        .post(c.url("/v1/login"))
+        .json(&serde_json::json!({ "name": "qa2", "password": reset_password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     let again = c
         .with(&admin, c.http.post(c.url("/v1/users")).json(&new_user))
         .send()
@@ -252,6 +300,7 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
         "user.disable",
         "user.change_password",
         "user.set_password",
+        "user.set_teams",
         "api_token.create",
         "api_token.revoke",
         "device.enroll",
