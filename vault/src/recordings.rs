@@ -7,13 +7,12 @@
 //! with the recording identity in memory and streams it chunk by chunk as age authenticates
 //! them. Nothing decrypted touches the disk.
 //!
-//! Links live in the memory of the instance that made them: behind a load balancer, the fetch
-//! must reach the same instance (sticky sessions) or the link answers 404.
+//! Links are stored (as hashes of their secrets) in the metadata store, so any instance sharing
+//! it serves them.
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
@@ -28,7 +27,10 @@ use crate::access::Principal;
 use crate::accounts::{random_secret, secret_hash};
 use crate::audit;
 use crate::server::{blocking, error, internal, task_failed, AppState};
-use crate::store::{DeviceRecord, MetadataStore, RecordingFilter, RecordingRecord, SegmentFilter};
+use crate::store::{
+    DeviceRecord, MediaLinkRecord, MetadataStore, RecordingFilter, RecordingRecord, SegmentFilter,
+    StoreError,
+};
 use crate::Vault;
 
 /// Audit action: recordings were searched (target: the filter).
@@ -137,6 +139,7 @@ enum Purpose {
     Download,
 }
 
+/// A media link: for whom, which medium of which segment, to play or to download.
 #[derive(Debug, Clone)]
 struct MediaLink {
     user: String,
@@ -144,32 +147,60 @@ struct MediaLink {
     sequence: u64,
     kind: MediaKind,
     purpose: Purpose,
-    expires: Instant,
 }
 
-/// The live media links of this instance, by the SHA-256 of their random part.
-#[derive(Debug, Default)]
-pub struct MediaLinks {
-    links: Mutex<HashMap<String, MediaLink>>,
+impl Purpose {
+    fn disposition(self) -> &'static str {
+        match self {
+            Purpose::Play => "inline",
+            Purpose::Download => "attachment",
+        }
+    }
 }
 
-impl MediaLinks {
-    fn create(&self, link: MediaLink) -> String {
-        let secret = random_secret(32);
-        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        links.retain(|_, l| l.expires > now);
-        links.insert(secret_hash(&secret), link);
-        secret
-    }
+/// Stores a new link valid for [`LINK_LIFETIME`]; returns its secret (the store keeps only its
+/// hash, so every instance sharing the store can serve it).
+fn create_link(store: &dyn MetadataStore, link: &MediaLink) -> Result<String, StoreError> {
+    let secret = random_secret(32);
+    let now = crate::now().unix_timestamp();
+    store.insert_media_link(
+        &MediaLinkRecord {
+            link_sha256: secret_hash(&secret),
+            user_name: link.user.clone(),
+            session_id: link.session,
+            sequence: link.sequence as i64,
+            kind: link.kind.as_str().into(),
+            disposition: link.purpose.disposition().into(),
+            expires_at: now + LINK_LIFETIME.as_secs() as i64,
+        },
+        now,
+    )?;
+    Ok(secret)
+}
 
-    fn get(&self, secret: &str) -> Option<MediaLink> {
-        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        links
-            .get(&secret_hash(secret))
-            .filter(|l| l.expires > Instant::now())
-            .cloned()
-    }
+/// The live link with this secret.
+fn find_link(store: &dyn MetadataStore, secret: &str) -> Result<Option<MediaLink>, StoreError> {
+    let now = crate::now().unix_timestamp();
+    let Some(r) = store.media_link(&secret_hash(secret), now)? else {
+        return Ok(None);
+    };
+    let kind = match r.kind.as_str() {
+        "voice" => MediaKind::Voice,
+        "screen" => MediaKind::Screen,
+        _ => return Ok(None),
+    };
+    let purpose = match r.disposition.as_str() {
+        "inline" => Purpose::Play,
+        "attachment" => Purpose::Download,
+        _ => return Ok(None),
+    };
+    Ok(Some(MediaLink {
+        user: r.user_name,
+        session: r.session_id,
+        sequence: u64::try_from(r.sequence).unwrap_or_default(),
+        kind,
+        purpose,
+    }))
 }
 
 /// `GET /v1/recordings`'s filters.
@@ -387,29 +418,28 @@ async fn request_link(
             action,
             Some(format!("{session}/{sequence}/{}", kind.as_str())),
             Some(reason),
-        )
-        .map(Some)
+        )?;
+        let link = MediaLink {
+            user: who.name.clone(),
+            session,
+            sequence,
+            kind,
+            purpose,
+        };
+        create_link(vault.store(), &link).map(Some)
     })
     .await;
-    match checked {
-        Some(Ok(Some(_))) => {}
+    let secret = match checked {
+        Some(Ok(Some(secret))) => secret,
         Some(Ok(None)) => return not_found(),
         Some(Err(e)) => return internal(&e),
         None => return task_failed(),
-    }
-    let link = app.media.create(MediaLink {
-        user: principal.name.clone(),
-        session,
-        sequence,
-        kind,
-        purpose,
-        expires: Instant::now() + LINK_LIFETIME,
-    });
+    };
     Json(serde_json::json!({
-        "url": format!("/v1/media/{link}"),
+        "url": format!("/v1/media/{secret}"),
         "expires_in": LINK_LIFETIME.as_secs(),
         "kind": kind.as_str(),
-        "disposition": if purpose == Purpose::Play { "inline" } else { "attachment" },
+        "disposition": purpose.disposition(),
     }))
     .into_response()
 }
@@ -419,6 +449,8 @@ async fn request_link(
 enum OpenBlobError {
     #[error(transparent)]
     Blob(#[from] crate::blobs::BlobError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("decryption failed: {0}")]
     Decrypt(String),
 }
@@ -485,17 +517,25 @@ pub(crate) async fn media(
     Extension(principal): Extension<Principal>,
     Path(secret): Path<String>,
 ) -> Response {
-    let Some(link) = app.media.get(&secret).filter(|l| l.user == principal.name) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such link, or it expired".into(),
-        );
-    };
     let vault = app.vault.clone();
-    let meta = link.clone();
-    let reader = match blocking(move || open_blob(&vault, &meta)).await {
-        Some(Ok(r)) => r,
+    let opened = blocking(move || {
+        let found = find_link(vault.store(), &secret)?.filter(|l| l.user == principal.name);
+        let Some(link) = found else {
+            return Ok(None);
+        };
+        let reader = open_blob(&vault, &link)?;
+        Ok::<_, OpenBlobError>(Some((link, reader)))
+    })
+    .await;
+    let (link, reader) = match opened {
+        Some(Ok(Some(x))) => x,
+        Some(Ok(None)) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such link, or it expired".into(),
+            )
+        }
         Some(Err(e)) => return internal(&e),
         None => return task_failed(),
     };
@@ -503,10 +543,7 @@ pub(crate) async fn media(
         MediaKind::Voice => ("audio/webm", "webm"),
         _ => ("video/x-matroska", "mkv"),
     };
-    let disposition = match link.purpose {
-        Purpose::Play => "inline",
-        Purpose::Download => "attachment",
-    };
+    let disposition = link.purpose.disposition();
     let filename = format!(
         "{}-{:06}.{}.{ext}",
         link.session,
@@ -542,26 +579,5 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(describe(&f), "agent=ann scope=north masked=true");
-    }
-
-    #[test]
-    fn links_expire_and_are_looked_up_by_secret() {
-        let links = MediaLinks::default();
-        let link = MediaLink {
-            user: "ann".into(),
-            session: Uuid::nil(),
-            sequence: 1,
-            kind: MediaKind::Voice,
-            purpose: Purpose::Play,
-            expires: Instant::now() + Duration::from_secs(60),
-        };
-        let secret = links.create(link.clone());
-        assert_eq!(links.get(&secret).unwrap().user, "ann");
-        assert!(links.get("guess").is_none());
-        let old = links.create(MediaLink {
-            expires: Instant::now(),
-            ..link
-        });
-        assert!(links.get(&old).is_none());
     }
 }

@@ -63,8 +63,6 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     /// Failed password attempts ([`crate::api_auth::Throttle`]).
     pub(crate) throttle: Arc<crate::api_auth::Throttle>,
-    /// Short-lived media links ([`crate::recordings::MediaLinks`]).
-    pub(crate) media: Arc<crate::recordings::MediaLinks>,
 }
 
 /// The client's address, attached to each request by the connection loop.
@@ -387,7 +385,6 @@ pub fn router(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
         vault,
         metrics: Arc::new(Metrics::default()),
         throttle: Arc::default(),
-        media: Arc::default(),
     };
     Router::new()
         .route("/health", get(health))

@@ -141,6 +141,28 @@ async fn analysts_play_compliance_downloads_and_the_log_says_why() {
     let big = big.bytes().await.unwrap();
     assert_eq!(&big[..], &console::large_media("screen", 2)[..]);
     assert!(big.len() > 256 * 1024);
+    // A second instance on the same store knows the session and serves the link.
+    let (status, body) = ask(
+        &c,
+        &ann,
+        "play",
+        serde_json::json!({ "kind": "screen", "reason": "second instance" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let other = support::Served::start(&c.data, 1 << 20);
+    let elsewhere = c
+        .with(
+            &ann,
+            c.http
+                .get(format!("{}{}", other.base, body["url"].as_str().unwrap())),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::OK);
+    assert!(elsewhere.bytes().await.unwrap().ends_with(b" screen 1"));
+    drop(other);
     // Another account (even one allowed to play) cannot use the link; nobody can guess one.
     let foreign = c.with(&cat, c.http.get(c.url(&link))).send().await.unwrap();
     assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
@@ -219,7 +241,7 @@ async fn analysts_play_compliance_downloads_and_the_log_says_why() {
         .any(|r| r["actor"] == "user:sup" && r["reason"] == "coaching"));
     assert_eq!(
         plays.len(),
-        3,
+        4,
         "refused plays are not logged as plays: {plays:?}"
     );
     let (_, downloads) = audit("action=recording.download").await;

@@ -48,6 +48,7 @@ fn metadata_suite(meta: Meta) {
     on_fresh_store(meta, conformance::access::accounts_sessions_and_tokens);
     on_fresh_store(meta, conformance::access::recordings_are_searched);
     on_fresh_store(meta, conformance::access::audit_is_queried);
+    on_fresh_store(meta, conformance::access::media_links_expire);
 }
 
 #[test]

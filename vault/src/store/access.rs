@@ -53,6 +53,25 @@ pub struct ApiTokenRecord {
     pub revoked_at: Option<i64>,
 }
 
+/// A short-lived media link as stored: only the hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaLinkRecord {
+    /// SHA-256 (hex) of the link's secret.
+    pub link_sha256: String,
+    /// The account it was made for.
+    pub user_name: String,
+    /// Recording session.
+    pub session_id: Uuid,
+    /// Sequence number in the session.
+    pub sequence: i64,
+    /// `voice` or `screen`.
+    pub kind: String,
+    /// `inline` (play) or `attachment` (download).
+    pub disposition: String,
+    /// Expiry, Unix seconds: refused from this second on.
+    pub expires_at: i64,
+}
+
 /// What search knows about one stored segment (written at ingest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingRecord {
@@ -160,6 +179,15 @@ pub trait AccessStore {
     /// Revokes an API token; `false` when no such token exists. Twice keeps the first time.
     fn revoke_api_token(&self, id: Uuid, now: i64) -> Result<bool, StoreError>;
 
+    /// Stores a media link, and removes links expired before `now`.
+    fn insert_media_link(&self, link: &MediaLinkRecord, now: i64) -> Result<(), StoreError>;
+    /// A media link by the hash of its secret, if it has not expired at `now`.
+    fn media_link(
+        &self,
+        link_sha256: &str,
+        now: i64,
+    ) -> Result<Option<MediaLinkRecord>, StoreError>;
+
     /// Stores (or replaces) the search entry of a segment.
     fn put_recording(&self, recording: &RecordingRecord) -> Result<(), StoreError>;
     /// The search entry of a segment.
@@ -225,6 +253,16 @@ impl<T: AccessStore + ?Sized> AccessStore for Box<T> {
     }
     fn revoke_api_token(&self, id: Uuid, now: i64) -> Result<bool, StoreError> {
         (**self).revoke_api_token(id, now)
+    }
+    fn insert_media_link(&self, link: &MediaLinkRecord, now: i64) -> Result<(), StoreError> {
+        (**self).insert_media_link(link, now)
+    }
+    fn media_link(
+        &self,
+        link_sha256: &str,
+        now: i64,
+    ) -> Result<Option<MediaLinkRecord>, StoreError> {
+        (**self).media_link(link_sha256, now)
     }
     fn put_recording(&self, recording: &RecordingRecord) -> Result<(), StoreError> {
         (**self).put_recording(recording)

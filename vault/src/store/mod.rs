@@ -14,8 +14,8 @@ mod sqlite;
 
 pub use self::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
 pub use access::{
-    AccessStore, Account, ApiTokenRecord, AuditQuery, RecordingFilter, RecordingRecord,
-    SessionRecord,
+    AccessStore, Account, ApiTokenRecord, AuditQuery, MediaLinkRecord, RecordingFilter,
+    RecordingRecord, SessionRecord,
 };
 pub use sqlite::SqliteStore;
 

@@ -97,5 +97,14 @@ CREATE TABLE IF NOT EXISTS recordings (
 CREATE INDEX IF NOT EXISTS recordings_by_time ON recordings (start_at);
 CREATE INDEX IF NOT EXISTS recordings_by_agent ON recordings (agent, start_at);
 CREATE INDEX IF NOT EXISTS recordings_by_call ON recordings (call_id);
+CREATE TABLE IF NOT EXISTS media_links (
+  link_sha256 TEXT PRIMARY KEY,
+  user_name TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  disposition TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
 CREATE INDEX IF NOT EXISTS audit_log_by_actor ON audit_log (actor, seq);
 CREATE INDEX IF NOT EXISTS audit_log_by_action ON audit_log (action, seq);

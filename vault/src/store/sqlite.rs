@@ -556,6 +556,7 @@ mod tests {
         conformance::access::accounts_sessions_and_tokens(&store().1);
         conformance::access::recordings_are_searched(&store().1);
         conformance::access::audit_is_queried(&store().1);
+        conformance::access::media_links_expire(&store().1);
     }
 
     #[test]

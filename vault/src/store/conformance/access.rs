@@ -4,8 +4,8 @@
 use uuid::Uuid;
 
 use crate::store::{
-    ApiTokenRecord, AuditDraft, AuditQuery, EnrollOutcome, MetadataStore, RecordingFilter,
-    RecordingRecord, SegmentRecord, SessionRecord, TokenRecord, UserRecord,
+    ApiTokenRecord, AuditDraft, AuditQuery, EnrollOutcome, MediaLinkRecord, MetadataStore,
+    RecordingFilter, RecordingRecord, SegmentRecord, SessionRecord, TokenRecord, UserRecord,
 };
 
 fn user(name: &str, role: &str) -> UserRecord {
@@ -224,6 +224,28 @@ pub fn recordings_are_searched(store: &dyn MetadataStore) {
     let one = store.recording(session, 2).unwrap().unwrap();
     assert_eq!(one.call_id.as_deref(), Some("call-42"));
     assert_eq!(store.recording(session, 9).unwrap(), None);
+}
+
+/// Media links: found by hash until they expire; expired ones are purged by the next insert.
+pub fn media_links_expire(store: &dyn MetadataStore) {
+    let link = |hash: &str, expires_at: i64| MediaLinkRecord {
+        link_sha256: hash.into(),
+        user_name: "ann".into(),
+        session_id: Uuid::new_v4(),
+        sequence: 3,
+        kind: "voice".into(),
+        disposition: "inline".into(),
+        expires_at,
+    };
+    let first = link("h1", 160);
+    store.insert_media_link(&first, 100).unwrap();
+    assert_eq!(store.media_link("h1", 100).unwrap(), Some(first.clone()));
+    assert_eq!(store.media_link("h1", 159).unwrap(), Some(first));
+    assert_eq!(store.media_link("h1", 160).unwrap(), None);
+    assert_eq!(store.media_link("h2", 100).unwrap(), None);
+    store.insert_media_link(&link("h2", 300), 200).unwrap();
+    assert_eq!(store.media_link("h1", 0).unwrap(), None, "purged");
+    assert!(store.media_link("h2", 200).unwrap().is_some());
 }
 
 /// Audit queries filter by actor, action, target and time, and page by position.

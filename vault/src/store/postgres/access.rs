@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{audit_row, rows, PostgresStore, SCHEMA, SCHEMA_LOCK};
 use crate::store::access::{
     teams_from_text, teams_to_text, AccessStore, Account, ApiTokenRecord, AuditQuery,
-    RecordingFilter, RecordingRecord, SessionRecord,
+    MediaLinkRecord, RecordingFilter, RecordingRecord, SessionRecord,
 };
 use crate::store::{AuditRecord, StoreError, UserRecord};
 
@@ -63,6 +63,9 @@ fn api_token_row(r: &Row) -> Result<ApiTokenRecord, StoreError> {
         revoked_at: r.try_get(5)?,
     })
 }
+
+const MEDIA_LINK_COLUMNS: &str =
+    "link_sha256, user_name, session_id, sequence, kind, disposition, expires_at";
 
 const RECORDING_COLUMNS: &str =
     "session_id, sequence, device_id, agent, team, call_id, masked, start_at, end_at";
@@ -274,6 +277,58 @@ impl AccessStore for PostgresStore {
                 &[&now, &id],
             )?;
             Ok(exists)
+        })
+    }
+
+    fn insert_media_link(&self, l: &MediaLinkRecord, now: i64) -> Result<(), StoreError> {
+        self.with_client(|c| {
+            let mut tx = c.transaction()?;
+            tx.execute("DELETE FROM media_links WHERE expires_at <= $1", &[&now])?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO media_links ({MEDIA_LINK_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                ),
+                &[
+                    &l.link_sha256,
+                    &l.user_name,
+                    &l.session_id,
+                    &l.sequence,
+                    &l.kind,
+                    &l.disposition,
+                    &l.expires_at,
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn media_link(
+        &self,
+        link_sha256: &str,
+        now: i64,
+    ) -> Result<Option<MediaLinkRecord>, StoreError> {
+        self.with_client(|c| {
+            c.query_opt(
+                &format!(
+                    "SELECT {MEDIA_LINK_COLUMNS} FROM media_links \
+                     WHERE link_sha256 = $1 AND expires_at > $2"
+                ),
+                &[&link_sha256, &now],
+            )?
+            .map(|r| {
+                Ok(MediaLinkRecord {
+                    link_sha256: r.try_get(0)?,
+                    user_name: r.try_get(1)?,
+                    session_id: r.try_get(2)?,
+                    sequence: r.try_get(3)?,
+                    kind: r.try_get(4)?,
+                    disposition: r.try_get(5)?,
+                    expires_at: r.try_get(6)?,
+                })
+            })
+            .transpose()
         })
     }
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{uuid_col, SqliteStore, SCHEMA};
 use crate::store::access::{
     teams_from_text, teams_to_text, AccessStore, Account, ApiTokenRecord, AuditQuery,
-    RecordingFilter, RecordingRecord, SessionRecord,
+    MediaLinkRecord, RecordingFilter, RecordingRecord, SessionRecord,
 };
 use crate::store::{AuditDraft, AuditRecord, StoreError, UserRecord};
 
@@ -83,6 +83,9 @@ fn api_token_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRecord> {
         revoked_at: r.get(5)?,
     })
 }
+
+const MEDIA_LINK_COLUMNS: &str =
+    "link_sha256, user_name, session_id, sequence, kind, disposition, expires_at";
 
 const RECORDING_COLUMNS: &str =
     "session_id, sequence, device_id, agent, team, call_id, masked, start_at, end_at";
@@ -287,6 +290,53 @@ impl AccessStore for SqliteStore {
             params![now, id.to_string()],
         )?;
         Ok(exists)
+    }
+
+    fn insert_media_link(&self, l: &MediaLinkRecord, now: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM media_links WHERE expires_at <= ?1",
+            params![now],
+        )?;
+        tx.execute(
+            &format!("INSERT INTO media_links ({MEDIA_LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+            params![
+                l.link_sha256,
+                l.user_name,
+                l.session_id.to_string(),
+                l.sequence,
+                l.kind,
+                l.disposition,
+                l.expires_at
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn media_link(
+        &self,
+        link_sha256: &str,
+        now: i64,
+    ) -> Result<Option<MediaLinkRecord>, StoreError> {
+        Ok(self
+            .reader()
+            .prepare_cached(&format!(
+                "SELECT {MEDIA_LINK_COLUMNS} FROM media_links WHERE link_sha256 = ?1 AND expires_at > ?2"
+            ))?
+            .query_row(params![link_sha256, now], |r| {
+                Ok(MediaLinkRecord {
+                    link_sha256: r.get(0)?,
+                    user_name: r.get(1)?,
+                    session_id: uuid_col(r, 2)?,
+                    sequence: r.get(3)?,
+                    kind: r.get(4)?,
+                    disposition: r.get(5)?,
+                    expires_at: r.get(6)?,
+                })
+            })
+            .optional()?)
     }
 
     fn put_recording(&self, r: &RecordingRecord) -> Result<(), StoreError> {
