@@ -4,13 +4,12 @@
 //! per account and per client address, for logins and Basic alike.
 //!
 //! Sessions and API tokens are stored only as SHA-256 hashes of their secrets, in the metadata
-//! store, so every vault instance sharing a PostgreSQL database knows them. The throttle is kept
-//! in memory, per instance.
+//! store, so every vault instance sharing a PostgreSQL database knows them; so are the
+//! throttle's failure counts and locks.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use age::secrecy::{ExposeSecret, SecretString};
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
@@ -72,18 +71,12 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
-#[derive(Debug)]
-struct Failures {
-    count: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
-}
-
-/// Counts failed password attempts per account and per address, and locks them out for a
-/// growing time past a threshold.
+/// Counts failed password attempts per account and per address in the metadata store (so
+/// every instance sharing it sees them), and locks a key out for a growing time past its
+/// threshold.
 #[derive(Debug, Default)]
 pub struct Throttle {
-    entries: Mutex<HashMap<String, Failures>>,
+    _private: (),
 }
 
 fn lock_time(excess: u32) -> Duration {
@@ -101,47 +94,47 @@ impl Throttle {
         keys
     }
 
-    /// `Err(seconds)` while the account or the address is locked out.
-    pub fn check(&self, account: &str, addr: Option<IpAddr>) -> Result<(), AuthError> {
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|_, f| {
-            now.duration_since(f.last) < FORGET_AFTER || f.locked_until.is_some_and(|u| u > now)
-        });
-        let wait = Self::keys(account, addr)
-            .iter()
-            .filter_map(|(k, _)| entries.get(k)?.locked_until)
-            .filter(|until| *until > now)
-            .map(|until| until.duration_since(now))
-            .max();
-        match wait {
-            Some(w) => Err(AuthError::Throttled(w.as_secs().max(1))),
+    /// [`AuthError::Throttled`] while the account or the address is locked out.
+    pub fn check(
+        &self,
+        store: &dyn MetadataStore,
+        account: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(), AuthError> {
+        let now = crate::now().unix_timestamp();
+        let keys: Vec<String> = Self::keys(account, addr)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        match store.login_locked_until(&keys, now)? {
+            Some(until) => Err(AuthError::Throttled((until - now).max(1) as u64)),
             None => Ok(()),
         }
     }
 
-    /// Counts a failed attempt.
-    pub fn fail(&self, account: &str, addr: Option<IpAddr>) {
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+    /// Counts a failed attempt, locking what passed its threshold.
+    pub fn fail(
+        &self,
+        store: &dyn MetadataStore,
+        account: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(), StoreError> {
+        let now = crate::now().unix_timestamp();
+        let forget_before = now - FORGET_AFTER.as_secs() as i64;
         for (key, free) in Self::keys(account, addr) {
-            let f = entries.entry(key).or_insert(Failures {
-                count: 0,
-                last: now,
-                locked_until: None,
-            });
-            f.count += 1;
-            f.last = now;
-            if f.count >= free {
-                f.locked_until = Some(now + lock_time(f.count - free));
+            let count = store.login_failure(&key, now, forget_before)?;
+            let count = u32::try_from(count).unwrap_or(u32::MAX);
+            if count >= free {
+                let until = now + lock_time(count - free).as_secs() as i64;
+                store.lock_login(&key, until)?;
             }
         }
+        Ok(())
     }
 
     /// Forgets an account's failures after a correct password.
-    pub fn succeed(&self, account: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.remove(&format!("account:{account}"));
+    pub fn succeed(&self, store: &dyn MetadataStore, account: &str) -> Result<(), StoreError> {
+        store.clear_login_failures(&format!("account:{account}"))
     }
 }
 
@@ -183,7 +176,7 @@ pub fn check_password(
     addr: Option<IpAddr>,
     via: AuthMethod,
 ) -> Result<Principal, AuthError> {
-    throttle.check(name, addr)?;
+    throttle.check(store, name, addr)?;
     let account = store.account(name)?;
     let hash = account
         .as_ref()
@@ -197,7 +190,7 @@ pub fn check_password(
         .unwrap_or(false);
     let found = account.filter(|a| verified && a.disabled_at.is_none());
     let Some(account) = found else {
-        throttle.fail(name, addr);
+        throttle.fail(store, name, addr)?;
         let actor = addr.map_or("anonymous".to_owned(), |a| format!("addr:{a}"));
         audit::record(
             store,
@@ -209,7 +202,7 @@ pub fn check_password(
         tracing::warn!(account = %audit::printable(name, 64), "password refused");
         return Err(AuthError::Invalid);
     };
-    throttle.succeed(name);
+    throttle.succeed(store, name)?;
     principal(account, via, None)
 }
 
@@ -447,19 +440,24 @@ mod tests {
 
     #[test]
     fn the_throttle_locks_an_account_after_five_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SqliteStore::open(&dir.path().join("m.sqlite")).unwrap();
         let t = Throttle::default();
         let addr: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..ACCOUNT_FREE_FAILURES - 1 {
-            t.fail("alice", Some(addr));
-            assert!(t.check("alice", Some(addr)).is_ok());
+            t.fail(&store, "alice", Some(addr)).unwrap();
+            assert!(t.check(&store, "alice", Some(addr)).is_ok());
         }
-        t.fail("alice", Some(addr));
+        t.fail(&store, "alice", Some(addr)).unwrap();
         assert!(matches!(
-            t.check("alice", None),
-            Err(AuthError::Throttled(s)) if s >= 29
+            t.check(&store, "alice", None),
+            Err(AuthError::Throttled(s)) if (29..=30).contains(&s)
         ));
         // Another account from the same address is not locked yet.
-        assert!(t.check("bob", Some(addr)).is_ok());
+        assert!(t.check(&store, "bob", Some(addr)).is_ok());
+        // A success forgets the account's failures (not the address's).
+        t.succeed(&store, "alice").unwrap();
+        assert!(t.check(&store, "alice", Some(addr)).is_ok());
     }
 
     /// Sessions end after the idle time and at their absolute expiry, and a disabled account's

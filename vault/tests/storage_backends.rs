@@ -49,6 +49,7 @@ fn metadata_suite(meta: Meta) {
     on_fresh_store(meta, conformance::access::recordings_are_searched);
     on_fresh_store(meta, conformance::access::audit_is_queried);
     on_fresh_store(meta, conformance::access::media_links_expire);
+    on_fresh_store(meta, conformance::access::login_failures_count_and_lock);
 }
 
 #[test]

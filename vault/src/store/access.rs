@@ -170,6 +170,17 @@ pub trait AccessStore {
     /// `idle_before`; returns how many.
     fn delete_expired_sessions(&self, now: i64, idle_before: i64) -> Result<u64, StoreError>;
 
+    /// Counts a failed password attempt for a throttle key (an account, an address) at `now`,
+    /// starting again from 1 when the last failure is older than `forget_before` and no lock
+    /// holds; forgets such stale keys. Returns the count.
+    fn login_failure(&self, key: &str, now: i64, forget_before: i64) -> Result<i64, StoreError>;
+    /// Locks a throttle key until `until` (Unix seconds).
+    fn lock_login(&self, key: &str, until: i64) -> Result<(), StoreError>;
+    /// The latest lock among `keys` still holding at `now`.
+    fn login_locked_until(&self, keys: &[String], now: i64) -> Result<Option<i64>, StoreError>;
+    /// Forgets a throttle key's failures (after a correct password).
+    fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
+
     /// Stores a new API token.
     fn insert_api_token(&self, token: &ApiTokenRecord) -> Result<(), StoreError>;
     /// An API token by the hash of its text.
@@ -241,6 +252,18 @@ impl<T: AccessStore + ?Sized> AccessStore for Box<T> {
     }
     fn delete_expired_sessions(&self, now: i64, idle_before: i64) -> Result<u64, StoreError> {
         (**self).delete_expired_sessions(now, idle_before)
+    }
+    fn login_failure(&self, key: &str, now: i64, forget_before: i64) -> Result<i64, StoreError> {
+        (**self).login_failure(key, now, forget_before)
+    }
+    fn lock_login(&self, key: &str, until: i64) -> Result<(), StoreError> {
+        (**self).lock_login(key, until)
+    }
+    fn login_locked_until(&self, keys: &[String], now: i64) -> Result<Option<i64>, StoreError> {
+        (**self).login_locked_until(keys, now)
+    }
+    fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        (**self).clear_login_failures(key)
     }
     fn insert_api_token(&self, token: &ApiTokenRecord) -> Result<(), StoreError> {
         (**self).insert_api_token(token)

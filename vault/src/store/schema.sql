@@ -106,5 +106,11 @@ CREATE TABLE IF NOT EXISTS media_links (
   disposition TEXT NOT NULL,
   expires_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS login_failures (
+  throttle_key TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  last_at INTEGER NOT NULL,
+  locked_until INTEGER
+);
 CREATE INDEX IF NOT EXISTS audit_log_by_actor ON audit_log (actor, seq);
 CREATE INDEX IF NOT EXISTS audit_log_by_action ON audit_log (action, seq);

@@ -117,5 +117,11 @@ CREATE TABLE IF NOT EXISTS media_links (
   disposition TEXT NOT NULL,
   expires_at BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS login_failures (
+  throttle_key TEXT PRIMARY KEY,
+  failures BIGINT NOT NULL,
+  last_at BIGINT NOT NULL,
+  locked_until BIGINT
+);
 CREATE INDEX IF NOT EXISTS audit_log_by_actor ON audit_log (actor, seq);
 CREATE INDEX IF NOT EXISTS audit_log_by_action ON audit_log (action, seq);

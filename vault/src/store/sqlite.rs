@@ -557,6 +557,7 @@ mod tests {
         conformance::access::recordings_are_searched(&store().1);
         conformance::access::audit_is_queried(&store().1);
         conformance::access::media_links_expire(&store().1);
+        conformance::access::login_failures_count_and_lock(&store().1);
     }
 
     #[test]

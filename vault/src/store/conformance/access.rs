@@ -248,6 +248,38 @@ pub fn media_links_expire(store: &dyn MetadataStore) {
     assert!(store.media_link("h2", 200).unwrap().is_some());
 }
 
+/// Login throttling: failures count up, start again after a quiet time, locks hold until
+/// their time, and a success forgets an account's failures.
+pub fn login_failures_count_and_lock(store: &dyn MetadataStore) {
+    let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(store.login_failure("account:ann", 100, 0).unwrap(), 1);
+    assert_eq!(store.login_failure("account:ann", 101, 0).unwrap(), 2);
+    assert_eq!(store.login_failure("addr:192.0.2.1", 101, 0).unwrap(), 1);
+    assert_eq!(
+        store
+            .login_locked_until(&keys(&["account:ann"]), 101)
+            .unwrap(),
+        None
+    );
+    store.lock_login("account:ann", 200).unwrap();
+    store.lock_login("addr:192.0.2.1", 150).unwrap();
+    let both = keys(&["account:ann", "addr:192.0.2.1"]);
+    assert_eq!(store.login_locked_until(&both, 120).unwrap(), Some(200));
+    assert_eq!(store.login_locked_until(&both, 200).unwrap(), None);
+    assert_eq!(
+        store
+            .login_locked_until(&keys(&["addr:192.0.2.1"]), 120)
+            .unwrap(),
+        Some(150)
+    );
+    // A lock that holds keeps counting; after it and a quiet time the count starts again.
+    assert_eq!(store.login_failure("account:ann", 150, 120).unwrap(), 3);
+    assert_eq!(store.login_failure("account:ann", 500, 400).unwrap(), 1);
+    store.clear_login_failures("account:ann").unwrap();
+    assert_eq!(store.login_failure("account:ann", 501, 0).unwrap(), 1);
+    assert_eq!(store.login_locked_until(&[], 0).unwrap(), None);
+}
+
 /// Audit queries filter by actor, action, target and time, and page by position.
 pub fn audit_is_queried(store: &dyn MetadataStore) {
     for (i, (actor, action)) in [

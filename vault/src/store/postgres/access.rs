@@ -224,6 +224,60 @@ impl AccessStore for PostgresStore {
         })
     }
 
+    fn login_failure(&self, key: &str, now: i64, forget_before: i64) -> Result<i64, StoreError> {
+        self.with_client(|c| {
+            let mut tx = c.transaction()?;
+            let count: i64 = tx
+                .query_one(
+                    "INSERT INTO login_failures (throttle_key, failures, last_at) \
+                     VALUES ($1, 1, $2) ON CONFLICT (throttle_key) DO UPDATE SET failures = CASE WHEN login_failures.last_at < $3 \
+                 AND (login_failures.locked_until IS NULL OR login_failures.locked_until <= $2) \
+                 THEN 1 ELSE login_failures.failures + 1 END, last_at = $2 \
+                 RETURNING failures",
+                    &[&key, &now, &forget_before],
+                )?
+                .try_get(0)?;
+            tx.execute(
+                "DELETE FROM login_failures WHERE last_at < $1 \
+                 AND (locked_until IS NULL OR locked_until <= $2)",
+                &[&forget_before, &now],
+            )?;
+            tx.commit()?;
+            Ok(count)
+        })
+    }
+
+    fn lock_login(&self, key: &str, until: i64) -> Result<(), StoreError> {
+        self.with_client(|c| {
+            c.execute(
+                "UPDATE login_failures SET locked_until = $1 WHERE throttle_key = $2",
+                &[&until, &key],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn login_locked_until(&self, keys: &[String], now: i64) -> Result<Option<i64>, StoreError> {
+        self.with_client(|c| {
+            Ok(c.query_one(
+                "SELECT max(locked_until) FROM login_failures \
+                 WHERE throttle_key = ANY($1) AND locked_until > $2",
+                &[&keys, &now],
+            )?
+            .try_get(0)?)
+        })
+    }
+
+    fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.with_client(|c| {
+            c.execute(
+                "DELETE FROM login_failures WHERE throttle_key = $1",
+                &[&key],
+            )?;
+            Ok(())
+        })
+    }
+
     fn insert_api_token(&self, t: &ApiTokenRecord) -> Result<(), StoreError> {
         self.with_client(|c| {
             c.execute(

@@ -242,6 +242,53 @@ impl AccessStore for SqliteStore {
         Ok(n as u64)
     }
 
+    fn login_failure(&self, key: &str, now: i64, forget_before: i64) -> Result<i64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let count = tx.query_row(
+            "INSERT INTO login_failures (throttle_key, failures, last_at) VALUES (?1, 1, ?2) \
+             ON CONFLICT (throttle_key) DO UPDATE SET failures = CASE WHEN login_failures.last_at < ?3 \
+                 AND (login_failures.locked_until IS NULL OR login_failures.locked_until <= ?2) \
+                 THEN 1 ELSE login_failures.failures + 1 END, last_at = ?2 \
+                 RETURNING failures",
+            params![key, now, forget_before],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "DELETE FROM login_failures WHERE last_at < ?1 \
+             AND (locked_until IS NULL OR locked_until <= ?2)",
+            params![forget_before, now],
+        )?;
+        tx.commit()?;
+        Ok(count)
+    }
+
+    fn lock_login(&self, key: &str, until: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE login_failures SET locked_until = ?1 WHERE throttle_key = ?2",
+            params![until, key],
+        )?;
+        Ok(())
+    }
+
+    fn login_locked_until(&self, keys: &[String], now: i64) -> Result<Option<i64>, StoreError> {
+        let keys = serde_json::to_string(keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(self.reader().query_row(
+            "SELECT max(locked_until) FROM login_failures \
+             WHERE throttle_key IN (SELECT value FROM json_each(?1)) AND locked_until > ?2",
+            params![keys, now],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM login_failures WHERE throttle_key = ?1",
+            params![key],
+        )?;
+        Ok(())
+    }
+
     fn insert_api_token(&self, t: &ApiTokenRecord) -> Result<(), StoreError> {
         self.conn().execute(
             &format!(
