@@ -379,7 +379,7 @@ async fn not_found(State(app): State<AppState>, uri: axum::http::Uri) -> Respons
 }
 
 /// The API's routes. Every one has its access rule in [`crate::access::ROUTES`], enforced by
-/// [`crate::console::guard`] before the handler runs.
+/// the guard in `console.rs` before the handler runs.
 pub fn router(vault: Arc<Vault>, max_body_bytes: usize) -> Router {
     let state = AppState {
         vault,
