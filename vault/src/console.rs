@@ -17,6 +17,9 @@ use crate::api_auth::{self, AuthError, Credentials, CSRF_HEADER, SESSION_COOKIE}
 use crate::server::{blocking, error, internal, task_failed, AppState, ClientAddr};
 use crate::store::{Account, AuditQuery, AuditRecord};
 
+/// Audit action: an authenticated account called a route its role does not allow.
+pub const ACTION_ACCESS_DENIED: &str = "access.denied";
+
 /// The refusal for an authentication or authorization failure.
 pub(crate) fn auth_refusal(e: &AuthError) -> Response {
     match e {
@@ -134,7 +137,26 @@ pub(crate) async fn guard(
     if let Some(permission) = needed {
         if !principal.can(permission) {
             tracing::warn!(user = %principal.name, role = %principal.role, %permission, %path, "refused");
-            return auth_refusal(&AuthError::Forbidden);
+            // Attempts beyond one's role are part of the record (`access.denied`).
+            let vault = app.vault.clone();
+            let target = format!("{method} {path}");
+            let reason = format!("role {} lacks {permission}", principal.role);
+            let actor = principal.actor();
+            let logged = blocking(move || {
+                crate::audit::record(
+                    vault.store(),
+                    &actor,
+                    ACTION_ACCESS_DENIED,
+                    Some(target),
+                    Some(reason),
+                )
+            })
+            .await;
+            return match logged {
+                Some(Ok(_)) => auth_refusal(&AuthError::Forbidden),
+                Some(Err(e)) => internal(&e),
+                None => task_failed(),
+            };
         }
     }
     request.extensions_mut().insert(principal);

@@ -262,6 +262,16 @@ async fn analysts_play_compliance_downloads_and_the_log_says_why() {
     assert!(searches
         .iter()
         .any(|r| r["target"] == "agent=agent7 team=north"));
+    // The refused download is on record too.
+    let (_, denied) = audit("action=access.denied&actor=user:ann").await;
+    let denied = denied["records"].as_array().unwrap().clone();
+    assert!(
+        denied.iter().any(
+            |r| r["target"] == "POST /v1/recordings/{session}/{sequence}/download"
+                && r["reason"] == "role qa_analyst lacks download"
+        ),
+        "{denied:?}"
+    );
     let (_, sam_search) = audit("action=recording.search&actor=user:sam").await;
     assert_eq!(sam_search["records"][0]["target"], "scope=south");
     // Paging.
