@@ -4,7 +4,8 @@
 //! The database refuses edits and deletions of audit rows (triggers), so the chain check is the
 //! second line: it finds a row rewritten behind the database's back (a file edited offline).
 //! Dropping the newest rows leaves a valid, shorter chain; that needs an anchor outside the
-//! database (a printed head hash, a log shipped elsewhere) to detect.
+//! database to detect: [`Anchor`] (`vigil-vault audit verify --anchor FILE`, a file kept away
+//! from the data folder) remembers the head seen last, and the next check demands it again.
 
 use std::fmt;
 
@@ -14,6 +15,8 @@ use crate::store::{AuditDraft, AuditRecord, MetadataStore, StoreError};
 pub const ACTION_EXPORT_RECORDING_IDENTITY: &str = "keys.export_recording_identity";
 /// Audit action: a device was revoked.
 pub const ACTION_DEVICE_REVOKE: &str = "device.revoke";
+/// Audit action: a device enrolled (actor `device:<id>`).
+pub const ACTION_DEVICE_ENROLL: &str = "device.enroll";
 /// Audit action: an enrollment token was created.
 pub const ACTION_TOKEN_CREATE: &str = "token.create";
 /// Audit action: segments were exported as evidence.
@@ -55,6 +58,15 @@ pub fn stated_reason(reason: Option<&str>) -> Option<String> {
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(str::to_owned)
+}
+
+/// Text from a caller made safe for a record's target: control characters (which could forge
+/// lines in the tab-separated listing) become `?`, and it is cut to `max` characters.
+pub fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// Appends one event, stamped now.
@@ -144,6 +156,73 @@ pub fn verify_chain(records: &[AuditRecord]) -> Vec<ChainBreak> {
     breaks
 }
 
+/// The head of the log as last verified (position and hash), kept outside the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// The head's position.
+    pub seq: i64,
+    /// The head's hash.
+    pub sha256: String,
+}
+
+/// An anchor file that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an audit anchor (expected \"<seq> <sha256>\"): {0:?}")]
+pub struct AnchorParseError(pub String);
+
+impl Anchor {
+    /// The head of `records` (none for an empty log).
+    pub fn head(records: &[AuditRecord]) -> Option<Self> {
+        records.last().map(|r| Self {
+            seq: r.seq,
+            sha256: r.sha256.clone(),
+        })
+    }
+
+    /// Parses `<seq> <sha256>`.
+    pub fn parse(text: &str) -> Result<Self, AnchorParseError> {
+        let bad = || AnchorParseError(text.chars().take(100).collect());
+        let mut parts = text.split_whitespace();
+        let seq = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let sha256 = parts
+            .next()
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(bad)?;
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Self {
+            seq,
+            sha256: sha256.to_owned(),
+        })
+    }
+
+    /// `<seq> <sha256>\n`.
+    pub fn to_text(&self) -> String {
+        format!("{} {}\n", self.seq, self.sha256)
+    }
+
+    /// Checks that the log still holds this head, unchanged: a log cut back below it, or a
+    /// head rewritten with its successors, is a break.
+    pub fn check(&self, records: &[AuditRecord]) -> Option<ChainBreak> {
+        let detail = match records.iter().find(|r| r.seq == self.seq) {
+            None => format!(
+                "the anchored head is missing: the log ends at {} (records were deleted)",
+                records.last().map_or(0, |r| r.seq)
+            ),
+            Some(r) if r.sha256 != self.sha256 => format!(
+                "hash {} differs from the anchored {} (the log was rewritten)",
+                r.sha256, self.sha256
+            ),
+            Some(_) => return None,
+        };
+        Some(ChainBreak {
+            seq: self.seq,
+            detail,
+        })
+    }
+}
+
 /// One line per record: `seq  time  actor  action  target  reason`.
 pub fn format_record(record: &AuditRecord) -> String {
     let d = &record.draft;
@@ -211,6 +290,30 @@ mod tests {
         let mut swapped = chain(3);
         swapped.swap(0, 1);
         assert!(!verify_chain(&swapped).is_empty());
+    }
+
+    #[test]
+    fn an_anchor_catches_deleted_or_rewritten_heads() {
+        let log = chain(5);
+        let anchor = Anchor::head(&log).unwrap();
+        assert_eq!(Anchor::parse(&anchor.to_text()).unwrap(), anchor);
+        assert!(Anchor::parse("5").is_err());
+        assert!(Anchor::parse("x 00").is_err());
+        assert_eq!(anchor.check(&log), None);
+        // Appending more keeps the anchor valid.
+        assert_eq!(Anchor::head(&chain(4)).unwrap().check(&log), None);
+        // Cutting the newest records is caught although the shorter chain verifies.
+        let cut = &log[..3];
+        assert!(verify_chain(cut).is_empty());
+        let broken = anchor.check(cut).unwrap();
+        assert_eq!(broken.seq, 5);
+        assert!(broken.detail.contains("deleted"));
+        // So is a rewritten tail (re-chained consistently).
+        let mut other = chain(5);
+        other[4].draft.reason = Some("rewritten".into());
+        other[4].sha256 = AuditRecord::chain_hash(5, &other[4].prev_sha256, &other[4].draft);
+        assert!(verify_chain(&other).is_empty());
+        assert!(anchor.check(&other).unwrap().detail.contains("rewritten"));
     }
 
     #[test]

@@ -147,13 +147,27 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cmd_policy::PolicyCommand,
     },
-    /// List the audit log (who did what, when, why).
+    /// List the audit log (who did what, when, why); `audit verify` re-checks its hash chain.
     Audit {
-        #[command(flatten)]
-        data: Data,
-        /// Re-check the log's hash chain; exit 1 on a break.
+        /// The deployment's data folder.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Re-check the log's hash chain after listing it; exit 1 on a break.
         #[arg(long)]
         verify: bool,
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+    },
+    /// Give stored segments without a search entry one, from their stored manifests (after
+    /// upgrading a deployment that stored segments before search existed).
+    Reindex {
+        #[command(flatten)]
+        data: Data,
+    },
+    /// Console accounts and their API tokens.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Export stored segments as evidence (sealed blobs, signed manifests and receipts, a
     /// signed index) into a new or empty folder. Audited.
@@ -356,5 +370,131 @@ pub enum DeviceCommand {
         /// Why the device is revoked (kept in the audit log).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Re-check the audit log's hash chain; exit 1 naming each broken record.
+    Verify {
+        /// The deployment's data folder.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// A file outside the data folder holding the head verified last (`<seq> <sha256>`):
+        /// the log must still hold it (deleting the newest records is caught); rewritten with
+        /// the new head when the chain holds. Created if missing.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
+    },
+}
+
+/// A role name (agent, supervisor, qa_analyst, compliance, admin).
+fn parse_role(text: &str) -> Result<vigil_vault::access::Role, String> {
+    text.parse()
+        .map_err(|e: vigil_vault::access::UnknownRole| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account. The password is read from stdin with --password-stdin, else generated
+    /// and printed once.
+    Add {
+        #[command(flatten)]
+        data: Data,
+        /// Login name.
+        name: String,
+        /// Role: agent, supervisor, qa_analyst, compliance, admin.
+        #[arg(long, value_parser = parse_role)]
+        role: vigil_vault::access::Role,
+        /// A team the account is limited to (supervisors; repeatable).
+        #[arg(long = "team", value_name = "TEAM")]
+        teams: Vec<String>,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        data: Data,
+    },
+    /// Change an account's role.
+    SetRole {
+        #[command(flatten)]
+        data: Data,
+        /// Login name.
+        name: String,
+        /// The new role.
+        #[arg(value_parser = parse_role)]
+        role: vigil_vault::access::Role,
+    },
+    /// Replace an account's teams (none: no team).
+    SetTeams {
+        #[command(flatten)]
+        data: Data,
+        /// Login name.
+        name: String,
+        /// A team (repeatable).
+        #[arg(long = "team", value_name = "TEAM")]
+        teams: Vec<String>,
+    },
+    /// Set an account's password (a reset): from stdin with --password-stdin, else generated
+    /// and printed once. It must be changed at the next login.
+    SetPassword {
+        #[command(flatten)]
+        data: Data,
+        /// Login name.
+        name: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account: its sessions end, its password and API tokens stop working.
+    Disable {
+        #[command(flatten)]
+        data: Data,
+        /// Login name.
+        name: String,
+        /// Why (kept in the audit log).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        #[command(flatten)]
+        data: Data,
+        /// Login name.
+        name: String,
+    },
+    /// API tokens (for automation: `Authorization: Bearer <token>`).
+    Token {
+        #[command(subcommand)]
+        command: UserTokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserTokenCommand {
+    /// Print a new API token acting as the account (shown once, stored as a hash).
+    Create {
+        #[command(flatten)]
+        data: Data,
+        /// Login name.
+        name: String,
+        /// Lifetime in days (default: until revoked).
+        #[arg(long, value_name = "N")]
+        expires_days: Option<u32>,
+    },
+    /// List API tokens (ids, accounts, expiry; never the tokens).
+    List {
+        #[command(flatten)]
+        data: Data,
+    },
+    /// Revoke an API token.
+    Revoke {
+        #[command(flatten)]
+        data: Data,
+        /// The token's id (from `user token list`).
+        id: uuid::Uuid,
     },
 }

@@ -87,7 +87,9 @@ pub fn enroll(vault: &Vault, request: &EnrollRequest) -> Result<EnrollResponse, 
         revoked_at: None,
     };
     let hash = crate::admin::token_hash(&request.token);
-    let device = match vault.store().enroll(&hash, now, &candidate)? {
+    let outcome = vault.store().enroll(&hash, now, &candidate)?;
+    let reenrolled = matches!(outcome, EnrollOutcome::AlreadyEnrolled(_));
+    let device = match outcome {
         EnrollOutcome::Enrolled(d) => {
             tracing::info!(device = %d.id, key = %d.key_id, host = %d.hostname, "device enrolled");
             d
@@ -105,6 +107,19 @@ pub fn enroll(vault: &Vault, request: &EnrollRequest) -> Result<EnrollResponse, 
         }
         EnrollOutcome::KeyRevoked => return Err(EnrollError::Revoked),
     };
+    crate::audit::record(
+        vault.store(),
+        &format!("device:{}", device.id),
+        crate::audit::ACTION_DEVICE_ENROLL,
+        Some(format!(
+            "{} host={} user={} team={}",
+            device.id,
+            device.hostname,
+            device.user,
+            device.team.as_deref().unwrap_or("-")
+        )),
+        reenrolled.then(|| "key already enrolled (reinstall)".to_owned()),
+    )?;
     Ok(EnrollResponse {
         device_id: device.id,
         policy_public_key: vault.policy_public_key(),

@@ -371,6 +371,7 @@ pub fn ingest(
         }
         return Err(e.into());
     }
+    crate::recordings::index_segment(vault, m, &device, seq);
     tracing::debug!(%session, seq, device = %device.id, "segment stored");
     Ok(Accepted {
         receipt: receipt.as_bytes().to_vec(),

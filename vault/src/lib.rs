@@ -8,6 +8,9 @@
 //! - [`init()`] creates a deployment ([`Layout`] names its files);
 //! - [`Vault`] is an opened deployment with its private keys, used by the server;
 //! - [`server`] serves the HTTPS API;
+//! - [`access`] names the roles, their permissions and every route's access rule;
+//!   [`api_auth`] resolves who calls (session, API token, Basic) and [`accounts`] manages
+//!   accounts; [`recordings`] serves search, play and download;
 //! - [`admin`] holds the offline commands (tokens, devices, gaps) that need no private key;
 //! - [`audit`] records who did what and why, and re-checks the audit log's hash chain;
 //! - [`identity`] hands the recording identity out (audited), [`export`] writes an evidence
@@ -17,12 +20,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod access;
+pub mod accounts;
 pub mod admin;
 pub mod api_auth;
 pub mod audit;
 #[doc(hidden)]
 pub mod blob_conformance;
 pub mod blobs;
+mod console;
 pub mod enroll;
 pub mod export;
 pub mod gaps;
@@ -37,6 +43,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod policy;
 pub mod policy_push;
+pub mod recordings;
 pub mod redact;
 pub mod retention;
 pub mod s3_blobs;

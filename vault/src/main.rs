@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd_policy;
+mod user_cmd;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -19,7 +20,10 @@ use vigil_vault::server::{ServeOptions, Server};
 use vigil_vault::verify_export::{verify_export, VerifyOptions};
 use vigil_vault::{init, InitOptions, Vault};
 
-use cli::{Cli, Command, DeviceCommand, HoldCommand, KeysCommand, RetentionCommand, TokenCommand};
+use cli::{
+    AuditCommand, Cli, Command, DeviceCommand, HoldCommand, KeysCommand, RetentionCommand,
+    TokenCommand,
+};
 
 /// Opens the deployment with the vault key from `--key-file` or the environment.
 fn open_vault(data: &std::path::Path, key_file: Option<&std::path::Path>) -> anyhow::Result<Vault> {
@@ -183,29 +187,43 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Audit { data, verify } => {
-            let records = Admin::open(&data.data)?.audit_records()?;
-            println!("seq\tat\tactor\taction\ttarget\treason");
-            for record in &records {
-                println!("{}", vigil_vault::audit::format_record(record));
+        Command::Audit {
+            data,
+            verify,
+            command,
+        } => match command {
+            Some(AuditCommand::Verify {
+                data: inner,
+                anchor,
+            }) => {
+                user_cmd::audit_verify(
+                    &user_cmd::audit_data(data, inner)?,
+                    false,
+                    anchor.as_deref(),
+                )?;
             }
-            if verify {
-                let breaks = vigil_vault::audit::verify_chain(&records);
-                for b in &breaks {
-                    eprintln!("chain broken at {b}");
+            None => {
+                let data = user_cmd::audit_data(data, None)?;
+                if verify {
+                    user_cmd::audit_verify(&data, true, None)?;
+                } else {
+                    let records = Admin::open(&data)?.audit_records()?;
+                    println!("seq\tat\tactor\taction\ttarget\treason");
+                    for record in &records {
+                        println!("{}", vigil_vault::audit::format_record(record));
+                    }
                 }
-                if !breaks.is_empty() {
-                    anyhow::bail!(
-                        "the audit log's hash chain is broken ({} break(s))",
-                        breaks.len()
-                    );
-                }
-                let head = records.last().map_or("none", |r| r.sha256.as_str());
-                eprintln!(
-                    "audit chain verified: {} record(s), head {head}",
-                    records.len()
-                );
             }
+        },
+        Command::User { command } => user_cmd::run(command)?,
+        Command::Reindex { data } => {
+            let admin = Admin::open(&data.data)?;
+            let blobs = admin.config().storage.open_blobs(admin.layout())?;
+            let report = vigil_vault::recordings::reindex(admin.store(), blobs.as_ref())?;
+            println!(
+                "indexed {} segment(s); {} refused (manifest does not verify)",
+                report.indexed, report.refused
+            );
         }
         Command::Export {
             data,

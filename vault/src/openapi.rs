@@ -73,6 +73,27 @@ mod tests {
     }
 
     #[test]
+    fn every_route_has_an_access_rule_and_every_rule_a_route() {
+        let routes = routes_in_router();
+        for (path, method) in &routes {
+            assert!(
+                crate::access::route_rule(method, path).is_some(),
+                "{method} {path} has no access rule in access::ROUTES"
+            );
+        }
+        for rule in crate::access::ROUTES {
+            assert!(
+                routes
+                    .iter()
+                    .any(|(p, m)| p == rule.path && m.eq_ignore_ascii_case(rule.method)),
+                "access::ROUTES names {} {}, which the router does not serve",
+                rule.method,
+                rule.path
+            );
+        }
+    }
+
+    #[test]
     fn references_resolve() {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
         let mut refs = Vec::new();

@@ -8,9 +8,26 @@
 //! | `POST /v1/enroll` | [`EnrollRequest`] JSON | 200 [`crate::enroll::EnrollResponse`]; 400, 401 (token), 403 (revoked key) |
 //! | `POST /v1/heartbeat` | [`vigil_proto::api::SignedHeartbeat`] JSON | 200; 400, 403 |
 //! | `POST /v1/policy/poll` | [`vigil_proto::api::SignedPolicyPoll`] JSON | 200 the device's signed policy when newer than `after`; 204 after the wait; 400, 403 |
-//! | `GET /v1/gaps[?session=ID]` | (Basic auth, admin) | 200 gap report per session; 401, 403 |
+//! | `GET /v1/gaps[?session=ID]` | (devices) | 200 gap report per session; 401, 403 |
+//! | `GET /v1/devices` | (devices) | 200 enrolled devices |
 //! | `PUT /v1/segments/{session}/{sequence}` | [`vigil_proto::frame`] body | 201 receipt (200 for a duplicate); 400, 403, 409, 413, 422 |
 //! | `GET /openapi.json` | | 200 the API's OpenAPI 3.1 description ([`crate::openapi`]) |
+//! | `POST /v1/login` | `{"name","password"}` | 200 `{"csrf_token",…}` + `vigil_session` cookie; 401, 429 |
+//! | `POST /v1/logout` | (any account) | 200, the session ends |
+//! | `GET /v1/me` | (any account) | 200 name, role, teams, permissions |
+//! | `POST /v1/password` | (any account) `{"current","new"}` | 200; 400 (weak), 401, 429 |
+//! | `GET /v1/users` | (users) | 200 accounts |
+//! | `POST /v1/users` | (users) `{"name","role","teams","password"?}` | 201; 400, 409 |
+//! | `PATCH /v1/users/{name}` | (users) `{"role"?,"teams"?,"disabled"?,"reason"?}` | 200 the account; 400, 404 |
+//! | `GET /v1/audit?actor=&action=&target=&from=&to=&after=&limit=` | (audit) | 200 records |
+//! | `GET /v1/recordings?agent=&team=&from=&to=&call_id=&masked=&limit=` | (search) | 200 segments; audited |
+//! | `POST /v1/recordings/{session}/{sequence}/play` | (play) `{"kind","reason"}` | 200 `{"url",…}` a 60 s link; 400, 404 |
+//! | `POST /v1/recordings/{session}/{sequence}/download` | (download) `{"kind","reason"}` | 200 `{"url",…}`; 400, 404 |
+//! | `GET /v1/media/{link}` | (the account that asked) | 200 decrypted media, streamed; 404 |
+//!
+//! "(permission)": the caller authenticates (session cookie with `X-CSRF-Token` on POST,
+//! `Authorization: Bearer <API token>`, or `Authorization: Basic`) and its role holds the
+//! permission ([`crate::access`]); else 401 or 403.
 //!
 //! Errors are JSON: `{"error": "<code>", "detail": "<text>"}`, unknown paths included.
 
@@ -25,7 +42,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -42,11 +59,18 @@ use crate::Vault;
 
 /// What every handler sees.
 #[derive(Clone)]
-struct AppState {
-    vault: Arc<Vault>,
-    metrics: Arc<Metrics>,
-    policy: crate::policy_push::PolicyHub,
+pub(crate) struct AppState {
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Failed password attempts ([`crate::api_auth::Throttle`]).
+    pub(crate) throttle: Arc<crate::api_auth::Throttle>,
+    /// The policy snapshot and its change notifications ([`crate::policy_push`]).
+    pub(crate) policy: crate::policy_push::PolicyHub,
 }
+
+/// The client's address, attached to each request by the connection loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
 
 /// The largest upload body accepted by default (64 MiB; a 10 s segment is a few MB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
@@ -101,7 +125,7 @@ pub fn tls_config(vault: &Vault) -> Result<Arc<rustls::ServerConfig>, ServeError
     Ok(Arc::new(config))
 }
 
-fn error(status: StatusCode, code: &str, detail: String) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, detail: String) -> Response {
     (
         status,
         Json(serde_json::json!({ "error": code, "detail": detail })),
@@ -109,7 +133,7 @@ fn error(status: StatusCode, code: &str, detail: String) -> Response {
         .into_response()
 }
 
-fn internal(e: &dyn std::fmt::Display) -> Response {
+pub(crate) fn internal(e: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %e, "internal error");
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -119,7 +143,9 @@ fn internal(e: &dyn std::fmt::Display) -> Response {
 }
 
 /// Runs blocking work (SQLite, files, signatures) off the async workers; `None` if it panicked.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(t) => Some(t),
         Err(e) => {
@@ -129,7 +155,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
-fn task_failed() -> Response {
+pub(crate) fn task_failed() -> Response {
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
@@ -242,22 +268,12 @@ struct GapsQuery {
 
 async fn gaps(
     State(app): State<AppState>,
-    headers: axum::http::HeaderMap,
     axum::extract::Query(query): axum::extract::Query<GapsQuery>,
 ) -> Response {
     let vault = app.vault.clone();
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let result = blocking(move || {
-        crate::api_auth::require_admin(&vault, authorization.as_deref())?;
-        Ok::<_, crate::api_auth::AuthError>(crate::gaps::gaps(vault.store(), query.session))
-    })
-    .await;
-    use crate::api_auth::AuthError;
+    let result = blocking(move || crate::gaps::gaps(vault.store(), query.session)).await;
     match result {
-        Some(Ok(Ok(all))) => {
+        Some(Ok(all)) => {
             let ranges = |r: &[(i64, i64)]| r.iter().map(|(a, b)| [*a, *b]).collect::<Vec<_>>();
             let sessions: Vec<_> = all
                 .iter()
@@ -277,25 +293,6 @@ async fn gaps(
                 .collect();
             Json(serde_json::json!({ "sessions": sessions })).into_response()
         }
-        Some(Ok(Err(e))) => internal(&e),
-        Some(Err(AuthError::Missing)) => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"vigil-vault\"")],
-            Json(
-                serde_json::json!({ "error": "unauthorized", "detail": "authentication required" }),
-            ),
-        )
-            .into_response(),
-        Some(Err(AuthError::Invalid)) => error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "invalid credentials".into(),
-        ),
-        Some(Err(AuthError::Forbidden)) => error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the account's role may not read gaps".into(),
-        ),
         Some(Err(e)) => internal(&e),
         None => task_failed(),
     }
@@ -419,12 +416,19 @@ async fn not_found(State(app): State<AppState>, uri: axum::http::Uri) -> Respons
     )
 }
 
-/// The API's routes.
+/// The API's routes. Every one has its access rule in [`crate::access::ROUTES`], enforced by
+/// the guard in `console.rs` before the handler runs.
 pub fn router(
     vault: Arc<Vault>,
     policy: crate::policy_push::PolicyHub,
     max_body_bytes: usize,
 ) -> Router {
+    let state = AppState {
+        vault,
+        metrics: Arc::new(Metrics::default()),
+        throttle: Arc::default(),
+        policy,
+    };
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -433,16 +437,37 @@ pub fn router(
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/policy/poll", post(policy_poll))
         .route("/v1/gaps", get(gaps))
+        .route("/v1/devices", get(crate::console::devices))
         .route(
             "/v1/segments/{session}/{sequence}",
             put(put_segment).layer(DefaultBodyLimit::max(max_body_bytes)),
         )
+        .route("/v1/login", post(crate::console::login))
+        .route("/v1/logout", post(crate::console::logout))
+        .route("/v1/me", get(crate::console::me))
+        .route("/v1/password", post(crate::console::change_password))
+        .route(
+            "/v1/users",
+            get(crate::console::list_users).post(crate::console::add_user),
+        )
+        .route("/v1/users/{name}", patch(crate::console::change_user))
+        .route("/v1/audit", get(crate::console::audit))
+        .route("/v1/recordings", get(crate::recordings::search))
+        .route(
+            "/v1/recordings/{session}/{sequence}/play",
+            post(crate::recordings::play),
+        )
+        .route(
+            "/v1/recordings/{session}/{sequence}/download",
+            post(crate::recordings::download),
+        )
+        .route("/v1/media/{link}", get(crate::recordings::media))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::console::guard,
+        ))
         .fallback(not_found)
-        .with_state(AppState {
-            vault,
-            metrics: Arc::new(Metrics::default()),
-            policy,
-        })
+        .with_state(state)
 }
 
 /// A bound server, ready to run.
@@ -497,7 +522,7 @@ impl Server {
                 }
             };
             let acceptor = self.acceptor.clone();
-            let app = self.app.clone();
+            let app = self.app.clone().layer(axum::Extension(ClientAddr(peer)));
             tokio::spawn(async move {
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
                     .await

@@ -424,6 +424,7 @@ fn export_verify_tampering_key_export_and_audit() {
         actions,
         [
             "token.create",
+            "device.enroll",
             "export",
             "export",
             "export",
@@ -433,9 +434,13 @@ fn export_verify_tampering_key_export_and_audit() {
         ],
         "{log}"
     );
-    assert!(log
-        .lines()
-        .all(|l| l.starts_with("seq") || l.split('\t').nth(2).unwrap().starts_with("cli:")));
+    // Every act of a person is by `cli:<user>`; the enrollment is the device's own.
+    assert!(log.lines().all(|l| {
+        let actor = l.split('\t').nth(2).unwrap();
+        l.starts_with("seq")
+            || actor.starts_with("cli:")
+            || (l.split('\t').nth(3) == Some("device.enroll") && actor.starts_with("device:"))
+    }));
     assert!(
         log.contains(&format!("export\tsession={a}\t{reason}")),
         "{log}"
@@ -445,7 +450,7 @@ fn export_verify_tampering_key_export_and_audit() {
         "{log}"
     );
     assert!(!log.contains("AGE-SECRET-KEY"));
-    assert!(String::from_utf8_lossy(&audit.stderr).contains("audit chain verified: 7 record(s)"));
+    assert!(String::from_utf8_lossy(&audit.stderr).contains("audit chain verified: 8 record(s)"));
 
     // A record edited behind the database's back breaks the chain.
     let db = rusqlite::Connection::open(data.join("metadata.sqlite")).unwrap();

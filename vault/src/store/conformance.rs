@@ -2,6 +2,8 @@
 //! hidden) so that the integration tests run it against servers they start; each function
 //! expects an empty store and panics on a failed check.
 
+pub mod access;
+
 use uuid::Uuid;
 
 pub mod lifecycle;

@@ -5,6 +5,7 @@
 //! one conformance suite ([`conformance`]) runs against both. The trait is synchronous: the
 //! server calls it from blocking tasks, so a backend may block.
 
+pub mod access;
 #[doc(hidden)]
 pub mod conformance;
 mod group_commit;
@@ -18,6 +19,10 @@ pub use self::live::{AgentStateRow, LiveStore};
 pub use self::policy::{PolicyLayerRow, PolicyStore};
 
 pub use self::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
+pub use access::{
+    AccessStore, Account, ApiTokenRecord, AuditQuery, MediaLinkRecord, RecordingFilter,
+    RecordingRecord, SessionRecord,
+};
 pub use lifecycle::LifecycleStore;
 pub use sqlite::SqliteStore;
 
@@ -239,7 +244,7 @@ impl AuditRecord {
 
 /// The metadata operations the vault needs; one implementation per database.
 pub trait MetadataStore:
-    PolicyStore + LiveStore + LifecycleStore + Send + Sync + std::fmt::Debug
+    PolicyStore + LiveStore + LifecycleStore + AccessStore + Send + Sync + std::fmt::Debug
 {
     /// Adds a user account. Fails if the name exists.
     fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;

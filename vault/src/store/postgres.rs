@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+mod access;
 mod live;
 mod policy;
 
@@ -62,6 +63,7 @@ impl PostgresStore {
             next: AtomicUsize::new(0),
         };
         store.with_client(migrate)?;
+        store.with_client(access::migrate)?;
         Ok(store)
     }
 

@@ -92,3 +92,55 @@ CREATE TABLE IF NOT EXISTS tombstones (
   tombstone BLOB NOT NULL,
   sha256 TEXT NOT NULL
 );
+-- Access control and recordings search (issue 5). Created by `SqliteStore::open` for existing
+-- databases too; the columns `users.teams` (JSON array) and `users.disabled_at` are added there.
+CREATE TABLE IF NOT EXISTS console_sessions (
+  id_sha256 TEXT PRIMARY KEY,
+  csrf_sha256 TEXT NOT NULL,
+  user_name TEXT NOT NULL REFERENCES users(name),
+  created_at INTEGER NOT NULL,
+  last_seen_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_sessions_by_user ON console_sessions (user_name);
+CREATE TABLE IF NOT EXISTS api_tokens (
+  id TEXT PRIMARY KEY,
+  token_sha256 TEXT NOT NULL UNIQUE,
+  user_name TEXT NOT NULL REFERENCES users(name),
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS recordings (
+  session_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  device_id TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  team TEXT,
+  call_id TEXT,
+  masked INTEGER NOT NULL,
+  start_at INTEGER NOT NULL,
+  end_at INTEGER NOT NULL,
+  PRIMARY KEY (session_id, sequence),
+  FOREIGN KEY (session_id, sequence) REFERENCES segments(session_id, sequence) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS recordings_by_time ON recordings (start_at);
+CREATE INDEX IF NOT EXISTS recordings_by_agent ON recordings (agent, start_at);
+CREATE INDEX IF NOT EXISTS recordings_by_call ON recordings (call_id);
+CREATE TABLE IF NOT EXISTS media_links (
+  link_sha256 TEXT PRIMARY KEY,
+  user_name TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  disposition TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_failures (
+  throttle_key TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  last_at INTEGER NOT NULL,
+  locked_until INTEGER
+);
+CREATE INDEX IF NOT EXISTS audit_log_by_actor ON audit_log (actor, seq);
+CREATE INDEX IF NOT EXISTS audit_log_by_action ON audit_log (action, seq);

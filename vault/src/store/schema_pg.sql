@@ -114,3 +114,57 @@ CREATE TABLE IF NOT EXISTS tombstones (
   tombstone BYTEA NOT NULL,
   sha256 TEXT NOT NULL
 );
+-- Access control and recordings search (issue 5). Created by `PostgresStore::open` for existing
+-- databases too, with the columns `users.teams` (JSON array text) and `users.disabled_at`.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS teams TEXT;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled_at BIGINT;
+CREATE TABLE IF NOT EXISTS console_sessions (
+  id_sha256 TEXT PRIMARY KEY,
+  csrf_sha256 TEXT NOT NULL,
+  user_name TEXT NOT NULL REFERENCES users(name),
+  created_at BIGINT NOT NULL,
+  last_seen_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_sessions_by_user ON console_sessions (user_name);
+CREATE TABLE IF NOT EXISTS api_tokens (
+  id UUID PRIMARY KEY,
+  token_sha256 TEXT NOT NULL UNIQUE,
+  user_name TEXT NOT NULL REFERENCES users(name),
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  revoked_at BIGINT
+);
+CREATE TABLE IF NOT EXISTS recordings (
+  session_id UUID NOT NULL,
+  sequence BIGINT NOT NULL,
+  device_id UUID NOT NULL,
+  agent TEXT NOT NULL,
+  team TEXT,
+  call_id TEXT,
+  masked BOOLEAN NOT NULL,
+  start_at BIGINT NOT NULL,
+  end_at BIGINT NOT NULL,
+  PRIMARY KEY (session_id, sequence),
+  FOREIGN KEY (session_id, sequence) REFERENCES segments(session_id, sequence) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS recordings_by_time ON recordings (start_at);
+CREATE INDEX IF NOT EXISTS recordings_by_agent ON recordings (agent, start_at);
+CREATE INDEX IF NOT EXISTS recordings_by_call ON recordings (call_id);
+CREATE TABLE IF NOT EXISTS media_links (
+  link_sha256 TEXT PRIMARY KEY,
+  user_name TEXT NOT NULL,
+  session_id UUID NOT NULL,
+  sequence BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  disposition TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_failures (
+  throttle_key TEXT PRIMARY KEY,
+  failures BIGINT NOT NULL,
+  last_at BIGINT NOT NULL,
+  locked_until BIGINT
+);
+CREATE INDEX IF NOT EXISTS audit_log_by_actor ON audit_log (actor, seq);
+CREATE INDEX IF NOT EXISTS audit_log_by_action ON audit_log (action, seq);

@@ -16,6 +16,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use uuid::Uuid;
 
+mod access;
 mod live;
 mod policy;
 
@@ -54,7 +55,7 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (and creates or migrates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -84,6 +85,7 @@ impl SqliteStore {
         }
         conn.execute_batch(policy::SCHEMA)?;
         conn.execute_batch(live::SCHEMA)?;
+        access::migrate(&mut conn)?;
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open(path)?;
@@ -565,6 +567,15 @@ mod tests {
         assert!(conn
             .execute("UPDATE audit_log SET actor = 'x' WHERE seq = 1", [])
             .is_err());
+    }
+
+    #[test]
+    fn access_conformance() {
+        conformance::access::accounts_sessions_and_tokens(&store().1);
+        conformance::access::recordings_are_searched(&store().1);
+        conformance::access::audit_is_queried(&store().1);
+        conformance::access::media_links_expire(&store().1);
+        conformance::access::login_failures_count_and_lock(&store().1);
     }
 
     #[test]

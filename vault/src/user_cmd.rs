@@ -1,0 +1,227 @@
+//! `vigil-vault user …` and `vigil-vault audit verify`: thin shells over the library.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use age::secrecy::{ExposeSecret, SecretString};
+use anyhow::Context;
+use vigil_vault::accounts::{self, NewAccount};
+use vigil_vault::admin::Admin;
+use vigil_vault::audit::{cli_actor, Anchor};
+
+use crate::cli::{UserCommand, UserTokenCommand};
+
+fn when(secs: Option<i64>) -> String {
+    secs.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The first line of stdin, without its line ending.
+fn read_password() -> anyhow::Result<SecretString> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    Ok(SecretString::from(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+pub fn run(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            data,
+            name,
+            role,
+            teams,
+            password_stdin,
+        } => {
+            let admin = Admin::open(&data.data)?;
+            let password = password_stdin.then(read_password).transpose()?;
+            let created = accounts::add_user(
+                admin.store(),
+                NewAccount {
+                    name,
+                    role,
+                    teams,
+                    password,
+                },
+                &cli_actor(),
+            )?;
+            println!(
+                "account {} ({}) created",
+                created.account.user.name, created.account.user.role
+            );
+            if let Some(p) = created.generated_password {
+                println!("password: {}", p.expose_secret());
+                println!("(shown once: only its argon2id hash is stored)");
+            }
+        }
+        UserCommand::List { data } => {
+            let admin = Admin::open(&data.data)?;
+            println!("name\trole\tteams\tstatus");
+            for a in accounts::list_users(admin.store())? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    a.user.name,
+                    a.user.role,
+                    if a.teams.is_empty() {
+                        "-".into()
+                    } else {
+                        a.teams.join(",")
+                    },
+                    if a.disabled_at.is_some() {
+                        "disabled"
+                    } else {
+                        "active"
+                    }
+                );
+            }
+        }
+        UserCommand::SetRole { data, name, role } => {
+            accounts::set_role(Admin::open(&data.data)?.store(), &name, role, &cli_actor())?;
+            println!("account {name} is now {role}");
+        }
+        UserCommand::SetTeams { data, name, teams } => {
+            accounts::set_teams(
+                Admin::open(&data.data)?.store(),
+                &name,
+                &teams,
+                &cli_actor(),
+            )?;
+            println!("account {name} teams: {}", teams.join(","));
+        }
+        UserCommand::SetPassword {
+            data,
+            name,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(read_password).transpose()?;
+            let generated = accounts::set_password(
+                Admin::open(&data.data)?.store(),
+                &name,
+                password,
+                &cli_actor(),
+            )?;
+            println!("password of {name} set; it must be changed at the next login");
+            if let Some(p) = generated {
+                println!("password: {}", p.expose_secret());
+            }
+        }
+        UserCommand::Disable { data, name, reason } => {
+            accounts::set_disabled(
+                Admin::open(&data.data)?.store(),
+                &name,
+                true,
+                &cli_actor(),
+                reason.as_deref(),
+            )?;
+            println!("account {name} disabled");
+        }
+        UserCommand::Enable { data, name } => {
+            accounts::set_disabled(
+                Admin::open(&data.data)?.store(),
+                &name,
+                false,
+                &cli_actor(),
+                None,
+            )?;
+            println!("account {name} enabled");
+        }
+        UserCommand::Token { command } => match command {
+            UserTokenCommand::Create {
+                data,
+                name,
+                expires_days,
+            } => {
+                let created = accounts::create_api_token(
+                    Admin::open(&data.data)?.store(),
+                    &name,
+                    expires_days,
+                    &cli_actor(),
+                )?;
+                println!("{}", created.token.expose_secret());
+                eprintln!(
+                    "API token {} for {name}, expires {} (shown once: only its hash is stored)",
+                    created.id,
+                    when(created.expires_at)
+                );
+            }
+            UserTokenCommand::List { data } => {
+                let admin = Admin::open(&data.data)?;
+                println!("id\taccount\tcreated\texpires\trevoked");
+                for t in admin.store().api_tokens()? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        t.id,
+                        t.user_name,
+                        when(Some(t.created_at)),
+                        when(t.expires_at),
+                        when(t.revoked_at)
+                    );
+                }
+            }
+            UserTokenCommand::Revoke { data, id } => {
+                accounts::revoke_api_token(Admin::open(&data.data)?.store(), id, &cli_actor())?;
+                println!("API token {id} revoked");
+            }
+        },
+    }
+    Ok(())
+}
+
+/// The data folder of `audit`: given before or after `verify`.
+pub fn audit_data(outer: Option<PathBuf>, inner: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    inner
+        .or(outer)
+        .context("the data folder is required (--data DIR)")
+}
+
+/// Re-checks the audit chain (and the anchored head, if given); an error naming every broken
+/// record when it does not hold. The anchor is rewritten with the new head only then.
+pub fn audit_verify(data: &Path, list: bool, anchor: Option<&Path>) -> anyhow::Result<()> {
+    let records = Admin::open(data)?.audit_records()?;
+    if list {
+        println!("seq\tat\tactor\taction\ttarget\treason");
+        for record in &records {
+            println!("{}", vigil_vault::audit::format_record(record));
+        }
+    }
+    let mut breaks = vigil_vault::audit::verify_chain(&records);
+    let anchored = match anchor {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(Anchor::parse(&text)?)
+        }
+        _ => None,
+    };
+    if let Some(b) = anchored.as_ref().and_then(|a| a.check(&records)) {
+        breaks.push(b);
+    }
+    for b in &breaks {
+        eprintln!("chain broken at {b}");
+    }
+    if !breaks.is_empty() {
+        let first = breaks.iter().map(|b| b.seq).min().unwrap_or(0);
+        anyhow::bail!(
+            "the audit log's hash chain is broken ({} break(s), first at record {first})",
+            breaks.len()
+        );
+    }
+    if let (Some(path), Some(head)) = (anchor, Anchor::head(&records)) {
+        std::fs::write(path, head.to_text())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let head = records.last().map_or("none", |r| r.sha256.as_str());
+    eprintln!(
+        "audit chain verified: {} record(s), head {head}",
+        records.len()
+    );
+    Ok(())
+}
