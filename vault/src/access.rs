@@ -269,6 +269,17 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/v1/heartbeat", Access::DeviceSigned),
     rule("POST", "/v1/policy/poll", Access::DeviceSigned),
     rule(
+        "GET",
+        "/v1/policy/{scope}",
+        Access::Permission(Permission::Policy),
+    ),
+    rule(
+        "PUT",
+        "/v1/policy/{scope}",
+        Access::Permission(Permission::Policy),
+    ),
+    rule("GET", "/v1/agents", Access::Permission(Permission::Search)),
+    rule(
         "PUT",
         "/v1/segments/{session}/{sequence}",
         Access::DeviceSigned,

@@ -42,6 +42,7 @@ pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;
+mod policy_api;
 pub mod policy_push;
 pub mod recordings;
 pub mod redact;

@@ -7,6 +7,9 @@
 //! | `GET /metrics` | | 200 Prometheus text ([`crate::metrics`]) |
 //! | `POST /v1/enroll` | [`EnrollRequest`] JSON | 200 [`crate::enroll::EnrollResponse`]; 400, 401 (token), 403 (revoked key) |
 //! | `POST /v1/heartbeat` | [`vigil_proto::api::SignedHeartbeat`] JSON | 200; 400, 403 |
+//! | `GET /v1/policy/{scope}` | (policy; supervisors: their teams) | 200 `{"scope","version","layer","history"}`; 400, 403 |
+//! | `PUT /v1/policy/{scope}` | (policy; supervisors: their teams) `{"layer","reason"}` | 200 `{"version","devices_affected"}`; 400, 403, 404, 422 |
+//! | `GET /v1/agents` | (search; supervisors: their teams) | 200 every device's live state |
 //! | `POST /v1/policy/poll` | [`vigil_proto::api::SignedPolicyPoll`] JSON | 200 the device's signed policy when newer than `after`; 204 after the wait; 400, 403 |
 //! | `GET /v1/gaps[?session=ID]` | (devices) | 200 gap report per session; 401, 403 |
 //! | `GET /v1/devices` | (devices) | 200 enrolled devices |
@@ -436,6 +439,11 @@ pub fn router(
         .route("/v1/enroll", post(enroll))
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/policy/poll", post(policy_poll))
+        .route(
+            "/v1/policy/{scope}",
+            get(crate::policy_api::get_policy).put(crate::policy_api::put_policy),
+        )
+        .route("/v1/agents", get(crate::policy_api::agents))
         .route("/v1/gaps", get(gaps))
         .route("/v1/devices", get(crate::console::devices))
         .route(

@@ -29,6 +29,74 @@ fn set_policy(rig: &Rig, scope: &[&str], document: &str, reason: &str) -> u128 {
     before
 }
 
+/// A console account logged in over HTTPS with curl: its cookie jar and CSRF token.
+struct Console {
+    jar: std::path::PathBuf,
+    csrf: String,
+    base: String,
+    ca: std::path::PathBuf,
+}
+
+/// Creates a supervisor of `team` and logs in as them.
+fn supervisor(rig: &Rig, name: &str, team: &str) -> Console {
+    let out = rig
+        .vault
+        .run(
+            &["user", "add", name, "--role", "supervisor", "--team", team],
+            true,
+        )
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no password in {stdout}"))
+        .to_owned();
+    let console = Console {
+        jar: rig.desk.dir().join(format!("{name}.cookies")),
+        csrf: String::new(),
+        base: rig.vault.url(),
+        ca: rig.vault.ca_file(),
+    };
+    let login = serde_json::json!({ "name": name, "password": password }).to_string();
+    let answer = console.curl("POST", "/v1/login", Some(&login), 200);
+    Console {
+        csrf: answer["csrf_token"].as_str().unwrap().to_owned(),
+        ..console
+    }
+}
+
+impl Console {
+    /// One request with the session cookie (and the CSRF token); asserts the status.
+    fn curl(&self, method: &str, path: &str, body: Option<&str>, status: u16) -> serde_json::Value {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method])
+            .arg("--cacert")
+            .arg(&self.ca)
+            .arg("-b")
+            .arg(&self.jar)
+            .arg("-c")
+            .arg(&self.jar)
+            .args(["-H", &format!("X-CSRF-Token: {}", self.csrf)]);
+        if let Some(body) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data", body]);
+        }
+        let out = cmd.arg(format!("{}{path}", self.base)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        assert_eq!(code, status.to_string(), "{method} {path}: {body}");
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// `PUT /v1/policy/{scope}`; returns the wall time (ns) just before.
+    fn set_policy(&self, scope: &str, layer: &str, reason: &str) -> u128 {
+        let body = format!(r#"{{"layer": {layer}, "reason": "{reason}"}}"#);
+        let before = wall_now_ns();
+        self.curl("PUT", &format!("/v1/policy/{scope}"), Some(&body), 200);
+        before
+    }
+}
+
 fn events<'a>(m: &'a serde_json::Value, source: &str, kind: &str) -> Vec<&'a serde_json::Value> {
     m["events"]
         .as_array()
@@ -49,6 +117,14 @@ fn has_blob(m: &serde_json::Value, kind: &str) -> bool {
 #[test]
 fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
     let rig = rig_in_team("[recording]\nsegment_seconds = 2\n", None, Some("support"));
+    let alice = supervisor(&rig, "alice", "support");
+    // Her reach ends at her team.
+    alice.curl(
+        "PUT",
+        "/v1/policy/organization",
+        Some(r#"{"layer": {"screen": false}, "reason": "not mine"}"#),
+        403,
+    );
     let _tone = rig.play_caller_tone();
     let mut recording = rig
         .agent(&["record", "--for", "28"])
@@ -57,19 +133,13 @@ fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(8));
-    let off_asked = set_policy(
-        &rig,
-        &["--team", "support"],
+    let off_asked = alice.set_policy(
+        "team:support",
         r#"{"screen": false}"#,
         "PCI review: no screen for the support team",
     );
     std::thread::sleep(Duration::from_secs(10));
-    let on_asked = set_policy(
-        &rig,
-        &["--team", "support"],
-        r#"{"screen": true}"#,
-        "review done",
-    );
+    let on_asked = alice.set_policy("team:support", r#"{"screen": true}"#, "review done");
     let status = wait_with_deadline(&mut recording, Duration::from_secs(90));
     let mut log = String::new();
     std::io::Read::read_to_string(recording.stderr.as_mut().unwrap(), &mut log).unwrap();
@@ -209,6 +279,10 @@ fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
         assert!(silent_share(&caller) < 0.05, "segment {seq} went silent");
     }
 
+    // The agent reported the version it applied; the console shows it.
+    let agents = alice.curl("GET", "/v1/agents", None, 200);
+    assert_eq!(agents["agents"][0]["policy_version"], 2, "{agents}");
+
     // Who changed the policy, when and why.
     let audit = rig.vault.run(&["audit", "--verify"], true).unwrap();
     let audit = String::from_utf8_lossy(&audit.stdout);
@@ -217,7 +291,7 @@ fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
         .filter(|l| l.contains("policy.set") && l.contains("team:support"))
         .collect();
     assert_eq!(changes.len(), 2, "{audit}");
-    assert!(changes[0].contains("cli:"), "{audit}");
+    assert!(changes[0].contains("user:alice"), "{audit}");
     assert!(changes[0].contains("PCI review"), "{audit}");
     assert!(changes[1].contains("review done"), "{audit}");
 }
