@@ -410,6 +410,7 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
             threads: rec.encoder_threads,
             x264_params: rec.x264_params.clone(),
             max_height: 0,
+            crop: None,
         },
         dtmf_masking: config.masking.dtmf,
         mask_rules: config.masking.rules.clone(),

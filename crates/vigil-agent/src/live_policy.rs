@@ -3,15 +3,14 @@
 //! applied at once where that can be done without breaking the session — screen on or off
 //! (within one loop turn, voice untouched), frame rate, voice on or off, DTMF masking, pause
 //! rules — and the rest (segment length, delay line, picture height cap, masking rules, focus
-//! masking, upload settings) from the next session. `monitors = primary` is not applied yet:
-//! the whole desktop is recorded (logged once per session).
+//! masking, upload settings, monitors) from the next session.
 
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use vigil_capture::{Capture, CaptureError, Clock, ScreenConfig, SourceHandle};
-use vigil_media::{MaskSpan, ScreenMask, Segmenter};
-use vigil_proto::policy::Policy;
+use vigil_media::{CropRect, MaskSpan, ScreenMask, Segmenter};
+use vigil_proto::policy::{Monitors, Policy};
 
 use crate::engine::RecordOptions;
 use crate::masking::{Masking, PausePolicy};
@@ -36,11 +35,32 @@ pub(crate) fn apply_to_options(options: &mut RecordOptions, policy: &Policy) {
         (policy.upload_max_bytes_per_second > 0).then_some(policy.upload_max_bytes_per_second);
     options.quota_bytes = policy.spool_quota_bytes;
     options.voice = policy.voice;
-    if policy.monitors != vigil_proto::policy::Monitors::All {
-        tracing::warn!(
-            "policy asks for the primary monitor only; this agent records every monitor"
-        );
-    }
+    options.encoder.crop = match (policy.monitors, &options.screen) {
+        (Monitors::Primary, Some(screen)) => primary_monitor(screen),
+        _ => None,
+    };
+}
+
+/// The primary monitor's rectangle on the desktop the screen source records; `None` (the whole
+/// desktop) when it cannot be told.
+fn primary_monitor(screen: &ScreenConfig) -> Option<CropRect> {
+    let monitors = match vigil_capture::list_devices(screen) {
+        Ok(list) => list.monitors,
+        Err(e) => {
+            tracing::warn!(error = %e, "monitors unknown: the whole desktop is recorded");
+            return None;
+        }
+    };
+    // Monitors left of or above the origin shift the desktop's picture.
+    let left = monitors.iter().map(|m| m.x).min().unwrap_or(0);
+    let top = monitors.iter().map(|m| m.y).min().unwrap_or(0);
+    let primary = monitors.iter().find(|m| m.primary)?;
+    Some(CropRect {
+        x: u32::try_from(primary.x - left).ok()?,
+        y: u32::try_from(primary.y - top).ok()?,
+        width: primary.width,
+        height: primary.height,
+    })
 }
 
 /// The screen settings to start from (display, pointer) when the policy turns the screen on.
@@ -172,6 +192,7 @@ impl LiveSession {
         if let Some(old) = &self.policy {
             let later = old.segment_seconds != policy.segment_seconds
                 || old.max_height != policy.max_height
+                || old.monitors != policy.monitors
                 || old.mask_delay_ms != policy.mask_delay_ms
                 || old.mask_rules != policy.mask_rules
                 || old.focus_masking != policy.focus_masking

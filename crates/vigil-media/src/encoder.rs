@@ -27,6 +27,44 @@ pub struct EncoderConfig {
     /// Largest encoded picture height (0: the desktop's); taller desktops are scaled down,
     /// keeping their aspect ratio.
     pub max_height: u32,
+    /// Record only this part of the desktop (the primary monitor, by policy); frames it does
+    /// not fit (the desktop changed) are recorded whole.
+    pub crop: Option<CropRect>,
+}
+
+/// A rectangle of the desktop, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CropRect {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+impl CropRect {
+    /// The part of a `width` × `height` frame to encode: this rectangle when it fits, else all.
+    fn within(crop: Option<CropRect>, width: u32, height: u32) -> CropRect {
+        match crop {
+            Some(c)
+                if c.width >= 2
+                    && c.height >= 2
+                    && c.x.saturating_add(c.width) <= width
+                    && c.y.saturating_add(c.height) <= height =>
+            {
+                c
+            }
+            _ => CropRect {
+                x: 0,
+                y: 0,
+                width,
+                height,
+            },
+        }
+    }
 }
 
 /// Vigil's x264 options for screen content: one keyframe, at the segment's start; no B-frames
@@ -46,6 +84,7 @@ impl Default for EncoderConfig {
             threads: 1,
             x264_params: String::new(),
             max_height: 0,
+            crop: None,
         }
     }
 }
@@ -75,6 +114,7 @@ struct ScreenTrack {
     width: u32,
     height: u32,
     scaler: Option<((u32, u32), scaling::Context)>,
+    crop: Option<CropRect>,
     yuv: ffmpeg::frame::Video,
     last_pts: Option<i64>,
     /// Packets are written one behind, so that each gets its duration (next pts − pts).
@@ -84,7 +124,8 @@ struct ScreenTrack {
 
 impl ScreenTrack {
     fn new(config: &EncoderConfig, width: u32, height: u32) -> Result<Self, MediaError> {
-        let (width, height) = capped(width, height, config.max_height);
+        let region = CropRect::within(config.crop, width, height);
+        let (width, height) = capped(region.width, region.height, config.max_height);
         // H.264 4:2:0 needs even dimensions.
         let (width, height) = (width & !1, height & !1);
         let codec = ffmpeg::encoder::find_by_name("libx264").ok_or_else(|| {
@@ -136,6 +177,7 @@ impl ScreenTrack {
             width,
             height,
             scaler: None,
+            crop: config.crop,
             yuv: ffmpeg::frame::Video::new(Pixel::YUV420P, width, height),
             last_pts: None,
             held: None,
@@ -149,22 +191,24 @@ impl ScreenTrack {
             _ => pts_ms,
         };
         self.last_pts = Some(pts_ms);
-        let mut bgr = ffmpeg::frame::Video::new(Pixel::BGRZ, frame.width, frame.height);
+        let region = CropRect::within(self.crop, frame.width, frame.height);
+        let mut bgr = ffmpeg::frame::Video::new(Pixel::BGRZ, region.width, region.height);
         let dst_stride = bgr.stride(0);
-        let row = frame.width as usize * 4;
+        let row = region.width as usize * 4;
+        let left = region.x as usize * 4;
         let dst = bgr.data_mut(0);
-        for y in 0..frame.height as usize {
-            dst[y * dst_stride..y * dst_stride + row]
-                .copy_from_slice(&frame.data[y * frame.stride..y * frame.stride + row]);
+        for y in 0..region.height as usize {
+            let src = (region.y as usize + y) * frame.stride + left;
+            dst[y * dst_stride..y * dst_stride + row].copy_from_slice(&frame.data[src..src + row]);
         }
-        let key = (frame.width, frame.height);
+        let key = (region.width, region.height);
         if self.scaler.as_ref().map(|(k, _)| *k) != Some(key) {
             // A frame of another size (resolution changed mid-segment) is scaled to the
             // segment's size; the next segment takes the new size.
             let ctx = scaling::Context::get(
                 Pixel::BGRZ,
-                frame.width,
-                frame.height,
+                region.width,
+                region.height,
                 Pixel::YUV420P,
                 self.width,
                 self.height,
@@ -445,6 +489,30 @@ mod tests {
         enc.push_video(&frame(0, 10)).unwrap();
         let done = enc.finish(1_000_000_000).unwrap();
         assert_eq!(done.video_size, (1280, 720));
+    }
+
+    #[test]
+    fn a_crop_records_only_its_rectangle_and_a_crop_that_does_not_fit_records_all() {
+        let primary = CropRect {
+            x: 640,
+            y: 0,
+            width: 1280,
+            height: 720,
+        };
+        let config = EncoderConfig {
+            crop: Some(primary),
+            ..EncoderConfig::default()
+        };
+        let mut enc = SegmentEncoder::new(config.clone(), 0).unwrap();
+        enc.push_video(&frame(0, 10)).unwrap();
+        assert_eq!(enc.finish(1_000_000_000).unwrap().video_size, (1280, 720));
+        let too_big = EncoderConfig {
+            crop: Some(CropRect { x: 1000, ..primary }),
+            ..EncoderConfig::default()
+        };
+        let mut enc = SegmentEncoder::new(too_big, 0).unwrap();
+        enc.push_video(&frame(0, 10)).unwrap();
+        assert_eq!(enc.finish(1_000_000_000).unwrap().video_size, (1920, 1080));
     }
 
     #[test]

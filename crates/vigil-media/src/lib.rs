@@ -16,7 +16,7 @@ mod segmenter;
 
 pub use container::{join_tracks, probe, ProbeReport, ProbeStream};
 pub use delay::DelayLine;
-pub use encoder::{EncodedSegment, EncoderConfig};
+pub use encoder::{CropRect, EncodedSegment, EncoderConfig};
 pub use error::{MediaError, MediaErrorKind};
 pub use redact::{MaskSpan, MaskTimeline, ScreenMask};
 pub use segmenter::{FinishedSegment, Segmenter, SegmenterConfig};
