@@ -28,7 +28,9 @@ fn request(
         .replace("{session}", &c.session.to_string())
         .replace("{sequence}", "1")
         .replace("{link}", "no-such-link")
-        .replace("{name}", "agt");
+        .replace("{name}", "agt")
+        .replace("{id}", &uuid::Uuid::nil().to_string())
+        .replace("{segment}", &uuid::Uuid::nil().to_string());
     let method = Method::from_bytes(rule.method.as_bytes()).unwrap();
     let mut req = c.http.request(method, c.url(&path));
     req = match (rule.method, rule.path) {
