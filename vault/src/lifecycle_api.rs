@@ -146,6 +146,18 @@ pub(crate) struct RangeBody {
     to: When,
 }
 
+/// A device of a hold: its id (held whole), or its id with a range limiting it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum DeviceBody {
+    Whole(Uuid),
+    Limited {
+        device: Uuid,
+        from: Option<When>,
+        to: Option<When>,
+    },
+}
+
 /// `POST /v1/holds`'s body.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,7 +167,7 @@ pub(crate) struct NewHold {
     #[serde(default)]
     sessions: Vec<Uuid>,
     #[serde(default)]
-    devices: Vec<Uuid>,
+    devices: Vec<DeviceBody>,
     #[serde(default)]
     ranges: Vec<RangeBody>,
 }
@@ -179,11 +191,25 @@ pub(crate) async fn add_hold(
         return reason_required("place this hold");
     };
     let mut scopes: Vec<HoldScope> = body.sessions.into_iter().map(HoldScope::Session).collect();
-    scopes.extend(body.devices.into_iter().map(|device| HoldScope::Device {
-        device,
-        from: None,
-        to: None,
-    }));
+    for d in &body.devices {
+        let when = |w: &Option<When>| w.as_ref().map(When::seconds).transpose();
+        let scope = match d {
+            DeviceBody::Whole(device) => HoldScope::Device {
+                device: *device,
+                from: None,
+                to: None,
+            },
+            DeviceBody::Limited { device, from, to } => match (when(from), when(to)) {
+                (Ok(from), Ok(to)) => HoldScope::Device {
+                    device: *device,
+                    from,
+                    to,
+                },
+                (Err(r), _) | (_, Err(r)) => return r.into_response(),
+            },
+        };
+        scopes.push(scope);
+    }
     for range in &body.ranges {
         match (range.from.seconds(), range.to.seconds()) {
             (Ok(from), Ok(to)) => scopes.push(HoldScope::Range { from, to }),

@@ -25,7 +25,7 @@
 //! | `POST /v1/recordings/{session}/{sequence}/download` | (download) `{"kind","reason"}` | 200 `{"url",…}`; 400, 404 |
 //! | `GET /v1/media/{link}` | (the account that asked) | 200 decrypted media, streamed; 404 |
 //! | `GET /v1/holds[?all=true]` | (hold) | 200 the active holds (or all) |
-//! | `POST /v1/holds` | (hold) `{"case","reason","sessions"?,"devices"?,"ranges"?:[{"from","to"}]}` | 201 the hold; 400 |
+//! | `POST /v1/holds` | (hold) `{"case","reason","sessions"?,"devices"?:[id or {"device","from","to"}],"ranges"?:[{"from","to"}]}` | 201 the hold; 400 |
 //! | `POST /v1/holds/{id}/release` | (hold) `{"reason"}` | 200 the hold; 400, 404, 409 (released before) |
 //! | `POST /v1/redactions` | (redact) `{"case","reason","session"?,"device"?,"from","to"}` | 200 segments, blob and tombstone digests; 400, 404 (nothing in range), 409 (held) |
 //! | `GET /v1/tombstones/{segment}` | (redact or audit) | 200 the signed tombstone as stored; 404 |
