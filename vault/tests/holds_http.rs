@@ -318,3 +318,48 @@ async fn holds_block_redaction_and_deletion_over_http() {
         .iter()
         .any(|r| r["actor"] == "user:ann" && r["target"] == "POST /v1/holds"));
 }
+
+/// A team-scoped caller deletes only recordings of its teams' devices: another team's session
+/// is unknown to it (nothing destroyed), its own goes. (No role holding `delete` is team-scoped
+/// today, so this runs the library the handler calls, on the served vault's data folder.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_stays_within_the_callers_teams() {
+    use vigil_vault::delete::{delete_session, DeleteError, DeleteRequest};
+    let c = Console::start().await;
+    let data = c.data.clone();
+    let session = c.session;
+    let request = move |teams: &[&str]| DeleteRequest {
+        session,
+        reason: "team scope check".into(),
+        case: None,
+        teams: Some(teams.iter().map(|t| (*t).to_owned()).collect()),
+    };
+    let (south, north) = tokio::task::spawn_blocking(move || {
+        let key = vigil_vault::secrets::VaultKey::new(support::VAULT_KEY).unwrap();
+        let vault = vigil_vault::Vault::open(&data, &key).unwrap();
+        let south = delete_session(&vault, &request(&["south"]), "user:sam");
+        let kept = (1..=2).all(|seq| {
+            data.join("blobs")
+                .join(session.to_string())
+                .join(format!("{seq:06}.voice.age"))
+                .exists()
+        });
+        assert!(kept, "nothing destroyed outside the caller's teams");
+        let north = delete_session(&vault, &request(&["south", "north"]), "user:sam");
+        (south, north)
+    })
+    .await
+    .unwrap();
+    assert!(matches!(south, Err(DeleteError::NotFound(s)) if s == session));
+    let report = north.unwrap();
+    assert_eq!(report.segments.len(), 2);
+    for seq in 1..=2 {
+        assert!(!blob(&c, seq, "voice.age").exists());
+        assert!(!blob(&c, seq, "screen.age").exists());
+    }
+    let cat = c.login("cat", PASSWORD).await;
+    let rows = audit(&c, &cat, "recording.delete").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["actor"], "user:sam");
+    assert_eq!(rows[0]["reason"], "team scope check");
+}
