@@ -238,6 +238,21 @@ pub enum Access {
     Authenticated,
     /// An account whose role holds this permission.
     Permission(Permission),
+    /// An account whose role holds any of these permissions.
+    AnyOf(&'static [Permission]),
+}
+
+impl Access {
+    /// Whether an account of `role` passes this rule (`false` for the rules no account
+    /// decides: public, enrollment token, device-signed).
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Authenticated => true,
+            Access::Permission(p) => role.can(p),
+            Access::AnyOf(ps) => ps.iter().any(|p| role.can(*p)),
+            Access::Public | Access::EnrollToken | Access::DeviceSigned => false,
+        }
+    }
 }
 
 /// The access rule of one route.
@@ -318,6 +333,28 @@ pub const ROUTES: &[RouteRule] = &[
         Access::Permission(Permission::Download),
     ),
     rule("GET", "/v1/media/{link}", Access::Authenticated),
+    rule(
+        "DELETE",
+        "/v1/recordings/{session}",
+        Access::Permission(Permission::Delete),
+    ),
+    rule("GET", "/v1/holds", Access::Permission(Permission::Hold)),
+    rule("POST", "/v1/holds", Access::Permission(Permission::Hold)),
+    rule(
+        "POST",
+        "/v1/holds/{id}/release",
+        Access::Permission(Permission::Hold),
+    ),
+    rule(
+        "POST",
+        "/v1/redactions",
+        Access::Permission(Permission::Redact),
+    ),
+    rule(
+        "GET",
+        "/v1/tombstones/{segment}",
+        Access::AnyOf(&[Permission::Redact, Permission::Audit]),
+    ),
 ];
 
 /// The rule of a route, by method and declared path.

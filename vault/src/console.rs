@@ -97,7 +97,7 @@ pub(crate) async fn guard(
             return next.run(request).await
         }
         Access::Authenticated => None,
-        Access::Permission(p) => Some(p),
+        a @ (Access::Permission(_) | Access::AnyOf(_)) => Some(a),
     };
     let headers = request.headers();
     let text = |name: &str| {
@@ -134,8 +134,17 @@ pub(crate) async fn guard(
         Some(Err(e)) => return auth_refusal(&e),
         None => return task_failed(),
     };
-    if let Some(permission) = needed {
-        if !principal.can(permission) {
+    if let Some(access) = needed {
+        if !access.allows(principal.role) {
+            let permission = match access {
+                Access::Permission(p) => p.as_str().to_owned(),
+                Access::AnyOf(ps) => ps
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                _ => String::new(),
+            };
             tracing::warn!(user = %principal.name, role = %principal.role, %permission, %path, "refused");
             // Attempts beyond one's role are part of the record (`access.denied`).
             let vault = app.vault.clone();

@@ -179,6 +179,17 @@ pub fn redact(
     request: &RedactRequest,
     actor: &str,
 ) -> Result<RedactReport, RedactError> {
+    redact_as(vault, request, actor, ACTION_REDACT, None)
+}
+
+/// [`redact`], audited as `action`, with `audit_reason` (default: `case <case>: <reason>`).
+pub(crate) fn redact_as(
+    vault: &Vault,
+    request: &RedactRequest,
+    actor: &str,
+    action: &str,
+    audit_reason: Option<String>,
+) -> Result<RedactReport, RedactError> {
     let mut request = request.clone();
     request.case = stated_reason(Some(&request.case)).ok_or(RedactError::MissingCase)?;
     request.reason = stated_reason(Some(&request.reason)).ok_or(RedactError::MissingReason)?;
@@ -265,9 +276,9 @@ pub fn redact(
     let audit = audit::record(
         vault.store(),
         actor,
-        ACTION_REDACT,
+        action,
         Some(target),
-        Some(format!("case {}: {}", request.case, request.reason)),
+        Some(audit_reason.unwrap_or_else(|| format!("case {}: {}", request.case, request.reason))),
     )
     .map_err(RedactError::Audit)?;
 

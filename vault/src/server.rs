@@ -27,6 +27,12 @@
 //! | `POST /v1/recordings/{session}/{sequence}/play` | (play) `{"kind","reason"}` | 200 `{"url",…}` a 60 s link; 400, 404 |
 //! | `POST /v1/recordings/{session}/{sequence}/download` | (download) `{"kind","reason"}` | 200 `{"url",…}`; 400, 404 |
 //! | `GET /v1/media/{link}` | (the account that asked) | 200 decrypted media, streamed; 404 |
+//! | `GET /v1/holds[?all=true]` | (hold) | 200 the active holds (or all) |
+//! | `POST /v1/holds` | (hold) `{"case","reason","sessions"?,"devices"?:[id or {"device","from","to"}],"ranges"?:[{"from","to"}]}` | 201 the hold; 400 |
+//! | `POST /v1/holds/{id}/release` | (hold) `{"reason"}` | 200 the hold; 400, 404, 409 (released before) |
+//! | `POST /v1/redactions` | (redact) `{"case","reason","session"?,"device"?,"from","to"}` | 200 segments, blob and tombstone digests; 400, 404 (nothing in range), 409 (held) |
+//! | `GET /v1/tombstones/{segment}` | (redact or audit) | 200 the signed tombstone as stored; 404 |
+//! | `DELETE /v1/recordings/{session}` | (delete) `{"reason","case"?}` or `?reason=` | 200 as a redaction of the whole session; 400, 404, 409 (held) |
 //!
 //! "(permission)": the caller authenticates (session cookie with `X-CSRF-Token` on POST,
 //! `Authorization: Bearer <API token>`, or `Authorization: Basic`) and its role holds the
@@ -45,7 +51,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -470,6 +476,23 @@ pub fn router(
             post(crate::recordings::download),
         )
         .route("/v1/media/{link}", get(crate::recordings::media))
+        .route(
+            "/v1/recordings/{session}",
+            delete(crate::lifecycle_api::delete_recording),
+        )
+        .route(
+            "/v1/holds",
+            get(crate::lifecycle_api::list_holds).post(crate::lifecycle_api::add_hold),
+        )
+        .route(
+            "/v1/holds/{id}/release",
+            post(crate::lifecycle_api::release_hold),
+        )
+        .route("/v1/redactions", post(crate::lifecycle_api::redact))
+        .route(
+            "/v1/tombstones/{segment}",
+            get(crate::lifecycle_api::tombstone),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::console::guard,
