@@ -137,12 +137,15 @@ pub(crate) async fn put_policy(
     })
     .await;
     match result {
-        Some(Ok(Ok(Ok((scope, change))))) => Json(serde_json::json!({
-            "scope": scope.key(),
-            "version": change.version,
-            "devices_affected": change.devices_affected,
-        }))
-        .into_response(),
+        Some(Ok(Ok(Ok((scope, change))))) => {
+            app.policy.nudge();
+            Json(serde_json::json!({
+                "scope": scope.key(),
+                "version": change.version,
+                "devices_affected": change.devices_affected,
+            }))
+            .into_response()
+        }
         Some(Ok(Ok(Err(PolicyChangeError::Store(e))))) => internal(&e),
         Some(Ok(Ok(Err(PolicyChangeError::UnknownDevice(id))))) => error(
             StatusCode::NOT_FOUND,

@@ -3,10 +3,10 @@
 //! effective policy has a newer version, signed for that device, or with 204 when the wait
 //! runs out.
 //!
-//! Changes may come from this server's API, from `vigil-vault policy set` in a shell, or from
-//! another vault instance on the same PostgreSQL: the [`PolicyHub`] watches the store's
-//! newest version (one cheap query every [`WATCH_PERIOD`]), reloads every layer once per
-//! change and wakes every waiting request through a `tokio::sync::watch` channel. Waiting
+//! Changes may come from this server's API (which nudges the hub at once), from
+//! `vigil-vault policy set` in a shell, or from another vault instance on the same PostgreSQL:
+//! the [`PolicyHub`] watches the store's newest version (one cheap query every
+//! [`WATCH_PERIOD`]), reloads every layer once per change and wakes every waiting request through a `tokio::sync::watch` channel. Waiting
 //! requests resolve from that in-memory snapshot: a change reaches a thousand connected
 //! agents without a thousand database reads.
 
@@ -73,6 +73,8 @@ impl PollRefusal {
 #[derive(Clone)]
 pub struct PolicyHub {
     rx: watch::Receiver<Arc<PolicySnapshot>>,
+    /// Wakes the watcher at once (a change made through this server's API).
+    nudge: Arc<tokio::sync::Notify>,
 }
 
 impl PolicyHub {
@@ -95,8 +97,14 @@ impl PolicyHub {
         let first = Arc::new(first);
         vault.cache_policy(first.clone());
         let (tx, rx) = watch::channel(first);
-        tokio::spawn(watch_store(vault, tx));
-        Ok(Self { rx })
+        let nudge = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(watch_store(vault, tx, nudge.clone()));
+        Ok(Self { rx, nudge })
+    }
+
+    /// Checks the store now instead of at the next tick (after a change through the API).
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
     }
 
     /// The snapshot in force.
@@ -105,12 +113,19 @@ impl PolicyHub {
     }
 }
 
-async fn watch_store(vault: Arc<Vault>, tx: watch::Sender<Arc<PolicySnapshot>>) {
+async fn watch_store(
+    vault: Arc<Vault>,
+    tx: watch::Sender<Arc<PolicySnapshot>>,
+    nudge: Arc<tokio::sync::Notify>,
+) {
     let mut known = tx.borrow().version;
     let mut ticker = tokio::time::interval(WATCH_PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = nudge.notified() => {}
+        }
         if tx.is_closed() && tx.receiver_count() == 0 {
             return;
         }
