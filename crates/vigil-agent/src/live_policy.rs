@@ -1,8 +1,8 @@
 //! Applying the vault's policy to a recording (issue 5): before a session starts, the last
 //! good policy replaces the local configuration's settings; while it runs, a new policy is
 //! applied at once where that can be done without breaking the session — screen on or off
-//! (within one loop turn, voice untouched), frame rate, voice on or off, DTMF masking, pause
-//! rules — and the rest (segment length, delay line, picture height cap, masking rules, focus
+//! (within one loop turn, voice untouched), frame rate, voice on or off, DTMF masking, masking
+//! rules, pause rules — and the rest (segment length, delay line, picture height cap, focus
 //! masking, upload settings, monitors) from the next session.
 
 use std::time::Duration;
@@ -185,6 +185,17 @@ impl LiveSession {
             _ => {}
         }
         masking.set_dtmf(policy.dtmf_masking);
+        let rules_changed = self
+            .policy
+            .as_ref()
+            .is_none_or(|old| old.mask_rules != policy.mask_rules);
+        if rules_changed {
+            // Validated by the vault and again here; invalid rules keep the ones in force.
+            match vigil_mask::RuleSet::with_site_rules(policy.mask_rules.clone()) {
+                Ok(rules) => masking.set_rules(rules),
+                Err(e) => tracing::error!(error = %e, "policy masking rules refused"),
+            }
+        }
         masking.set_pause_policy(PausePolicy {
             allowed: policy.pause_allowed,
             max_ns: u64::from(policy.pause_max_seconds) * 1_000_000_000,
@@ -194,14 +205,13 @@ impl LiveSession {
                 || old.max_height != policy.max_height
                 || old.monitors != policy.monitors
                 || old.mask_delay_ms != policy.mask_delay_ms
-                || old.mask_rules != policy.mask_rules
                 || old.focus_masking != policy.focus_masking
                 || old.upload_max_bytes_per_second != policy.upload_max_bytes_per_second
                 || old.spool_quota_bytes != policy.spool_quota_bytes;
             if later {
                 tracing::info!(
                     version,
-                    "segment length, delay, masking rules, focus masking and upload settings \
+                    "segment length, delay, height cap, monitors, focus masking and upload settings \
                      apply from the next session"
                 );
             }

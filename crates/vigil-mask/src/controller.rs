@@ -135,6 +135,12 @@ impl MaskController {
         }
     }
 
+    /// Applies `rules` from the next focus change on (a new policy); spans already open keep
+    /// the rule that opened them until the field loses focus.
+    pub fn set_rules(&mut self, rules: RuleSet) {
+        self.rules = rules;
+    }
+
     /// Ends a focus span (after its tail unless `at_once`) and keeps the screen masked while
     /// the field's page is still shown.
     fn leave_field(
@@ -377,6 +383,47 @@ mod tests {
                 key: sticky,
                 end_ns: 4_000 + PAGE_SETTLE_NS
             }]
+        );
+    }
+
+    #[test]
+    fn new_rules_apply_from_the_next_focus() {
+        let mut c = MaskController::new(RuleSet::defaults());
+        let src = TriggerSource::Accessibility;
+        let notes = || FieldInfo {
+            app: Some("crm-desk".into()),
+            name: Some("Notes".into()),
+            ..FieldInfo::default()
+        };
+        let focus = |c: &mut MaskController, at_ns| {
+            c.on_event(&TriggerEvent::FocusGained {
+                at_ns,
+                source: src,
+                field: notes(),
+            })
+        };
+        assert!(focus(&mut c, 1_000).is_empty(), "not a payment field");
+        let site: Vec<crate::Rule> = serde_json::from_str(
+            r#"[{"id": "site.crm", "all": {"app": ["crm-desk"]},
+                 "action": {"screen": "full", "audio": false, "tail_ms": 0}}]"#,
+        )
+        .unwrap();
+        c.set_rules(RuleSet::with_site_rules(site).unwrap());
+        c.on_event(&TriggerEvent::FocusLost {
+            at_ns: 2_000,
+            source: src,
+        });
+        let opened = focus(&mut c, 3_000);
+        assert!(
+            matches!(
+                &opened[..],
+                [MaskCommand::Open {
+                    screen: ScreenMask::Full,
+                    audio: false,
+                    ..
+                }]
+            ),
+            "{opened:?}"
         );
     }
 

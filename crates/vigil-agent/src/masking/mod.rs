@@ -63,6 +63,12 @@ impl Masking {
         }
     }
 
+    /// Replaces the site masking rules (policy), ahead of the built-in ones; a field masked
+    /// now stays masked until it loses focus.
+    pub(crate) fn set_rules(&mut self, rules: vigil_mask::RuleSet) {
+        self.controller.set_rules(rules);
+    }
+
     /// Replaces the pause rules (policy); a pause in progress keeps its end.
     pub(crate) fn set_pause_policy(&mut self, policy: PausePolicy) {
         self.pause_policy = policy;
