@@ -2,8 +2,8 @@
 //! good policy replaces the local configuration's settings; while it runs, a new policy is
 //! applied at once where that can be done without breaking the session — screen on or off
 //! (within one loop turn, voice untouched), frame rate, voice on or off, DTMF masking, masking
-//! rules, pause rules — and the rest (segment length, delay line, picture height cap, focus
-//! masking, upload settings, monitors) from the next session.
+//! rules, pause rules, segment length (from the next segment) — and the rest (delay line,
+//! picture height cap, focus masking, upload settings, monitors) from the next session.
 
 use std::time::Duration;
 
@@ -184,6 +184,7 @@ impl LiveSession {
             }
             _ => {}
         }
+        segmenter.set_segment_length(u64::from(policy.segment_seconds) * 1_000_000_000);
         masking.set_dtmf(policy.dtmf_masking);
         let rules_changed = self
             .policy
@@ -201,8 +202,7 @@ impl LiveSession {
             max_ns: u64::from(policy.pause_max_seconds) * 1_000_000_000,
         });
         if let Some(old) = &self.policy {
-            let later = old.segment_seconds != policy.segment_seconds
-                || old.max_height != policy.max_height
+            let later = old.max_height != policy.max_height
                 || old.monitors != policy.monitors
                 || old.mask_delay_ms != policy.mask_delay_ms
                 || old.focus_masking != policy.focus_masking
@@ -211,7 +211,7 @@ impl LiveSession {
             if later {
                 tracing::info!(
                     version,
-                    "segment length, delay, height cap, monitors, focus masking and upload settings \
+                    "delay line, height cap, monitors, focus masking and upload settings \
                      apply from the next session"
                 );
             }

@@ -117,6 +117,13 @@ fn has_blob(m: &serde_json::Value, kind: &str) -> bool {
 #[test]
 fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
     let rig = rig_in_team("[recording]\nsegment_seconds = 2\n", None, Some("support"));
+    // IT's organization defaults: 2-second segments (the local file says the same).
+    set_policy(
+        &rig,
+        &["--org"],
+        r#"{"segment_seconds": 2}"#,
+        "short segments",
+    );
     let alice = supervisor(&rig, "alice", "support");
     // Her reach ends at her team.
     alice.curl(
@@ -281,7 +288,7 @@ fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
 
     // The agent reported the version it applied; the console shows it.
     let agents = alice.curl("GET", "/v1/agents", None, 200);
-    assert_eq!(agents["agents"][0]["policy_version"], 2, "{agents}");
+    assert_eq!(agents["agents"][0]["policy_version"], 3, "{agents}");
 
     // Who changed the policy, when and why.
     let audit = rig.vault.run(&["audit", "--verify"], true).unwrap();

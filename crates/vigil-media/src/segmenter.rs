@@ -64,6 +64,8 @@ pub struct Segmenter {
     /// Periods the screen recording was switched off (by policy): no picture is repeated into
     /// them, so segments inside one carry voice only.
     screen_off: Vec<(u64, Option<u64>)>,
+    /// A new segment length, taken at the next boundary (policy).
+    next_segment_ns: Option<u64>,
 }
 
 fn event_kind(kind: SourceEventKind) -> CaptureEventKind {
@@ -92,6 +94,7 @@ impl Segmenter {
             last_frame: None,
             events: Vec::new(),
             screen_off: Vec::new(),
+            next_segment_ns: None,
         })
     }
 
@@ -134,6 +137,13 @@ impl Segmenter {
             kind: CaptureEventKind::SourceStopped,
             detail,
         });
+    }
+
+    /// Segments after the current one last `segment_ns` (the current one keeps its end).
+    pub fn set_segment_length(&mut self, segment_ns: u64) {
+        if segment_ns > 0 && segment_ns != self.config.segment_ns {
+            self.next_segment_ns = Some(segment_ns);
+        }
     }
 
     /// The screen recording was switched back on at `at_ns`.
@@ -319,6 +329,9 @@ impl Segmenter {
         };
         self.sequence += 1;
         self.start_ns = next_start;
+        if let Some(length) = self.next_segment_ns.take() {
+            self.config.segment_ns = length;
+        }
         // Periods that ended before this segment are done with.
         let start = self.start_ns;
         self.screen_off
@@ -333,5 +346,85 @@ impl Segmenter {
             }
         }
         Ok(finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use vigil_capture::PixelFormat;
+
+    const S: u64 = 1_000_000_000;
+
+    fn frame(pts_ns: u64) -> Capture {
+        let (width, height) = (320u32, 240u32);
+        Capture::Video(VideoFrame {
+            pts_ns,
+            width,
+            height,
+            stride: width as usize * 4,
+            format: PixelFormat::Bgr0,
+            data: Arc::new(vec![
+                (pts_ns / 100_000_000) as u8;
+                (width * height * 4) as usize
+            ]),
+        })
+    }
+
+    fn segmenter() -> Segmenter {
+        let config = SegmenterConfig {
+            segment_ns: S,
+            delay_ns: 0,
+            encoder: EncoderConfig::default(),
+        };
+        Segmenter::new(config, 0).unwrap()
+    }
+
+    #[test]
+    fn a_new_segment_length_starts_at_the_next_boundary() {
+        let mut seg = segmenter();
+        let mut done = Vec::new();
+        for i in 0..60u64 {
+            let t = i * S / 10;
+            if t == 3 * S / 2 {
+                seg.set_segment_length(2 * S);
+            }
+            seg.push(frame(t));
+            done.extend(seg.tick(t).unwrap());
+        }
+        done.extend(seg.finish(6 * S).unwrap());
+        let spans: Vec<_> = done
+            .iter()
+            .map(|s| (s.start_ns / S, s.end_ns / S))
+            .collect();
+        assert_eq!(spans, vec![(0, 1), (1, 2), (2, 4), (4, 6)]);
+    }
+
+    #[test]
+    fn while_the_screen_is_off_segments_carry_voice_only() {
+        let mut seg = segmenter();
+        let mut done = Vec::new();
+        for i in 0..50u64 {
+            let t = i * S / 10;
+            if t == 3 * S / 2 {
+                seg.screen_off(t, "policy".into());
+            }
+            if t == 7 * S / 2 {
+                seg.screen_on(t);
+            }
+            // No frames while the source is stopped.
+            if !(3 * S / 2..7 * S / 2).contains(&t) {
+                seg.push(frame(t));
+            }
+            done.extend(seg.tick(t).unwrap());
+        }
+        done.extend(seg.finish(5 * S).unwrap());
+        let screens: Vec<bool> = done.iter().map(|s| s.media.screen.is_some()).collect();
+        assert_eq!(screens, vec![true, true, false, true, true]);
+        assert!(done[1]
+            .events
+            .iter()
+            .any(|e| e.kind == CaptureEventKind::SourceStopped));
     }
 }
