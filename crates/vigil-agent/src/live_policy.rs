@@ -144,12 +144,16 @@ impl LiveSession {
         self.template.fps = policy.fps;
         match (policy.screen, self.screen.is_some()) {
             (false, true) => {
-                // Dropping the handle stops and joins the capture thread.
-                self.screen = None;
+                // Off from now: the segmenter drops any frame stamped later. The capture
+                // thread is stopped and joined beside the engine, which must not wait for it
+                // (audio keeps flowing through this loop).
                 segmenter.screen_off(
                     now,
                     format!("screen recording turned off by policy v{version}"),
                 );
+                if let Some(source) = self.screen.take() {
+                    std::thread::spawn(move || drop(source));
+                }
                 tracing::info!(version, "screen capture stopped by policy");
             }
             (true, false) => {

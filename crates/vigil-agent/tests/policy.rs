@@ -243,19 +243,32 @@ fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
         );
     }
 
-    // No voice gap while the screen went off and on (the start of a session on a busy machine
-    // may have one; it is not the policy's).
+    // Voice runs on while the screen goes off and on: no voice source restarts, and no hole
+    // longer than a scheduling hiccup of a loaded 2-core machine (the audio timeline reports
+    // those too: ~50 ms happen at any time under load; a stopped source would leave seconds).
     for m in manifests
         .iter()
         .filter(|m| span(m).1 >= off_asked && span(m).0 <= started[0] + 2_000_000_000)
     {
         for source in ["microphone", "system_audio"] {
-            assert!(
-                events(m, source, "gap").is_empty(),
-                "voice gap in segment {}: {}",
-                m["sequence"],
-                m["events"]
-            );
+            for kind in ["source_started", "source_failed"] {
+                assert!(
+                    events(m, source, kind).is_empty(),
+                    "{source} {kind}: {}",
+                    m["events"]
+                );
+            }
+            for gap in events(m, source, "gap") {
+                let ms = (gap["until_ns"].as_u64().unwrap() - gap["at_ns"].as_u64().unwrap())
+                    / 1_000_000;
+                eprintln!("segment {}: {source} gap of {ms} ms", m["sequence"]);
+                assert!(
+                    ms < 150,
+                    "voice gap in segment {}: {}",
+                    m["sequence"],
+                    m["events"]
+                );
+            }
         }
     }
 

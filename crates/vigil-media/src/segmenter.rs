@@ -106,6 +106,8 @@ impl Segmenter {
     /// Accepts captured media or a source event.
     pub fn push(&mut self, capture: Capture) {
         match capture {
+            // A frame grabbed as the source was being stopped belongs to no one.
+            Capture::Video(frame) if self.is_screen_off(frame.pts_ns) => {}
             Capture::Video(frame) => self.delay.push_video(frame),
             Capture::Audio(chunk) => self.delay.push_audio(chunk),
             Capture::Event(SourceEvent {
