@@ -37,7 +37,8 @@ rm -f "$log"
 # Issue 5's propagation acceptance: 1,000 connected agents get a policy change, p99 ≤ 2 s.
 echo "== policy propagation benchmark (1,000 agents)"
 set +e
-cargo test -p vigil-vault --locked --bench vigil-vault-policy-bench -- --agents 1000 --max-p99-ms 2000
+# --workspace: the same feature set as the suite above, so nothing is built again.
+cargo test --workspace --locked --bench vigil-vault-policy-bench -- --agents 1000 --max-p99-ms 2000
 bench_status=$?
 set -e
 if [ "$status" -eq 0 ]; then status=$bench_status; fi
