@@ -122,11 +122,12 @@ function scheduleReconnect(error) {
 }
 
 // Listeners are registered synchronously at the top level, as an MV3 worker must.
-api.runtime.onMessage.addListener((message, sender) => {
+api.runtime.onMessage.addListener((message, sender, sendResponse) => {
   if (sender.id !== api.runtime.id || !message || !RELAYED.has(message.type)) return;
   post(message, true);
   connect();
-  // No response.
+  // The acknowledgement the content script waits for before its next report.
+  sendResponse({ ok: true });
 });
 
 api.alarms.onAlarm.addListener((alarm) => {

@@ -14,16 +14,52 @@
   const TOP = window === window.top;
   const MAX_NAME = 200;
 
-  function send(message) {
+  // Reports go out one at a time, in order, each until the background acknowledges it: a
+  // report sent while the worker is still starting (browser start, extension update) fails
+  // with "Receiving end does not exist" and is sent again, never dropped — a lost focus
+  // report would leave a payment field unmasked. The queue is bounded; the oldest go first.
+  const RETRY_MS = [100, 200, 400, 800, 1600, 3200];
+  const MAX_PENDING = 200;
+  let pending = [];
+  let sending = false;
+
+  function flush(attempt) {
+    if (sending || pending.length === 0) return;
+    sending = true;
+    const message = pending[0];
+    const retry = () => {
+      sending = false;
+      if (attempt >= RETRY_MS.length) {
+        // The extension is gone (updated or removed): nothing will answer again.
+        pending = [];
+        return;
+      }
+      setTimeout(() => flush(attempt + 1), RETRY_MS[attempt]);
+    };
     try {
-      api.runtime.sendMessage(message, () => {
-        // No answer is expected; reading lastError keeps the console quiet when the
-        // worker is starting or the extension was reloaded.
-        void api.runtime.lastError;
+      api.runtime.sendMessage(message, (answer) => {
+        if (api.runtime.lastError || !answer || !answer.ok) {
+          retry();
+          return;
+        }
+        sending = false;
+        pending.shift();
+        flush(0);
       });
     } catch (_) {
       // The extension was updated or removed under this page: its context is gone.
+      pending = [];
+      sending = false;
     }
+  }
+
+  function send(message) {
+    pending.push(message);
+    if (pending.length > MAX_PENDING) {
+      // Keep the report in flight (first) and the newest: what has focus now matters most.
+      pending = [pending[0]].concat(pending.slice(pending.length - MAX_PENDING + 1));
+    }
+    flush(0);
   }
 
   // Wall-clock milliseconds of an event: performance.timeOrigin + event.timeStamp (a
