@@ -64,6 +64,21 @@ pub struct SignedReceipt {
     bytes: Vec<u8>,
 }
 
+/// Opens a statement the vault signed with its receipt key (a receipt, a tombstone) under the
+/// field name `field`, and parses it; the caller checks its kind.
+pub(crate) fn open_signed_by_receipt_key<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    field: &str,
+    key: &VerifyingKey,
+) -> Result<T, ReceiptError> {
+    let (_, signed) = envelope::open(bytes, field, Some(key)).map_err(|e| match e {
+        EnvelopeError::Malformed(m) => ReceiptError::Malformed(m),
+        EnvelopeError::WrongSigner => ReceiptError::WrongSigner,
+        EnvelopeError::BadSignature => ReceiptError::BadSignature,
+    })?;
+    serde_json::from_slice(signed).map_err(|e| ReceiptError::Malformed(e.to_string()))
+}
+
 impl SignedReceipt {
     /// Signs a receipt with the vault's receipt key.
     pub fn sign(receipt: &Receipt, key: &SigningKey) -> Self {
@@ -75,13 +90,7 @@ impl SignedReceipt {
 
     /// Verifies receipt bytes against the vault's receipt key.
     pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<Self, ReceiptError> {
-        let (_, signed) = envelope::open(bytes, "receipt", Some(key)).map_err(|e| match e {
-            EnvelopeError::Malformed(m) => ReceiptError::Malformed(m),
-            EnvelopeError::WrongSigner => ReceiptError::WrongSigner,
-            EnvelopeError::BadSignature => ReceiptError::BadSignature,
-        })?;
-        let receipt: Receipt =
-            serde_json::from_slice(signed).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
+        let receipt: Receipt = open_signed_by_receipt_key(bytes, "receipt", key)?;
         if receipt.kind != RECEIPT_KIND || receipt.format != RECEIPT_FORMAT {
             return Err(ReceiptError::Malformed(format!(
                 "kind {} format {}",

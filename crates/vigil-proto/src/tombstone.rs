@@ -11,8 +11,8 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::envelope::{self, EnvelopeError};
-use crate::receipt::ReceiptError;
+use crate::envelope;
+use crate::receipt::{open_signed_by_receipt_key, ReceiptError};
 
 /// The `kind` of every tombstone.
 pub const TOMBSTONE_KIND: &str = "vigil.segment-tombstone";
@@ -89,13 +89,7 @@ impl SignedTombstone {
 
     /// Verifies tombstone bytes against the vault's receipt key.
     pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<Self, ReceiptError> {
-        let (_, signed) = envelope::open(bytes, "tombstone", Some(key)).map_err(|e| match e {
-            EnvelopeError::Malformed(m) => ReceiptError::Malformed(m),
-            EnvelopeError::WrongSigner => ReceiptError::WrongSigner,
-            EnvelopeError::BadSignature => ReceiptError::BadSignature,
-        })?;
-        let tombstone: Tombstone =
-            serde_json::from_slice(signed).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
+        let tombstone: Tombstone = open_signed_by_receipt_key(bytes, "tombstone", key)?;
         if tombstone.kind != TOMBSTONE_KIND || tombstone.format != TOMBSTONE_FORMAT {
             return Err(ReceiptError::Malformed(format!(
                 "kind {} format {}",
