@@ -24,7 +24,8 @@ const BACKOFF_MAX_MS = 60000;
 // (connectNative reports "host not found" only through onDisconnect, a moment later).
 const SETTLE_MS = 1500;
 const MAX_QUEUE = 1000;
-const RELAYED = new Set(["focus", "blur", "page"]);
+const RELAYED = new Set(["focus", "blur", "page", "fields"]);
+const CONTENT_SCRIPT = "content.js";
 
 let port = null;
 let confirmed = false;
@@ -89,6 +90,64 @@ function connect() {
   for (const m of pending) post(m, true);
   heartbeatTimer = setInterval(() => post({ type: "heartbeat" }, false), HEARTBEAT_MS);
   settleTimer = setTimeout(() => confirm(p), SETTLE_MS);
+  // The agent behind this host knows nothing of what the tabs show yet (it may have just
+  // started): every tab reports its page, focus and fields again.
+  attachAll();
+}
+
+// Puts the content script into every open tab and frame, and has those that already run it
+// report again. A page opened at browser start can load before the extension does, and then
+// has no content script at all until it navigates (seen in CI: the first page's reports
+// never came); `scripting.executeScript` adds it, and the script's own guard turns a second
+// injection into a resync.
+function attachAll() {
+  if (!api.tabs || !api.scripting) return;
+  api.tabs.query({}, (tabs) => {
+    void api.runtime.lastError;
+    for (const tab of tabs || []) {
+      if (typeof tab.id !== "number" || tab.id < 0) continue;
+      try {
+        const done = api.scripting.executeScript({
+          target: { tabId: tab.id, allFrames: true },
+          files: [CONTENT_SCRIPT],
+        });
+        // Pages the extension may not run in (the browser's own pages) refuse: nothing to do.
+        if (done && typeof done.catch === "function") done.catch(() => {});
+      } catch (_) {
+        // Same: not a page of ours.
+      }
+    }
+  });
+}
+
+// Fields each tab's top frame reported as shown or hidden: when the tab closes without its
+// page saying so (a page's last message may be lost at unload), they are reported gone.
+const tabFields = new Map(); // tabId -> Set(key)
+
+function trackFields(tabId, message) {
+  if (typeof tabId !== "number" || !Array.isArray(message.fields)) return;
+  let keys = tabFields.get(tabId);
+  if (!keys) {
+    keys = new Set();
+    tabFields.set(tabId, keys);
+  }
+  for (const f of message.fields) {
+    if (!f || typeof f.key !== "string") continue;
+    if (f.presence && f.presence.state === "gone") keys.delete(f.key);
+    else keys.add(f.key);
+  }
+  if (keys.size === 0) tabFields.delete(tabId);
+}
+
+if (api.tabs && api.tabs.onRemoved) {
+  api.tabs.onRemoved.addListener((tabId) => {
+    const keys = tabFields.get(tabId);
+    tabFields.delete(tabId);
+    if (!keys || keys.size === 0) return;
+    const fields = [...keys].map((key) => ({ key, presence: { state: "gone" } }));
+    post({ type: "fields", at_wall_ms: Date.now(), fields }, true);
+    connect();
+  });
 }
 
 function dropPort(p, error) {
@@ -124,6 +183,7 @@ function scheduleReconnect(error) {
 // Listeners are registered synchronously at the top level, as an MV3 worker must.
 api.runtime.onMessage.addListener((message, sender, sendResponse) => {
   if (sender.id !== api.runtime.id || !message || !RELAYED.has(message.type)) return;
+  if (message.type === "fields" && sender.tab) trackFields(sender.tab.id, message);
   post(message, true);
   connect();
   // The acknowledgement the content script waits for before its next report.

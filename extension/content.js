@@ -6,9 +6,15 @@
 "use strict";
 
 (() => {
-  // A page may be injected twice (e.g. an extension reload); listen once.
-  if (globalThis.__vigilFieldFocus) return;
-  globalThis.__vigilFieldFocus = true;
+  // Injected twice (the background injects into every open tab whenever its host connects,
+  // because a page opened at browser start can load before the extension does): listen once,
+  // and report again what this frame shows.
+  if (globalThis.__vigilFieldFocus) {
+    globalThis.__vigilFieldFocus.resync();
+    return;
+  }
+  const self = { resync: () => {} };
+  globalThis.__vigilFieldFocus = self;
 
   const api = globalThis.chrome?.runtime ? globalThis.chrome : globalThis.browser;
   const TOP = window === window.top;
@@ -258,6 +264,440 @@
     if (TOP && !pageSent) page(timeStamp);
   }
 
+  // ---- Where card data is on screen (brief §5: masked for as long as it can be seen) --------
+  //
+  // Card data stays readable after focus leaves its field, so each frame follows the fields
+  // that may hold it (payment-like, or focused before, and holding a value) and card numbers
+  // shown as text (Luhn-valid, and expiry dates or security codes beside card labels). Child
+  // frames hand their rectangles to their parent with postMessage; each parent moves them by
+  // the frame element's position and clips them to it, up to the top frame, which maps them
+  // to the screen and reports them: at once when something moves, shows, hides or empties,
+  // and every 100 ms while anything is shown (the agent masks the whole screen when a
+  // position is older than a frame interval). Never text: keys, rectangles, descriptions.
+
+  const FIELD_TICK_MS = 100;
+  // A child frame's report older than this is dropped: its fields go stale in the agent.
+  const CHILD_STALE_MS = 400;
+  const MSG = "__vigil_fields_v1";
+  const FRAME_ID = Math.random().toString(36).slice(2, 10);
+  const focusedBefore = new WeakSet();
+  const keys = new WeakMap();
+  let nextKey = 0;
+
+  function keyOf(node) {
+    let key = keys.get(node);
+    if (!key) {
+      key = `${FRAME_ID}/${++nextKey}`;
+      keys.set(node, key);
+    }
+    return key;
+  }
+
+  // A superset of the agent's built-in payment rules (it decides; this only picks which
+  // fields to report): labels, names, ids, placeholders in English, French, German, Spanish.
+  const PAYMENT_WORDS =
+    /card|cc-?(num|number|exp|csc|cvv|cvc)|\bpan\b|cvv|cvc|cvn|csc|security.?code|verification|expir|exp.?date|valid.?(thru|until)|kartennummer|karte|carte|cryptogramme|tarjeta|pr(ü|ue)fnummer|sicherheitscode|seguridad|caducidad|vencimiento|ablauf|g(ü|ue)ltig/i;
+  const EXPIRY_WORDS = /expir|exp.?date|valid|mm.?\/.?yy|ablauf|g(ü|ue)ltig|caducidad|vencimiento|date d.expiration/i;
+  const CSC_WORDS = /cvv|cvc|cvn|csc|security.?code|verification|cryptogramme|pr(ü|ue)fnummer|sicherheitscode|seguridad/i;
+  // Payment pages often host card fields in frames of a payment provider.
+  const PAYMENT_FRAME_HOSTS =
+    /(^|\.)(stripe\.com|stripe\.network|braintreegateway\.com|braintree-api\.com|adyen\.com|adyenpayments\.com|checkout\.com|paypal\.com|squareup\.com|squarecdn\.com|worldpay\.com|cybersource\.com|authorize\.net|globalpay\.com|spreedly\.com|recurly\.com|chargebee\.com|mollie\.com|klarna\.com|payu\.com|paymentus\.com|securepay\.com\.au)$/i;
+  // (A function: the title is known only once the frame's document has parsed.)
+  const inPaymentFrame = () =>
+    !TOP && (PAYMENT_FRAME_HOSTS.test(location.hostname) || /card|payment|secure.?field|hosted.?field/i.test(document.title || ""));
+
+  function descriptorText(el) {
+    return [
+      el.getAttribute("autocomplete"),
+      el.getAttribute("name"),
+      el.id,
+      el.getAttribute("placeholder"),
+      el.getAttribute("aria-label"),
+      el.getAttribute("data-fieldtype"),
+      el.getAttribute("data-elements-stable-field-name"),
+      accessibleName(el),
+    ]
+      .filter(Boolean)
+      .join(" ");
+  }
+
+  // The autocomplete tokens a payment field would have had, for fields the page did not
+  // label (hosted fields in payment frames, card-shaped placeholders): sent in `autocomplete`
+  // only when the page gave none, so the agent's rules recognise them.
+  function inferredTokens(el) {
+    const text = descriptorText(el);
+    const placeholder = el.getAttribute("placeholder") || "";
+    if (/^[\d\s•*x-]{12,}$/i.test(placeholder.trim()) || /card.?num|cc.?num|kartennummer|num(e|é)ro de carte|n(u|ú)mero de tarjeta/i.test(text)) return ["cc-number"];
+    if (CSC_WORDS.test(text)) return ["cc-csc"];
+    if (EXPIRY_WORDS.test(text) || /^\s*mm\s*\/\s*(yy|aa|jj)/i.test(placeholder)) return ["cc-exp"];
+    if (inPaymentFrame()) return ["cc-number"];
+    return [];
+  }
+
+  function isPaymentLike(el) {
+    if (el.localName === "input" && el.type === "password") return true;
+    if (autocompleteTokens(el).some((t) => t.startsWith("cc-"))) return true;
+    return inPaymentFrame() || PAYMENT_WORDS.test(descriptorText(el)) || inferredTokens(el).length > 0;
+  }
+
+  function isCandidate(el) {
+    if (el.localName === "input" && ["hidden", "checkbox", "radio", "submit", "button", "image", "file", "reset", "range", "color"].includes(el.type)) return false;
+    return hasValue(el) && (focusedBefore.has(el) || isPaymentLike(el));
+  }
+
+  // ---- Card numbers shown as text ----
+
+  const SKIP_SCAN = new Set(["script", "style", "noscript", "template", "textarea", "input", "select", "option"]);
+  const CARD_RUN = /(?:\d[ -]?){12,18}\d/g;
+  const EXPIRY_VALUE = /\b(0[1-9]|1[0-2])\s?[/-]\s?(\d{4}|\d{2})\b/g;
+  const CSC_VALUE = /\b\d{3,4}\b/g;
+
+  function luhn(digits) {
+    let sum = 0;
+    for (let i = 0; i < digits.length; i++) {
+      let d = digits.charCodeAt(digits.length - 1 - i) - 48;
+      if (i % 2 === 1) {
+        d *= 2;
+        if (d > 9) d -= 9;
+      }
+      sum += d;
+    }
+    return sum % 10 === 0;
+  }
+
+  // A card number: 13-19 digits, one kind of separator at most, Luhn-valid.
+  function isCardNumber(run) {
+    const digits = run.replace(/[ -]/g, "");
+    if (digits.length < 13 || digits.length > 19) return false;
+    if (run.includes(" ") && run.includes("-")) return false;
+    return luhn(digits);
+  }
+
+  // The text around a node that says what its digits are (its element and the one before).
+  function labelContext(node) {
+    const parent = node.parentElement;
+    if (!parent) return "";
+    const prev = parent.previousElementSibling;
+    const parts = [parent.textContent || ""];
+    if (prev) parts.push(prev.textContent || "");
+    const row = parent.closest("tr, li, dl, p, div");
+    if (row && row !== parent) parts.push((row.textContent || "").slice(0, 200));
+    return parts.join(" ").slice(0, 400);
+  }
+
+  let textMatches = []; // [{key, range}]
+  let scanQueued = false;
+
+  function scanText() {
+    scanQueued = false;
+    const found = [];
+    const root = document.body || document.documentElement;
+    if (!root) {
+      textMatches = found;
+      return;
+    }
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {
+      acceptNode(node) {
+        const parent = node.parentElement;
+        if (!parent || SKIP_SCAN.has(parent.localName) || parent.isContentEditable) return NodeFilter.FILTER_REJECT;
+        return /\d/.test(node.data) ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_SKIP;
+      },
+    });
+    let visited = 0;
+    for (let node = walker.nextNode(); node && visited < 20000; node = walker.nextNode()) {
+      visited++;
+      const add = (start, end, n) => {
+        const range = document.createRange();
+        range.setStart(node, start);
+        range.setEnd(node, end);
+        found.push({ key: `${keyOf(node)}#${n}`, range });
+      };
+      let n = 0;
+      for (const m of node.data.matchAll(CARD_RUN)) {
+        if (isCardNumber(m[0])) add(m.index, m.index + m[0].length, n++);
+      }
+      const context = /\d{3}/.test(node.data) || EXPIRY_VALUE.test(node.data) ? labelContext(node) : "";
+      EXPIRY_VALUE.lastIndex = 0;
+      if (context && EXPIRY_WORDS.test(context)) {
+        for (const m of node.data.matchAll(EXPIRY_VALUE)) add(m.index, m.index + m[0].length, n++);
+      }
+      if (context && CSC_WORDS.test(context)) {
+        for (const m of node.data.matchAll(CSC_VALUE)) add(m.index, m.index + m[0].length, n++);
+      }
+    }
+    textMatches = found;
+    fields.soon();
+  }
+
+  function queueScan() {
+    if (scanQueued) return;
+    scanQueued = true;
+    setTimeout(scanText, 100);
+  }
+
+  // ---- Rectangles in this frame's viewport (CSS px), clipped to it ----
+
+  function clip(r, box) {
+    const left = Math.max(r.left, box.left);
+    const top = Math.max(r.top, box.top);
+    const right = Math.min(r.right, box.right);
+    const bottom = Math.min(r.bottom, box.bottom);
+    return right > left && bottom > top ? { left, top, right, bottom } : null;
+  }
+
+  function viewportBox() {
+    return { left: 0, top: 0, right: window.innerWidth, bottom: window.innerHeight };
+  }
+
+  function elementShown(el) {
+    if (!el.isConnected) return false;
+    if (typeof el.checkVisibility === "function" && !el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true })) return false;
+    return el.getClientRects().length > 0;
+  }
+
+  // This frame's own items: {key, shown, rect (viewport CSS px or null), field}.
+  function ownItems() {
+    const items = [];
+    const box = viewportBox();
+    const pageShown = document.visibilityState === "visible";
+    const candidates = document.querySelectorAll("input, textarea, [contenteditable='true'], [contenteditable='']");
+    for (const el of candidates) {
+      if (!isCandidate(el)) continue;
+      const r = elementShown(el) ? clip(el.getBoundingClientRect(), box) : null;
+      items.push({ key: keyOf(el), shown: pageShown && r !== null, rect: r, field: describeForReport(el) });
+    }
+    // Fields focused before inside open shadow roots are not in querySelectorAll: the
+    // focused element is checked through its shadow roots.
+    for (const { key, range } of textMatches) {
+      if (!range.startContainer.isConnected) continue;
+      const parent = range.startContainer.parentElement;
+      const r = parent && elementShown(parent) ? clip(range.getBoundingClientRect(), box) : null;
+      items.push({ key, shown: pageShown && r !== null, rect: r, field: textField() });
+    }
+    return items;
+  }
+
+  function describeForReport(el) {
+    const field = describe(el);
+    field.rect = null; // the report's own rectangle is the one that counts
+    return field;
+  }
+
+  function textField() {
+    return { url: location.href, window_title: document.title, role: "card number text", name: "card data shown as text" };
+  }
+
+  // ---- Child frames ----
+
+  const children = new Map(); // child window -> {at, items}
+
+  function frameElementOf(source) {
+    for (const frame of document.querySelectorAll("iframe, frame")) {
+      if (frame.contentWindow === source) return frame;
+    }
+    return null;
+  }
+
+  // A child's items in this frame's viewport: moved by the frame's content box, clipped to it.
+  function fromChild(frame, items) {
+    const r = frame.getBoundingClientRect();
+    const style = getComputedStyle(frame);
+    const dx = r.left + frame.clientLeft + (parseFloat(style.paddingLeft) || 0);
+    const dy = r.top + frame.clientTop + (parseFloat(style.paddingTop) || 0);
+    const content = {
+      left: dx,
+      top: dy,
+      right: dx + frame.clientWidth - (parseFloat(style.paddingLeft) || 0) - (parseFloat(style.paddingRight) || 0),
+      bottom: dy + frame.clientHeight - (parseFloat(style.paddingTop) || 0) - (parseFloat(style.paddingBottom) || 0),
+    };
+    const box = clip(content, viewportBox());
+    const frameShown = elementShown(frame);
+    return items.map((item) => {
+      if (!item.rect) return { ...item, shown: item.shown && frameShown };
+      const moved = { left: item.rect.left + dx, top: item.rect.top + dy, right: item.rect.right + dx, bottom: item.rect.bottom + dy };
+      const r = box ? clip(moved, box) : null;
+      return { ...item, shown: item.shown && frameShown && r !== null, rect: r };
+    });
+  }
+
+  window.addEventListener("message", (event) => {
+    const data = event.data;
+    if (!data || data[MSG] !== true || !Array.isArray(data.items) || !event.source) return;
+    const frame = frameElementOf(event.source);
+    if (!frame) return;
+    children.set(event.source, { at: performance.now(), frame, items: data.items });
+    fields.soon();
+  });
+
+  function allItems() {
+    const items = ownItems();
+    const now = performance.now();
+    for (const [source, child] of children) {
+      if (!child.frame.isConnected) {
+        children.delete(source);
+        continue;
+      }
+      const moved = fromChild(child.frame, child.items);
+      // A child frame that stopped reporting (busy, hung) has not said its fields went: they
+      // count as shown somewhere unknown (the agent masks the whole screen), never as gone.
+      const stale = now - child.at > CHILD_STALE_MS;
+      items.push(...(stale ? moved.map((item) => ({ ...item, shown: true, rect: null })) : moved));
+    }
+    return items;
+  }
+
+  // ---- Reports ----
+
+  // Screen pixels of a rectangle in the top viewport (see README.md for the approximation).
+  function toScreen(r) {
+    const dpr = window.devicePixelRatio || 1;
+    const zoom = pageZoom(window);
+    const dsf = dpr / zoom;
+    const chromeTop = Math.max(0, window.outerHeight - window.innerHeight * zoom);
+    const x = window.screenX * dsf + r.left * dpr;
+    const y = (window.screenY + chromeTop) * dsf + r.top * dpr;
+    const x1 = window.screenX * dsf + r.right * dpr;
+    const y1 = (window.screenY + chromeTop) * dsf + r.bottom * dpr;
+    return { x: Math.floor(x), y: Math.floor(y), width: Math.max(0, Math.ceil(x1) - Math.floor(x)), height: Math.max(0, Math.ceil(y1) - Math.floor(y)) };
+  }
+
+  const fields = (() => {
+    let last = new Map(); // key -> JSON of the presence last sent
+    let described = new Set(); // keys whose description went out
+    let timer = null;
+    let queued = false;
+    const loadedAt = performance.timeOrigin;
+
+    function report(items) {
+      const at = wallMs();
+      const out = [];
+      const seen = new Set();
+      let anyShown = false;
+      for (const item of items) {
+        if (seen.has(item.key)) continue;
+        seen.add(item.key);
+        const presence = item.shown ? { state: "shown", rect: item.rect ? toScreen(item.rect) : null } : { state: "hidden" };
+        anyShown ||= item.shown;
+        const entry = { key: item.key, presence };
+        if (!described.has(item.key)) {
+          entry.field = item.field;
+          // First seen: a reload restores form values before this script can look; mask
+          // from the page's start (the agent clamps this to its delay line).
+          entry.since_wall_ms = Math.max(loadedAt, at - 400);
+          described.add(item.key);
+        }
+        const json = JSON.stringify(presence);
+        if (item.shown || last.get(item.key) !== json || entry.field) out.push(entry);
+        last.set(item.key, json);
+      }
+      for (const key of [...last.keys()]) {
+        if (!seen.has(key)) {
+          out.push({ key, presence: { state: "gone" } });
+          last.delete(key);
+          described.delete(key);
+        }
+      }
+      if (out.length > 0) send({ type: "fields", at_wall_ms: at, fields: out });
+      return anyShown;
+    }
+
+    function tick() {
+      timer = null;
+      queued = false;
+      let anyShown = false;
+      try {
+        const items = allItems();
+        if (TOP) {
+          anyShown = report(items);
+        } else if (window.parent && window.parent !== window) {
+          // Rectangles in this frame's viewport; the parent moves and clips them.
+          const plain = items.map(({ key, shown, rect, field }) => ({ key, shown, rect, field }));
+          window.parent.postMessage({ [MSG]: true, items: plain }, "*");
+          anyShown = items.length > 0;
+        }
+      } catch (_) {
+        // A page that breaks the DOM APIs must not stop the reports: the next tick retries.
+        anyShown = true;
+      }
+      if (anyShown || (!TOP && children.size > 0) || (TOP && children.size > 0)) schedule(FIELD_TICK_MS);
+    }
+
+    function schedule(ms) {
+      if (timer === null) timer = setTimeout(tick, ms);
+    }
+
+    return {
+      // Something changed: report within a frame.
+      soon() {
+        if (queued) return;
+        queued = true;
+        if (timer !== null) clearTimeout(timer);
+        timer = null;
+        schedule(0);
+      },
+      // Everything again (the host reconnected): describe every field anew.
+      resend() {
+        last = new Map();
+        described = new Set();
+        this.soon();
+      },
+      // The page is going: every field it reported is gone.
+      gone() {
+        if (!TOP) {
+          try {
+            window.parent.postMessage({ [MSG]: true, items: [] }, "*");
+          } catch (_) {
+            // Detached.
+          }
+          return;
+        }
+        const out = [...last.keys()].map((key) => ({ key, presence: { state: "gone" } }));
+        last = new Map();
+        described = new Set();
+        if (out.length > 0) send({ type: "fields", at_wall_ms: wallMs(), fields: out });
+      },
+    };
+  })();
+
+  // What moves or changes a field or its text: scrolling anywhere, resizing, zoom, typing,
+  // layout (ResizeObserver on the root), DOM changes (text scan), visibility, page lifecycle.
+  for (const type of ["scroll", "resize", "input", "change", "focusout", "transitionend", "animationend"]) {
+    window.addEventListener(type, () => fields.soon(), { capture: true, passive: true });
+  }
+  document.addEventListener("visibilitychange", () => fields.soon());
+  window.addEventListener("pagehide", () => fields.gone());
+  window.addEventListener("pageshow", () => {
+    queueScan();
+    fields.soon();
+  });
+  if (typeof ResizeObserver === "function") {
+    const observeRoot = () => {
+      if (document.documentElement) new ResizeObserver(() => fields.soon()).observe(document.documentElement);
+    };
+    observeRoot();
+  }
+  const observer = new MutationObserver(() => {
+    queueScan();
+    fields.soon();
+  });
+  const observe = () => {
+    if (document.documentElement) observer.observe(document.documentElement, { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["style", "class", "hidden", "value"] });
+  };
+  observe();
+  document.addEventListener("DOMContentLoaded", () => {
+    queueScan();
+    fields.soon();
+  });
+  window.addEventListener("load", () => {
+    queueScan();
+    fields.soon();
+  });
+  // Chromium restores form values after load without an input event: look again shortly.
+  for (const ms of [0, 50, 150, 300, 600, 1200]) setTimeout(() => fields.soon(), ms);
+  // Window moves have no event: while nothing is shown, a slow look keeps restored or
+  // autofilled values from going unnoticed.
+  setInterval(() => fields.soon(), 1000);
+
   // ---- Events ------------------------------------------------------------------------------
 
   function hasValue(el) {
@@ -281,11 +721,12 @@
       id: el.id || null,
       html_name: typeof el.name === "string" && el.name ? el.name : null,
       input_type: type,
-      autocomplete: autocompleteTokens(el),
+      autocomplete: autocompleteTokens(el).length > 0 ? autocompleteTokens(el) : inferredTokens(el),
       role: el.getAttribute("role") || null,
       rect: screenRect(el),
       password: isInput && type === "password",
       has_value: hasValue(el),
+      key: keyOf(el),
     };
   }
 
@@ -295,6 +736,7 @@
       const el = focusTarget(event);
       if (!el) return;
       ensurePage(event.timeStamp);
+      focusedBefore.add(el);
       send({ type: "focus", at_wall_ms: wallMs(event.timeStamp), field: describe(el) });
     },
     true,
@@ -306,6 +748,8 @@
       const el = focusTarget(event);
       if (!el) return;
       send({ type: "blur", at_wall_ms: wallMs(event.timeStamp), has_value: hasValue(el) });
+      // Where the field is from now on decides its mask: report at once.
+      fields.soon();
     },
     true,
   );
@@ -340,14 +784,26 @@
     });
   }
 
-  // Injected after a field already had focus (Firefox injects content scripts into pages
-  // already open or loading when the extension starts, e.g. at browser start or after an
-  // update): report that field as focused now.
-  if (document.hasFocus()) {
-    const el = fieldOf(deepActiveElement());
-    if (el) {
-      ensurePage();
-      send({ type: "focus", at_wall_ms: wallMs(), field: describe(el) });
+  // Injected after a field already had focus (a page opened before the extension loaded, or
+  // already open when its host reconnected): report the page and that field as focused now.
+  function resync() {
+    if (TOP && document.visibilityState === "visible") page();
+    if (document.hasFocus()) {
+      const el = fieldOf(deepActiveElement());
+      if (el) {
+        ensurePage();
+        focusedBefore.add(el);
+        send({ type: "focus", at_wall_ms: wallMs(), field: describe(el) });
+      }
     }
+    queueScan();
+    fields.resend();
   }
+  self.resync = resync;
+  api.runtime.onMessage.addListener((message) => {
+    if (message && message.type === "resync") resync();
+  });
+  // Injected into a page that had already loaded (by the background, into tabs opened
+  // before the extension was ready): report what it shows now.
+  if (document.readyState !== "loading") resync();
 })();

@@ -66,6 +66,30 @@ pub fn start_chromium_with_extension(
     url: &str,
     host_program: &Path,
 ) -> Result<Child> {
+    start_chromium_with(desk, url, host_program, &KIOSK_FLAGS)
+}
+
+/// [`start_chromium_with_extension`] in an ordinary window (tab strip, address bar) of
+/// 1920x1080 at 0,0, for tests that use the browser's own controls.
+pub fn start_windowed_chromium_with_extension(
+    desk: &TestDesktop,
+    url: &str,
+    host_program: &Path,
+) -> Result<Child> {
+    start_chromium_with(
+        desk,
+        url,
+        host_program,
+        &KIOSK_FLAGS[..KIOSK_FLAGS.len() - 1],
+    )
+}
+
+fn start_chromium_with(
+    desk: &TestDesktop,
+    url: &str,
+    host_program: &Path,
+    flags: &[&str],
+) -> Result<Child> {
     let host_program = host_program
         .canonicalize()
         .with_context(|| format!("the host program {} is missing", host_program.display()))?;
@@ -101,7 +125,7 @@ pub fn start_chromium_with_extension(
 
     let log = std::fs::File::create(desk.dir().join(format!("chromium-ext-{n}.log")))?;
     desk.command("chromium")
-        .args(KIOSK_FLAGS)
+        .args(flags)
         .args([
             "--force-renderer-accessibility",
             // Console lines of pages and of the extension's worker land in the log.
@@ -145,6 +169,15 @@ impl Chromium {
     /// [`start_chromium_with_extension`], stopped on drop.
     pub fn start(desk: &TestDesktop, url: &str, host_program: &Path) -> Result<Self> {
         Ok(Self(start_chromium_with_extension(
+            desk,
+            url,
+            host_program,
+        )?))
+    }
+
+    /// [`start_windowed_chromium_with_extension`], stopped on drop.
+    pub fn start_windowed(desk: &TestDesktop, url: &str, host_program: &Path) -> Result<Self> {
+        Ok(Self(start_windowed_chromium_with_extension(
             desk,
             url,
             host_program,

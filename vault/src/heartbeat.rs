@@ -63,6 +63,8 @@ const MAX_REASON: usize = 300;
 
 /// Audit action: an agent refused a policy (bad signature, other signer, …).
 pub const ACTION_POLICY_REFUSED: &str = "policy.refused_by_agent";
+/// Audit action: an agent refused its user a pause (not allowed, the day's budget spent).
+pub const ACTION_PAUSE_REFUSED: &str = "pause.refused_by_agent";
 
 /// Stores what the agent says about itself and audits the policies it refused.
 fn record_agent_state(
@@ -72,7 +74,10 @@ fn record_agent_state(
     agent: &AgentReport,
     backlog: &Backlog,
 ) -> Result<(), HeartbeatRefusal> {
-    if agent.policy_refusals.len() > MAX_REFUSALS || agent.agent_version.len() > 64 {
+    if agent.policy_refusals.len() > MAX_REFUSALS
+        || agent.pause_refusals.len() > MAX_REFUSALS
+        || agent.agent_version.len() > 64
+    {
         return Err(HeartbeatRefusal::Implausible(format!(
             "{} policy refusals",
             agent.policy_refusals.len()
@@ -89,6 +94,8 @@ fn record_agent_state(
         screen: agent.screen,
         masked: agent.masked,
         paused: agent.paused,
+        masked_seconds_today: i64::try_from(agent.masked_seconds_today).unwrap_or(i64::MAX),
+        paused_seconds_today: i64::try_from(agent.paused_seconds_today).unwrap_or(i64::MAX),
         backlog_segments: i64::try_from(backlog.segments).unwrap_or(i64::MAX),
         backlog_bytes: i64::try_from(backlog.bytes).unwrap_or(i64::MAX),
         last_refusal: last.map(|r| reason(&r.reason)),
@@ -100,6 +107,16 @@ fn record_agent_state(
             vault.store(),
             &format!("device:{device}"),
             ACTION_POLICY_REFUSED,
+            Some(device.to_string()),
+            Some(reason(&refusal.reason)),
+        )?;
+    }
+    for refusal in &agent.pause_refusals {
+        tracing::warn!(%device, reason = %reason(&refusal.reason), "agent refused a pause");
+        crate::audit::record(
+            vault.store(),
+            &format!("device:{device}"),
+            ACTION_PAUSE_REFUSED,
             Some(device.to_string()),
             Some(reason(&refusal.reason)),
         )?;

@@ -31,6 +31,10 @@ pub struct AgentLive {
     pub masked: bool,
     /// The agent paused.
     pub paused: bool,
+    /// Seconds masked on the agent's latest reported day (UTC).
+    pub masked_seconds_today: i64,
+    /// Seconds paused on that day (counted against the pause budget).
+    pub paused_seconds_today: i64,
     /// Segments waiting in its spool.
     pub backlog_segments: i64,
     /// Their bytes.
@@ -80,6 +84,8 @@ pub fn agents(
             screen: online && state.is_some_and(|s| s.screen),
             masked: online && state.is_some_and(|s| s.masked),
             paused: online && state.is_some_and(|s| s.paused),
+            masked_seconds_today: state.map_or(0, |s| s.masked_seconds_today),
+            paused_seconds_today: state.map_or(0, |s| s.paused_seconds_today),
             backlog_segments: state.map_or(0, |s| s.backlog_segments),
             backlog_bytes: state.map_or(0, |s| s.backlog_bytes),
             policy_version: state.map_or(0, |s| s.policy_version),

@@ -416,6 +416,8 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
         mask_rules: config.masking.rules.clone(),
         pause_allowed: config.pause.allowed,
         pause_max: Duration::from_secs(config.pause.max_seconds),
+        pause_daily_budget: Duration::from_secs(config.pause.daily_budget_seconds),
+        api_mask_max: Duration::from_secs(config.masking.api_mask_max_seconds),
         control_port: config.control.enabled.then_some(config.control.port),
         focus_masking: config.masking.focus,
     };

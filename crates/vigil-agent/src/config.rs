@@ -80,6 +80,8 @@ pub struct PauseSection {
     pub allowed: bool,
     /// The longest pause; recording resumes by itself after it.
     pub max_seconds: u64,
+    /// All pauses of a (UTC) day together; a pause beyond it is refused.
+    pub daily_budget_seconds: u64,
 }
 
 impl Default for PauseSection {
@@ -87,6 +89,7 @@ impl Default for PauseSection {
         Self {
             allowed: false,
             max_seconds: 300,
+            daily_budget_seconds: 1800,
         }
     }
 }
@@ -122,6 +125,8 @@ pub struct MaskingSection {
     /// Site rules, ahead of the built-in payment rules: an application, window title, page URL
     /// or field pattern, and an action (`[[masking.rules]]`).
     pub rules: Vec<vigil_mask::Rule>,
+    /// The longest a CTI/CRM mask through the local API lasts (also when it names no end).
+    pub api_mask_max_seconds: u64,
 }
 
 impl Default for MaskingSection {
@@ -130,6 +135,7 @@ impl Default for MaskingSection {
             dtmf: true,
             focus: true,
             rules: Vec::new(),
+            api_mask_max_seconds: 900,
         }
     }
 }

@@ -67,6 +67,10 @@ pub struct RecordOptions {
     pub pause_allowed: bool,
     /// The longest manual pause.
     pub pause_max: Duration,
+    /// All pauses of a day together.
+    pub pause_daily_budget: Duration,
+    /// The longest API mask.
+    pub api_mask_max: Duration,
     /// Serve the local control API on this loopback port (0: any free one); `None`: off.
     pub control_port: Option<u16>,
 }
@@ -135,6 +139,11 @@ pub enum RecordError {
 /// Updates what the next heartbeat says about this agent.
 fn set_report(report: &AgentReportHandle, f: impl FnOnce(&mut vigil_proto::api::AgentReport)) {
     f(&mut report.lock().unwrap_or_else(|p| p.into_inner()));
+}
+
+/// The time between two frames at `fps` (at least 1 frame a second).
+pub(crate) fn frame_interval_ns(fps: u32) -> u64 {
+    1_000_000_000 / u64::from(fps.max(1))
 }
 
 /// Hands captured media to the segmenter, after the masking stage has seen new audio.
@@ -292,8 +301,13 @@ pub fn record(
         PausePolicy {
             allowed: options.pause_allowed,
             max_ns: options.pause_max.as_nanos() as u64,
+            daily_budget_ns: options.pause_daily_budget.as_nanos() as u64,
+            api_mask_max_ns: options.api_mask_max.as_nanos() as u64,
         },
     );
+    masking.set_frame_interval(frame_interval_ns(options.encoder.max_fps));
+    let mut usage = crate::masking::DailyUsage::load(&spool.config_dir());
+    masking.set_paused_today(usage.paused_seconds * 1_000_000_000);
     let (control_tx, control_rx) = unbounded::<ControlRequest>();
     let _control = match options.control_port {
         Some(port) => {
@@ -368,7 +382,7 @@ pub fn record(
     let (trigger_tx, trigger_rx) = unbounded::<vigil_mask::TriggerEvent>();
     let _watchdog = options
         .focus_masking
-        .then(|| FocusWatchdog::start(clock, trigger_tx.clone()));
+        .then(|| FocusWatchdog::start(clock, trigger_tx.clone(), masking.watched_fields()));
     drop(trigger_tx);
 
     let mut failure: Option<RecordError> = None;
@@ -423,18 +437,36 @@ pub fn record(
             default(Duration::from_millis(20)) => {}
         }
         let now = clock.now_ns();
-        if let Some(r) = report
-            .as_ref()
-            .filter(|_| now >= reported_at + 1_000_000_000)
-        {
+        if now >= reported_at + 1_000_000_000 {
             reported_at = now;
             let state = masking.state(now, segmenter.mask_timeline_mut(), None);
             let screen = live.screen_on();
-            set_report(r, |a| {
-                a.masked = !state.masked.is_empty();
-                a.paused = state.paused.is_some();
-                a.screen = screen;
-            });
+            // Masked time is sampled once a second; pause time is exact (the budget's).
+            if !state.masked.is_empty() {
+                usage.masked_seconds += 1;
+            }
+            usage.paused_seconds =
+                masking.paused_today_ns(now, segmenter.mask_timeline_mut()) / 1_000_000_000;
+            usage.save(&spool.config_dir());
+            let refusals = masking.take_pause_refusals();
+            if let Some(r) = report.as_ref() {
+                set_report(r, |a| {
+                    a.masked = !state.masked.is_empty();
+                    a.paused = state.paused.is_some();
+                    a.screen = screen;
+                    a.masked_seconds_today = usage.masked_seconds;
+                    a.paused_seconds_today = usage.paused_seconds;
+                    a.pause_refusals.extend(refusals.into_iter().map(|reason| {
+                        vigil_proto::api::PolicyRefusal {
+                            at: time::OffsetDateTime::now_utc(),
+                            reason,
+                        }
+                    }));
+                    // The vault takes at most 20 a heartbeat: keep the newest.
+                    let excess = a.pause_refusals.len().saturating_sub(20);
+                    a.pause_refusals.drain(..excess);
+                });
+            }
         }
         if let Some(end) = end_at.filter(|end| now >= *end) {
             break end;

@@ -30,6 +30,8 @@ pub(crate) fn apply_to_options(options: &mut RecordOptions, policy: &Policy) {
     options.focus_masking = policy.focus_masking;
     options.pause_allowed = policy.pause_allowed;
     options.pause_max = Duration::from_secs(u64::from(policy.pause_max_seconds));
+    options.pause_daily_budget = Duration::from_secs(u64::from(policy.pause_daily_budget_seconds));
+    options.api_mask_max = Duration::from_secs(u64::from(policy.api_mask_max_seconds));
     options.mask_rules = policy.mask_rules.clone();
     options.upload.max_bytes_per_second =
         (policy.upload_max_bytes_per_second > 0).then_some(policy.upload_max_bytes_per_second);
@@ -142,6 +144,7 @@ impl LiveSession {
         self.version = version;
         let fps_changed = self.template.fps != policy.fps;
         self.template.fps = policy.fps;
+        masking.set_frame_interval(crate::engine::frame_interval_ns(policy.fps));
         match (policy.screen, self.screen.is_some()) {
             (false, true) => {
                 // Off from now: the segmenter drops any frame stamped later. The capture
@@ -204,6 +207,8 @@ impl LiveSession {
         masking.set_pause_policy(PausePolicy {
             allowed: policy.pause_allowed,
             max_ns: u64::from(policy.pause_max_seconds) * 1_000_000_000,
+            daily_budget_ns: u64::from(policy.pause_daily_budget_seconds) * 1_000_000_000,
+            api_mask_max_ns: u64::from(policy.api_mask_max_seconds) * 1_000_000_000,
         });
         if let Some(old) = &self.policy {
             let later = old.max_height != policy.max_height

@@ -114,6 +114,7 @@ impl DesktopCanvas {
             stride: self.width as usize * 4,
             format: PixelFormat::Bgr0,
             data: Arc::new(self.pixels.clone()),
+            origin: (self.left, self.top),
         })
     }
 }

@@ -28,6 +28,10 @@ pub struct VideoFrame {
     pub format: PixelFormat,
     /// The pixels, shared so that the delay line and encoder avoid copies.
     pub data: Arc<Vec<u8>>,
+    /// Desktop coordinates of the picture's top-left pixel: the leftmost, topmost monitor's
+    /// corner, negative when a monitor sits left of or above the primary (Windows, macOS,
+    /// Wayland). Triggers report rectangles in desktop coordinates; redaction subtracts this.
+    pub origin: (i32, i32),
 }
 
 /// A run of audio samples: mono `f32`, with the capture time of the first sample.

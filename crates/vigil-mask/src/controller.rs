@@ -1,39 +1,39 @@
 //! From trigger events to mask commands: the rules decide what a focused field means, focus
-//! loss ends a span after the rule's tail, DTMF tones silence both tracks, and a watcher that
-//! goes down masks the whole screen until it is back and has reported the focus again (fail
-//! closed: what has focus after an outage is unknown until then).
+//! loss ends its span after the rule's tail, and a watcher that goes down masks the whole
+//! screen until it is back and has reported the focus again (fail closed: what has focus after
+//! an outage is unknown until then).
 //!
-//! A card number stays on screen after focus leaves its field, and a region mask cannot follow
-//! it when the page scrolls. The safe choice made here: after a field that masked the screen
-//! loses focus, the voice tracks come back after the rule's tail, but the whole screen stays
-//! masked until focus lands in another page or window (a different URL, window title or
-//! application), and 700 ms more while the new page paints. Focus that comes without any of
-//! those keeps the mask.
+//! Audio masking follows focus; screen masking follows the data (brief §5). A matched field
+//! that may hold a value is *held* after focus leaves it ([`crate::held`]): its region stays
+//! masked for as long as its trigger sees it on screen, the whole screen while its position is
+//! unknown, until it is empty or gone with its page. The recorded person can forge the
+//! extension's reports (they hold the control secret), so a field the extension holds is also
+//! held through the accessibility bus when that saw the same focus: a forged "gone" ends only
+//! the extension's hold, never the one the accessibility bus still confirms.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
-use crate::rules::{RuleSet, ScreenAction};
-use crate::{Rect, TriggerEvent, TriggerSource};
+use crate::held::{padded, FieldKey, HeldFields, HoldRequest};
+use crate::rules::{Decision, RuleSet, ScreenAction};
+use crate::{FieldInfo, FieldPresence, Rect, TriggerEvent, TriggerSource};
 
-/// How long the screen stays masked after focus lands in another page or window: the old page
-/// can stay on screen until the new one first paints.
-const PAGE_SETTLE_NS: u64 = 700_000_000;
-
-/// Padding around a field's rectangle for region masks, in pixels.
-const REGION_PADDING: i32 = 12;
+/// An accessibility focus this close to an extension focus is taken as the same field.
+const WITNESS_WINDOW_NS: u64 = 1_000_000_000;
+/// Accessibility focus changes remembered for binding witnesses.
+const WITNESS_HISTORY: usize = 8;
 
 /// What a mask does to the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScreenMask {
     /// Black out everything.
     Full,
-    /// Black out this rectangle.
+    /// Black out this rectangle (desktop coordinates).
     Region(Rect),
     /// Leave the screen.
     None,
 }
 
-/// A change of the mask timeline.
+/// A change of the mask timeline, or of what the triggers follow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MaskCommand {
     /// Start a span (open until closed).
@@ -60,18 +60,33 @@ pub enum MaskCommand {
         /// End on the session clock.
         end_ns: u64,
     },
+    /// Ask `source` to report [`TriggerEvent::FieldState`] samples of the field `key` (the
+    /// accessibility watcher polls the fields it is asked to watch).
+    Watch {
+        /// Which trigger.
+        source: TriggerSource,
+        /// The field's key.
+        key: String,
+    },
+    /// Stop following the field `key`.
+    Unwatch {
+        /// Which trigger.
+        source: TriggerSource,
+        /// The field's key.
+        key: String,
+    },
 }
 
 /// The page or window a field belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Context {
+pub(crate) struct Context {
     app: Option<String>,
     window_title: Option<String>,
     url: Option<String>,
 }
 
 impl Context {
-    fn of(field: &crate::FieldInfo) -> Self {
+    pub(crate) fn of(field: &FieldInfo) -> Self {
         Self {
             app: field.app.clone(),
             window_title: field.window_title.clone(),
@@ -87,7 +102,7 @@ impl Context {
     /// Within one trigger every known detail counts; across triggers (the accessibility tree
     /// and the browser extension name windows differently) only two known page URLs, compared
     /// without their fragment.
-    fn left_for(&self, now: &Context, same_trigger: bool) -> bool {
+    pub(crate) fn left_for(&self, now: &Context, same_trigger: bool) -> bool {
         if same_trigger {
             return now.is_known() && self != now;
         }
@@ -108,6 +123,12 @@ struct FocusSpan {
     masks_screen: bool,
     rule_id: String,
     context: Context,
+    /// The field's key in its trigger.
+    field_key: Option<String>,
+    /// When focus came.
+    focused_ns: u64,
+    /// The accessibility bus's key for the same field (extension spans).
+    witness: Option<String>,
 }
 
 /// Turns trigger events into mask commands.
@@ -116,8 +137,10 @@ pub struct MaskController {
     next_key: u64,
     /// The open focus span of each source.
     focus: HashMap<TriggerSource, FocusSpan>,
-    /// The screen mask kept after a masked field lost focus, per source, and its page.
-    sticky: HashMap<TriggerSource, (u64, Context)>,
+    /// Fields whose data can still be on screen.
+    held: HeldFields,
+    /// Recent accessibility focus changes (key, when), newest last.
+    accessibility_focus: VecDeque<(String, u64)>,
     /// The open watchdog span of each watcher that went down, and whether it is back (then
     /// the span waits for its first focus report: what has focus now is unknown until then).
     watchdog: HashMap<TriggerSource, (u64, bool)>,
@@ -130,7 +153,8 @@ impl MaskController {
             rules,
             next_key: 1,
             focus: HashMap::new(),
-            sticky: HashMap::new(),
+            held: HeldFields::default(),
+            accessibility_focus: VecDeque::new(),
             watchdog: HashMap::new(),
         }
     }
@@ -141,13 +165,46 @@ impl MaskController {
         self.rules = rules;
     }
 
-    /// Ends a focus span (after its tail unless `at_once`) and keeps the screen masked while
-    /// the field's page is still shown.
+    /// The recording's frame interval: a held field's position older than this (plus its
+    /// delivery) masks the whole screen.
+    pub fn set_frame_interval(&mut self, interval_ns: u64) {
+        self.held.set_frame_interval(interval_ns);
+    }
+
+    /// How many fields are held (masked while they can be on screen).
+    pub fn held_fields(&self) -> usize {
+        self.held.len()
+    }
+
+    fn key(&mut self) -> u64 {
+        self.next_key += 1;
+        self.next_key
+    }
+
+    /// Time-driven decisions: held fields whose position went stale mask the whole screen.
+    pub fn tick(&mut self, now_ns: u64) -> Vec<MaskCommand> {
+        let mut out = Vec::new();
+        let mut next = self.next_key;
+        self.held.tick(
+            now_ns,
+            &mut || {
+                next += 1;
+                next
+            },
+            &mut out,
+        );
+        self.next_key = next;
+        out
+    }
+
+    /// Ends a focus span (after its tail unless `at_once`) and holds the field while its data
+    /// may still be on screen.
     fn leave_field(
         &mut self,
         source: TriggerSource,
         at_ns: u64,
         at_once: bool,
+        has_value: Option<bool>,
         out: &mut Vec<MaskCommand>,
     ) {
         let Some(span) = self.focus.remove(&source) else {
@@ -158,24 +215,138 @@ impl MaskController {
             key: span.key,
             end_ns,
         });
-        if span.masks_screen && !self.sticky.contains_key(&source) {
-            let key = self.key();
-            out.push(MaskCommand::Open {
-                key,
-                start_ns: at_ns,
-                screen: ScreenMask::Full,
-                audio: false,
-                reason: format!("sensitive data may still be on screen ({})", span.rule_id),
-                rule_id: Some(span.rule_id),
-                trigger: source,
-            });
-            self.sticky.insert(source, (key, span.context));
+        if !span.masks_screen || has_value == Some(false) {
+            return;
+        }
+        let request = HoldRequest {
+            rule_id: span.rule_id.clone(),
+            tail_ns: span.tail_ns,
+            context: span.context.clone(),
+        };
+        let mut next = self.next_key;
+        let mut keys = || {
+            next += 1;
+            next
+        };
+        match &span.field_key {
+            Some(field_key) => {
+                let key = (source, field_key.clone());
+                self.held.hold(key, request.clone(), at_ns, &mut keys, out);
+            }
+            None => self
+                .held
+                .hold_unfollowed(source, request.clone(), at_ns, &mut keys, out),
+        }
+        if let Some(witness) = span.witness {
+            let key = (TriggerSource::Accessibility, witness);
+            self.held.hold(key, request, at_ns, &mut keys, out);
+        }
+        self.next_key = next;
+    }
+
+    /// The accessibility focus closest to `at_ns`, within the witness window.
+    fn witness_near(&self, at_ns: u64) -> Option<String> {
+        self.accessibility_focus
+            .iter()
+            .filter(|(_, t)| t.abs_diff(at_ns) <= WITNESS_WINDOW_NS)
+            .min_by_key(|(_, t)| t.abs_diff(at_ns))
+            .map(|(k, _)| k.clone())
+    }
+
+    /// Remembers an accessibility focus, and binds it to an extension span that began just
+    /// before it without a witness.
+    fn note_accessibility_focus(&mut self, key: &str, at_ns: u64) {
+        self.accessibility_focus.push_back((key.to_string(), at_ns));
+        while self.accessibility_focus.len() > WITNESS_HISTORY {
+            self.accessibility_focus.pop_front();
+        }
+        if let Some(span) = self.focus.get_mut(&TriggerSource::Extension) {
+            if span.witness.is_none() && at_ns.abs_diff(span.focused_ns) <= WITNESS_WINDOW_NS {
+                span.witness = Some(key.to_string());
+            }
         }
     }
 
-    fn key(&mut self) -> u64 {
-        self.next_key += 1;
-        self.next_key
+    fn focus_gained(
+        &mut self,
+        at_ns: u64,
+        source: TriggerSource,
+        field: &FieldInfo,
+        out: &mut Vec<MaskCommand>,
+    ) {
+        // A new focus ends the previous field's span at once (its tail was for leaving the
+        // field, not for moving to another masked one, which opens its own span).
+        let decision = self.rules.decide(field);
+        let context = Context::of(field);
+        self.leave_field(source, at_ns, decision.is_some(), None, out);
+        self.held.focus_moved(source, &context, at_ns, out);
+        if source == TriggerSource::Accessibility {
+            if let Some(key) = &field.key {
+                self.note_accessibility_focus(key, at_ns);
+            }
+        }
+        let Some(d) = decision else {
+            return;
+        };
+        let key = self.key();
+        let screen = focus_screen(&d, field.rect);
+        out.push(MaskCommand::Open {
+            key,
+            start_ns: at_ns,
+            screen,
+            audio: d.action.audio,
+            reason: format!("sensitive field focused ({})", d.rule_id),
+            rule_id: Some(d.rule_id.clone()),
+            trigger: source,
+        });
+        let witness = (source == TriggerSource::Extension)
+            .then(|| self.witness_near(at_ns))
+            .flatten();
+        self.focus.insert(
+            source,
+            FocusSpan {
+                key,
+                tail_ns: d.action.tail_ms * 1_000_000,
+                masks_screen: screen != ScreenMask::None,
+                rule_id: d.rule_id,
+                context,
+                field_key: field.key.clone(),
+                focused_ns: at_ns,
+                witness,
+            },
+        );
+    }
+
+    /// A sample of a field: moves a held field's mask, or holds a field first seen here (a
+    /// form restored by a reload, a card number shown as text) when the rules mask it.
+    fn field_state(
+        &mut self,
+        at_ns: u64,
+        source: TriggerSource,
+        key: &str,
+        presence: FieldPresence,
+        field: Option<&FieldInfo>,
+        out: &mut Vec<MaskCommand>,
+    ) {
+        let key: FieldKey = (source, key.to_string());
+        let mut next = self.next_key;
+        let mut keys = || {
+            next += 1;
+            next
+        };
+        if !self.held.is_held(&key) && presence != FieldPresence::Gone {
+            let decision = field.and_then(|f| self.rules.decide(f).map(|d| (d, f)));
+            if let Some((d, f)) = decision.filter(|(d, _)| d.action.screen != ScreenAction::None) {
+                let request = HoldRequest {
+                    rule_id: d.rule_id,
+                    tail_ns: d.action.tail_ms * 1_000_000,
+                    context: Context::of(f),
+                };
+                self.held.hold(key.clone(), request, at_ns, &mut keys, out);
+            }
+        }
+        self.held.sample(&key, presence, at_ns, &mut keys, out);
+        self.next_key = next;
     }
 
     /// Handles one trigger event.
@@ -186,64 +357,21 @@ impl MaskController {
                 at_ns,
                 source,
                 field,
+            } => self.focus_gained(*at_ns, *source, field, &mut out),
+            TriggerEvent::FocusLost {
+                at_ns,
+                source,
+                has_value,
             } => {
-                // A new focus ends the previous field's span at once (its tail was for leaving
-                // the field, not for moving to another masked one, which opens its own span).
-                let decision = self.rules.decide(field);
-                let context = Context::of(field);
-                self.leave_field(*source, *at_ns, decision.is_some(), &mut out);
-                // Another page or window: what the field showed is gone from the screen.
-                let gone: Vec<TriggerSource> = self
-                    .sticky
-                    .iter()
-                    .filter(|(kept_by, (_, shown))| shown.left_for(&context, **kept_by == *source))
-                    .map(|(kept_by, _)| *kept_by)
-                    .collect();
-                for kept_by in gone {
-                    if let Some((key, _)) = self.sticky.remove(&kept_by) {
-                        out.push(MaskCommand::Close {
-                            key,
-                            end_ns: at_ns + PAGE_SETTLE_NS,
-                        });
-                    }
-                }
-                if let Some(d) = decision {
-                    let key = self.key();
-                    let screen = match (d.action.screen, field.rect) {
-                        (ScreenAction::None, _) => ScreenMask::None,
-                        (ScreenAction::Region, Some(r)) => ScreenMask::Region(Rect {
-                            x: r.x - REGION_PADDING,
-                            y: r.y - REGION_PADDING,
-                            width: r.width + 2 * REGION_PADDING as u32,
-                            height: r.height + 2 * REGION_PADDING as u32,
-                        }),
-                        // No rectangle known: mask everything rather than guess.
-                        (ScreenAction::Region, None) | (ScreenAction::Full, _) => ScreenMask::Full,
-                    };
-                    out.push(MaskCommand::Open {
-                        key,
-                        start_ns: *at_ns,
-                        screen,
-                        audio: d.action.audio,
-                        reason: format!("sensitive field focused ({})", d.rule_id),
-                        rule_id: Some(d.rule_id.clone()),
-                        trigger: *source,
-                    });
-                    self.focus.insert(
-                        *source,
-                        FocusSpan {
-                            key,
-                            tail_ns: d.action.tail_ms * 1_000_000,
-                            masks_screen: screen != ScreenMask::None,
-                            rule_id: d.rule_id,
-                            context,
-                        },
-                    );
-                }
+                self.leave_field(*source, *at_ns, false, *has_value, &mut out);
             }
-            TriggerEvent::FocusLost { at_ns, source } => {
-                self.leave_field(*source, *at_ns, false, &mut out);
-            }
+            TriggerEvent::FieldState {
+                at_ns,
+                source,
+                key,
+                presence,
+                field,
+            } => self.field_state(*at_ns, *source, key, *presence, field.as_ref(), &mut out),
             TriggerEvent::Health {
                 at_ns,
                 source,
@@ -283,231 +411,16 @@ impl MaskController {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::FieldInfo;
-
-    fn card() -> FieldInfo {
-        FieldInfo {
-            name: Some("Card number".into()),
-            ..FieldInfo::default()
-        }
-    }
-
-    #[test]
-    fn focus_opens_at_the_event_and_blur_closes_after_the_tail() {
-        let mut c = MaskController::new(RuleSet::defaults());
-        let src = TriggerSource::Accessibility;
-        let open = c.on_event(&TriggerEvent::FocusGained {
-            at_ns: 1_000,
-            source: src,
-            field: card(),
-        });
-        let MaskCommand::Open {
-            key,
-            start_ns,
-            screen,
-            audio,
-            ..
-        } = open[0].clone()
-        else {
-            panic!()
-        };
-        assert_eq!((start_ns, screen, audio), (1_000, ScreenMask::Full, true));
-        let close = c.on_event(&TriggerEvent::FocusLost {
-            at_ns: 5_000,
-            source: src,
-        });
-        assert_eq!(
-            close[0],
-            MaskCommand::Close {
-                key,
-                end_ns: 5_000 + 2_000_000_000
-            }
-        );
-        // The typed number is still on screen: the screen (only) stays masked from the blur.
-        assert!(matches!(
-            close[1],
-            MaskCommand::Open {
-                start_ns: 5_000,
-                screen: ScreenMask::Full,
-                audio: false,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn the_screen_stays_masked_until_another_page_has_focus() {
-        let mut c = MaskController::new(RuleSet::defaults());
-        let src = TriggerSource::Accessibility;
-        let on_page = |name: &str, url: &str| FieldInfo {
-            name: Some(name.into()),
-            url: Some(url.into()),
-            ..FieldInfo::default()
-        };
-        let checkout = "https://shop.example/checkout";
-        c.on_event(&TriggerEvent::FocusGained {
-            at_ns: 1_000,
-            source: src,
-            field: on_page("Card number", checkout),
-        });
-        // Moving to the page's Pay button: the field's span ends at once, the screen stays.
-        let moved = c.on_event(&TriggerEvent::FocusGained {
-            at_ns: 2_000,
-            source: src,
-            field: on_page("Pay", checkout),
-        });
-        let MaskCommand::Open { key: sticky, .. } = moved[1].clone() else {
-            panic!("{moved:?}")
-        };
-        assert_eq!(moved.len(), 2, "{moved:?}");
-        // Focus without a known page or window keeps it; another card field keeps it too.
-        assert!(c
-            .on_event(&TriggerEvent::FocusGained {
-                at_ns: 3_000,
-                source: src,
-                field: FieldInfo::default(),
-            })
-            .is_empty());
-        // The confirmation page: the card number is gone from the screen.
-        let next = c.on_event(&TriggerEvent::FocusGained {
-            at_ns: 4_000,
-            source: src,
-            field: on_page("Order confirmed", "https://shop.example/done"),
-        });
-        assert_eq!(
-            next,
-            vec![MaskCommand::Close {
-                key: sticky,
-                end_ns: 4_000 + PAGE_SETTLE_NS
-            }]
-        );
-    }
-
-    #[test]
-    fn new_rules_apply_from_the_next_focus() {
-        let mut c = MaskController::new(RuleSet::defaults());
-        let src = TriggerSource::Accessibility;
-        let notes = || FieldInfo {
-            app: Some("crm-desk".into()),
-            name: Some("Notes".into()),
-            ..FieldInfo::default()
-        };
-        let focus = |c: &mut MaskController, at_ns| {
-            c.on_event(&TriggerEvent::FocusGained {
-                at_ns,
-                source: src,
-                field: notes(),
-            })
-        };
-        assert!(focus(&mut c, 1_000).is_empty(), "not a payment field");
-        let site: Vec<crate::Rule> = serde_json::from_str(
-            r#"[{"id": "site.crm", "all": {"app": ["crm-desk"]},
-                 "action": {"screen": "full", "audio": false, "tail_ms": 0}}]"#,
-        )
-        .unwrap();
-        c.set_rules(RuleSet::with_site_rules(site).unwrap());
-        c.on_event(&TriggerEvent::FocusLost {
-            at_ns: 2_000,
-            source: src,
-        });
-        let opened = focus(&mut c, 3_000);
-        assert!(
-            matches!(
-                &opened[..],
-                [MaskCommand::Open {
-                    screen: ScreenMask::Full,
-                    audio: false,
-                    ..
-                }]
-            ),
-            "{opened:?}"
-        );
-    }
-
-    #[test]
-    fn an_unmatched_field_opens_nothing_and_a_dead_watcher_masks_until_back() {
-        let mut c = MaskController::new(RuleSet::defaults());
-        let src = TriggerSource::Accessibility;
-        let name = FieldInfo {
-            name: Some("Name".into()),
-            ..FieldInfo::default()
-        };
-        assert!(c
-            .on_event(&TriggerEvent::FocusGained {
-                at_ns: 1,
-                source: src,
-                field: name
-            })
-            .is_empty());
-        let down = TriggerEvent::Health {
-            at_ns: 10,
-            source: src,
-            healthy: false,
-            detail: "bus gone".into(),
-        };
-        let open = c.on_event(&down);
-        assert!(matches!(
-            open[0],
-            MaskCommand::Open {
-                screen: ScreenMask::Full,
-                ..
-            }
-        ));
-        assert!(c.on_event(&down).is_empty(), "one span per outage");
-        let up = c.on_event(&TriggerEvent::Health {
-            at_ns: 20,
-            source: src,
-            healthy: true,
-            detail: String::new(),
-        });
-        assert!(up.is_empty(), "back, but the focus is not known yet");
-        let focus = c.on_event(&TriggerEvent::FocusGained {
-            at_ns: 30,
-            source: src,
-            field: FieldInfo {
-                name: Some("Name".into()),
-                ..FieldInfo::default()
-            },
-        });
-        assert_eq!(focus.len(), 1, "{focus:?}");
-        assert!(matches!(focus[0], MaskCommand::Close { end_ns: 30, .. }));
-    }
-
-    #[test]
-    fn another_trigger_releases_the_screen_only_for_another_page() {
-        let mut c = MaskController::new(RuleSet::defaults());
-        let checkout = "https://shop.example/checkout";
-        c.on_event(&TriggerEvent::FocusGained {
-            at_ns: 1_000,
-            source: TriggerSource::Accessibility,
-            field: FieldInfo {
-                name: Some("Card number".into()),
-                url: Some(checkout.into()),
-                window_title: Some("Checkout - Chromium".into()),
-                ..FieldInfo::default()
-            },
-        });
-        c.on_event(&TriggerEvent::FocusLost {
-            at_ns: 2_000,
-            source: TriggerSource::Accessibility,
-        });
-        let page = |url: &str| TriggerEvent::FocusGained {
-            at_ns: 3_000,
-            source: TriggerSource::Extension,
-            field: FieldInfo {
-                url: Some(url.into()),
-                window_title: Some("Checkout".into()),
-                ..FieldInfo::default()
-            },
-        };
-        assert!(
-            c.on_event(&page(&format!("{checkout}#summary"))).is_empty(),
-            "the same page, seen by the extension"
-        );
-        let next = c.on_event(&page("https://shop.example/done"));
-        assert!(matches!(next[..], [MaskCommand::Close { .. }]), "{next:?}");
+/// What a focused field's span does to the screen: its rule's action, the whole screen when a
+/// region is asked for but the rectangle is unknown.
+fn focus_screen(d: &Decision, rect: Option<Rect>) -> ScreenMask {
+    match (d.action.screen, rect) {
+        (ScreenAction::None, _) => ScreenMask::None,
+        (ScreenAction::Region, Some(r)) => padded(r),
+        // No rectangle known: mask everything rather than guess.
+        (ScreenAction::Region, None) | (ScreenAction::Full, _) => ScreenMask::Full,
     }
 }
+
+#[cfg(test)]
+mod tests;

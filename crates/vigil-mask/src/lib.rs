@@ -18,6 +18,7 @@
 mod controller;
 mod dtmf;
 pub mod focus;
+mod held;
 mod rules;
 // A FocusGained carries its FieldInfo inline: a few events a second do not justify a Box in
 // the interface every trigger shares.
@@ -26,8 +27,9 @@ mod trigger;
 
 pub use controller::{MaskCommand, MaskController, ScreenMask};
 pub use dtmf::{DtmfDetector, ToneSpan};
-pub use focus::{start_focus_watcher, FocusWatcher, FocusWatcherError};
+pub use focus::{start_focus_watcher, FocusWatcher, FocusWatcherError, WatchedFields};
 pub use rules::{
-    default_rules, Action, Decision, Match, Rule, RuleError, RuleSet, ScreenAction, PASSWORD_RULE,
+    default_rules, Action, Decision, Match, Rule, RuleError, RuleSet, ScreenAction, CARD_TEXT_ROLE,
+    PASSWORD_RULE,
 };
-pub use trigger::{FieldInfo, Rect, TriggerEvent, TriggerSource};
+pub use trigger::{FieldInfo, FieldPresence, Rect, TriggerEvent, TriggerSource};

@@ -57,6 +57,11 @@ fn rule_matches(r: &Rule, f: &FieldInfo) -> bool {
 /// The rule id used for password fields, which are masked whatever the rules say.
 pub const PASSWORD_RULE: &str = "builtin.password";
 
+/// The role a trigger gives a card number (or an expiry or security code beside a card label)
+/// found in a page's visible text rather than in a field: the built-in rule
+/// `builtin.card-text` masks its region; a site rule ahead of it can narrow that.
+pub const CARD_TEXT_ROLE: &str = "card number text";
+
 /// A validated, ordered set of rules.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
@@ -160,9 +165,28 @@ fn payment_rule(id: &str, labels: &[&str], ids: &[&str], autocomplete: &[&str]) 
     }
 }
 
-/// The built-in payment rules (English, French, German, Spanish labels; common ids; `cc-*`).
+/// Card data shown as text (a stored card on a confirmation page): its region, no voice.
+fn card_text_rule() -> Rule {
+    Rule {
+        id: "builtin.card-text".into(),
+        all: Match::default(),
+        any: vec![Match {
+            role: strings(&[CARD_TEXT_ROLE]),
+            ..Match::default()
+        }],
+        action: Action {
+            screen: ScreenAction::Region,
+            audio: false,
+            tail_ms: 0,
+        },
+    }
+}
+
+/// The built-in payment rules (English, French, German, Spanish labels; common ids; `cc-*`),
+/// and card numbers shown as text.
 pub fn default_rules() -> Vec<Rule> {
     vec![
+        card_text_rule(),
         payment_rule(
             "builtin.card-number",
             &[

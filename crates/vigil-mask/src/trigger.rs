@@ -49,6 +49,27 @@ pub struct FieldInfo {
     /// matched field that holds a value keeps the screen masked after it loses focus.
     #[serde(default)]
     pub has_value: bool,
+    /// The field's identity within its trigger (AT-SPI: bus name and object path; extension:
+    /// frame and field), so that later [`TriggerEvent::FieldState`] reports name it. `None`
+    /// when the trigger cannot follow the field after focus leaves it.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// Where a field that may hold card data is now, as its trigger sampled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum FieldPresence {
+    /// It holds a value and some of it can be on screen, at `rect` when known.
+    Shown {
+        /// Its rectangle in desktop coordinates; `None` when the trigger cannot tell.
+        rect: Option<Rect>,
+    },
+    /// It holds a value but cannot be seen now (a tab in the background, scrolled out of
+    /// view, hidden by the page).
+    Hidden,
+    /// It is empty, or gone with its page (navigated away, tab closed, removed).
+    Gone,
 }
 
 /// Which trigger produced an event.
@@ -101,6 +122,25 @@ pub enum TriggerEvent {
         at_ns: u64,
         /// Who saw it.
         source: TriggerSource,
+        /// Whether the field holds a value, when the trigger knows (`None`: unknown, which
+        /// counts as holding one).
+        has_value: Option<bool>,
+    },
+    /// A sample of where a field is: sent while a field that may show card data is followed
+    /// (the extension for every candidate field and card number shown as text in a page; the
+    /// accessibility watcher for the fields the controller asked it to watch).
+    FieldState {
+        /// When the sample was taken.
+        at_ns: u64,
+        /// Who took it.
+        source: TriggerSource,
+        /// The field's identity within the trigger ([`FieldInfo::key`]).
+        key: String,
+        /// Where it is.
+        presence: FieldPresence,
+        /// What the field is, for a field the controller may not know yet (a form whose
+        /// values a reload restored, a card number shown as text): the rules decide on it.
+        field: Option<FieldInfo>,
     },
     /// A watcher's health changed: while a needed watcher is down, the screen is masked.
     Health {

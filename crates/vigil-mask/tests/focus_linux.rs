@@ -83,7 +83,7 @@ fn watch(desk: &mut TestDesktop) -> Result<(FocusWatcher, Receiver<TriggerEvent>
             .context("desktop without session bus")?;
         // The watcher finds the session bus the way the agent does, through the environment.
         std::env::set_var(key, value);
-        start_focus_watcher(clock, tx)?
+        start_focus_watcher(clock, tx, vigil_mask::WatchedFields::default())?
     };
     match rx.recv_timeout(Duration::from_secs(1))? {
         TriggerEvent::Health { healthy: true, .. } => Ok((watcher, rx, clock)),

@@ -472,6 +472,7 @@ mod tests {
             stride: width as usize * 4,
             format: PixelFormat::Bgr0,
             data: Arc::new(vec![shade; (width * height * 4) as usize]),
+            origin: (0, 0),
         }
     }
 

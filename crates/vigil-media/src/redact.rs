@@ -52,35 +52,51 @@ pub struct MaskSpan {
     pub decided_ns: Option<u64>,
 }
 
-/// The spans known to the media stage.
+/// The spans known to the media stage, each under a stable id (ids survive pruning).
 #[derive(Debug, Clone, Default)]
 pub struct MaskTimeline {
-    spans: Vec<MaskSpan>,
+    /// (id, span), ids increasing.
+    spans: Vec<(usize, MaskSpan)>,
+    next_id: usize,
 }
 
 impl MaskTimeline {
-    /// Adds a span (open while its end is `u64::MAX`); returns its index for [`Self::close`].
+    /// Adds a span (open while its end is `u64::MAX`); returns its id for [`Self::close`].
     pub fn add(&mut self, span: MaskSpan) -> usize {
-        self.spans.push(span);
-        self.spans.len() - 1
+        let id = self.next_id;
+        self.next_id += 1;
+        self.spans.push((id, span));
+        id
+    }
+
+    fn position(&self, id: usize) -> Option<usize> {
+        self.spans.binary_search_by_key(&id, |(i, _)| *i).ok()
     }
 
     /// Ends a span; a span can only be shortened to its own start, never extended backwards.
-    pub fn close(&mut self, index: usize, end_ns: u64) {
-        if let Some(span) = self.spans.get_mut(index) {
+    pub fn close(&mut self, id: usize, end_ns: u64) {
+        if let Some(at) = self.position(id) {
+            let span = &mut self.spans[at].1;
             span.end_ns = end_ns.max(span.start_ns);
         }
     }
 
-    /// The span added at `index`.
-    pub fn span(&self, index: usize) -> Option<&MaskSpan> {
-        self.spans.get(index)
+    /// The span added as `id`, unless pruned.
+    pub fn span(&self, id: usize) -> Option<&MaskSpan> {
+        self.position(id).map(|at| &self.spans[at].1)
+    }
+
+    /// Forgets spans that ended at or before `ns` (media before it has been redacted and
+    /// listed): a long session with region masks that follow a field adds many short spans.
+    pub fn prune_ended_before(&mut self, ns: u64) {
+        self.spans.retain(|(_, s)| s.end_ns > ns);
     }
 
     /// The earliest start or end of a screen span strictly between two instants.
     pub fn screen_edge_between(&self, after_ns: u64, before_ns: u64) -> Option<u64> {
         self.spans
             .iter()
+            .map(|(_, s)| s)
             .filter(|s| s.screen != ScreenMask::None)
             .flat_map(|s| [s.start_ns, s.end_ns])
             .filter(|edge| *edge > after_ns && *edge < before_ns)
@@ -97,11 +113,13 @@ impl MaskTimeline {
     pub fn overlapping(&self, start_ns: u64, end_ns: u64) -> impl Iterator<Item = &MaskSpan> {
         self.spans
             .iter()
+            .map(|(_, s)| s)
             .filter(move |s| s.start_ns < end_ns && s.end_ns > start_ns)
     }
 
     /// Blacks out what the spans covering the frame's timestamp require; returns true if masked.
-    /// A fully masked picture carries a banner with the first full span's reason.
+    /// A fully masked picture carries a banner with the first full span's reason. Regions are
+    /// in desktop coordinates and move by the frame's origin here, in one place.
     pub fn redact_frame(&self, frame: &mut VideoFrame) -> bool {
         let mut masked = false;
         let mut banner = None;
@@ -112,12 +130,19 @@ impl MaskTimeline {
             let (x, y, w, h) = match span.screen {
                 ScreenMask::None => continue,
                 ScreenMask::Full => (0, 0, frame.width, frame.height),
-                ScreenMask::Region(x, y, w, h) => (x.max(0) as u32, y.max(0) as u32, w, h),
+                ScreenMask::Region(x, y, w, h) => {
+                    match picture_rect(frame.origin, (x, y, w, h)) {
+                        Some(rect) => rect,
+                        // Wholly outside the picture: nothing of it is recorded.
+                        None => continue,
+                    }
+                }
             };
             let data = std::sync::Arc::make_mut(&mut frame.data);
-            let x_end = (x + w).min(frame.width) as usize;
-            for row in y.min(frame.height)..(y + h).min(frame.height) {
-                let start = row as usize * frame.stride + x as usize * 4;
+            let x_start = x.min(frame.width) as usize;
+            let x_end = x.saturating_add(w).min(frame.width) as usize;
+            for row in y.min(frame.height)..y.saturating_add(h).min(frame.height) {
+                let start = row as usize * frame.stride + x_start * 4;
                 let end = row as usize * frame.stride + x_end * 4;
                 data[start..end].fill(0);
             }
@@ -149,5 +174,99 @@ impl MaskTimeline {
             let to = (to.min(samples.len() as u128)) as usize;
             samples[(from as usize).min(to)..to].fill(0.0);
         }
+    }
+}
+
+/// A desktop rectangle in the picture's pixels (the picture's top-left is the desktop point
+/// `origin`), clipped at its top and left edges; `None` when nothing of it is inside.
+fn picture_rect(
+    origin: (i32, i32),
+    (x, y, w, h): (i32, i32, u32, u32),
+) -> Option<(u32, u32, u32, u32)> {
+    let left = x as i64 - origin.0 as i64;
+    let top = y as i64 - origin.1 as i64;
+    let right = left + w as i64;
+    let bottom = top + h as i64;
+    if right <= 0 || bottom <= 0 {
+        return None;
+    }
+    let (l, t) = (left.max(0), top.max(0));
+    let clamp = |v: i64| v.min(u32::MAX as i64) as u32;
+    Some((clamp(l), clamp(t), clamp(right - l), clamp(bottom - t)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use vigil_capture::PixelFormat;
+
+    fn white(origin: (i32, i32)) -> VideoFrame {
+        VideoFrame {
+            pts_ns: 1_000,
+            width: 64,
+            height: 32,
+            stride: 64 * 4,
+            format: PixelFormat::Bgr0,
+            data: Arc::new(vec![255; 64 * 32 * 4]),
+            origin,
+        }
+    }
+
+    fn region(x: i32, y: i32, w: u32, h: u32) -> MaskSpan {
+        MaskSpan {
+            start_ns: 0,
+            end_ns: u64::MAX,
+            screen: ScreenMask::Region(x, y, w, h),
+            audio: false,
+            reason: "test".into(),
+            rule_id: None,
+            trigger: "test".into(),
+            decided_ns: None,
+        }
+    }
+
+    fn black(frame: &VideoFrame, x: usize, y: usize) -> bool {
+        frame.data[y * frame.stride + x * 4] == 0
+    }
+
+    #[test]
+    fn regions_move_by_the_origin_of_a_desktop_with_a_monitor_left_and_above() {
+        // The picture starts at desktop (-1920, -1080): a monitor left of and above the
+        // primary. A field at desktop (-1900, -1070) is at picture (20, 10).
+        let mut timeline = MaskTimeline::default();
+        timeline.add(region(-1900, -1070, 8, 4));
+        let mut frame = white((-1920, -1080));
+        assert!(timeline.redact_frame(&mut frame));
+        assert!(black(&frame, 20, 10) && black(&frame, 27, 13));
+        assert!(!black(&frame, 19, 10) && !black(&frame, 28, 13) && !black(&frame, 20, 14));
+        assert!(
+            !black(&frame, 0, 0),
+            "desktop (0, 0) is not the picture's corner"
+        );
+    }
+
+    #[test]
+    fn regions_outside_the_picture_or_straddling_its_edges_are_clipped() {
+        let mut timeline = MaskTimeline::default();
+        timeline.add(region(-10, -10, 15, 15)); // straddles the corner
+        timeline.add(region(5_000, 5_000, 10, 10)); // wholly outside
+        timeline.add(region(60, 30, u32::MAX, u32::MAX)); // past the far edges
+        let mut frame = white((0, 0));
+        assert!(timeline.redact_frame(&mut frame));
+        assert!(black(&frame, 0, 0) && black(&frame, 4, 4) && !black(&frame, 5, 5));
+        assert!(black(&frame, 63, 31) && !black(&frame, 59, 31));
+    }
+
+    #[test]
+    fn ids_survive_pruning_of_ended_spans() {
+        let mut timeline = MaskTimeline::default();
+        let a = timeline.add(region(0, 0, 1, 1));
+        let b = timeline.add(region(0, 0, 1, 1));
+        timeline.close(a, 10);
+        timeline.prune_ended_before(10);
+        assert!(timeline.span(a).is_none());
+        timeline.close(b, 20);
+        assert_eq!(timeline.span(b).map(|s| s.end_ns), Some(20));
     }
 }

@@ -320,6 +320,9 @@ impl Segmenter {
                 ..s.clone()
             })
             .collect();
+        // Spans that ended before this segment began were listed with the previous one and
+        // redact nothing still to come.
+        self.mask.prune_ended_before(self.start_ns);
         let finished = FinishedSegment {
             sequence: self.sequence,
             start_ns: self.start_ns,
@@ -371,6 +374,7 @@ mod tests {
                 (pts_ns / 100_000_000) as u8;
                 (width * height * 4) as usize
             ]),
+            origin: (0, 0),
         })
     }
 

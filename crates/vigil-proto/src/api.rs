@@ -79,6 +79,16 @@ pub struct AgentReport {
     pub masked: bool,
     /// The agent paused the recording.
     pub paused: bool,
+    /// Seconds masked today (UTC day, this recording session and earlier ones of the day).
+    #[serde(default)]
+    pub masked_seconds_today: u64,
+    /// Seconds paused today (UTC day), counted against the policy's daily budget.
+    #[serde(default)]
+    pub paused_seconds_today: u64,
+    /// Pauses refused since it last reported (not allowed, or the daily budget spent), with
+    /// the reason the agent gave; the vault audits each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pause_refusals: Vec<PolicyRefusal>,
 }
 
 /// A policy the agent refused, and why.

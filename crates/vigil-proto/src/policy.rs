@@ -50,6 +50,13 @@ pub struct PolicyLayer {
     /// The longest pause in seconds (10–3600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause_max_seconds: Option<u32>,
+    /// Seconds of pause an agent may take per day, all pauses together (0–86400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_daily_budget_seconds: Option<u32>,
+    /// The longest a CTI/CRM mask through the local API lasts when it names no end, and at
+    /// most when it does (10–14400 seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_mask_max_seconds: Option<u32>,
     /// Days the vault keeps voice (1–3650).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_voice_days: Option<u32>,
@@ -106,6 +113,12 @@ pub struct Policy {
     pub pause_allowed: bool,
     /// The longest pause in seconds.
     pub pause_max_seconds: u32,
+    /// Seconds of pause per day, all pauses together.
+    #[serde(default = "default_pause_budget")]
+    pub pause_daily_budget_seconds: u32,
+    /// The longest an API mask lasts.
+    #[serde(default = "default_api_mask_max")]
+    pub api_mask_max_seconds: u32,
     /// Days the vault keeps voice.
     pub retention_voice_days: u32,
     /// Days the vault keeps screen.
@@ -134,6 +147,8 @@ impl Default for Policy {
             focus_masking: true,
             pause_allowed: false,
             pause_max_seconds: 300,
+            pause_daily_budget_seconds: default_pause_budget(),
+            api_mask_max_seconds: default_api_mask_max(),
             retention_voice_days: 2555,
             retention_screen_days: 180,
             upload_max_bytes_per_second: 0,
@@ -142,6 +157,16 @@ impl Default for Policy {
             mask_rules: Vec::new(),
         }
     }
+}
+
+/// Half an hour of pauses a day unless the organization says otherwise.
+fn default_pause_budget() -> u32 {
+    1800
+}
+
+/// A CTI/CRM mask that is never ended lifts after 15 minutes.
+fn default_api_mask_max() -> u32 {
+    900
 }
 
 /// Where a layer sits.
@@ -249,6 +274,22 @@ impl PolicyLayer {
         )?;
         check(
             scope,
+            "pause_daily_budget_seconds",
+            n(self.pause_daily_budget_seconds),
+            0,
+            86_400,
+            "0-86400",
+        )?;
+        check(
+            scope,
+            "api_mask_max_seconds",
+            n(self.api_mask_max_seconds),
+            10,
+            14_400,
+            "10-14400",
+        )?;
+        check(
+            scope,
             "retention_voice_days",
             n(self.retention_voice_days),
             1,
@@ -306,6 +347,8 @@ impl Policy {
                 focus_masking,
                 pause_allowed,
                 pause_max_seconds,
+                pause_daily_budget_seconds,
+                api_mask_max_seconds,
                 retention_voice_days,
                 retention_screen_days,
                 upload_max_bytes_per_second,

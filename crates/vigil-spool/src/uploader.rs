@@ -302,6 +302,7 @@ impl Worker {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let refusals = report.policy_refusals.len();
+        let pause_refusals = report.pause_refusals.len();
         let heartbeat = Heartbeat {
             kind: HEARTBEAT_KIND.into(),
             device_id: self.delivery.device_id,
@@ -340,6 +341,8 @@ impl Worker {
                     .unwrap_or_else(|p| p.into_inner());
                 let n = refusals.min(shared.policy_refusals.len());
                 shared.policy_refusals.drain(..n);
+                let n = pause_refusals.min(shared.pause_refusals.len());
+                shared.pause_refusals.drain(..n);
             }
             Err(e) => tracing::debug!(error = %e, "heartbeat not delivered"),
         }

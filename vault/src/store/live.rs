@@ -25,6 +25,10 @@ pub struct AgentStateRow {
     pub masked: bool,
     /// The agent paused.
     pub paused: bool,
+    /// Seconds masked today (UTC day), as it reported.
+    pub masked_seconds_today: i64,
+    /// Seconds paused today (UTC day), as it reported.
+    pub paused_seconds_today: i64,
     /// Segments waiting in its spool.
     pub backlog_segments: i64,
     /// Their bytes.

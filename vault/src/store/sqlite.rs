@@ -84,7 +84,7 @@ impl SqliteStore {
             }
         }
         conn.execute_batch(policy::SCHEMA)?;
-        conn.execute_batch(live::SCHEMA)?;
+        live::migrate(&conn)?;
         access::migrate(&mut conn)?;
         let readers = (0..READERS)
             .map(|_| {

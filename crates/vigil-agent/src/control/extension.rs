@@ -7,7 +7,7 @@
 //! onto the session clock, never later than the arrival and at most 400 ms earlier.
 
 use serde::{Deserialize, Serialize};
-use vigil_mask::{FieldInfo, TriggerEvent, TriggerSource};
+use vigil_mask::{FieldInfo, FieldPresence, TriggerEvent, TriggerSource};
 
 /// How far back an extension stamp may place an event: well within the delay line (600 ms), so
 /// that a span never begins before media already released; never into the future.
@@ -55,8 +55,37 @@ pub enum ExtensionMessage {
         #[serde(default)]
         has_value: bool,
     },
+    /// Where the page's candidate fields (payment-like, or focused before, holding a value)
+    /// and card numbers shown as text are: sent by the top frame of a visible page whenever
+    /// one moves, shows, hides or empties, and every 100 ms while one is shown (its position
+    /// is stale, and the whole screen masked, without it); `gone` for each when its page
+    /// goes. Rectangles only, never text.
+    Fields {
+        /// When the sample was taken, in wall milliseconds.
+        #[serde(default)]
+        at_wall_ms: Option<f64>,
+        /// One entry per field or piece of text.
+        #[serde(default)]
+        fields: Vec<FieldReport>,
+    },
     /// The browser closed the host's input: the extension is gone on purpose (browser closed).
     Bye,
+}
+
+/// One field (or card number shown as text) in a [`ExtensionMessage::Fields`] report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldReport {
+    /// Its identity, stable while its page lives.
+    pub key: String,
+    /// Where it is.
+    pub presence: FieldPresence,
+    /// What it is (the first report of it; the agent's rules decide whether it is held).
+    #[serde(default)]
+    pub field: Option<FieldInfo>,
+    /// When it was first seen holding a value, if earlier than the report (a form a reload
+    /// restored before the script could look), in wall milliseconds.
+    #[serde(default)]
+    pub since_wall_ms: Option<f64>,
 }
 
 /// The session-clock time of an event stamped `at_wall_ms`, received at `now_ns`.
@@ -79,6 +108,8 @@ pub(crate) struct ExtensionLink {
     last_seen_ns: Option<u64>,
     /// Whether a "host gone" event is out (the screen is masked).
     reported_down: bool,
+    /// Whether the host has said anything since it (re)started.
+    attached: bool,
     /// The browser the host runs under.
     app: Option<String>,
 }
@@ -95,9 +126,18 @@ impl ExtensionLink {
         let mut events = Vec::new();
         if matches!(message, ExtensionMessage::Bye) {
             self.last_seen_ns = None;
+            self.attached = false;
         } else {
             self.last_seen_ns = Some(now_ns);
             self.app = app.map(str::to_string).or(self.app.take());
+            if !std::mem::replace(&mut self.attached, true) && !self.reported_down {
+                events.push(TriggerEvent::Health {
+                    at_ns: now_ns,
+                    source,
+                    healthy: true,
+                    detail: "browser extension attached".into(),
+                });
+            }
         }
         if self.reported_down {
             self.reported_down = false;
@@ -135,10 +175,32 @@ impl ExtensionLink {
                     field,
                 });
             }
-            ExtensionMessage::Blur { at_wall_ms, .. } => events.push(TriggerEvent::FocusLost {
+            ExtensionMessage::Blur {
+                at_wall_ms,
+                has_value,
+            } => events.push(TriggerEvent::FocusLost {
                 at_ns: session_time(now_ns, *at_wall_ms),
                 source,
+                has_value: Some(*has_value),
             }),
+            ExtensionMessage::Fields { at_wall_ms, fields } => {
+                let at_ns = session_time(now_ns, *at_wall_ms);
+                events.extend(fields.iter().map(|report| {
+                    let field = report.field.clone().map(|mut f| {
+                        f.app = f.app.or_else(|| self.app.clone());
+                        f
+                    });
+                    TriggerEvent::FieldState {
+                        at_ns: report
+                            .since_wall_ms
+                            .map_or(at_ns, |since| session_time(now_ns, Some(since)).min(at_ns)),
+                        source,
+                        key: report.key.clone(),
+                        presence: report.presence,
+                        field,
+                    }
+                }));
+            }
         }
         events
     }

@@ -12,7 +12,7 @@ mod state;
 pub use client::{ControlClient, ControlClientError};
 pub use endpoint::{ControlEndpoint, EndpointError};
 pub(crate) use extension::ExtensionLink;
-pub use extension::ExtensionMessage;
+pub use extension::{ExtensionMessage, FieldReport};
 pub use server::{ControlServer, ServeError};
 pub use state::{ActiveMask, AgentState, PauseState, TriggerHealth};
 
@@ -62,6 +62,12 @@ pub enum ControlRefusal {
     /// Manual pause is off in the configuration.
     #[error("manual pause is not allowed by the configuration")]
     PauseNotAllowed,
+    /// Today's pause budget (policy `pause_daily_budget_seconds`) is spent.
+    #[error("today's pause budget of {budget_seconds} s is spent")]
+    PauseBudgetSpent {
+        /// The daily budget.
+        budget_seconds: u64,
+    },
     /// No API mask has that id (or it already ended).
     #[error("no mask with id {id}")]
     NoSuchMask {

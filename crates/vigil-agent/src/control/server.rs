@@ -239,7 +239,7 @@ fn ask(
 
 fn status_of(refusal: &ControlRefusal) -> u16 {
     match refusal {
-        ControlRefusal::PauseNotAllowed => 403,
+        ControlRefusal::PauseNotAllowed | ControlRefusal::PauseBudgetSpent { .. } => 403,
         ControlRefusal::NoSuchMask { .. } => 404,
         ControlRefusal::BadRequest { .. } => 400,
         ControlRefusal::NotRecording => 503,

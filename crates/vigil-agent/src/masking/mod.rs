@@ -2,20 +2,27 @@
 //! stage's mask timeline, before the delay line releases the media they cover.
 
 mod manual;
+mod usage;
 
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) use manual::PausePolicy;
+pub(crate) use usage::DailyUsage;
 
 use vigil_capture::{AudioChunk, AudioRole};
 use vigil_mask::{
     DtmfDetector, MaskCommand, MaskController, ScreenMask, ToneSpan, TriggerEvent, TriggerSource,
+    WatchedFields,
 };
 use vigil_media::{MaskSpan, MaskTimeline};
 
 use crate::control::{
-    ActiveMask, AgentState, ControlCommand, ControlRefusal, ExtensionLink, TriggerHealth,
+    ActiveMask, AgentState, ControlCommand, ControlRefusal, ExtensionLink, ExtensionMessage,
+    TriggerHealth,
 };
+
+/// The extension's health until a browser's extension connects.
+const NOT_ATTACHED: &str = "no browser extension attached";
 
 /// How long audio stays silent after the last DTMF tone.
 const DTMF_TAIL_NS: u64 = 1_500_000_000;
@@ -36,6 +43,8 @@ pub(crate) struct Masking {
     health: BTreeMap<&'static str, (bool, String)>,
     /// `None` when field masking is off: the extension's reports are ignored.
     extension: Option<ExtensionLink>,
+    /// The fields the accessibility watcher follows for the controller.
+    watched: WatchedFields,
 }
 
 impl Masking {
@@ -45,15 +54,50 @@ impl Masking {
         fields: bool,
         pause_policy: PausePolicy,
     ) -> Self {
+        let mut health = BTreeMap::new();
+        if fields {
+            // Until a browser's extension says hello: a page's fields are then seen through
+            // the accessibility bus only (no autocomplete tokens, no page rectangles).
+            health.insert(
+                TriggerSource::Extension.as_str(),
+                (false, NOT_ATTACHED.to_string()),
+            );
+        }
         Self {
             controller,
             spans: HashMap::new(),
             dtmf: dtmf.then(HashMap::new),
             manual: manual::ManualMasks::default(),
             pause_policy,
-            health: BTreeMap::new(),
+            health,
             extension: fields.then(ExtensionLink::default),
+            watched: WatchedFields::default(),
         }
+    }
+
+    /// The fields the accessibility watcher is to follow (hand to [`FocusWatchdog::start`]).
+    pub(crate) fn watched_fields(&self) -> WatchedFields {
+        self.watched.clone()
+    }
+
+    /// The recording's frame interval: held fields whose position is older mask the screen.
+    pub(crate) fn set_frame_interval(&mut self, interval_ns: u64) {
+        self.controller.set_frame_interval(interval_ns);
+    }
+
+    /// Pause time used earlier today (kept in the spool by earlier sessions).
+    pub(crate) fn set_paused_today(&mut self, used_ns: u64) {
+        self.manual = manual::ManualMasks::with_used_today(used_ns);
+    }
+
+    /// Pause time used today, up to `now_ns`.
+    pub(crate) fn paused_today_ns(&self, now_ns: u64, timeline: &MaskTimeline) -> u64 {
+        self.manual.paused_ns(now_ns, timeline)
+    }
+
+    /// Pauses refused since the last call (for the heartbeat).
+    pub(crate) fn take_pause_refusals(&mut self) -> Vec<String> {
+        self.manual.take_refusals()
     }
 
     /// Turns DTMF masking on or off (policy).
@@ -74,11 +118,15 @@ impl Masking {
         self.pause_policy = policy;
     }
 
-    /// Time-driven checks: a browser extension host that fell silent masks the screen.
+    /// Time-driven checks: a browser extension host that fell silent masks the screen; held
+    /// fields whose position went stale mask it too.
     pub(crate) fn tick(&mut self, now_ns: u64, timeline: &mut MaskTimeline) {
         if let Some(event) = self.extension.as_mut().and_then(|l| l.check(now_ns)) {
             tracing::warn!("browser extension host stopped answering: screen masked");
             self.on_trigger(&event, now_ns, timeline);
+        }
+        for command in self.controller.tick(now_ns) {
+            self.apply(command, now_ns, timeline);
         }
     }
 
@@ -96,7 +144,8 @@ impl Masking {
                 max_seconds,
             } => {
                 let max_ns = max_seconds.map(|s| s.saturating_mul(1_000_000_000));
-                self.manual.start_mask(now_ns, reason, max_ns, timeline);
+                self.manual
+                    .start_mask(now_ns, reason, max_ns, self.pause_policy, timeline);
                 Ok(())
             }
             ControlCommand::EndMask { id } => self.manual.end_mask(now_ns, *id, timeline),
@@ -115,6 +164,13 @@ impl Masking {
                 };
                 for event in events {
                     self.on_trigger(&event, now_ns, timeline);
+                }
+                if self.extension.is_some() && matches!(**message, ExtensionMessage::Bye) {
+                    // Closed on purpose (the browser quit): nothing to mask, but say so.
+                    self.health.insert(
+                        TriggerSource::Extension.as_str(),
+                        (false, NOT_ATTACHED.to_string()),
+                    );
                 }
                 Ok(())
             }
@@ -222,6 +278,14 @@ impl Masking {
                     timeline.close(index, end_ns);
                 }
             }
+            MaskCommand::Watch { source, key } if source == TriggerSource::Accessibility => {
+                self.watched.watch(&key)
+            }
+            MaskCommand::Unwatch { source, key } if source == TriggerSource::Accessibility => {
+                self.watched.unwatch(&key)
+            }
+            // The extension reports its fields without being asked.
+            MaskCommand::Watch { .. } | MaskCommand::Unwatch { .. } => {}
         }
     }
 
@@ -276,6 +340,7 @@ impl FocusWatchdog {
     pub(crate) fn start(
         clock: vigil_capture::Clock,
         tx: crossbeam_channel::Sender<TriggerEvent>,
+        watched: WatchedFields,
     ) -> Self {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -285,7 +350,7 @@ impl FocusWatchdog {
             .spawn(move || {
                 let mut reported: Option<String> = None;
                 while !flag.load(Ordering::SeqCst) {
-                    match vigil_mask::start_focus_watcher(clock, tx.clone()) {
+                    match vigil_mask::start_focus_watcher(clock, tx.clone(), watched.clone()) {
                         Ok(watcher) => {
                             reported = None;
                             while !flag.load(Ordering::SeqCst) && watcher.is_running() {

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use vigil_e2e::TestDesktop;
 
+pub mod frames;
 pub mod rig;
 pub mod tls_proxy;
 

@@ -16,6 +16,7 @@ use atspi::proxy::bus::{BusProxy, StatusProxy};
 use atspi::proxy::component::ComponentProxy;
 use atspi::proxy::document::DocumentProxy;
 use atspi::proxy::registry::RegistryProxy;
+use atspi::proxy::text::TextProxy;
 use atspi::zbus::{self, proxy::CacheProperties, MessageStream};
 use atspi::{CoordType, ObjectRefOwned, RelationType, Role, State};
 use crossbeam_channel::Sender;
@@ -23,8 +24,8 @@ use futures_lite::{future, StreamExt};
 use vigil_capture::Clock;
 
 use super::tracker::{Change, FocusTracker};
-use super::{FocusWatcher, FocusWatcherError};
-use crate::{FieldInfo, Rect, TriggerEvent, TriggerSource};
+use super::{FocusWatcher, FocusWatcherError, WatchedFields};
+use crate::{FieldInfo, FieldPresence, Rect, TriggerEvent, TriggerSource};
 
 /// The registry event that makes toolkits send focus changes (and only those).
 const FOCUS_EVENT: &str = "object:state-changed:focused";
@@ -37,12 +38,22 @@ const MAX_ANCESTORS: usize = 64;
 const APP_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Start-up is a handful of calls to local buses.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often watched fields are sampled.
+const FIELD_POLL: Duration = Duration::from_millis(100);
+/// D-Bus errors that mean the object (or its whole application) no longer exists.
+const GONE_ERRORS: [&str; 4] = [
+    "org.freedesktop.DBus.Error.UnknownObject",
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+    "org.freedesktop.DBus.Error.UnknownMethod",
+];
 
 type StartResult = Result<(), FocusWatcherError>;
 
 pub(super) fn start(
     clock: Clock,
     tx: Sender<TriggerEvent>,
+    watched: WatchedFields,
 ) -> Result<FocusWatcher, FocusWatcherError> {
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let (ready_tx, ready_rx) = mpsc::sync_channel::<StartResult>(1);
@@ -53,7 +64,7 @@ pub(super) fn start(
                 // Ends when the FocusWatcher drops its sender.
                 let _ = stop_rx.recv().await;
             };
-            future::block_on(future::or(watch(clock, tx, ready_tx), stopped));
+            future::block_on(future::or(watch(clock, tx, watched, ready_tx), stopped));
         })
         .map_err(FocusWatcherError::Thread)?;
     let watcher = FocusWatcher::new(stop_tx, thread);
@@ -71,7 +82,12 @@ pub(super) fn start(
 
 /// The whole life of the watcher thread: start-up (reported on `ready`), then events until the
 /// bus connection ends.
-async fn watch(clock: Clock, tx: Sender<TriggerEvent>, ready: mpsc::SyncSender<StartResult>) {
+async fn watch(
+    clock: Clock,
+    tx: Sender<TriggerEvent>,
+    watched: WatchedFields,
+    ready: mpsc::SyncSender<StartResult>,
+) {
     let subscribed = async {
         let conn = connect().await?;
         let stream = subscribe(&conn).await?;
@@ -91,6 +107,7 @@ async fn watch(clock: Clock, tx: Sender<TriggerEvent>, ready: mpsc::SyncSender<S
     ));
     let _ = ready.send(Ok(()));
     tracing::debug!("AT-SPI focus watcher subscribed");
+    let _poller = FieldPoller::start(conn.clone(), clock, tx.clone(), watched);
     let detail = pump(&conn, stream, clock, &tx).await;
     tracing::warn!(%detail, "AT-SPI focus watcher stopped");
     let _ = tx.send(health(&clock, false, detail));
@@ -181,6 +198,7 @@ async fn pump(
                 Change::Lost => TriggerEvent::FocusLost {
                     at_ns,
                     source: TriggerSource::Accessibility,
+                    has_value: None,
                 },
                 Change::Gained => TriggerEvent::FocusGained {
                     at_ns,
@@ -206,9 +224,17 @@ where
     let name = object
         .name()
         .ok_or_else(|| zbus::Error::Failure("object reference without bus name".into()))?;
+    proxy_at(conn, name.as_str(), object.path().as_str()).await
+}
+
+/// [`proxy`] for an object named by its bus name and path.
+async fn proxy_at<'c, P>(conn: &'c zbus::Connection, name: &str, path: &str) -> zbus::Result<P>
+where
+    P: zbus::proxy::Defaults + From<zbus::Proxy<'c>>,
+{
     zbus::proxy::Builder::<P>::new(conn)
-        .destination(name.to_owned())?
-        .path(object.path().to_owned())?
+        .destination(name.to_string())?
+        .path(path.to_string())?
         .cache_properties(CacheProperties::No)
         .build()
         .await
@@ -217,7 +243,10 @@ where
 /// Everything that identifies the focused object. Each query may fail (the object may already
 /// be gone); what was learned is kept. Its text is never read.
 async fn describe(conn: &zbus::Connection, item: &ObjectRefOwned) -> FieldInfo {
-    let mut field = FieldInfo::default();
+    let mut field = FieldInfo {
+        key: object_key(item),
+        ..FieldInfo::default()
+    };
     let Ok(accessible) = proxy::<AccessibleProxy>(conn, item).await else {
         return field;
     };
@@ -253,7 +282,12 @@ async fn role_of(accessible: &AccessibleProxy<'_>) -> Option<Role> {
 }
 
 async fn screen_rect(conn: &zbus::Connection, item: &ObjectRefOwned) -> Option<Rect> {
-    let component = proxy::<ComponentProxy>(conn, item).await.ok()?;
+    let name = item.name()?;
+    screen_rect_at(conn, name.as_str(), item.path().as_str()).await
+}
+
+async fn screen_rect_at(conn: &zbus::Connection, name: &str, path: &str) -> Option<Rect> {
+    let component = proxy_at::<ComponentProxy>(conn, name, path).await.ok()?;
     let (x, y, width, height) = component.get_extents(CoordType::Screen).await.ok()?;
     Some(Rect {
         x,
@@ -325,4 +359,100 @@ async fn document_url(conn: &zbus::Connection, document: &ObjectRefOwned) -> Opt
 
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
+}
+
+/// A field's key: its application's bus name and its object path (`:1.42/org/a11y/…`).
+fn object_key(item: &ObjectRefOwned) -> Option<String> {
+    let name = item.name()?;
+    Some(format!("{}{}", name.as_str(), item.path().as_str()))
+}
+
+/// Samples the watched fields every [`FIELD_POLL`] on a thread of its own (zbus runs the
+/// connection's I/O on its own executor, so blocking calls here do not stall the focus pump).
+struct FieldPoller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FieldPoller {
+    fn start(
+        conn: zbus::Connection,
+        clock: Clock,
+        tx: Sender<TriggerEvent>,
+        watched: WatchedFields,
+    ) -> Option<Self> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("vigil-field-poll".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    for key in watched.keys() {
+                        let at_ns = clock.now_ns();
+                        let presence = future::block_on(sample(&conn, &key));
+                        let event = TriggerEvent::FieldState {
+                            at_ns,
+                            source: TriggerSource::Accessibility,
+                            key,
+                            presence,
+                            field: None,
+                        };
+                        if tx.send(event).is_err() {
+                            return;
+                        }
+                    }
+                    std::thread::sleep(FIELD_POLL);
+                }
+            })
+            .map_err(|e| tracing::warn!(error = %e, "cannot start the field poller"))
+            .ok()?;
+        Some(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for FieldPoller {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Where a watched field is now. Only a definite answer releases it: an object the
+/// application says is gone or defunct, or a text field with no characters. A slow or failing
+/// application gives "shown, position unknown" (the whole screen stays masked).
+async fn sample(conn: &zbus::Connection, key: &str) -> FieldPresence {
+    let unknown = FieldPresence::Shown { rect: None };
+    let Some((name, path)) = key.find('/').map(|at| key.split_at(at)) else {
+        return FieldPresence::Gone;
+    };
+    let Ok(accessible) = proxy_at::<AccessibleProxy>(conn, name, path).await else {
+        return unknown;
+    };
+    let states = match accessible.get_state().await {
+        Ok(states) => states,
+        Err(zbus::Error::MethodError(error, _, _)) if GONE_ERRORS.contains(&error.as_str()) => {
+            return FieldPresence::Gone
+        }
+        Err(_) => return unknown,
+    };
+    if states.contains(State::Defunct) {
+        return FieldPresence::Gone;
+    }
+    let count = async {
+        let text = proxy_at::<TextProxy>(conn, name, path).await.ok()?;
+        text.character_count().await.ok()
+    };
+    let (count, rect) = future::zip(count, screen_rect_at(conn, name, path)).await;
+    if count == Some(0) {
+        return FieldPresence::Gone;
+    }
+    if !states.contains(State::Showing) || !states.contains(State::Visible) {
+        return FieldPresence::Hidden;
+    }
+    FieldPresence::Shown { rect }
 }

@@ -223,6 +223,7 @@ impl Shared {
                 self.send(TriggerEvent::FocusLost {
                     at_ns,
                     source: TriggerSource::Accessibility,
+                    has_value: None,
                 });
             }
         }

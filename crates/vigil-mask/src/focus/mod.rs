@@ -21,6 +21,8 @@ mod tracker;
 #[cfg(target_os = "windows")]
 mod windows;
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
@@ -65,6 +67,36 @@ pub enum FocusWatcherError {
     /// No focus watcher exists for this OS.
     #[error("no focus watcher on this OS")]
     Unsupported,
+}
+
+/// The fields the accessibility watcher follows after focus left them (their
+/// [`FieldInfo::key`](crate::FieldInfo::key)s), shared between the masking stage, which asks
+/// for them ([`MaskCommand::Watch`](crate::MaskCommand::Watch)), and the watcher, which reports
+/// a [`FieldState`](crate::TriggerEvent::FieldState) of each about every 100 ms. Backends that
+/// give no keys (Windows, macOS today) never get any to watch.
+#[derive(Debug, Clone, Default)]
+pub struct WatchedFields(Arc<Mutex<BTreeSet<String>>>);
+
+impl WatchedFields {
+    /// Starts following `key`.
+    pub fn watch(&self, key: &str) {
+        self.lock().insert(key.to_string());
+    }
+
+    /// Stops following `key`.
+    pub fn unwatch(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// The keys followed now.
+    pub fn keys(&self) -> Vec<String> {
+        self.lock().iter().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // A poisoned set is still a set of strings: keep using it.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A running focus watcher. Its thread stops when this is dropped or [`stop`](Self::stop)ped.
@@ -116,13 +148,15 @@ impl Drop for FocusWatcher {
 }
 
 /// Starts watching accessibility focus on its own thread and returns once subscribed (or why
-/// not). Events go to `tx`; their `at_ns` comes from `clock`.
+/// not). Events go to `tx`; their `at_ns` comes from `clock`. The fields in `watched` are
+/// sampled about every 100 ms.
 #[cfg(target_os = "linux")]
 pub fn start_focus_watcher(
     clock: Clock,
     tx: Sender<TriggerEvent>,
+    watched: WatchedFields,
 ) -> Result<FocusWatcher, FocusWatcherError> {
-    linux::start(clock, tx)
+    linux::start(clock, tx, watched)
 }
 
 /// Starts watching accessibility focus on its own thread and returns once subscribed (or why
@@ -131,6 +165,7 @@ pub fn start_focus_watcher(
 pub fn start_focus_watcher(
     clock: Clock,
     tx: Sender<TriggerEvent>,
+    _watched: WatchedFields,
 ) -> Result<FocusWatcher, FocusWatcherError> {
     windows::start(clock, tx)
 }
@@ -143,6 +178,7 @@ pub fn start_focus_watcher(
 pub fn start_focus_watcher(
     clock: Clock,
     tx: Sender<TriggerEvent>,
+    _watched: WatchedFields,
 ) -> Result<FocusWatcher, FocusWatcherError> {
     macos::start(clock, tx)
 }
@@ -152,6 +188,7 @@ pub fn start_focus_watcher(
 pub fn start_focus_watcher(
     _clock: Clock,
     _tx: Sender<TriggerEvent>,
+    _watched: WatchedFields,
 ) -> Result<FocusWatcher, FocusWatcherError> {
     Err(FocusWatcherError::Unsupported)
 }

@@ -22,10 +22,13 @@ CREATE TABLE IF NOT EXISTS agent_states (
   last_refusal TEXT,
   last_refusal_at BIGINT
 );
+ALTER TABLE agent_states ADD COLUMN IF NOT EXISTS masked_seconds_today BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE agent_states ADD COLUMN IF NOT EXISTS paused_seconds_today BIGINT NOT NULL DEFAULT 0;
 ";
 
 const COLUMNS: &str = "device_id, reported_at, agent_version, policy_version, recording, \
-     screen, masked, paused, backlog_segments, backlog_bytes, last_refusal, last_refusal_at";
+     screen, masked, paused, backlog_segments, backlog_bytes, last_refusal, last_refusal_at, \
+     masked_seconds_today, paused_seconds_today";
 
 fn row(r: &Row) -> Result<AgentStateRow, StoreError> {
     Ok(AgentStateRow {
@@ -41,6 +44,8 @@ fn row(r: &Row) -> Result<AgentStateRow, StoreError> {
         backlog_bytes: r.try_get(9)?,
         last_refusal: r.try_get(10)?,
         last_refusal_at: r.try_get(11)?,
+        masked_seconds_today: r.try_get(12)?,
+        paused_seconds_today: r.try_get(13)?,
     })
 }
 
@@ -50,12 +55,14 @@ impl LiveStore for PostgresStore {
             c.execute(
                 &format!(
                     "INSERT INTO agent_states ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                     $9, $10, $11, $12) ON CONFLICT (device_id) DO UPDATE SET \
+                     $9, $10, $11, $12, $13, $14) ON CONFLICT (device_id) DO UPDATE SET \
                      reported_at = excluded.reported_at, agent_version = excluded.agent_version, \
                      policy_version = excluded.policy_version, recording = excluded.recording, \
                      screen = excluded.screen, masked = excluded.masked, paused = excluded.paused, \
                      backlog_segments = excluded.backlog_segments, \
                      backlog_bytes = excluded.backlog_bytes, \
+                     masked_seconds_today = excluded.masked_seconds_today, \
+                     paused_seconds_today = excluded.paused_seconds_today, \
                      last_refusal = COALESCE(excluded.last_refusal, agent_states.last_refusal), \
                      last_refusal_at = COALESCE(excluded.last_refusal_at, agent_states.last_refusal_at)"
                 ),
@@ -72,6 +79,8 @@ impl LiveStore for PostgresStore {
                     &s.backlog_bytes,
                     &s.last_refusal,
                     &s.last_refusal_at,
+                    &s.masked_seconds_today,
+                    &s.paused_seconds_today,
                 ],
             )?;
             Ok(())

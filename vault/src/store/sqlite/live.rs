@@ -6,6 +6,33 @@ use super::{uuid_col, SqliteStore};
 use crate::store::live::{AgentStateRow, LiveStore};
 use crate::store::StoreError;
 
+/// Columns added after the table first shipped, with their DDL.
+const ADDED: [(&str, &str); 2] = [
+    (
+        "masked_seconds_today",
+        "ALTER TABLE agent_states ADD COLUMN masked_seconds_today INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "paused_seconds_today",
+        "ALTER TABLE agent_states ADD COLUMN paused_seconds_today INTEGER NOT NULL DEFAULT 0",
+    ),
+];
+
+/// Creates the table, and adds the columns an older vault's table lacks.
+pub(super) fn migrate(conn: &rusqlite::Connection) -> Result<(), StoreError> {
+    conn.execute_batch(SCHEMA)?;
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('agent_states')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (column, ddl) in ADDED {
+        if !columns.iter().any(|c| c == column) {
+            conn.execute_batch(ddl)?;
+        }
+    }
+    Ok(())
+}
+
 /// Created at every open (idempotent).
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS agent_states (
@@ -25,7 +52,8 @@ CREATE TABLE IF NOT EXISTS agent_states (
 ";
 
 const COLUMNS: &str = "device_id, reported_at, agent_version, policy_version, recording, \
-     screen, masked, paused, backlog_segments, backlog_bytes, last_refusal, last_refusal_at";
+     screen, masked, paused, backlog_segments, backlog_bytes, last_refusal, last_refusal_at, \
+     masked_seconds_today, paused_seconds_today";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<AgentStateRow> {
     Ok(AgentStateRow {
@@ -41,6 +69,8 @@ fn row(r: &Row<'_>) -> rusqlite::Result<AgentStateRow> {
         backlog_bytes: r.get(9)?,
         last_refusal: r.get(10)?,
         last_refusal_at: r.get(11)?,
+        masked_seconds_today: r.get(12)?,
+        paused_seconds_today: r.get(13)?,
     })
 }
 
@@ -50,11 +80,13 @@ impl LiveStore for SqliteStore {
         // A heartbeat without a new refusal keeps the last one shown.
         conn.prepare_cached(&format!(
             "INSERT INTO agent_states ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-             ?10, ?11, ?12) ON CONFLICT (device_id) DO UPDATE SET reported_at = excluded.reported_at, \
+             ?10, ?11, ?12, ?13, ?14) ON CONFLICT (device_id) DO UPDATE SET reported_at = excluded.reported_at, \
              agent_version = excluded.agent_version, policy_version = excluded.policy_version, \
              recording = excluded.recording, screen = excluded.screen, masked = excluded.masked, \
              paused = excluded.paused, backlog_segments = excluded.backlog_segments, \
              backlog_bytes = excluded.backlog_bytes, \
+             masked_seconds_today = excluded.masked_seconds_today, \
+             paused_seconds_today = excluded.paused_seconds_today, \
              last_refusal = COALESCE(excluded.last_refusal, agent_states.last_refusal), \
              last_refusal_at = COALESCE(excluded.last_refusal_at, agent_states.last_refusal_at)"
         ))?
@@ -70,7 +102,9 @@ impl LiveStore for SqliteStore {
             s.backlog_segments,
             s.backlog_bytes,
             s.last_refusal,
-            s.last_refusal_at
+            s.last_refusal_at,
+            s.masked_seconds_today,
+            s.paused_seconds_today
         ])?;
         Ok(())
     }

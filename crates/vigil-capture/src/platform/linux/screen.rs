@@ -254,6 +254,8 @@ fn grab_until_change(
             stride,
             format: PixelFormat::Bgr0,
             data: frame,
+            // X11's root window starts at (0, 0): desktop and picture coordinates agree.
+            origin: (0, 0),
         };
         if tx.send(Capture::Video(video)).is_err() {
             return Ok(());

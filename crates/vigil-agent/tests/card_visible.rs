@@ -1,0 +1,305 @@
+//! Acceptance (issue 11): card data stays masked for as long as it is on screen, not only
+//! while its field has focus.
+//!
+//! A checkout page of its own (`assets/pay/form.html`: card fields among billing-address
+//! fields, no `autocomplete` hints, served over HTTP) in an ordinary Chromium window with the
+//! extension and AT-SPI. The agent types the name on the card, the card number, the expiry and
+//! the security code with Tab between them, then the address on the same page, and then goes
+//! through every transition of the issue: the address bar, a scroll that takes the card out
+//! of view and back, another window and back, another tab and back, a reload (Chromium
+//! restores the values), a page that shows a stored card as text, history back and forward.
+//!
+//! Judged on every decoded frame: OCR never reads the typed digits, the expiry or the code (an
+//! unmasked screenshot taken during the run proves OCR reads them); while only region masks
+//! are in force, the address typed afterwards stays readable; the stored card on the receipt is
+//! masked, the order number beside it (16 digits, not Luhn-valid) is not.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::frames::{self, ScreenSpan};
+use common::*;
+use vigil_e2e::TestDesktop;
+
+const CARD: &str = "4000056655665556";
+const EXPIRY: &str = "11/29";
+const CODE: &str = "842";
+const STORED_CARD: &str = "5105105105105100";
+const ORDER_NUMBER: &str = "7301946528301947";
+const STREET: &str = "12 HARBOUR ROAD";
+
+fn pay_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/pay")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A static HTTP server over `assets/pay` on a free loopback port (Python's), reaped on drop.
+struct PageServer {
+    child: Child,
+    port: u16,
+}
+
+impl PageServer {
+    fn start(desk: &TestDesktop) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = desk
+            .command("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .arg("--directory")
+            .arg(pay_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for PageServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn key(desk: &TestDesktop, keys: &str) {
+    xdotool(desk, &["key", "--clearmodifiers", keys]);
+}
+
+fn type_text(desk: &TestDesktop, text: &str) {
+    xdotool(desk, &["type", "--delay", "80", text]);
+}
+
+fn pause(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// The session-clock time of a wall instant, by the first segment's stamps.
+fn wall_to_session(first: &serde_json::Value, wall_ns: u128) -> u64 {
+    let seg_wall = common::wall_ns(&first["start"]["wall"]) as i128;
+    let seg_mono = first["start"]["mono_ns"].as_u64().unwrap() as i128;
+    (seg_mono + wall_ns as i128 - seg_wall).max(0) as u64
+}
+
+/// When each step of the run began (wall ns).
+#[derive(Default, Debug)]
+struct Steps {
+    address_typed: u128,
+    address_bar: u128,
+    receipt: u128,
+    end: u128,
+}
+
+#[test]
+fn card_data_stays_masked_while_it_can_be_seen() {
+    let mut desk = TestDesktop::start().unwrap();
+    desk.start_accessibility().unwrap();
+    let id = identity(desk.dir());
+    let speech = desk
+        .speech_wav("agent", "Could you read me the card number please", 90)
+        .unwrap();
+    let tone = desk.tone_wav("caller", 440, 90).unwrap();
+    let _caller = desk.play("caller", &tone).unwrap();
+    let _mic = desk.play("micfeed", &speech).unwrap();
+    let server = PageServer::start(&desk);
+    let spool = desk.dir().join("spool");
+    let recording = agent(&desk)
+        .args(["record", "--for", "85", "--spool"])
+        .arg(&spool)
+        .args(["--recipient", &id.recipient])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/form.html", server.port);
+    let _browser = vigil_e2e::Chromium::start_windowed(&desk, &url, Path::new(AGENT)).unwrap();
+    pause(9_000);
+
+    let mut steps = Steps::default();
+    let shots = desk.dir().join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    // The name has focus (autofocus); Tab on through the card fields, typing at once.
+    type_text(&desk, "JANE DOE");
+    key(&desk, "Tab");
+    type_text(&desk, CARD);
+    key(&desk, "Tab");
+    type_text(&desk, EXPIRY);
+    key(&desk, "Tab");
+    type_text(&desk, CODE);
+    // The oracle: the screen as it is now (unmasked) shows what OCR must never read later.
+    let oracle = frames::screenshot(&desk, &shots.join("typed"));
+    key(&desk, "Tab");
+    type_text(&desk, STREET);
+    key(&desk, "Tab");
+    type_text(&desk, "PORTSMOUTH");
+    steps.address_typed = wall_now_ns();
+    pause(4_000);
+
+    // The address bar, then back into the page (a blank part of it).
+    steps.address_bar = wall_now_ns();
+    key(&desk, "ctrl+l");
+    pause(2_500);
+    xdotool(&desk, &["mousemove", "1700", "1000", "click", "1"]);
+    pause(1_500);
+
+    // Scroll the card fields out of view and back.
+    key(&desk, "End");
+    pause(2_500);
+    key(&desk, "Home");
+    pause(2_500);
+
+    // Another window in front, typed into, then back.
+    let (gtk, window) = start_gtk_form(&desk);
+    xdotool(&desk, &["windowmove", &window, "1000", "650"]);
+    xdotool(&desk, &["windowfocus", "--sync", &window]);
+    pause(2_500);
+    let browser = xdotool(&desk, &["search", "--onlyvisible", "--class", "chromium"]);
+    let browser = browser.lines().last().unwrap().to_string();
+    xdotool(&desk, &["windowfocus", "--sync", &browser]);
+    drop(gtk);
+    pause(2_000);
+
+    // Another tab and back.
+    key(&desk, "ctrl+t");
+    pause(2_500);
+    key(&desk, "ctrl+w");
+    pause(2_500);
+
+    // Reload: Chromium restores the form's values.
+    key(&desk, "F5");
+    pause(4_000);
+
+    // The receipt (a stored card as text), history back to the form, and forward again.
+    steps.receipt = wall_now_ns();
+    key(&desk, "ctrl+l");
+    type_text(&desk, &format!("127.0.0.1:{}/receipt.html\n", server.port));
+    pause(4_000);
+    key(&desk, "alt+Left");
+    pause(4_000);
+    key(&desk, "alt+Right");
+    pause(4_000);
+    steps.end = wall_now_ns();
+
+    let out = recording.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("steps: {steps:?}");
+
+    // The oracle reads the card data on the unmasked screen.
+    let seen = frames::ocr(&oracle);
+    let oracle_reads = frames::leaked(&seen, &[CARD, EXPIRY]);
+    assert!(
+        oracle_reads.len() == 2,
+        "OCR cannot read the typed card data on the unmasked screen, so it proves nothing: {seen}"
+    );
+
+    let session = session_dir(&spool);
+    let manifests = manifests(&session);
+    let spans = frames::screen_spans(&manifests);
+    let all = frames::decode_all(&id, &session, &manifests, &desk.dir().join("frames"));
+    let distinct = frames::distinct(&all);
+    eprintln!("{} frames decoded, {} distinct", all.len(), distinct.len());
+    let texts = frames::ocr_each(
+        &distinct
+            .iter()
+            .map(|f| f.ocr_png.clone())
+            .collect::<Vec<_>>(),
+    );
+
+    // No frame, inside a span or not, shows the card data.
+    for (frame, text) in distinct.iter().zip(&texts) {
+        let found = frames::leaked(text, &[CARD, EXPIRY, CODE, STORED_CARD]);
+        assert!(
+            found.is_empty(),
+            "frame {} (segment {}) shows {found:?}: {text}; spans then: {:?}",
+            frame.png.display(),
+            frame.segment + 1,
+            frames::spans_at(&spans, frame.at_ns)
+        );
+    }
+
+    // Region masks kept the rest of the form readable: frames after the address was typed,
+    // with only region masks in force and the form on screen, read the address.
+    let first = &manifests[0];
+    let typed = wall_to_session(first, steps.address_typed);
+    let region_only = |at: u64| {
+        let now: Vec<&ScreenSpan> = frames::spans_at(&spans, at);
+        !now.is_empty() && now.iter().all(|s| s.screen == "region")
+    };
+    let (mut form_frames, mut readable) = (0, 0);
+    for (frame, text) in distinct.iter().zip(&texts) {
+        if frame.at_ns > typed && region_only(frame.at_ns) && text.contains("Billingaddress") {
+            form_frames += 1;
+            readable += usize::from(text.contains("HARBOUR"));
+        }
+    }
+    eprintln!("region-masked form frames: {form_frames}, address readable in {readable}");
+    assert!(
+        form_frames >= 3,
+        "too few frames with only region masks: {form_frames}"
+    );
+    assert!(
+        readable * 10 >= form_frames * 8,
+        "the address was readable in only {readable} of {form_frames} region-masked frames"
+    );
+
+    // The receipt: the order number (not a card) is readable, the stored card is masked.
+    let receipt = wall_to_session(first, steps.receipt);
+    let order_read = distinct.iter().zip(&texts).any(|(f, t)| {
+        f.at_ns > receipt
+            && t.chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+                .contains(&ORDER_NUMBER[..8])
+    });
+    assert!(order_read, "the Luhn-failing order number was masked too");
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.rule_id.as_deref() == Some("builtin.card-text") && s.screen == "region"),
+        "no region mask for the stored card shown as text"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.trigger == "extension" && s.screen == "region"),
+        "the extension's region masks never applied"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.trigger == "accessibility" && s.screen == "region"),
+        "the accessibility bus never followed a field"
+    );
+    let end = wall_to_session(first, steps.end);
+    assert!(
+        all.iter()
+            .any(|f| f.at_ns > end.saturating_sub(3_000_000_000)),
+        "no frames at the end of the run"
+    );
+    let _ = steps.address_bar;
+}

@@ -1,0 +1,476 @@
+//! The controller's decisions, event by event.
+
+use super::*;
+use crate::FieldInfo;
+
+fn card() -> FieldInfo {
+    FieldInfo {
+        name: Some("Card number".into()),
+        ..FieldInfo::default()
+    }
+}
+
+#[test]
+fn focus_opens_at_the_event_and_blur_closes_after_the_tail() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    let src = TriggerSource::Accessibility;
+    let open = c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 1_000,
+        source: src,
+        field: card(),
+    });
+    let MaskCommand::Open {
+        key,
+        start_ns,
+        screen,
+        audio,
+        ..
+    } = open[0].clone()
+    else {
+        panic!()
+    };
+    assert_eq!((start_ns, screen, audio), (1_000, ScreenMask::Full, true));
+    let close = c.on_event(&TriggerEvent::FocusLost {
+        at_ns: 5_000,
+        source: src,
+        has_value: None,
+    });
+    assert_eq!(
+        close[0],
+        MaskCommand::Close {
+            key,
+            end_ns: 5_000 + 2_000_000_000
+        }
+    );
+    // The typed number is still on screen: the screen (only) stays masked from the blur.
+    assert!(matches!(
+        close[1],
+        MaskCommand::Open {
+            start_ns: 5_000,
+            screen: ScreenMask::Full,
+            audio: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_screen_stays_masked_until_another_page_has_focus() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    let src = TriggerSource::Accessibility;
+    let on_page = |name: &str, url: &str| FieldInfo {
+        name: Some(name.into()),
+        url: Some(url.into()),
+        ..FieldInfo::default()
+    };
+    let checkout = "https://shop.example/checkout";
+    c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 1_000,
+        source: src,
+        field: on_page("Card number", checkout),
+    });
+    // Moving to the page's Pay button: the field's span ends at once, the screen stays.
+    let moved = c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 2_000,
+        source: src,
+        field: on_page("Pay", checkout),
+    });
+    let MaskCommand::Open { key: sticky, .. } = moved[1].clone() else {
+        panic!("{moved:?}")
+    };
+    assert_eq!(moved.len(), 2, "{moved:?}");
+    // Focus without a known page or window keeps it; another card field keeps it too.
+    assert!(c
+        .on_event(&TriggerEvent::FocusGained {
+            at_ns: 3_000,
+            source: src,
+            field: FieldInfo::default(),
+        })
+        .is_empty());
+    // The confirmation page: the card number is gone from the screen.
+    let next = c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 4_000,
+        source: src,
+        field: on_page("Order confirmed", "https://shop.example/done"),
+    });
+    assert_eq!(
+        next,
+        vec![MaskCommand::Close {
+            key: sticky,
+            end_ns: 4_000 + crate::held::PAGE_SETTLE_NS
+        }]
+    );
+}
+
+#[test]
+fn new_rules_apply_from_the_next_focus() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    let src = TriggerSource::Accessibility;
+    let notes = || FieldInfo {
+        app: Some("crm-desk".into()),
+        name: Some("Notes".into()),
+        ..FieldInfo::default()
+    };
+    let focus = |c: &mut MaskController, at_ns| {
+        c.on_event(&TriggerEvent::FocusGained {
+            at_ns,
+            source: src,
+            field: notes(),
+        })
+    };
+    assert!(focus(&mut c, 1_000).is_empty(), "not a payment field");
+    let site: Vec<crate::Rule> = serde_json::from_str(
+        r#"[{"id": "site.crm", "all": {"app": ["crm-desk"]},
+             "action": {"screen": "full", "audio": false, "tail_ms": 0}}]"#,
+    )
+    .unwrap();
+    c.set_rules(RuleSet::with_site_rules(site).unwrap());
+    c.on_event(&TriggerEvent::FocusLost {
+        at_ns: 2_000,
+        source: src,
+        has_value: None,
+    });
+    let opened = focus(&mut c, 3_000);
+    assert!(
+        matches!(
+            &opened[..],
+            [MaskCommand::Open {
+                screen: ScreenMask::Full,
+                audio: false,
+                ..
+            }]
+        ),
+        "{opened:?}"
+    );
+}
+
+#[test]
+fn an_unmatched_field_opens_nothing_and_a_dead_watcher_masks_until_back() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    let src = TriggerSource::Accessibility;
+    let name = FieldInfo {
+        name: Some("Name".into()),
+        ..FieldInfo::default()
+    };
+    assert!(c
+        .on_event(&TriggerEvent::FocusGained {
+            at_ns: 1,
+            source: src,
+            field: name
+        })
+        .is_empty());
+    let down = TriggerEvent::Health {
+        at_ns: 10,
+        source: src,
+        healthy: false,
+        detail: "bus gone".into(),
+    };
+    let open = c.on_event(&down);
+    assert!(matches!(
+        open[0],
+        MaskCommand::Open {
+            screen: ScreenMask::Full,
+            ..
+        }
+    ));
+    assert!(c.on_event(&down).is_empty(), "one span per outage");
+    let up = c.on_event(&TriggerEvent::Health {
+        at_ns: 20,
+        source: src,
+        healthy: true,
+        detail: String::new(),
+    });
+    assert!(up.is_empty(), "back, but the focus is not known yet");
+    let focus = c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 30,
+        source: src,
+        field: FieldInfo {
+            name: Some("Name".into()),
+            ..FieldInfo::default()
+        },
+    });
+    assert_eq!(focus.len(), 1, "{focus:?}");
+    assert!(matches!(focus[0], MaskCommand::Close { end_ns: 30, .. }));
+}
+
+#[test]
+fn another_trigger_releases_the_screen_only_for_another_page() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    let checkout = "https://shop.example/checkout";
+    c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 1_000,
+        source: TriggerSource::Accessibility,
+        field: FieldInfo {
+            name: Some("Card number".into()),
+            url: Some(checkout.into()),
+            window_title: Some("Checkout - Chromium".into()),
+            ..FieldInfo::default()
+        },
+    });
+    c.on_event(&TriggerEvent::FocusLost {
+        at_ns: 2_000,
+        source: TriggerSource::Accessibility,
+        has_value: None,
+    });
+    let page = |url: &str| TriggerEvent::FocusGained {
+        at_ns: 3_000,
+        source: TriggerSource::Extension,
+        field: FieldInfo {
+            url: Some(url.into()),
+            window_title: Some("Checkout".into()),
+            ..FieldInfo::default()
+        },
+    };
+    assert!(
+        c.on_event(&page(&format!("{checkout}#summary"))).is_empty(),
+        "the same page, seen by the extension"
+    );
+    let next = c.on_event(&page("https://shop.example/done"));
+    assert!(matches!(next[..], [MaskCommand::Close { .. }]), "{next:?}");
+}
+
+const MS: u64 = 1_000_000;
+
+fn keyed(name: &str, key: &str) -> FieldInfo {
+    FieldInfo {
+        name: Some(name.into()),
+        key: Some(key.into()),
+        url: Some("https://shop.example/checkout".into()),
+        ..FieldInfo::default()
+    }
+}
+
+fn rect(y: i32) -> Rect {
+    Rect {
+        x: 100,
+        y,
+        width: 300,
+        height: 30,
+    }
+}
+
+fn shown(at_ns: u64, source: TriggerSource, key: &str, r: Option<Rect>) -> TriggerEvent {
+    TriggerEvent::FieldState {
+        at_ns,
+        source,
+        key: key.into(),
+        presence: FieldPresence::Shown { rect: r },
+        field: None,
+    }
+}
+
+fn state(at_ns: u64, source: TriggerSource, key: &str, presence: FieldPresence) -> TriggerEvent {
+    TriggerEvent::FieldState {
+        at_ns,
+        source,
+        key: key.into(),
+        presence,
+        field: None,
+    }
+}
+
+/// The screen masks a command list opens, with their start.
+fn opened(commands: &[MaskCommand]) -> Vec<(u64, ScreenMask)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            MaskCommand::Open {
+                start_ns, screen, ..
+            } => Some((*start_ns, *screen)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed(commands: &[MaskCommand]) -> Vec<u64> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            MaskCommand::Close { end_ns, .. } => Some(*end_ns),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_followed_field_keeps_its_region_masked_after_tab_and_follows_it() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    c.set_frame_interval(200 * MS);
+    let src = TriggerSource::Extension;
+    c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 1_000 * MS,
+        source: src,
+        field: keyed("Card number", "f1"),
+    });
+    // Tab on to the address: the focus span (full screen, voice) ends after its tail, the
+    // field is held: the whole screen until its position is known.
+    let tab = c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 2_000 * MS,
+        source: src,
+        field: keyed("Address", "f2"),
+    });
+    assert_eq!(
+        opened(&tab),
+        vec![(2_000 * MS, ScreenMask::Full)],
+        "{tab:?}"
+    );
+    assert_eq!(c.held_fields(), 1);
+    // Its position: the region (with margin) from then on, the full mask ends there.
+    let at = c.on_event(&shown(2_050 * MS, src, "f1", Some(rect(400))));
+    let region = crate::held::padded(rect(400));
+    assert_eq!(closed(&at), vec![2_050 * MS]);
+    assert_eq!(opened(&at), vec![(2_000 * MS, region)]);
+    // The same position again changes nothing; a scroll moves it, both places masked
+    // between the two reports.
+    assert!(c
+        .on_event(&shown(2_150 * MS, src, "f1", Some(rect(400))))
+        .is_empty());
+    assert!(c.tick(2_300 * MS).is_empty(), "confirmed 150 ms ago");
+    let moved = c.on_event(&shown(2_250 * MS, src, "f1", Some(rect(100))));
+    assert_eq!(closed(&moved), vec![2_350 * MS]);
+    assert_eq!(
+        opened(&moved),
+        vec![(2_150 * MS, crate::held::padded(rect(100)))]
+    );
+    // No report for longer than a frame interval and delivery: the whole screen, from the
+    // last confirmation.
+    let stale = c.tick(2_600 * MS);
+    assert_eq!(
+        opened(&stale),
+        vec![(2_250 * MS, ScreenMask::Full)],
+        "{stale:?}"
+    );
+    // Hidden (another tab in front): nothing masked once the switch has painted.
+    let hidden = c.on_event(&state(2_700 * MS, src, "f1", FieldPresence::Hidden));
+    assert_eq!(closed(&hidden), vec![3_000 * MS]);
+    assert!(
+        c.tick(10_000 * MS).is_empty(),
+        "hidden fields do not go stale"
+    );
+    // Back in front: its region again, from the moment it shows.
+    let back = c.on_event(&shown(11_000 * MS, src, "f1", Some(rect(100))));
+    assert_eq!(
+        opened(&back),
+        vec![(11_000 * MS, crate::held::padded(rect(100)))]
+    );
+    // Emptied or gone with its page: released after the rule's tail (2 s).
+    let gone = c.on_event(&state(12_000 * MS, src, "f1", FieldPresence::Gone));
+    assert_eq!(closed(&gone), vec![14_000 * MS]);
+    assert_eq!(c.held_fields(), 0);
+}
+
+#[test]
+fn a_blur_from_an_empty_field_holds_nothing() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    let src = TriggerSource::Extension;
+    c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 1_000,
+        source: src,
+        field: keyed("Card number", "f1"),
+    });
+    let blur = c.on_event(&TriggerEvent::FocusLost {
+        at_ns: 2_000,
+        source: src,
+        has_value: Some(false),
+    });
+    assert_eq!(blur.len(), 1, "{blur:?}");
+    assert_eq!(c.held_fields(), 0);
+}
+
+#[test]
+fn a_forged_extension_gone_does_not_end_what_the_accessibility_bus_still_sees() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    // The accessibility bus sees focus on an unlabelled entry (no rule matches it there) a
+    // few ms before the extension reports it as `cc-number`.
+    let a11y = c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 995 * MS,
+        source: TriggerSource::Accessibility,
+        field: FieldInfo {
+            role: Some("entry".into()),
+            key: Some(":1.5/obj/42".into()),
+            ..FieldInfo::default()
+        },
+    });
+    assert!(a11y.is_empty());
+    c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 1_000 * MS,
+        source: TriggerSource::Extension,
+        field: FieldInfo {
+            autocomplete: vec!["cc-number".into()],
+            key: Some("frame1/3".into()),
+            ..FieldInfo::default()
+        },
+    });
+    let blur = c.on_event(&TriggerEvent::FocusLost {
+        at_ns: 3_000 * MS,
+        source: TriggerSource::Extension,
+        has_value: Some(true),
+    });
+    assert!(
+        blur.contains(&MaskCommand::Watch {
+            source: TriggerSource::Accessibility,
+            key: ":1.5/obj/42".into()
+        }),
+        "{blur:?}"
+    );
+    assert_eq!(c.held_fields(), 2);
+    // The recorded person forges "gone" through the control API: the extension's hold ends,
+    // the accessibility bus's does not.
+    c.on_event(&state(
+        3_100 * MS,
+        TriggerSource::Extension,
+        "frame1/3",
+        FieldPresence::Gone,
+    ));
+    assert_eq!(c.held_fields(), 1);
+    let seen = c.on_event(&shown(
+        3_150 * MS,
+        TriggerSource::Accessibility,
+        ":1.5/obj/42",
+        Some(rect(500)),
+    ));
+    assert_eq!(
+        opened(&seen),
+        vec![(3_000 * MS, crate::held::padded(rect(500)))]
+    );
+    // The bus says it is empty: now it ends, and the watcher stops polling it.
+    let gone = c.on_event(&state(
+        4_000 * MS,
+        TriggerSource::Accessibility,
+        ":1.5/obj/42",
+        FieldPresence::Gone,
+    ));
+    assert!(gone.contains(&MaskCommand::Unwatch {
+        source: TriggerSource::Accessibility,
+        key: ":1.5/obj/42".into()
+    }));
+    assert_eq!(c.held_fields(), 0);
+}
+
+#[test]
+fn fields_first_seen_by_a_sample_are_held_when_the_rules_mask_them() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    let src = TriggerSource::Extension;
+    let with = |name: &str, role: Option<&str>| TriggerEvent::FieldState {
+        at_ns: 5_000 * MS,
+        source: src,
+        key: name.into(),
+        presence: FieldPresence::Shown {
+            rect: Some(rect(200)),
+        },
+        field: Some(FieldInfo {
+            name: Some(name.into()),
+            role: role.map(str::to_string),
+            ..FieldInfo::default()
+        }),
+    };
+    // A reload restored the card number: masked in its region.
+    let restored = c.on_event(&with("Card number", None));
+    assert!(opened(&restored).contains(&(5_000 * MS, crate::held::padded(rect(200)))));
+    // A card number shown as text on a confirmation page.
+    let text = c.on_event(&with("stored card", Some(crate::rules::CARD_TEXT_ROLE)));
+    assert!(!opened(&text).is_empty(), "{text:?}");
+    // A field no rule masks is not held.
+    assert!(c.on_event(&with("Street", None)).is_empty());
+    assert_eq!(c.held_fields(), 2);
+}

@@ -1,0 +1,307 @@
+//! Fields whose data stays on screen after focus leaves them (brief §5: card data is masked for
+//! as long as it can be seen). A held field keeps a screen mask of its own: its rectangle (with
+//! a margin) while a trigger confirms where it is, the whole screen while its position is
+//! unknown or older than the staleness limit, nothing while it is hidden, and it ends a tail
+//! after the field is empty or gone with its page.
+//!
+//! Triggers that can follow a field (the browser extension, AT-SPI) report
+//! [`FieldPresence`] samples under the field's key. A trigger that cannot (no key) gets the
+//! safe fallback: the whole screen stays masked until focus lands in another page or window.
+
+use std::collections::HashMap;
+
+use crate::controller::{Context, MaskCommand, ScreenMask};
+use crate::{FieldPresence, Rect, TriggerSource};
+
+/// Padding around a field's rectangle for region masks, in pixels.
+pub(crate) const REGION_PADDING: i32 = 12;
+/// How long the old position stays masked after a report of a new one: the report is stamped
+/// when the page noticed the move, which can be a frame after it painted it.
+const MOVE_OVERLAP_NS: u64 = 100_000_000;
+/// How long the screen stays masked after focus lands in another page or window, or after a
+/// field's page is gone: the old page can stay on screen until the new one first paints.
+pub(crate) const PAGE_SETTLE_NS: u64 = 700_000_000;
+/// How long a field stays masked after it is reported hidden (a tab switch repaints within
+/// a frame or two).
+const HIDE_SETTLE_NS: u64 = 300_000_000;
+/// Added to the frame interval before a position counts as stale: a report's delivery from
+/// the page or the accessibility bus to the engine.
+const DELIVERY_ALLOWANCE_NS: u64 = 100_000_000;
+/// Staleness limit until the engine says its frame interval (5 frames a second).
+const DEFAULT_FRAME_INTERVAL_NS: u64 = 200_000_000;
+
+/// The key of a held field: who follows it and its identity there.
+pub(crate) type FieldKey = (TriggerSource, String);
+
+/// One held field.
+#[derive(Debug)]
+struct HeldField {
+    rule_id: String,
+    /// Whose samples move it (its trigger) and its tail after it is gone.
+    tail_ns: u64,
+    /// The span in force and what it masks.
+    span: Option<(u64, ScreenMask)>,
+    /// When its position was last confirmed.
+    seen_ns: u64,
+    /// Whether its trigger reports samples; otherwise it is held until another page.
+    followed: bool,
+    /// Its page or window (for the fallback).
+    context: Context,
+}
+
+/// What to hold: a field that left focus, or one first reported by a sample.
+#[derive(Debug, Clone)]
+pub(crate) struct HoldRequest {
+    pub(crate) rule_id: String,
+    pub(crate) tail_ns: u64,
+    pub(crate) context: Context,
+}
+
+/// The held fields of a session.
+#[derive(Debug)]
+pub(crate) struct HeldFields {
+    fields: HashMap<FieldKey, HeldField>,
+    stale_ns: u64,
+    next_fallback: u64,
+}
+
+impl Default for HeldFields {
+    fn default() -> Self {
+        Self {
+            fields: HashMap::new(),
+            stale_ns: DEFAULT_FRAME_INTERVAL_NS + DELIVERY_ALLOWANCE_NS,
+            next_fallback: 0,
+        }
+    }
+}
+
+/// A field's rectangle with the region margin.
+pub(crate) fn padded(r: Rect) -> ScreenMask {
+    ScreenMask::Region(Rect {
+        x: r.x.saturating_sub(REGION_PADDING),
+        y: r.y.saturating_sub(REGION_PADDING),
+        width: r.width.saturating_add(2 * REGION_PADDING as u32),
+        height: r.height.saturating_add(2 * REGION_PADDING as u32),
+    })
+}
+
+impl HeldFields {
+    /// Positions older than one frame interval (plus delivery) mask the whole screen.
+    pub(crate) fn set_frame_interval(&mut self, interval_ns: u64) {
+        self.stale_ns = interval_ns.max(1) + DELIVERY_ALLOWANCE_NS;
+    }
+
+    pub(crate) fn is_held(&self, key: &FieldKey) -> bool {
+        self.fields.contains_key(key)
+    }
+
+    /// How many fields are held (for status).
+    pub(crate) fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Holds a followed field from `at_ns`: the whole screen until its first sample.
+    pub(crate) fn hold(
+        &mut self,
+        key: FieldKey,
+        request: HoldRequest,
+        at_ns: u64,
+        keys: &mut impl FnMut() -> u64,
+        out: &mut Vec<MaskCommand>,
+    ) {
+        if self.fields.contains_key(&key) {
+            return;
+        }
+        if key.0 == TriggerSource::Accessibility {
+            out.push(MaskCommand::Watch {
+                source: key.0,
+                key: key.1.clone(),
+            });
+        }
+        let mut field = HeldField {
+            rule_id: request.rule_id,
+            tail_ns: request.tail_ns,
+            span: None,
+            seen_ns: at_ns,
+            followed: true,
+            context: request.context,
+        };
+        open(&mut field, key.0, ScreenMask::Full, at_ns, keys, out);
+        self.fields.insert(key, field);
+    }
+
+    /// Holds a field its trigger cannot follow: the whole screen until another page.
+    pub(crate) fn hold_unfollowed(
+        &mut self,
+        source: TriggerSource,
+        request: HoldRequest,
+        at_ns: u64,
+        keys: &mut impl FnMut() -> u64,
+        out: &mut Vec<MaskCommand>,
+    ) {
+        // One such mask per trigger is enough: it covers the whole screen.
+        if self
+            .fields
+            .iter()
+            .any(|((s, _), f)| *s == source && !f.followed)
+        {
+            return;
+        }
+        self.next_fallback += 1;
+        let mut field = HeldField {
+            rule_id: request.rule_id,
+            tail_ns: request.tail_ns,
+            span: None,
+            seen_ns: at_ns,
+            followed: false,
+            context: request.context,
+        };
+        open(&mut field, source, ScreenMask::Full, at_ns, keys, out);
+        let key = (source, format!("unfollowed-{}", self.next_fallback));
+        self.fields.insert(key, field);
+    }
+
+    /// Applies a sample of a held field.
+    pub(crate) fn sample(
+        &mut self,
+        key: &FieldKey,
+        presence: FieldPresence,
+        at_ns: u64,
+        keys: &mut impl FnMut() -> u64,
+        out: &mut Vec<MaskCommand>,
+    ) {
+        let Some(field) = self.fields.get_mut(key) else {
+            return;
+        };
+        // A sample older than the last one says nothing new about the position.
+        let at_ns = at_ns.max(field.seen_ns);
+        match presence {
+            FieldPresence::Shown { rect } => {
+                let want = rect.map_or(ScreenMask::Full, padded);
+                match field.span {
+                    Some((_, current)) if current == want => {}
+                    Some((span_key, current)) => {
+                        // It moved between the last confirmation and this one: both places
+                        // stay masked for that time.
+                        let end_ns = if current == ScreenMask::Full {
+                            at_ns
+                        } else {
+                            at_ns + MOVE_OVERLAP_NS
+                        };
+                        out.push(MaskCommand::Close {
+                            key: span_key,
+                            end_ns,
+                        });
+                        let from = field.seen_ns;
+                        open(field, key.0, want, from, keys, out);
+                    }
+                    None => open(field, key.0, want, at_ns, keys, out),
+                }
+                field.seen_ns = at_ns;
+            }
+            FieldPresence::Hidden => {
+                if let Some((span_key, _)) = field.span.take() {
+                    out.push(MaskCommand::Close {
+                        key: span_key,
+                        end_ns: at_ns + HIDE_SETTLE_NS,
+                    });
+                }
+                field.seen_ns = at_ns;
+            }
+            FieldPresence::Gone => {
+                let tail = field.tail_ns.max(PAGE_SETTLE_NS);
+                self.release(key, at_ns + tail, out);
+            }
+        }
+    }
+
+    fn release(&mut self, key: &FieldKey, end_ns: u64, out: &mut Vec<MaskCommand>) {
+        let Some(field) = self.fields.remove(key) else {
+            return;
+        };
+        if let Some((span_key, _)) = field.span {
+            out.push(MaskCommand::Close {
+                key: span_key,
+                end_ns,
+            });
+        }
+        if key.0 == TriggerSource::Accessibility && field.followed {
+            out.push(MaskCommand::Unwatch {
+                source: key.0,
+                key: key.1.clone(),
+            });
+        }
+    }
+
+    /// Focus landed in `now` (seen by `source`): unfollowed fields of another page or window
+    /// are off the screen once it has painted.
+    pub(crate) fn focus_moved(
+        &mut self,
+        source: TriggerSource,
+        now: &Context,
+        at_ns: u64,
+        out: &mut Vec<MaskCommand>,
+    ) {
+        let gone: Vec<FieldKey> = self
+            .fields
+            .iter()
+            .filter(|(k, f)| !f.followed && f.context.left_for(now, k.0 == source))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.release(&key, at_ns + PAGE_SETTLE_NS, out);
+        }
+    }
+
+    /// A followed field whose position was not confirmed within the staleness limit masks the
+    /// whole screen from its last confirmation until a sample comes.
+    pub(crate) fn tick(
+        &mut self,
+        now_ns: u64,
+        keys: &mut impl FnMut() -> u64,
+        out: &mut Vec<MaskCommand>,
+    ) {
+        for ((source, _), field) in self.fields.iter_mut() {
+            let Some((span_key, ScreenMask::Region(_))) = field.span else {
+                continue;
+            };
+            if !field.followed || now_ns <= field.seen_ns + self.stale_ns {
+                continue;
+            }
+            out.push(MaskCommand::Close {
+                key: span_key,
+                end_ns: now_ns,
+            });
+            let from = field.seen_ns;
+            open(field, *source, ScreenMask::Full, from, keys, out);
+        }
+    }
+}
+
+fn open(
+    field: &mut HeldField,
+    trigger: TriggerSource,
+    screen: ScreenMask,
+    start_ns: u64,
+    keys: &mut impl FnMut() -> u64,
+    out: &mut Vec<MaskCommand>,
+) {
+    let key = keys();
+    let reason = match screen {
+        ScreenMask::Full => format!(
+            "card data may be on screen, position unknown ({})",
+            field.rule_id
+        ),
+        _ => format!("card data on screen ({})", field.rule_id),
+    };
+    out.push(MaskCommand::Open {
+        key,
+        start_ns,
+        screen,
+        audio: false,
+        reason,
+        rule_id: Some(field.rule_id.clone()),
+        trigger,
+    });
+    field.span = Some((key, screen));
+}
