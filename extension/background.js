@@ -35,6 +35,7 @@ let heartbeatTimer = null;
 let settleTimer = null;
 let reconnectTimer = null;
 let backoffMs = BACKOFF_MIN_MS;
+let agentRecording = false; // what the host last said
 
 function enqueue(messages) {
   queue = queue.concat(messages);
@@ -76,9 +77,12 @@ function connect() {
   confirmed = false;
   unconfirmed = [];
   p.onMessage.addListener((message) => {
-    // The host may answer {"type":"state",...}; nothing here depends on it.
-    void message;
     confirm(p);
+    // The host answers {"type":"state","recording":…}: an agent that has just started
+    // recording knows nothing of what the tabs show, so every tab reports again.
+    const recording = Boolean(message && message.recording === true);
+    if (recording && !agentRecording) resyncAll();
+    agentRecording = recording;
   });
   p.onDisconnect.addListener(() => {
     const error = api.runtime.lastError?.message || p.error?.message || "host disconnected";
@@ -90,16 +94,31 @@ function connect() {
   for (const m of pending) post(m, true);
   heartbeatTimer = setInterval(() => post({ type: "heartbeat" }, false), HEARTBEAT_MS);
   settleTimer = setTimeout(() => confirm(p), SETTLE_MS);
-  // The agent behind this host knows nothing of what the tabs show yet (it may have just
-  // started): every tab reports its page, focus and fields again.
+  // Tabs whose page loaded before the extension have no content script: add it.
   attachAll();
 }
 
-// Puts the content script into every open tab and frame, and has those that already run it
-// report again. A page opened at browser start can load before the extension does, and then
-// has no content script at all until it navigates (seen in CI: the first page's reports
-// never came); `scripting.executeScript` adds it, and the script's own guard turns a second
-// injection into a resync.
+// Every tab's every frame reports its page, focus and fields again.
+function resyncAll() {
+  if (!api.tabs) return;
+  api.tabs.query({}, (tabs) => {
+    void api.runtime.lastError;
+    for (const tab of tabs || []) {
+      if (typeof tab.id !== "number" || tab.id < 0) continue;
+      try {
+        const done = api.tabs.sendMessage(tab.id, { type: "resync" });
+        if (done && typeof done.catch === "function") done.catch(() => {});
+      } catch (_) {
+        // No content script there.
+      }
+    }
+  });
+}
+
+// Puts the content script into every open tab and frame. A page opened at browser start can
+// load before the extension does, and then has no content script at all until it navigates
+// (seen in CI: the first page's reports never came); `scripting.executeScript` adds it, the
+// script reports what the page shows at once, and its guard makes a second injection a no-op.
 function attachAll() {
   if (!api.tabs || !api.scripting) return;
   api.tabs.query({}, (tabs) => {
@@ -153,6 +172,7 @@ if (api.tabs && api.tabs.onRemoved) {
 function dropPort(p, error) {
   if (p !== port) return;
   port = null;
+  agentRecording = false;
   clearInterval(heartbeatTimer);
   clearTimeout(settleTimer);
   heartbeatTimer = settleTimer = null;

@@ -7,14 +7,9 @@
 
 (() => {
   // Injected twice (the background injects into every open tab whenever its host connects,
-  // because a page opened at browser start can load before the extension does): listen once,
-  // and report again what this frame shows.
-  if (globalThis.__vigilFieldFocus) {
-    globalThis.__vigilFieldFocus.resync();
-    return;
-  }
-  const self = { resync: () => {} };
-  globalThis.__vigilFieldFocus = self;
+  // because a page opened at browser start can load before the extension does): listen once.
+  if (globalThis.__vigilFieldFocus) return;
+  globalThis.__vigilFieldFocus = true;
 
   const api = globalThis.chrome?.runtime ? globalThis.chrome : globalThis.browser;
   const TOP = window === window.top;
@@ -59,7 +54,28 @@
     }
   }
 
+  // A fields report waiting behind one in flight is merged into the next rather than queued:
+  // each is a whole picture, so only the newest positions matter, while descriptions, first
+  // sightings and "gone" entries of the older one are kept.
+  function mergeFields(older, newer) {
+    const byKey = new Map(older.fields.map((f) => [f.key, f]));
+    for (const f of newer.fields) {
+      const old = byKey.get(f.key);
+      const merged = { ...f };
+      if (old && old.field && !f.field) merged.field = old.field;
+      if (old && old.since_wall_ms !== undefined && f.since_wall_ms === undefined) merged.since_wall_ms = old.since_wall_ms;
+      byKey.set(f.key, merged);
+    }
+    return { type: "fields", at_wall_ms: newer.at_wall_ms, fields: [...byKey.values()] };
+  }
+
   function send(message) {
+    const waiting = pending.length > 1 ? pending[pending.length - 1] : null;
+    if (message.type === "fields" && waiting && waiting.type === "fields") {
+      pending[pending.length - 1] = mergeFields(waiting, message);
+      flush(0);
+      return;
+    }
     pending.push(message);
     if (pending.length > MAX_PENDING) {
       // Keep the report in flight (first) and the newest: what has focus now matters most.
@@ -385,54 +401,115 @@
     return parts.join(" ").slice(0, 400);
   }
 
-  let textMatches = []; // [{key, range}]
-  let scanQueued = false;
+  // Matches by text node: {key, range}. A scan runs in an animation frame, before the
+  // browser paints the nodes it looks at, so a card number is reported no later than it is
+  // first shown; the report is stamped with the first mutation it covers.
+  let textMatches = new Map(); // text node -> [{key, range}]
+  let dirty = new Set(); // roots to scan (null: the whole document)
+  let dirtySince = null; // wall ms of the first unscanned change
+  let scanFrame = null;
+  let lastScan = 0;
+  const SCAN_EVERY_MS = 100;
+  const MAX_SCAN_NODES = 20000;
 
-  function scanText() {
-    scanQueued = false;
-    const found = [];
-    const root = document.body || document.documentElement;
-    if (!root) {
-      textMatches = found;
-      return;
+  function scanNode(node) {
+    const matches = [];
+    const add = (start, end) => {
+      const range = document.createRange();
+      range.setStart(node, start);
+      range.setEnd(node, end);
+      matches.push({ key: `${keyOf(node)}#${matches.length}`, range });
+    };
+    for (const m of node.data.matchAll(CARD_RUN)) {
+      if (isCardNumber(m[0])) add(m.index, m.index + m[0].length);
     }
+    const maybeDate = /\d{1,2}\s?[/-]\s?\d{2}/.test(node.data);
+    const maybeCode = /\b\d{3,4}\b/.test(node.data);
+    const context = maybeDate || maybeCode ? labelContext(node) : "";
+    if (maybeDate && EXPIRY_WORDS.test(context)) {
+      for (const m of node.data.matchAll(EXPIRY_VALUE)) add(m.index, m.index + m[0].length);
+    }
+    if (maybeCode && CSC_WORDS.test(context)) {
+      for (const m of node.data.matchAll(CSC_VALUE)) add(m.index, m.index + m[0].length);
+    }
+    if (matches.length > 0) textMatches.set(node, matches);
+    else textMatches.delete(node);
+  }
+
+  function scanRoot(root, budget) {
+    if (root.nodeType === Node.TEXT_NODE) {
+      const parent = root.parentElement;
+      if (parent && !SKIP_SCAN.has(parent.localName)) scanNode(root);
+      return budget - 1;
+    }
+    if (root.nodeType !== Node.ELEMENT_NODE && root.nodeType !== Node.DOCUMENT_NODE) return budget;
     const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {
       acceptNode(node) {
         const parent = node.parentElement;
-        if (!parent || SKIP_SCAN.has(parent.localName) || parent.isContentEditable) return NodeFilter.FILTER_REJECT;
+        if (!parent || SKIP_SCAN.has(parent.localName)) return NodeFilter.FILTER_REJECT;
         return /\d/.test(node.data) ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_SKIP;
       },
     });
-    let visited = 0;
-    for (let node = walker.nextNode(); node && visited < 20000; node = walker.nextNode()) {
-      visited++;
-      const add = (start, end, n) => {
-        const range = document.createRange();
-        range.setStart(node, start);
-        range.setEnd(node, end);
-        found.push({ key: `${keyOf(node)}#${n}`, range });
-      };
-      let n = 0;
-      for (const m of node.data.matchAll(CARD_RUN)) {
-        if (isCardNumber(m[0])) add(m.index, m.index + m[0].length, n++);
-      }
-      const context = /\d{3}/.test(node.data) || EXPIRY_VALUE.test(node.data) ? labelContext(node) : "";
-      EXPIRY_VALUE.lastIndex = 0;
-      if (context && EXPIRY_WORDS.test(context)) {
-        for (const m of node.data.matchAll(EXPIRY_VALUE)) add(m.index, m.index + m[0].length, n++);
-      }
-      if (context && CSC_WORDS.test(context)) {
-        for (const m of node.data.matchAll(CSC_VALUE)) add(m.index, m.index + m[0].length, n++);
-      }
+    for (let node = walker.nextNode(); node && budget > 0; node = walker.nextNode()) {
+      scanNode(node);
+      budget--;
     }
-    textMatches = found;
-    fields.soon();
+    return budget;
   }
 
-  function queueScan() {
-    if (scanQueued) return;
-    scanQueued = true;
-    setTimeout(scanText, 100);
+  function scanText() {
+    scanFrame = null;
+    lastScan = performance.now();
+    const roots = dirty;
+    dirty = new Set();
+    let budget = MAX_SCAN_NODES;
+    if (roots.has(null)) {
+      textMatches = new Map();
+      budget = scanRoot(document, budget);
+    } else {
+      for (const root of roots) if (root.isConnected) budget = scanRoot(root, budget);
+    }
+    for (const node of [...textMatches.keys()]) if (!node.isConnected) textMatches.delete(node);
+    const since = dirtySince;
+    dirtySince = null;
+    fields.now(since);
+    settle();
+  }
+
+  // The top frame says once per showing (load, back/forward restore, tab to the front) that
+  // its first report went out: the agent masks the whole screen from a page change until then.
+  let settled = false;
+  function settle() {
+    if (!TOP || settled || document.visibilityState !== "visible") return;
+    settled = true;
+    send({ type: "settled", at_wall_ms: wallMs() });
+  }
+
+  function leave(timeStamp) {
+    if (!TOP) return;
+    settled = false;
+    send({ type: "leaving", at_wall_ms: wallMs(timeStamp) });
+  }
+
+  // Something may have changed text under `root` (null: anywhere).
+  function queueScan(root = null) {
+    dirty.add(root);
+    if (dirtySince === null) dirtySince = wallMs();
+    if (scanFrame !== null) return;
+    const wait = Math.max(0, SCAN_EVERY_MS - (performance.now() - lastScan));
+    const inFrame = () => {
+      scanFrame = typeof requestAnimationFrame === "function" && document.visibilityState === "visible"
+        ? requestAnimationFrame(scanText)
+        : setTimeout(scanText, 0);
+    };
+    if (wait === 0) inFrame();
+    else scanFrame = setTimeout(inFrame, wait);
+  }
+
+  function allTextMatches() {
+    const out = [];
+    for (const matches of textMatches.values()) out.push(...matches);
+    return out;
   }
 
   // ---- Rectangles in this frame's viewport (CSS px), clipped to it ----
@@ -468,7 +545,7 @@
     }
     // Fields focused before inside open shadow roots are not in querySelectorAll: the
     // focused element is checked through its shadow roots.
-    for (const { key, range } of textMatches) {
+    for (const { key, range } of allTextMatches()) {
       if (!range.startContainer.isConnected) continue;
       const parent = range.startContainer.parentElement;
       const r = parent && elementShown(parent) ? clip(range.getBoundingClientRect(), box) : null;
@@ -525,9 +602,20 @@
     if (!data || data[MSG] !== true || !Array.isArray(data.items) || !event.source) return;
     const frame = frameElementOf(event.source);
     if (!frame) return;
-    children.set(event.source, { at: performance.now(), frame, items: data.items });
+    const since = typeof data.since === "number" ? data.since : null;
+    children.set(event.source, { at: performance.now(), frame, items: data.items, since });
     fields.soon();
   });
+
+  // The earliest change a child frame reported that this frame has not passed on yet.
+  function childSince() {
+    let since = null;
+    for (const child of children.values()) {
+      if (child.since !== null && (since === null || child.since < since)) since = child.since;
+      child.since = null;
+    }
+    return since;
+  }
 
   function allItems() {
     const items = ownItems();
@@ -568,7 +656,7 @@
     let queued = false;
     const loadedAt = performance.timeOrigin;
 
-    function report(items) {
+    function report(items, since) {
       const at = wallMs();
       const out = [];
       const seen = new Set();
@@ -581,9 +669,10 @@
         const entry = { key: item.key, presence };
         if (!described.has(item.key)) {
           entry.field = item.field;
-          // First seen: a reload restores form values before this script can look; mask
-          // from the page's start (the agent clamps this to its delay line).
-          entry.since_wall_ms = Math.max(loadedAt, at - 400);
+          // First seen: since the change that showed it when known (a text scan runs before
+          // the paint), else up to 400 ms back (a reload restores form values before this
+          // script can look; the agent clamps this to its delay line), not before the page.
+          entry.since_wall_ms = since !== null ? Math.min(since, at) : Math.max(loadedAt, at - 400);
           described.add(item.key);
         }
         const json = JSON.stringify(presence);
@@ -601,18 +690,23 @@
       return anyShown;
     }
 
+    let pendingSince = null;
+
     function tick() {
       timer = null;
       queued = false;
       let anyShown = false;
+      const since = [pendingSince, childSince()].filter((t) => t !== null).reduce((a, b) => Math.min(a, b), Infinity);
+      pendingSince = null;
+      const first = since === Infinity ? null : since;
       try {
         const items = allItems();
         if (TOP) {
-          anyShown = report(items);
+          anyShown = report(items, first);
         } else if (window.parent && window.parent !== window) {
           // Rectangles in this frame's viewport; the parent moves and clips them.
           const plain = items.map(({ key, shown, rect, field }) => ({ key, shown, rect, field }));
-          window.parent.postMessage({ [MSG]: true, items: plain }, "*");
+          window.parent.postMessage({ [MSG]: true, items: plain, since: first }, "*");
           anyShown = items.length > 0;
         }
       } catch (_) {
@@ -627,6 +721,14 @@
     }
 
     return {
+      // A scan just found what the next paint shows: report now, first sightings since
+      // `since` (wall ms).
+      now(since) {
+        if (since !== null && (pendingSince === null || since < pendingSince)) pendingSince = since;
+        if (timer !== null) clearTimeout(timer);
+        timer = null;
+        tick();
+      },
       // Something changed: report within a frame.
       soon() {
         if (queued) return;
@@ -664,11 +766,28 @@
   for (const type of ["scroll", "resize", "input", "change", "focusout", "transitionend", "animationend"]) {
     window.addEventListener(type, () => fields.soon(), { capture: true, passive: true });
   }
-  document.addEventListener("visibilitychange", () => fields.soon());
-  window.addEventListener("pagehide", () => fields.gone());
-  window.addEventListener("pageshow", () => {
+  document.addEventListener("visibilitychange", (event) => {
+    if (document.visibilityState === "visible") {
+      // Shown again: report now, then settle.
+      fields.now(null);
+      settle();
+    } else {
+      leave(event.timeStamp);
+      fields.soon();
+    }
+  });
+  window.addEventListener("pagehide", (event) => {
+    leave(event.timeStamp);
+    fields.gone();
+  });
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) {
+      // Restored from the back/forward cache: painted already; report at once.
+      fields.resend();
+      fields.now(null);
+      settle();
+    }
     queueScan();
-    fields.soon();
   });
   if (typeof ResizeObserver === "function") {
     const observeRoot = () => {
@@ -676,14 +795,16 @@
     };
     observeRoot();
   }
-  const observer = new MutationObserver(() => {
-    queueScan();
+  const observer = new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === "characterData") queueScan(r.target);
+      else if (r.type === "childList") r.addedNodes.forEach((n) => queueScan(n));
+    }
     fields.soon();
   });
-  const observe = () => {
-    if (document.documentElement) observer.observe(document.documentElement, { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["style", "class", "hidden", "value"] });
-  };
-  observe();
+  // The document itself: at document_start its element may not exist yet, and the parser's
+  // insertions are what a scan must see before the first paint.
+  observer.observe(document, { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["style", "class", "hidden", "value"] });
   document.addEventListener("DOMContentLoaded", () => {
     queueScan();
     fields.soon();
@@ -799,7 +920,7 @@
     queueScan();
     fields.resend();
   }
-  self.resync = resync;
+  // The background asks again when an agent starts behind its host (it knows nothing yet).
   api.runtime.onMessage.addListener((message) => {
     if (message && message.type === "resync") resync();
   });

@@ -16,11 +16,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::Stdio;
 
 use common::frames::{self, ScreenSpan};
+use common::pages::{key, pause, type_text, PageServer};
 use common::*;
 use vigil_e2e::TestDesktop;
 
@@ -31,70 +31,6 @@ const STORED_CARD: &str = "5105105105105100";
 const ORDER_NUMBER: &str = "7301946528301947";
 const STREET: &str = "12 HARBOUR ROAD";
 
-fn pay_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../assets/pay")
-        .canonicalize()
-        .unwrap()
-}
-
-/// A static HTTP server over `assets/pay` on a free loopback port (Python's), reaped on drop.
-struct PageServer {
-    child: Child,
-    port: u16,
-}
-
-impl PageServer {
-    fn start(desk: &TestDesktop) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = desk
-            .command("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .arg("--directory")
-            .arg(pay_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, port }
-    }
-}
-
-impl Drop for PageServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn key(desk: &TestDesktop, keys: &str) {
-    xdotool(desk, &["key", "--clearmodifiers", keys]);
-}
-
-fn type_text(desk: &TestDesktop, text: &str) {
-    xdotool(desk, &["type", "--delay", "80", text]);
-}
-
-fn pause(ms: u64) {
-    std::thread::sleep(Duration::from_millis(ms));
-}
-
 /// The session-clock time of a wall instant, by the first segment's stamps.
 fn wall_to_session(first: &serde_json::Value, wall_ns: u128) -> u64 {
     let seg_wall = common::wall_ns(&first["start"]["wall"]) as i128;
@@ -102,11 +38,20 @@ fn wall_to_session(first: &serde_json::Value, wall_ns: u128) -> u64 {
     (seg_mono + wall_ns as i128 - seg_wall).max(0) as u64
 }
 
+/// Copies a frame where a failed run can be looked at (`$TMPDIR/vigil-card-visible/`).
+fn keep_for_inspection(png: &Path, why: &str) {
+    let dir = std::env::temp_dir().join("vigil-card-visible");
+    let _ = std::fs::create_dir_all(&dir);
+    let name = format!("{why}-{}", png.file_name().unwrap().to_string_lossy());
+    let _ = std::fs::copy(png, dir.join(name));
+}
+
 /// When each step of the run began (wall ns).
 #[derive(Default, Debug)]
 struct Steps {
     address_typed: u128,
     address_bar: u128,
+    reload: u128,
     receipt: u128,
     end: u128,
 }
@@ -186,19 +131,26 @@ fn card_data_stays_masked_while_it_can_be_seen() {
     key(&desk, "ctrl+w");
     pause(2_500);
 
-    // Reload: Chromium restores the form's values.
-    key(&desk, "F5");
-    pause(4_000);
-
-    // The receipt (a stored card as text), history back to the form, and forward again.
+    // The receipt (a stored card as text), history back to the form (Chromium restores its
+    // values), forward to the receipt and back again.
     steps.receipt = wall_now_ns();
     key(&desk, "ctrl+l");
     type_text(&desk, &format!("127.0.0.1:{}/receipt.html\n", server.port));
     pause(4_000);
     key(&desk, "alt+Left");
-    pause(4_000);
+    pause(3_000);
+    // What history back showed, unmasked.
+    let restored = frames::screenshot(&desk, &shots.join("back"));
+    pause(1_000);
     key(&desk, "alt+Right");
-    pause(4_000);
+    pause(3_500);
+    key(&desk, "alt+Left");
+    pause(3_500);
+
+    // Reload (the values come back or not: masked while shown either way).
+    steps.reload = wall_now_ns();
+    key(&desk, "F5");
+    pause(3_500);
     steps.end = wall_now_ns();
 
     let out = recording.wait_with_output().unwrap();
@@ -233,6 +185,17 @@ fn card_data_stays_masked_while_it_can_be_seen() {
     // No frame, inside a span or not, shows the card data.
     for (frame, text) in distinct.iter().zip(&texts) {
         let found = frames::leaked(text, &[CARD, EXPIRY, CODE, STORED_CARD]);
+        if !found.is_empty() {
+            keep_for_inspection(&frame.png, "leak");
+            let near: Vec<&ScreenSpan> = spans
+                .iter()
+                .filter(|s| {
+                    s.end_ns + 2_000_000_000 > frame.at_ns
+                        && s.start_ns < frame.at_ns + 2_000_000_000
+                })
+                .collect();
+            eprintln!("leak at {} ns; spans within 2 s: {near:#?}", frame.at_ns);
+        }
         assert!(
             found.is_empty(),
             "frame {} (segment {}) shows {found:?}: {text}; spans then: {:?}",
@@ -242,19 +205,38 @@ fn card_data_stays_masked_while_it_can_be_seen() {
         );
     }
 
-    // Region masks kept the rest of the form readable: frames after the address was typed,
-    // with only region masks in force and the form on screen, read the address.
+    let restored = frames::ocr(&restored);
+    assert!(
+        frames::leaked(&restored, &[CARD]).len() == 1,
+        "history back did not restore the card number (the transition proves nothing): {restored}"
+    );
+
+    // Region masks kept the rest of the form readable: frames after the address was typed and
+    // before the receipt, with only region masks in force and the form on screen, read the
+    // address.
     let first = &manifests[0];
     let typed = wall_to_session(first, steps.address_typed);
+    let reload = wall_to_session(first, steps.reload);
+    let receipt = wall_to_session(first, steps.receipt);
     let region_only = |at: u64| {
         let now: Vec<&ScreenSpan> = frames::spans_at(&spans, at);
         !now.is_empty() && now.iter().all(|s| s.screen == "region")
     };
     let (mut form_frames, mut readable) = (0, 0);
     for (frame, text) in distinct.iter().zip(&texts) {
-        if frame.at_ns > typed && region_only(frame.at_ns) && text.contains("Billingaddress") {
+        let on_form = frame.at_ns > typed && frame.at_ns < receipt;
+        if on_form && region_only(frame.at_ns) && text.contains("Billingaddress") {
             form_frames += 1;
-            readable += usize::from(text.contains("HARBOUR"));
+            if text.contains("HARBOUR") {
+                readable += 1;
+            } else {
+                keep_for_inspection(&frame.png, "unreadable");
+                eprintln!(
+                    "address unreadable at {} ns: {text}; spans {:?}",
+                    frame.at_ns,
+                    frames::spans_at(&spans, frame.at_ns)
+                );
+            }
         }
     }
     eprintln!("region-masked form frames: {form_frames}, address readable in {readable}");
@@ -268,7 +250,6 @@ fn card_data_stays_masked_while_it_can_be_seen() {
     );
 
     // The receipt: the order number (not a card) is readable, the stored card is masked.
-    let receipt = wall_to_session(first, steps.receipt);
     let order_read = distinct.iter().zip(&texts).any(|(f, t)| {
         f.at_ns > receipt
             && t.chars()
@@ -301,5 +282,8 @@ fn card_data_stays_masked_while_it_can_be_seen() {
             .any(|f| f.at_ns > end.saturating_sub(3_000_000_000)),
         "no frames at the end of the run"
     );
-    let _ = steps.address_bar;
+    eprintln!(
+        "session times: address typed {typed}, address bar {}, reload {reload}, receipt {receipt}, end {end}",
+        wall_to_session(first, steps.address_bar)
+    );
 }

@@ -13,107 +13,25 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::command::Context;
+pub use crate::command::{HeldField, MaskCommand, ScreenMask};
 use crate::held::{padded, FieldKey, HeldFields, HoldRequest};
 use crate::rules::{Decision, RuleSet, ScreenAction};
 use crate::{FieldInfo, FieldPresence, Rect, TriggerEvent, TriggerSource};
 
-/// An accessibility focus this close to an extension focus is taken as the same field.
+/// An accessibility focus this close to an extension focus, on the same place of the screen,
+/// is taken as the same field.
 const WITNESS_WINDOW_NS: u64 = 1_000_000_000;
+/// Without rectangles to compare, only a focus this close in time counts (Tab moves focus
+/// every few hundred ms when an agent types fast).
+const WITNESS_BLIND_WINDOW_NS: u64 = 150_000_000;
+/// Two rectangles are the same field when they share this much of the smaller one.
+const WITNESS_MIN_OVERLAP: f64 = 0.5;
 /// Accessibility focus changes remembered for binding witnesses.
 const WITNESS_HISTORY: usize = 8;
-
-/// What a mask does to the screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScreenMask {
-    /// Black out everything.
-    Full,
-    /// Black out this rectangle (desktop coordinates).
-    Region(Rect),
-    /// Leave the screen.
-    None,
-}
-
-/// A change of the mask timeline, or of what the triggers follow.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MaskCommand {
-    /// Start a span (open until closed).
-    Open {
-        /// The controller's key for the span.
-        key: u64,
-        /// Start on the session clock.
-        start_ns: u64,
-        /// Screen action.
-        screen: ScreenMask,
-        /// Silence both voice tracks.
-        audio: bool,
-        /// Why, for the manifest and the status.
-        reason: String,
-        /// The rule that matched.
-        rule_id: Option<String>,
-        /// The trigger.
-        trigger: TriggerSource,
-    },
-    /// End a span.
-    Close {
-        /// The span's key.
-        key: u64,
-        /// End on the session clock.
-        end_ns: u64,
-    },
-    /// Ask `source` to report [`TriggerEvent::FieldState`] samples of the field `key` (the
-    /// accessibility watcher polls the fields it is asked to watch).
-    Watch {
-        /// Which trigger.
-        source: TriggerSource,
-        /// The field's key.
-        key: String,
-    },
-    /// Stop following the field `key`.
-    Unwatch {
-        /// Which trigger.
-        source: TriggerSource,
-        /// The field's key.
-        key: String,
-    },
-}
-
-/// The page or window a field belongs to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Context {
-    app: Option<String>,
-    window_title: Option<String>,
-    url: Option<String>,
-}
-
-impl Context {
-    pub(crate) fn of(field: &FieldInfo) -> Self {
-        Self {
-            app: field.app.clone(),
-            window_title: field.window_title.clone(),
-            url: field.url.clone(),
-        }
-    }
-
-    fn is_known(&self) -> bool {
-        self.app.is_some() || self.window_title.is_some() || self.url.is_some()
-    }
-
-    /// Whether focus in `now` means this page or window is no longer what the screen shows.
-    /// Within one trigger every known detail counts; across triggers (the accessibility tree
-    /// and the browser extension name windows differently) only two known page URLs, compared
-    /// without their fragment.
-    pub(crate) fn left_for(&self, now: &Context, same_trigger: bool) -> bool {
-        if same_trigger {
-            return now.is_known() && self != now;
-        }
-        let page = |c: &Context| {
-            c.url
-                .as_deref()
-                .map(|u| u.split('#').next().unwrap_or(u).to_string())
-        };
-        matches!((page(self), page(now)), (Some(a), Some(b)) if a != b)
-    }
-}
+/// The longest the screen stays masked for a page change that no page settles (a browser
+/// page where the extension does not run, such as a new tab page).
+const PAGE_CHANGE_MAX_NS: u64 = 2_000_000_000;
 
 /// An open focus span.
 #[derive(Debug, Clone)]
@@ -127,8 +45,33 @@ struct FocusSpan {
     field_key: Option<String>,
     /// When focus came.
     focused_ns: u64,
+    /// The field's rectangle at focus.
+    rect: Option<Rect>,
     /// The accessibility bus's key for the same field (extension spans).
     witness: Option<String>,
+}
+
+/// Whether two focus reports are of the same field: close in time and, when both rectangles
+/// are known, mostly on the same place of the screen.
+fn same_field(a: (u64, Option<Rect>), b: (u64, Option<Rect>)) -> bool {
+    let dt = a.0.abs_diff(b.0);
+    match (a.1, b.1) {
+        (Some(x), Some(y)) => dt <= WITNESS_WINDOW_NS && overlap(x, y) >= WITNESS_MIN_OVERLAP,
+        _ => dt <= WITNESS_BLIND_WINDOW_NS,
+    }
+}
+
+/// The share of the smaller rectangle that the two have in common.
+fn overlap(a: Rect, b: Rect) -> f64 {
+    let (ax1, ay1) = (a.x as i64 + a.width as i64, a.y as i64 + a.height as i64);
+    let (bx1, by1) = (b.x as i64 + b.width as i64, b.y as i64 + b.height as i64);
+    let w = (ax1.min(bx1) - (a.x as i64).max(b.x as i64)).max(0);
+    let h = (ay1.min(by1) - (a.y as i64).max(b.y as i64)).max(0);
+    let smaller = (a.width as i64 * a.height as i64).min(b.width as i64 * b.height as i64);
+    if smaller <= 0 {
+        return 0.0;
+    }
+    (w * h) as f64 / smaller as f64
 }
 
 /// Turns trigger events into mask commands.
@@ -139,8 +82,11 @@ pub struct MaskController {
     focus: HashMap<TriggerSource, FocusSpan>,
     /// Fields whose data can still be on screen.
     held: HeldFields,
-    /// Recent accessibility focus changes (key, when), newest last.
-    accessibility_focus: VecDeque<(String, u64)>,
+    /// Recent accessibility focus changes (key, when, where), newest last.
+    accessibility_focus: VecDeque<(String, u64, Option<Rect>)>,
+    /// The open page-change span (its key, start) and the latest settle seen.
+    page_change: Option<(u64, u64)>,
+    last_settled_ns: u64,
     /// The open watchdog span of each watcher that went down, and whether it is back (then
     /// the span waits for its first focus report: what has focus now is unknown until then).
     watchdog: HashMap<TriggerSource, (u64, bool)>,
@@ -155,6 +101,8 @@ impl MaskController {
             focus: HashMap::new(),
             held: HeldFields::default(),
             accessibility_focus: VecDeque::new(),
+            page_change: None,
+            last_settled_ns: 0,
             watchdog: HashMap::new(),
         }
     }
@@ -176,14 +124,29 @@ impl MaskController {
         self.held.len()
     }
 
+    /// The held fields.
+    pub fn held(&self) -> Vec<HeldField> {
+        self.held.list()
+    }
+
     fn key(&mut self) -> u64 {
         self.next_key += 1;
         self.next_key
     }
 
-    /// Time-driven decisions: held fields whose position went stale mask the whole screen.
+    /// Time-driven decisions: held fields whose position went stale mask the whole screen; a
+    /// page change that nothing settled ends after [`PAGE_CHANGE_MAX_NS`].
     pub fn tick(&mut self, now_ns: u64) -> Vec<MaskCommand> {
         let mut out = Vec::new();
+        if let Some((key, start)) = self.page_change {
+            if now_ns > start + PAGE_CHANGE_MAX_NS {
+                self.page_change = None;
+                out.push(MaskCommand::Close {
+                    key,
+                    end_ns: start + PAGE_CHANGE_MAX_NS,
+                });
+            }
+        }
         let mut next = self.next_key;
         self.held.tick(
             now_ns,
@@ -244,24 +207,25 @@ impl MaskController {
         self.next_key = next;
     }
 
-    /// The accessibility focus closest to `at_ns`, within the witness window.
-    fn witness_near(&self, at_ns: u64) -> Option<String> {
+    /// The accessibility focus on the same field as an extension focus at `at_ns` on `rect`.
+    fn witness_near(&self, at_ns: u64, rect: Option<Rect>) -> Option<String> {
         self.accessibility_focus
             .iter()
-            .filter(|(_, t)| t.abs_diff(at_ns) <= WITNESS_WINDOW_NS)
-            .min_by_key(|(_, t)| t.abs_diff(at_ns))
-            .map(|(k, _)| k.clone())
+            .filter(|(_, t, r)| same_field((*t, *r), (at_ns, rect)))
+            .min_by_key(|(_, t, _)| t.abs_diff(at_ns))
+            .map(|(k, _, _)| k.clone())
     }
 
-    /// Remembers an accessibility focus, and binds it to an extension span that began just
-    /// before it without a witness.
-    fn note_accessibility_focus(&mut self, key: &str, at_ns: u64) {
-        self.accessibility_focus.push_back((key.to_string(), at_ns));
+    /// Remembers an accessibility focus, and binds it to the extension's span of the same
+    /// field when the extension reported it first.
+    fn note_accessibility_focus(&mut self, key: &str, at_ns: u64, rect: Option<Rect>) {
+        self.accessibility_focus
+            .push_back((key.to_string(), at_ns, rect));
         while self.accessibility_focus.len() > WITNESS_HISTORY {
             self.accessibility_focus.pop_front();
         }
         if let Some(span) = self.focus.get_mut(&TriggerSource::Extension) {
-            if span.witness.is_none() && at_ns.abs_diff(span.focused_ns) <= WITNESS_WINDOW_NS {
+            if span.witness.is_none() && same_field((span.focused_ns, span.rect), (at_ns, rect)) {
                 span.witness = Some(key.to_string());
             }
         }
@@ -282,7 +246,7 @@ impl MaskController {
         self.held.focus_moved(source, &context, at_ns, out);
         if source == TriggerSource::Accessibility {
             if let Some(key) = &field.key {
-                self.note_accessibility_focus(key, at_ns);
+                self.note_accessibility_focus(key, at_ns, field.rect);
             }
         }
         let Some(d) = decision else {
@@ -300,7 +264,7 @@ impl MaskController {
             trigger: source,
         });
         let witness = (source == TriggerSource::Extension)
-            .then(|| self.witness_near(at_ns))
+            .then(|| self.witness_near(at_ns, field.rect))
             .flatten();
         self.focus.insert(
             source,
@@ -312,6 +276,7 @@ impl MaskController {
                 context,
                 field_key: field.key.clone(),
                 focused_ns: at_ns,
+                rect: field.rect,
                 witness,
             },
         );
@@ -349,6 +314,26 @@ impl MaskController {
         self.next_key = next;
     }
 
+    /// The page is changing: the whole screen until the next page says what it shows (a
+    /// bfcache restore or a tab switch paints before any script can look).
+    fn page_leaving(&mut self, at_ns: u64, source: TriggerSource, out: &mut Vec<MaskCommand>) {
+        if self.page_change.is_some() || self.last_settled_ns > at_ns {
+            // Already masked, or the next page settled first (reports crossed on the way).
+            return;
+        }
+        let key = self.key();
+        out.push(MaskCommand::Open {
+            key,
+            start_ns: at_ns,
+            screen: ScreenMask::Full,
+            audio: false,
+            reason: "page changing: what the next page shows is not known yet".into(),
+            rule_id: None,
+            trigger: source,
+        });
+        self.page_change = Some((key, at_ns));
+    }
+
     /// Handles one trigger event.
     pub fn on_event(&mut self, event: &TriggerEvent) -> Vec<MaskCommand> {
         let mut out = Vec::new();
@@ -372,6 +357,18 @@ impl MaskController {
                 presence,
                 field,
             } => self.field_state(*at_ns, *source, key, *presence, field.as_ref(), &mut out),
+            TriggerEvent::PageLeaving { at_ns, source } => {
+                self.page_leaving(*at_ns, *source, &mut out)
+            }
+            TriggerEvent::PageSettled { at_ns, .. } => {
+                self.last_settled_ns = self.last_settled_ns.max(*at_ns);
+                if let Some((key, start)) = self.page_change.take() {
+                    out.push(MaskCommand::Close {
+                        key,
+                        end_ns: (*at_ns).max(start),
+                    });
+                }
+            }
             TriggerEvent::Health {
                 at_ns,
                 source,

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::controller::{Context, MaskCommand, ScreenMask};
+use crate::command::{Context, HeldField, MaskCommand, ScreenMask};
 use crate::{FieldPresence, Rect, TriggerSource};
 
 /// Padding around a field's rectangle for region masks, in pixels.
@@ -35,7 +35,7 @@ pub(crate) type FieldKey = (TriggerSource, String);
 
 /// One held field.
 #[derive(Debug)]
-struct HeldField {
+struct Held {
     rule_id: String,
     /// Whose samples move it (its trigger) and its tail after it is gone.
     tail_ns: u64,
@@ -60,7 +60,7 @@ pub(crate) struct HoldRequest {
 /// The held fields of a session.
 #[derive(Debug)]
 pub(crate) struct HeldFields {
-    fields: HashMap<FieldKey, HeldField>,
+    fields: HashMap<FieldKey, Held>,
     stale_ns: u64,
     next_fallback: u64,
 }
@@ -100,6 +100,22 @@ impl HeldFields {
         self.fields.len()
     }
 
+    /// Every held field: who follows it, its key, its rule and what is masked for it now.
+    pub(crate) fn list(&self) -> Vec<HeldField> {
+        let mut out: Vec<HeldField> = self
+            .fields
+            .iter()
+            .map(|((trigger, key), f)| HeldField {
+                trigger: *trigger,
+                key: key.clone(),
+                rule_id: f.rule_id.clone(),
+                screen: f.span.map_or(ScreenMask::None, |(_, screen)| screen),
+            })
+            .collect();
+        out.sort_by(|a, b| (a.trigger.as_str(), &a.key).cmp(&(b.trigger.as_str(), &b.key)));
+        out
+    }
+
     /// Holds a followed field from `at_ns`: the whole screen until its first sample.
     pub(crate) fn hold(
         &mut self,
@@ -118,7 +134,7 @@ impl HeldFields {
                 key: key.1.clone(),
             });
         }
-        let mut field = HeldField {
+        let mut field = Held {
             rule_id: request.rule_id,
             tail_ns: request.tail_ns,
             span: None,
@@ -148,7 +164,7 @@ impl HeldFields {
             return;
         }
         self.next_fallback += 1;
-        let mut field = HeldField {
+        let mut field = Held {
             rule_id: request.rule_id,
             tail_ns: request.tail_ns,
             span: None,
@@ -279,7 +295,7 @@ impl HeldFields {
 }
 
 fn open(
-    field: &mut HeldField,
+    field: &mut Held,
     trigger: TriggerSource,
     screen: ScreenMask,
     start_ns: u64,

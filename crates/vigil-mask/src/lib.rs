@@ -15,6 +15,7 @@
 )]
 #![cfg_attr(any(target_os = "windows", target_os = "macos"), deny(unsafe_code))]
 
+mod command;
 mod controller;
 mod dtmf;
 pub mod focus;
@@ -25,7 +26,7 @@ mod rules;
 #[allow(clippy::large_enum_variant)]
 mod trigger;
 
-pub use controller::{MaskCommand, MaskController, ScreenMask};
+pub use controller::{HeldField, MaskCommand, MaskController, ScreenMask};
 pub use dtmf::{DtmfDetector, ToneSpan};
 pub use focus::{start_focus_watcher, FocusWatcher, FocusWatcherError, WatchedFields};
 pub use rules::{

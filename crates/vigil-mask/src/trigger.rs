@@ -142,6 +142,21 @@ pub enum TriggerEvent {
         /// values a reload restored, a card number shown as text): the rules decide on it.
         field: Option<FieldInfo>,
     },
+    /// The page a browser tab shows is about to change (navigation, history step, tab
+    /// switch): until the new page has reported what it shows, nothing is known of it.
+    PageLeaving {
+        /// When.
+        at_ns: u64,
+        /// Who saw it.
+        source: TriggerSource,
+    },
+    /// The page now shown has reported its fields and card data: what it shows is known.
+    PageSettled {
+        /// When.
+        at_ns: u64,
+        /// Who saw it.
+        source: TriggerSource,
+    },
     /// A watcher's health changed: while a needed watcher is down, the screen is masked.
     Health {
         /// When.

@@ -4,14 +4,14 @@
 //! The extension sees what the accessibility tree does not: `autocomplete` tokens, HTML names
 //! and the field's screen rectangle. It stamps each event with the page's clock
 //! (`performance.timeOrigin + event.timeStamp`, wall milliseconds); the engine moves the stamp
-//! onto the session clock, never later than the arrival and at most 400 ms earlier.
+//! onto the session clock, never later than the arrival and at most 500 ms earlier.
 
 use serde::{Deserialize, Serialize};
 use vigil_mask::{FieldInfo, FieldPresence, TriggerEvent, TriggerSource};
 
-/// How far back an extension stamp may place an event: well within the delay line (600 ms), so
+/// How far back an extension stamp may place an event: within the delay line (600 ms), so
 /// that a span never begins before media already released; never into the future.
-const MAX_BACKDATE_NS: u64 = 400_000_000;
+const MAX_BACKDATE_NS: u64 = 500_000_000;
 /// Without a message (heartbeats come every 2 s) for this long, the host is considered gone.
 pub(crate) const HOST_SILENCE_NS: u64 = 6_000_000_000;
 
@@ -67,6 +67,20 @@ pub enum ExtensionMessage {
         /// One entry per field or piece of text.
         #[serde(default)]
         fields: Vec<FieldReport>,
+    },
+    /// The top frame's page is going (pagehide) or its tab went to the background: what the
+    /// tab shows next is unknown until a page settles.
+    Leaving {
+        /// When, in wall milliseconds.
+        #[serde(default)]
+        at_wall_ms: Option<f64>,
+    },
+    /// The page now shown (a load, a restore from the back/forward cache, a tab brought to the
+    /// front) has sent its first `fields` report.
+    Settled {
+        /// When, in wall milliseconds.
+        #[serde(default)]
+        at_wall_ms: Option<f64>,
     },
     /// The browser closed the host's input: the extension is gone on purpose (browser closed).
     Bye,
@@ -183,6 +197,14 @@ impl ExtensionLink {
                 source,
                 has_value: Some(*has_value),
             }),
+            ExtensionMessage::Leaving { at_wall_ms } => events.push(TriggerEvent::PageLeaving {
+                at_ns: session_time(now_ns, *at_wall_ms),
+                source,
+            }),
+            ExtensionMessage::Settled { at_wall_ms } => events.push(TriggerEvent::PageSettled {
+                at_ns: session_time(now_ns, *at_wall_ms),
+                source,
+            }),
             ExtensionMessage::Fields { at_wall_ms, fields } => {
                 let at_ns = session_time(now_ns, *at_wall_ms);
                 events.extend(fields.iter().map(|report| {
@@ -255,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn stamps_move_back_at_most_400_ms_and_never_forward() {
+    fn stamps_move_back_at_most_500_ms_and_never_forward() {
         let now_wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

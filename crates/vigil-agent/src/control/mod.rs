@@ -14,7 +14,7 @@ pub use endpoint::{ControlEndpoint, EndpointError};
 pub(crate) use extension::ExtensionLink;
 pub use extension::{ExtensionMessage, FieldReport};
 pub use server::{ControlServer, ServeError};
-pub use state::{ActiveMask, AgentState, PauseState, TriggerHealth};
+pub use state::{ActiveMask, AgentState, HeldFieldState, PauseState, TriggerHealth};
 
 use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};

@@ -39,6 +39,19 @@ pub struct TriggerHealth {
     pub detail: String,
 }
 
+/// A field whose card data may still be on screen, masked while it can be seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldFieldState {
+    /// Who follows it (`extension`, `accessibility`).
+    pub trigger: String,
+    /// Its key there.
+    pub key: String,
+    /// The rule that matched it.
+    pub rule_id: String,
+    /// What is masked for it now: `region`, `full` (position unknown) or `none` (hidden).
+    pub screen: String,
+}
+
 /// Everything the status shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentState {
@@ -54,6 +67,9 @@ pub struct AgentState {
     pub api_masks: Vec<u64>,
     /// Health of each watcher that reported.
     pub triggers: Vec<TriggerHealth>,
+    /// Fields held after focus left them (masked while they can be seen).
+    #[serde(default)]
+    pub held: Vec<HeldFieldState>,
 }
 
 impl AgentState {
@@ -80,6 +96,12 @@ impl AgentState {
                 m.trigger,
                 m.screen,
                 if m.audio { "silenced" } else { "kept" }
+            ));
+        }
+        for h in &self.held {
+            out.push_str(&format!(
+                "held: {} field {} ({}), screen {}\n",
+                h.trigger, h.key, h.rule_id, h.screen
             ));
         }
         for t in &self.triggers {

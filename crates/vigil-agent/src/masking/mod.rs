@@ -18,7 +18,7 @@ use vigil_media::{MaskSpan, MaskTimeline};
 
 use crate::control::{
     ActiveMask, AgentState, ControlCommand, ControlRefusal, ExtensionLink, ExtensionMessage,
-    TriggerHealth,
+    HeldFieldState, TriggerHealth,
 };
 
 /// The extension's health until a browser's extension connects.
@@ -209,6 +209,22 @@ impl Masking {
             masked,
             paused: self.manual.pause_state(now_ns, timeline, to_wall),
             api_masks: self.manual.open_api_masks(now_ns, timeline),
+            held: self
+                .controller
+                .held()
+                .into_iter()
+                .map(|h| HeldFieldState {
+                    trigger: h.trigger.as_str().into(),
+                    key: h.key,
+                    rule_id: h.rule_id,
+                    screen: match h.screen {
+                        ScreenMask::Full => "full",
+                        ScreenMask::Region(_) => "region",
+                        ScreenMask::None => "none",
+                    }
+                    .into(),
+                })
+                .collect(),
             triggers: self
                 .health
                 .iter()

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use vigil_e2e::TestDesktop;
 
 pub mod frames;
+pub mod pages;
 pub mod rig;
 pub mod tls_proxy;
 

@@ -41,7 +41,12 @@ pub fn unenrolled(config: &str) -> Rig {
     let config_path = desk.dir().join("agent.toml");
     std::fs::write(
         &config_path,
-        format!("[control]\nenabled = false\n[upload]\nheartbeat_seconds = 1\nmax_retry_seconds = 3\n{config}"),
+        // The control API stays off unless the test's own configuration has a [control].
+        if config.contains("[control]") {
+            format!("[upload]\nheartbeat_seconds = 1\nmax_retry_seconds = 3\n{config}")
+        } else {
+            format!("[control]\nenabled = false\n[upload]\nheartbeat_seconds = 1\nmax_retry_seconds = 3\n{config}")
+        },
     )
     .unwrap();
     Rig {

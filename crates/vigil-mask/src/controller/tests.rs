@@ -474,3 +474,67 @@ fn fields_first_seen_by_a_sample_are_held_when_the_rules_mask_them() {
     assert!(c.on_event(&with("Street", None)).is_empty());
     assert_eq!(c.held_fields(), 2);
 }
+
+#[test]
+fn only_an_accessibility_focus_on_the_same_place_witnesses_an_extension_field() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    let a11y = |c: &mut MaskController, at_ns: u64, key: &str, y: i32| {
+        c.on_event(&TriggerEvent::FocusGained {
+            at_ns,
+            source: TriggerSource::Accessibility,
+            field: FieldInfo {
+                role: Some("entry".into()),
+                key: Some(key.into()),
+                rect: Some(rect(y)),
+                ..FieldInfo::default()
+            },
+        })
+    };
+    // The field before (the name), 600 ms earlier, elsewhere on the screen.
+    a11y(&mut c, 400 * MS, "name", 100);
+    c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 1_000 * MS,
+        source: TriggerSource::Extension,
+        field: FieldInfo {
+            autocomplete: vec!["cc-csc".into()],
+            key: Some("f/9".into()),
+            rect: Some(rect(300)),
+            ..FieldInfo::default()
+        },
+    });
+    // The field after (the street), 300 ms later, elsewhere: not the same field either.
+    a11y(&mut c, 1_300 * MS, "street", 500);
+    let blur = c.on_event(&TriggerEvent::FocusLost {
+        at_ns: 1_300 * MS,
+        source: TriggerSource::Extension,
+        has_value: Some(true),
+    });
+    assert!(
+        !blur.iter().any(|m| matches!(m, MaskCommand::Watch { .. })),
+        "{blur:?}"
+    );
+    assert_eq!(c.held_fields(), 1, "the extension's own hold only");
+}
+
+#[test]
+fn a_page_change_masks_the_screen_until_the_next_page_settles_or_two_seconds_pass() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    let src = TriggerSource::Extension;
+    let leaving = c.on_event(&TriggerEvent::PageLeaving {
+        at_ns: 1_000 * MS,
+        source: src,
+    });
+    assert_eq!(opened(&leaving), vec![(1_000 * MS, ScreenMask::Full)]);
+    let settled = c.on_event(&TriggerEvent::PageSettled {
+        at_ns: 1_150 * MS,
+        source: src,
+    });
+    assert_eq!(closed(&settled), vec![1_150 * MS]);
+    // A page where the extension does not run never settles.
+    c.on_event(&TriggerEvent::PageLeaving {
+        at_ns: 5_000 * MS,
+        source: src,
+    });
+    assert!(c.tick(6_000 * MS).is_empty());
+    assert_eq!(closed(&c.tick(7_100 * MS)), vec![7_000 * MS]);
+}
