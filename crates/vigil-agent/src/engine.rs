@@ -306,6 +306,7 @@ pub fn record(
         },
     );
     masking.set_frame_interval(frame_interval_ns(options.encoder.max_fps));
+    masking.set_delay(options.delay.as_nanos() as u64);
     let mut usage = crate::masking::DailyUsage::load(&spool.config_dir());
     masking.set_paused_today(usage.paused_seconds * 1_000_000_000);
     let (control_tx, control_rx) = unbounded::<ControlRequest>();

@@ -119,6 +119,12 @@ impl MaskController {
         self.held.set_frame_interval(interval_ns);
     }
 
+    /// The delay line: how long a held field's position report may take to arrive before the
+    /// controller masks the whole screen for want of it.
+    pub fn set_delay(&mut self, delay_ns: u64) {
+        self.held.set_delay(delay_ns);
+    }
+
     /// How many fields are held (masked while they can be on screen).
     pub fn held_fields(&self) -> usize {
         self.held.len()

@@ -24,11 +24,16 @@ pub(crate) const PAGE_SETTLE_NS: u64 = 700_000_000;
 /// How long a field stays masked after it is reported hidden (a tab switch repaints within
 /// a frame or two).
 const HIDE_SETTLE_NS: u64 = 300_000_000;
-/// Added to the frame interval before a position counts as stale: a report's delivery from
-/// the page or the accessibility bus to the engine.
-const DELIVERY_ALLOWANCE_NS: u64 = 100_000_000;
+/// Added to the frame interval before two position reports are too far apart: the jitter of
+/// the page's 100-ms report timer.
+const REPORT_JITTER_NS: u64 = 100_000_000;
 /// Staleness limit until the engine says its frame interval (5 frames a second).
 const DEFAULT_FRAME_INTERVAL_NS: u64 = 200_000_000;
+/// How long the controller waits for a report before it must decide without one: the delay
+/// line (600 ms by default) less what the engine needs to act before media leaves it.
+const DEFAULT_WAIT_NS: u64 = 450_000_000;
+/// What the engine needs between a decision and the delay line's release.
+const DECISION_MARGIN_NS: u64 = 150_000_000;
 
 /// The key of a held field: who follows it and its identity there.
 pub(crate) type FieldKey = (TriggerSource, String);
@@ -61,7 +66,11 @@ pub(crate) struct HoldRequest {
 #[derive(Debug)]
 pub(crate) struct HeldFields {
     fields: HashMap<FieldKey, Held>,
+    /// Report stamps further apart than this leave the field's position unknown in between.
     stale_ns: u64,
+    /// How long after a position's stamp a newer one may still come before the media of that
+    /// time leaves the delay line.
+    wait_ns: u64,
     next_fallback: u64,
 }
 
@@ -69,7 +78,8 @@ impl Default for HeldFields {
     fn default() -> Self {
         Self {
             fields: HashMap::new(),
-            stale_ns: DEFAULT_FRAME_INTERVAL_NS + DELIVERY_ALLOWANCE_NS,
+            stale_ns: DEFAULT_FRAME_INTERVAL_NS + REPORT_JITTER_NS,
+            wait_ns: DEFAULT_WAIT_NS,
             next_fallback: 0,
         }
     }
@@ -86,9 +96,17 @@ pub(crate) fn padded(r: Rect) -> ScreenMask {
 }
 
 impl HeldFields {
-    /// Positions older than one frame interval (plus delivery) mask the whole screen.
+    /// Positions older than one frame interval (plus the report timer's jitter) at a frame's
+    /// capture time mask the whole screen.
     pub(crate) fn set_frame_interval(&mut self, interval_ns: u64) {
-        self.stale_ns = interval_ns.max(1) + DELIVERY_ALLOWANCE_NS;
+        self.stale_ns = interval_ns.max(1) + REPORT_JITTER_NS;
+    }
+
+    /// The delay line: how long reports may take to arrive before a decision is due.
+    pub(crate) fn set_delay(&mut self, delay_ns: u64) {
+        self.wait_ns = delay_ns
+            .saturating_sub(DECISION_MARGIN_NS)
+            .max(self.stale_ns);
     }
 
     pub(crate) fn is_held(&self, key: &FieldKey) -> bool {
@@ -186,6 +204,7 @@ impl HeldFields {
         keys: &mut impl FnMut() -> u64,
         out: &mut Vec<MaskCommand>,
     ) {
+        let stale_ns = self.stale_ns;
         let Some(field) = self.fields.get_mut(key) else {
             return;
         };
@@ -194,6 +213,28 @@ impl HeldFields {
         match presence {
             FieldPresence::Shown { rect } => {
                 let want = rect.map_or(ScreenMask::Full, padded);
+                let gap = at_ns.saturating_sub(field.seen_ns) > stale_ns;
+                if gap && matches!(field.span, Some((_, ScreenMask::Region(_)))) {
+                    // The reports came, but too far apart: where the field was in between
+                    // is unknown, so those frames are masked whole.
+                    let key_full = keys();
+                    out.push(MaskCommand::Open {
+                        key: key_full,
+                        start_ns: field.seen_ns + stale_ns,
+                        screen: ScreenMask::Full,
+                        audio: false,
+                        reason: format!(
+                            "card data may be on screen, position unknown ({})",
+                            field.rule_id
+                        ),
+                        rule_id: Some(field.rule_id.clone()),
+                        trigger: key.0,
+                    });
+                    out.push(MaskCommand::Close {
+                        key: key_full,
+                        end_ns: at_ns,
+                    });
+                }
                 match field.span {
                     Some((_, current)) if current == want => {}
                     Some((span_key, current)) => {
@@ -269,8 +310,9 @@ impl HeldFields {
         }
     }
 
-    /// A followed field whose position was not confirmed within the staleness limit masks the
-    /// whole screen from its last confirmation until a sample comes.
+    /// A followed field whose position no report confirmed after a frame interval, while the
+    /// media of that time is about to leave the delay line, masks the whole screen from then
+    /// until a report comes.
     pub(crate) fn tick(
         &mut self,
         now_ns: u64,
@@ -281,14 +323,14 @@ impl HeldFields {
             let Some((span_key, ScreenMask::Region(_))) = field.span else {
                 continue;
             };
-            if !field.followed || now_ns <= field.seen_ns + self.stale_ns {
+            if !field.followed || now_ns <= field.seen_ns + self.stale_ns + self.wait_ns {
                 continue;
             }
+            let from = field.seen_ns + self.stale_ns;
             out.push(MaskCommand::Close {
                 key: span_key,
-                end_ns: now_ns,
+                end_ns: from,
             });
-            let from = field.seen_ns;
             open(field, *source, ScreenMask::Full, from, keys, out);
         }
     }

@@ -85,6 +85,11 @@ impl Masking {
         self.controller.set_frame_interval(interval_ns);
     }
 
+    /// The delay line: how long a position report may take before the screen is masked.
+    pub(crate) fn set_delay(&mut self, delay_ns: u64) {
+        self.controller.set_delay(delay_ns);
+    }
+
     /// Pause time used earlier today (kept in the spool by earlier sessions).
     pub(crate) fn set_paused_today(&mut self, used_ns: u64) {
         self.manual = manual::ManualMasks::with_used_today(used_ns);

@@ -332,17 +332,27 @@ fn a_followed_field_keeps_its_region_masked_after_tab_and_follows_it() {
         opened(&moved),
         vec![(2_150 * MS, crate::held::padded(rect(100)))]
     );
-    // No report for longer than a frame interval and delivery: the whole screen, from the
-    // last confirmation.
-    let stale = c.tick(2_600 * MS);
+    // Reports 450 ms apart (more than a frame interval and the timer's jitter): the whole
+    // screen for the time in between.
+    let late = c.on_event(&shown(2_700 * MS, src, "f1", Some(rect(100))));
+    assert_eq!(
+        opened(&late),
+        vec![(2_550 * MS, ScreenMask::Full)],
+        "{late:?}"
+    );
+    assert_eq!(closed(&late), vec![2_700 * MS]);
+    // No report at all while the delay line (600 ms less 150 ms to act) runs out: the whole
+    // screen from a frame interval after the last confirmation.
+    assert!(c.tick(3_100 * MS).is_empty(), "a report may still come");
+    let stale = c.tick(3_500 * MS);
     assert_eq!(
         opened(&stale),
-        vec![(2_250 * MS, ScreenMask::Full)],
+        vec![(3_000 * MS, ScreenMask::Full)],
         "{stale:?}"
     );
     // Hidden (another tab in front): nothing masked once the switch has painted.
-    let hidden = c.on_event(&state(2_700 * MS, src, "f1", FieldPresence::Hidden));
-    assert_eq!(closed(&hidden), vec![3_000 * MS]);
+    let hidden = c.on_event(&state(3_600 * MS, src, "f1", FieldPresence::Hidden));
+    assert_eq!(closed(&hidden), vec![3_900 * MS]);
     assert!(
         c.tick(10_000 * MS).is_empty(),
         "hidden fields do not go stale"
