@@ -25,7 +25,8 @@ const WITNESS_WINDOW_NS: u64 = 1_000_000_000;
 /// Without rectangles to compare, only a focus this close in time counts (Tab moves focus
 /// every few hundred ms when an agent types fast).
 const WITNESS_BLIND_WINDOW_NS: u64 = 150_000_000;
-/// Two rectangles are the same field when they share this much of the smaller one.
+/// Two rectangles are the same field when their intersection is this much of their union (a
+/// document or frame that contains the field is not the field).
 const WITNESS_MIN_OVERLAP: f64 = 0.5;
 /// Accessibility focus changes remembered for binding witnesses.
 const WITNESS_HISTORY: usize = 8;
@@ -61,17 +62,18 @@ fn same_field(a: (u64, Option<Rect>), b: (u64, Option<Rect>)) -> bool {
     }
 }
 
-/// The share of the smaller rectangle that the two have in common.
+/// Intersection over union of two rectangles.
 fn overlap(a: Rect, b: Rect) -> f64 {
     let (ax1, ay1) = (a.x as i64 + a.width as i64, a.y as i64 + a.height as i64);
     let (bx1, by1) = (b.x as i64 + b.width as i64, b.y as i64 + b.height as i64);
     let w = (ax1.min(bx1) - (a.x as i64).max(b.x as i64)).max(0);
     let h = (ay1.min(by1) - (a.y as i64).max(b.y as i64)).max(0);
-    let smaller = (a.width as i64 * a.height as i64).min(b.width as i64 * b.height as i64);
-    if smaller <= 0 {
+    let area = |r: Rect| r.width as i64 * r.height as i64;
+    let union = area(a) + area(b) - w * h;
+    if union <= 0 {
         return 0.0;
     }
-    (w * h) as f64 / smaller as f64
+    (w * h) as f64 / union as f64
 }
 
 /// Turns trigger events into mask commands.

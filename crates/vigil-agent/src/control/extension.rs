@@ -44,7 +44,7 @@ pub enum ExtensionMessage {
         #[serde(default)]
         at_wall_ms: Option<f64>,
         /// What identifies it (never its value).
-        field: FieldInfo,
+        field: Box<FieldInfo>,
     },
     /// The focused field lost focus.
     Blur {
@@ -181,7 +181,7 @@ impl ExtensionLink {
                 },
             }),
             ExtensionMessage::Focus { at_wall_ms, field } => {
-                let mut field = field.clone();
+                let mut field = FieldInfo::clone(field);
                 field.app = field.app.or_else(|| self.app.clone());
                 events.push(TriggerEvent::FocusGained {
                     at_ns: session_time(now_ns, *at_wall_ms),

@@ -299,12 +299,14 @@ impl Masking {
                     timeline.close(index, end_ns);
                 }
             }
-            MaskCommand::Watch { source, key } if source == TriggerSource::Accessibility => {
-                self.watched.watch(&key)
-            }
-            MaskCommand::Unwatch { source, key } if source == TriggerSource::Accessibility => {
-                self.watched.unwatch(&key)
-            }
+            MaskCommand::Watch {
+                source: TriggerSource::Accessibility,
+                key,
+            } => self.watched.watch(&key),
+            MaskCommand::Unwatch {
+                source: TriggerSource::Accessibility,
+                key,
+            } => self.watched.unwatch(&key),
             // The extension reports its fields without being asked.
             MaskCommand::Watch { .. } | MaskCommand::Unwatch { .. } => {}
         }

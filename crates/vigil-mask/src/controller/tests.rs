@@ -502,6 +502,22 @@ fn only_an_accessibility_focus_on_the_same_place_witnesses_an_extension_field() 
     };
     // The field before (the name), 600 ms earlier, elsewhere on the screen.
     a11y(&mut c, 400 * MS, "name", 100);
+    // The frame's document, which contains the field, at the same moment.
+    c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 990 * MS,
+        source: TriggerSource::Accessibility,
+        field: FieldInfo {
+            role: Some("document web".into()),
+            key: Some("frame-document".into()),
+            rect: Some(Rect {
+                x: 0,
+                y: 0,
+                width: 1920,
+                height: 1000,
+            }),
+            ..FieldInfo::default()
+        },
+    });
     c.on_event(&TriggerEvent::FocusGained {
         at_ns: 1_000 * MS,
         source: TriggerSource::Extension,
