@@ -158,10 +158,28 @@ function trackFields(tabId, message) {
   if (keys.size === 0) tabFields.delete(tabId);
 }
 
+// The top frame's document each tab shows: when another one speaks (a navigation, a page
+// restored from the back/forward cache), the fields the old one reported are gone. A page
+// going into that cache cannot always send its own "gone" (its timers and ports freeze).
+const tabDocs = new Map(); // tabId -> document id
+
+function trackDocument(tabId, doc) {
+  if (typeof tabId !== "number" || typeof doc !== "string") return;
+  const old = tabDocs.get(tabId);
+  tabDocs.set(tabId, doc);
+  if (old === undefined || old === doc) return;
+  const keys = tabFields.get(tabId);
+  tabFields.delete(tabId);
+  if (!keys || keys.size === 0) return;
+  const fields = [...keys].map((key) => ({ key, presence: { state: "gone" } }));
+  post({ type: "fields", at_wall_ms: Date.now(), fields }, true);
+}
+
 if (api.tabs && api.tabs.onRemoved) {
   api.tabs.onRemoved.addListener((tabId) => {
     const keys = tabFields.get(tabId);
     tabFields.delete(tabId);
+    tabDocs.delete(tabId);
     if (!keys || keys.size === 0) return;
     const fields = [...keys].map((key) => ({ key, presence: { state: "gone" } }));
     post({ type: "fields", at_wall_ms: Date.now(), fields }, true);
@@ -203,6 +221,7 @@ function scheduleReconnect(error) {
 // Listeners are registered synchronously at the top level, as an MV3 worker must.
 api.runtime.onMessage.addListener((message, sender, sendResponse) => {
   if (sender.id !== api.runtime.id || !message || !RELAYED.has(message.type)) return;
+  if (sender.tab && sender.frameId === 0) trackDocument(sender.tab.id, message.doc);
   if (message.type === "fields" && sender.tab) trackFields(sender.tab.id, message);
   post(message, true);
   connect();

@@ -66,10 +66,13 @@
       if (old && old.since_wall_ms !== undefined && f.since_wall_ms === undefined) merged.since_wall_ms = old.since_wall_ms;
       byKey.set(f.key, merged);
     }
-    return { type: "fields", at_wall_ms: newer.at_wall_ms, fields: [...byKey.values()] };
+    return { type: "fields", at_wall_ms: newer.at_wall_ms, fields: [...byKey.values()], doc: newer.doc };
   }
 
   function send(message) {
+    // The top frame names its document, so that the worker can tell a new page in the tab
+    // (and report the old page's fields gone, whose own last words a navigation may cut).
+    if (TOP) message.doc = FRAME_ID;
     const waiting = pending.length > 1 ? pending[pending.length - 1] : null;
     if (message.type === "fields" && waiting && waiting.type === "fields") {
       pending[pending.length - 1] = mergeFields(waiting, message);

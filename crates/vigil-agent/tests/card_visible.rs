@@ -258,6 +258,16 @@ fn card_data_stays_masked_while_it_can_be_seen() {
                 .collect::<String>()
                 .contains(&ORDER_NUMBER[4..12])
     });
+    if !order_read {
+        for (f, t) in distinct.iter().zip(&texts).filter(|(f, _)| f.at_ns > receipt) {
+            keep_for_inspection(&f.png, "receipt");
+            eprintln!(
+                "receipt: {} ns: {t}; spans {:?}",
+                f.at_ns,
+                frames::spans_at(&spans, f.at_ns)
+            );
+        }
+    }
     assert!(order_read, "the Luhn-failing order number was masked too");
     assert!(
         spans
