@@ -170,6 +170,7 @@ function trackDocument(tabId, doc) {
   if (old === undefined || old === doc) return;
   const keys = tabFields.get(tabId);
   tabFields.delete(tabId);
+  console.info(`vigil: tab ${tabId} shows another page; ${keys ? keys.size : 0} fields gone`);
   if (!keys || keys.size === 0) return;
   const fields = [...keys].map((key) => ({ key, presence: { state: "gone" } }));
   post({ type: "fields", at_wall_ms: Date.now(), fields }, true);

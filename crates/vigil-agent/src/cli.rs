@@ -238,6 +238,9 @@ fn cmd_upload(args: UploadArgs, config: &AgentConfig) -> anyhow::Result<ExitCode
             agent_version: env!("CARGO_PKG_VERSION").into(),
             policy_version: vigil_agent::policy_sync::PolicyState::load(&spool.config_dir())
                 .version,
+            // The day's totals stay what the last recording reported.
+            masked_seconds_today: vigil_agent::todays_usage(&spool.config_dir()).0,
+            paused_seconds_today: vigil_agent::todays_usage(&spool.config_dir()).1,
             ..Default::default()
         })),
     };

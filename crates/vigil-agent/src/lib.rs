@@ -17,6 +17,7 @@ mod sealing;
 
 pub use config::{AgentConfig, ConfigError};
 pub use engine::{record, RecordError, RecordOptions, RecordSummary};
+pub use masking::todays_usage;
 
 /// The OS user the agent records for.
 pub(crate) fn os_user() -> String {

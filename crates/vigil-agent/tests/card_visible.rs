@@ -259,7 +259,19 @@ fn card_data_stays_masked_while_it_can_be_seen() {
                 .contains(&ORDER_NUMBER[4..12])
     });
     if !order_read {
-        for (f, t) in distinct.iter().zip(&texts).filter(|(f, _)| f.at_ns > receipt) {
+        for n in 0..3 {
+            let log = desk.dir().join(format!("chromium-ext-{n}.log"));
+            for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+                if line.contains("vigil") {
+                    eprintln!("chromium: {line}");
+                }
+            }
+        }
+        for (f, t) in distinct
+            .iter()
+            .zip(&texts)
+            .filter(|(f, _)| f.at_ns > receipt)
+        {
             keep_for_inspection(&f.png, "receipt");
             eprintln!(
                 "receipt: {} ns: {t}; spans {:?}",

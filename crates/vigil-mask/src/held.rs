@@ -15,9 +15,12 @@ use crate::{FieldPresence, Rect, TriggerSource};
 
 /// Padding around a field's rectangle for region masks, in pixels.
 pub(crate) const REGION_PADDING: i32 = 12;
-/// How long the old position stays masked after a report of a new one: the report is stamped
-/// when the page noticed the move, which can be a frame after it painted it.
-const MOVE_OVERLAP_NS: u64 = 100_000_000;
+/// How long the whole screen stays masked after a field's last reported move: the screen shows
+/// a page a few frames after the page lays it out (compositor and capture latency, more under
+/// load), and a smooth scroll passes through positions between two reports.
+const MOVE_SETTLE_NS: u64 = 300_000_000;
+/// How far before a report of a field coming into view the screen is masked whole.
+const SHOW_LEAD_NS: u64 = 100_000_000;
 /// How long the screen stays masked after focus lands in another page or window, or after a
 /// field's page is gone: the old page can stay on screen until the new one first paints.
 pub(crate) const PAGE_SETTLE_NS: u64 = 700_000_000;
@@ -50,6 +53,8 @@ struct Held {
     seen_ns: u64,
     /// Whether its trigger reports samples; otherwise it is held until another page.
     followed: bool,
+    /// The whole-screen span of a move in progress, and when the field last moved.
+    moving: Option<(u64, u64)>,
     /// Its page or window (for the fallback).
     context: Context,
 }
@@ -158,6 +163,7 @@ impl HeldFields {
             span: None,
             seen_ns: at_ns,
             followed: true,
+            moving: None,
             context: request.context,
         };
         open(&mut field, key.0, ScreenMask::Full, at_ns, keys, out);
@@ -188,6 +194,7 @@ impl HeldFields {
             span: None,
             seen_ns: at_ns,
             followed: false,
+            moving: None,
             context: request.context,
         };
         open(&mut field, source, ScreenMask::Full, at_ns, keys, out);
@@ -238,21 +245,33 @@ impl HeldFields {
                 match field.span {
                     Some((_, current)) if current == want => {}
                     Some((span_key, current)) => {
-                        // It moved between the last confirmation and this one: both places
-                        // stay masked for that time.
-                        let end_ns = if current == ScreenMask::Full {
+                        // It moved (a scroll, a layout change) or came into view: the screen
+                        // shows the page a few frames after the page reports it, so the whole
+                        // screen is masked from the last confirmation until the move has
+                        // surely been painted, then its new region.
+                        let from = if current == ScreenMask::Full {
                             at_ns
                         } else {
-                            at_ns + MOVE_OVERLAP_NS
+                            field.seen_ns
                         };
+                        sweep(field, key.0, from, at_ns, keys, out);
                         out.push(MaskCommand::Close {
                             key: span_key,
-                            end_ns,
+                            end_ns: at_ns + MOVE_SETTLE_NS,
                         });
-                        let from = field.seen_ns;
-                        open(field, key.0, want, from, keys, out);
+                        open(field, key.0, want, at_ns, keys, out);
                     }
-                    None => open(field, key.0, want, at_ns, keys, out),
+                    None => {
+                        sweep(
+                            field,
+                            key.0,
+                            at_ns.saturating_sub(SHOW_LEAD_NS),
+                            at_ns,
+                            keys,
+                            out,
+                        );
+                        open(field, key.0, want, at_ns, keys, out);
+                    }
                 }
                 field.seen_ns = at_ns;
             }
@@ -276,6 +295,12 @@ impl HeldFields {
         let Some(field) = self.fields.remove(key) else {
             return;
         };
+        if let Some((sweep_key, moved_ns)) = field.moving {
+            out.push(MaskCommand::Close {
+                key: sweep_key,
+                end_ns: (moved_ns + MOVE_SETTLE_NS).min(end_ns),
+            });
+        }
         if let Some((span_key, _)) = field.span {
             out.push(MaskCommand::Close {
                 key: span_key,
@@ -320,6 +345,15 @@ impl HeldFields {
         out: &mut Vec<MaskCommand>,
     ) {
         for ((source, _), field) in self.fields.iter_mut() {
+            if let Some((sweep_key, moved_ns)) = field.moving {
+                if now_ns >= moved_ns + MOVE_SETTLE_NS {
+                    field.moving = None;
+                    out.push(MaskCommand::Close {
+                        key: sweep_key,
+                        end_ns: moved_ns + MOVE_SETTLE_NS,
+                    });
+                }
+            }
             let Some((span_key, ScreenMask::Region(_))) = field.span else {
                 continue;
             };
@@ -334,6 +368,33 @@ impl HeldFields {
             open(field, *source, ScreenMask::Full, from, keys, out);
         }
     }
+}
+
+/// Masks the whole screen from `from_ns` while the field moves; one span for a whole run of
+/// moves, which the tick ends [`MOVE_SETTLE_NS`] after the last.
+fn sweep(
+    field: &mut Held,
+    trigger: TriggerSource,
+    from_ns: u64,
+    at_ns: u64,
+    keys: &mut impl FnMut() -> u64,
+    out: &mut Vec<MaskCommand>,
+) {
+    if let Some((sweep_key, _)) = field.moving {
+        field.moving = Some((sweep_key, at_ns));
+        return;
+    }
+    let key = keys();
+    out.push(MaskCommand::Open {
+        key,
+        start_ns: from_ns,
+        screen: ScreenMask::Full,
+        audio: false,
+        reason: format!("card data moving on screen ({})", field.rule_id),
+        rule_id: Some(field.rule_id.clone()),
+        trigger,
+    });
+    field.moving = Some((key, at_ns));
 }
 
 fn open(

@@ -7,6 +7,7 @@ mod usage;
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) use manual::PausePolicy;
+pub use usage::todays_usage;
 pub(crate) use usage::DailyUsage;
 
 use vigil_capture::{AudioChunk, AudioRole};

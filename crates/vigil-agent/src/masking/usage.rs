@@ -72,6 +72,13 @@ impl DailyUsage {
     }
 }
 
+/// Today's masked and paused seconds as kept in a spool's `config/` folder (zeros on another
+/// day): what `vigil-agent upload` reports while no recording runs.
+pub fn todays_usage(config_dir: &Path) -> (u64, u64) {
+    let usage = DailyUsage::load(config_dir);
+    (usage.masked_seconds, usage.paused_seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -315,57 +315,65 @@ fn a_followed_field_keeps_its_region_masked_after_tab_and_follows_it() {
         "{tab:?}"
     );
     assert_eq!(c.held_fields(), 1);
-    // Its position: the region (with margin) from then on, the full mask ends there.
+    // Its position: the whole screen until the page has surely painted it (300 ms), then
+    // its region (with margin).
     let at = c.on_event(&shown(2_050 * MS, src, "f1", Some(rect(400))));
-    let region = crate::held::padded(rect(400));
-    assert_eq!(closed(&at), vec![2_050 * MS]);
-    assert_eq!(opened(&at), vec![(2_000 * MS, region)]);
-    // The same position again changes nothing; a scroll moves it, both places masked
-    // between the two reports.
+    let region = |y| crate::held::padded(rect(y));
+    assert_eq!(closed(&at), vec![2_350 * MS]);
+    assert_eq!(
+        opened(&at),
+        vec![(2_050 * MS, ScreenMask::Full), (2_050 * MS, region(400))]
+    );
+    // The same position again changes nothing; the move's whole-screen span ends 300 ms
+    // after the last move.
     assert!(c
         .on_event(&shown(2_150 * MS, src, "f1", Some(rect(400))))
         .is_empty());
     assert!(c.tick(2_300 * MS).is_empty(), "confirmed 150 ms ago");
-    let moved = c.on_event(&shown(2_250 * MS, src, "f1", Some(rect(100))));
-    assert_eq!(closed(&moved), vec![2_350 * MS]);
+    assert_eq!(closed(&c.tick(2_400 * MS)), vec![2_350 * MS]);
+    // A scroll moves it: the whole screen from the last confirmation of the old place until
+    // 300 ms after the new one, then the new region.
+    let moved = c.on_event(&shown(2_450 * MS, src, "f1", Some(rect(100))));
+    assert_eq!(closed(&moved), vec![2_750 * MS]);
     assert_eq!(
         opened(&moved),
-        vec![(2_150 * MS, crate::held::padded(rect(100)))]
+        vec![(2_150 * MS, ScreenMask::Full), (2_450 * MS, region(100))]
     );
+    assert_eq!(closed(&c.tick(2_800 * MS)), vec![2_750 * MS]);
     // Reports 450 ms apart (more than a frame interval and the timer's jitter): the whole
     // screen for the time in between.
-    let late = c.on_event(&shown(2_700 * MS, src, "f1", Some(rect(100))));
+    let late = c.on_event(&shown(2_900 * MS, src, "f1", Some(rect(100))));
     assert_eq!(
         opened(&late),
-        vec![(2_550 * MS, ScreenMask::Full)],
+        vec![(2_750 * MS, ScreenMask::Full)],
         "{late:?}"
     );
-    assert_eq!(closed(&late), vec![2_700 * MS]);
+    assert_eq!(closed(&late), vec![2_900 * MS]);
     // No report at all while the delay line (600 ms less 150 ms to act) runs out: the whole
     // screen from a frame interval after the last confirmation.
     assert!(c.tick(3_100 * MS).is_empty(), "a report may still come");
-    let stale = c.tick(3_500 * MS);
+    let stale = c.tick(3_700 * MS);
     assert_eq!(
         opened(&stale),
-        vec![(3_000 * MS, ScreenMask::Full)],
+        vec![(3_200 * MS, ScreenMask::Full)],
         "{stale:?}"
     );
     // Hidden (another tab in front): nothing masked once the switch has painted.
-    let hidden = c.on_event(&state(3_600 * MS, src, "f1", FieldPresence::Hidden));
-    assert_eq!(closed(&hidden), vec![3_900 * MS]);
+    let hidden = c.on_event(&state(3_800 * MS, src, "f1", FieldPresence::Hidden));
+    assert_eq!(closed(&hidden), vec![4_100 * MS]);
     assert!(
         c.tick(10_000 * MS).is_empty(),
         "hidden fields do not go stale"
     );
-    // Back in front: its region again, from the moment it shows.
+    // Back in front: the whole screen from just before it shows, then its region.
     let back = c.on_event(&shown(11_000 * MS, src, "f1", Some(rect(100))));
     assert_eq!(
         opened(&back),
-        vec![(11_000 * MS, crate::held::padded(rect(100)))]
+        vec![(10_900 * MS, ScreenMask::Full), (11_000 * MS, region(100))]
     );
     // Emptied or gone with its page: released after the rule's tail (2 s).
     let gone = c.on_event(&state(12_000 * MS, src, "f1", FieldPresence::Gone));
-    assert_eq!(closed(&gone), vec![14_000 * MS]);
+    assert_eq!(closed(&gone), vec![11_300 * MS, 14_000 * MS]);
     assert_eq!(c.held_fields(), 0);
 }
 
@@ -441,7 +449,10 @@ fn a_forged_extension_gone_does_not_end_what_the_accessibility_bus_still_sees() 
     ));
     assert_eq!(
         opened(&seen),
-        vec![(3_000 * MS, crate::held::padded(rect(500)))]
+        vec![
+            (3_150 * MS, ScreenMask::Full),
+            (3_150 * MS, crate::held::padded(rect(500)))
+        ]
     );
     // The bus says it is empty: now it ends, and the watcher stops polling it.
     let gone = c.on_event(&state(
