@@ -24,8 +24,13 @@
   let pending = [];
   let sending = false;
 
+  let retryTimer = null;
+
   function flush(attempt) {
     if (sending || pending.length === 0) return;
+    // A page prerendered from the address bar may not message the extension until it is
+    // shown; its reports wait and go at activation (prerenderingchange), not after backoff.
+    if (document.prerendering) return;
     sending = true;
     const message = pending[0];
     const retry = () => {
@@ -35,7 +40,10 @@
         pending = [];
         return;
       }
-      setTimeout(() => flush(attempt + 1), RETRY_MS[attempt]);
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        flush(attempt + 1);
+      }, RETRY_MS[attempt]);
     };
     try {
       api.runtime.sendMessage(message, (answer) => {
@@ -53,6 +61,18 @@
       sending = false;
     }
   }
+
+  // Send what waits now, without waiting out a backoff (the page was just shown).
+  function kick() {
+    if (retryTimer !== null) {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+    }
+    flush(0);
+  }
+  document.addEventListener("prerenderingchange", kick);
+  document.addEventListener("visibilitychange", kick);
+  window.addEventListener("pageshow", kick);
 
   // A fields report waiting behind one in flight is merged into the next rather than queued:
   // each is a whole picture, so only the newest positions matter, while descriptions, first
