@@ -20,6 +20,7 @@
   // with "Receiving end does not exist" and is sent again, never dropped — a lost focus
   // report would leave a payment field unmasked. The queue is bounded; the oldest go first.
   const RETRY_MS = [100, 200, 400, 800, 1600, 3200];
+  const INFLIGHT_MS = 1000;
   const MAX_PENDING = 200;
   let pending = [];
   let sending = false;
@@ -33,6 +34,15 @@
     if (document.prerendering) return;
     sending = true;
     const message = pending[0];
+    let answered = false;
+    // An answer that never comes (a worker stopped mid-message) must not stall every later
+    // report: after a second the message counts as failed and goes again.
+    const inflight = setTimeout(() => {
+      if (!answered) {
+        answered = true;
+        retry();
+      }
+    }, INFLIGHT_MS);
     const retry = () => {
       sending = false;
       if (attempt >= RETRY_MS.length) {
@@ -47,7 +57,11 @@
     };
     try {
       api.runtime.sendMessage(message, (answer) => {
-        if (api.runtime.lastError || !answer || !answer.ok) {
+        const failed = api.runtime.lastError || !answer || !answer.ok;
+        if (answered) return;
+        answered = true;
+        clearTimeout(inflight);
+        if (failed) {
           retry();
           return;
         }
@@ -57,6 +71,8 @@
       });
     } catch (_) {
       // The extension was updated or removed under this page: its context is gone.
+      answered = true;
+      clearTimeout(inflight);
       pending = [];
       sending = false;
     }
