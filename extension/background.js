@@ -230,6 +230,25 @@ api.runtime.onMessage.addListener((message, sender, sendResponse) => {
   sendResponse({ ok: true });
 });
 
+// The browser knows of a navigation before the new page paints, and independently of the old
+// page, which may be frozen into the back/forward cache before its own "leaving" goes out:
+// the screen is masked from here until the next page has reported (or a few seconds pass).
+function leaving(details) {
+  if (!details || details.frameId !== 0) return;
+  post({ type: "leaving", at_wall_ms: details.timeStamp || Date.now() }, true);
+  connect();
+}
+if (api.webNavigation) {
+  api.webNavigation.onBeforeNavigate.addListener(leaving);
+  api.webNavigation.onCommitted.addListener(leaving);
+}
+if (api.tabs && api.tabs.onActivated) {
+  api.tabs.onActivated.addListener(() => {
+    post({ type: "leaving", at_wall_ms: Date.now() }, true);
+    connect();
+  });
+}
+
 api.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === "vigil-reconnect") connect();
 });

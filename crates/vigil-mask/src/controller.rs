@@ -31,8 +31,9 @@ const WITNESS_MIN_OVERLAP: f64 = 0.5;
 /// Accessibility focus changes remembered for binding witnesses.
 const WITNESS_HISTORY: usize = 8;
 /// The longest the screen stays masked for a page change that no page settles (a browser
-/// page where the extension does not run, such as a new tab page).
-const PAGE_CHANGE_MAX_NS: u64 = 2_000_000_000;
+/// page where the extension does not run, such as a new tab page; a page slow to report
+/// under load must not show before it has).
+const PAGE_CHANGE_MAX_NS: u64 = 5_000_000_000;
 
 /// An open focus span.
 #[derive(Debug, Clone)]

@@ -554,7 +554,7 @@ fn only_an_accessibility_focus_on_the_same_place_witnesses_an_extension_field() 
 }
 
 #[test]
-fn a_page_change_masks_the_screen_until_the_next_page_settles_or_two_seconds_pass() {
+fn a_page_change_masks_the_screen_until_the_next_page_settles_or_five_seconds_pass() {
     let mut c = MaskController::new(RuleSet::defaults());
     let src = TriggerSource::Extension;
     let leaving = c.on_event(&TriggerEvent::PageLeaving {
@@ -572,6 +572,6 @@ fn a_page_change_masks_the_screen_until_the_next_page_settles_or_two_seconds_pas
         at_ns: 5_000 * MS,
         source: src,
     });
-    assert!(c.tick(6_000 * MS).is_empty());
-    assert_eq!(closed(&c.tick(7_100 * MS)), vec![7_000 * MS]);
+    assert!(c.tick(9_000 * MS).is_empty());
+    assert_eq!(closed(&c.tick(10_100 * MS)), vec![10_000 * MS]);
 }
