@@ -20,7 +20,7 @@
   // with "Receiving end does not exist" and is sent again, never dropped — a lost focus
   // report would leave a payment field unmasked. The queue is bounded; the oldest go first.
   const RETRY_MS = [100, 200, 400, 800, 1600, 3200];
-  const INFLIGHT_MS = 1000;
+  const INFLIGHT_MS = 3000;
   const MAX_PENDING = 200;
   let pending = [];
   let sending = false;
@@ -36,7 +36,7 @@
     const message = pending[0];
     let answered = false;
     // An answer that never comes (a worker stopped mid-message) must not stall every later
-    // report: after a second the message counts as failed and goes again.
+    // report: after 3 s the message counts as failed and goes again.
     const inflight = setTimeout(() => {
       if (!answered) {
         answered = true;
@@ -45,15 +45,17 @@
     }, INFLIGHT_MS);
     const retry = () => {
       sending = false;
-      if (attempt >= RETRY_MS.length) {
+      if (!api.runtime || !api.runtime.id) {
         // The extension is gone (updated or removed): nothing will answer again.
         pending = [];
         return;
       }
+      // A worker that starts slowly (browser start under load) is waited for, never given
+      // up on: a dropped report would leave a field unmasked.
       retryTimer = setTimeout(() => {
         retryTimer = null;
         flush(attempt + 1);
-      }, RETRY_MS[attempt]);
+      }, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]);
     };
     try {
       api.runtime.sendMessage(message, (answer) => {
