@@ -24,7 +24,7 @@ const BACKOFF_MAX_MS = 60000;
 // (connectNative reports "host not found" only through onDisconnect, a moment later).
 const SETTLE_MS = 1500;
 const MAX_QUEUE = 1000;
-const RELAYED = new Set(["focus", "blur", "page", "fields"]);
+const RELAYED = new Set(["focus", "blur", "page", "fields", "leaving", "settled"]);
 const CONTENT_SCRIPT = "content.js";
 
 let port = null;
