@@ -100,19 +100,7 @@ function connect() {
 
 // Every tab's every frame reports its page, focus and fields again.
 function resyncAll() {
-  if (!api.tabs) return;
-  api.tabs.query({}, (tabs) => {
-    void api.runtime.lastError;
-    for (const tab of tabs || []) {
-      if (typeof tab.id !== "number" || tab.id < 0) continue;
-      try {
-        const done = api.tabs.sendMessage(tab.id, { type: "resync" });
-        if (done && typeof done.catch === "function") done.catch(() => {});
-      } catch (_) {
-        // No content script there.
-      }
-    }
-  });
+  forEachTab((tabId) => api.tabs.sendMessage(tabId, { type: "resync" }));
 }
 
 // Puts the content script into every open tab and frame. A page opened at browser start can
@@ -120,20 +108,26 @@ function resyncAll() {
 // (seen in CI: the first page's reports never came); `scripting.executeScript` adds it, the
 // script reports what the page shows at once, and its guard makes a second injection a no-op.
 function attachAll() {
-  if (!api.tabs || !api.scripting) return;
+  if (!api.scripting) return;
+  // Pages the extension may not run in (the browser's own pages) refuse: nothing to do.
+  forEachTab((tabId) =>
+    api.scripting.executeScript({ target: { tabId, allFrames: true }, files: [CONTENT_SCRIPT] }),
+  );
+}
+
+// Calls `action(tabId)` for every open tab; a tab that refuses (no content script, a page of
+// the browser's own) is passed over, whether it throws or its promise rejects.
+function forEachTab(action) {
+  if (!api.tabs) return;
   api.tabs.query({}, (tabs) => {
     void api.runtime.lastError;
     for (const tab of tabs || []) {
       if (typeof tab.id !== "number" || tab.id < 0) continue;
       try {
-        const done = api.scripting.executeScript({
-          target: { tabId: tab.id, allFrames: true },
-          files: [CONTENT_SCRIPT],
-        });
-        // Pages the extension may not run in (the browser's own pages) refuse: nothing to do.
+        const done = action(tab.id);
         if (done && typeof done.catch === "function") done.catch(() => {});
       } catch (_) {
-        // Same: not a page of ours.
+        // Not a page of ours.
       }
     }
   });

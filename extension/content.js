@@ -584,8 +584,6 @@
       const r = elementShown(el) ? clip(el.getBoundingClientRect(), box) : null;
       items.push({ key: keyOf(el), shown: pageShown && r !== null, rect: r, field: describeForReport(el) });
     }
-    // Fields focused before inside open shadow roots are not in querySelectorAll: the
-    // focused element is checked through its shadow roots.
     for (const { key, range } of allTextMatches()) {
       if (!range.startContainer.isConnected) continue;
       const parent = range.startContainer.parentElement;

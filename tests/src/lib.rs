@@ -13,8 +13,10 @@ use anyhow::{bail, Context as _, Result};
 
 pub mod bench_support;
 pub mod chromium;
+pub mod pages;
 pub mod vault;
 pub use chromium::{start_chromium_with_extension, Chromium};
+pub use pages::PageServer;
 pub use vault::TestVault;
 
 /// A running test desktop.

@@ -101,25 +101,20 @@ fn record_agent_state(
         last_refusal: last.map(|r| reason(&r.reason)),
         last_refusal_at: last.map(|r| r.at.unix_timestamp()),
     })?;
-    for refusal in &agent.policy_refusals {
-        tracing::warn!(%device, reason = %reason(&refusal.reason), "agent refused a policy");
-        crate::audit::record(
-            vault.store(),
-            &format!("device:{device}"),
-            ACTION_POLICY_REFUSED,
-            Some(device.to_string()),
-            Some(reason(&refusal.reason)),
-        )?;
-    }
-    for refusal in &agent.pause_refusals {
-        tracing::warn!(%device, reason = %reason(&refusal.reason), "agent refused a pause");
-        crate::audit::record(
-            vault.store(),
-            &format!("device:{device}"),
-            ACTION_PAUSE_REFUSED,
-            Some(device.to_string()),
-            Some(reason(&refusal.reason)),
-        )?;
+    for (refusals, action, what) in [
+        (&agent.policy_refusals, ACTION_POLICY_REFUSED, "policy"),
+        (&agent.pause_refusals, ACTION_PAUSE_REFUSED, "pause"),
+    ] {
+        for refusal in refusals {
+            tracing::warn!(%device, reason = %reason(&refusal.reason), "agent refused a {what}");
+            crate::audit::record(
+                vault.store(),
+                &format!("device:{device}"),
+                action,
+                Some(device.to_string()),
+                Some(reason(&refusal.reason)),
+            )?;
+        }
     }
     Ok(())
 }

@@ -228,6 +228,7 @@ fn cmd_upload(args: UploadArgs, config: &AgentConfig) -> anyhow::Result<ExitCode
         spool.outbox().requeue_rejected()?;
     }
     let key = enrollment.device_key()?;
+    let (masked_today, paused_today) = vigil_agent::todays_usage(&spool.config_dir());
     let delivery = vigil_spool::uploader::Delivery {
         client: enrollment.client()?,
         receipt_key: enrollment.receipt_key()?,
@@ -239,8 +240,8 @@ fn cmd_upload(args: UploadArgs, config: &AgentConfig) -> anyhow::Result<ExitCode
             policy_version: vigil_agent::policy_sync::PolicyState::load(&spool.config_dir())
                 .version,
             // The day's totals stay what the last recording reported.
-            masked_seconds_today: vigil_agent::todays_usage(&spool.config_dir()).0,
-            paused_seconds_today: vigil_agent::todays_usage(&spool.config_dir()).1,
+            masked_seconds_today: masked_today,
+            paused_seconds_today: paused_today,
             ..Default::default()
         })),
     };

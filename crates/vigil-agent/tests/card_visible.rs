@@ -16,11 +16,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 
 use common::frames::{self, ScreenSpan};
-use common::pages::{key, pause, type_text, PageServer};
+use common::pages::{key, pause, pay_server, type_text};
 use common::*;
 use vigil_e2e::TestDesktop;
 
@@ -31,19 +31,126 @@ const STORED_CARD: &str = "5105105105105100";
 const ORDER_NUMBER: &str = "7301946528301947";
 const STREET: &str = "12 HARBOUR ROAD";
 
-/// The session-clock time of a wall instant, by the first segment's stamps.
-fn wall_to_session(first: &serde_json::Value, wall_ns: u128) -> u64 {
-    let seg_wall = common::wall_ns(&first["start"]["wall"]) as i128;
-    let seg_mono = first["start"]["mono_ns"].as_u64().unwrap() as i128;
-    (seg_mono + wall_ns as i128 - seg_wall).max(0) as u64
-}
-
 /// Copies a frame where a failed run can be looked at (`$TMPDIR/vigil-card-visible/`).
 fn keep_for_inspection(png: &Path, why: &str) {
     let dir = std::env::temp_dir().join("vigil-card-visible");
     let _ = std::fs::create_dir_all(&dir);
     let name = format!("{why}-{}", png.file_name().unwrap().to_string_lossy());
     let _ = std::fs::copy(png, dir.join(name));
+}
+
+/// A recording of one of the pay pages in an ordinary Chromium window with the extension and
+/// AT-SPI: a tone as the caller (and speech as the agent when asked), the agent recording.
+struct PayRun {
+    desk: TestDesktop,
+    id: Identity,
+    spool: PathBuf,
+    server: vigil_e2e::PageServer,
+    shots: PathBuf,
+    recording: std::cell::RefCell<Option<Child>>,
+    _browser: vigil_e2e::Chromium,
+    _sound: Vec<vigil_e2e::Player>,
+}
+
+/// What a run recorded: manifests, screen spans, the distinct decoded frames and their OCR.
+struct Recorded {
+    manifests: Vec<serde_json::Value>,
+    spans: Vec<ScreenSpan>,
+    all: Vec<frames::Frame>,
+    distinct: Vec<frames::Frame>,
+    texts: Vec<String>,
+}
+
+impl PayRun {
+    /// Starts the desktop, the page server, the agent for `seconds` and the browser on
+    /// `page`, and waits until the page is up.
+    fn start(page: &str, seconds: u32, agent_speaks: bool) -> Self {
+        let mut desk = TestDesktop::start().unwrap();
+        desk.start_accessibility().unwrap();
+        let id = identity(desk.dir());
+        let tone = desk.tone_wav("caller", 440, seconds + 5).unwrap();
+        let mut sound = vec![desk.play("caller", &tone).unwrap()];
+        if agent_speaks {
+            let speech = desk
+                .speech_wav(
+                    "agent",
+                    "Could you read me the card number please",
+                    seconds + 5,
+                )
+                .unwrap();
+            sound.push(desk.play("micfeed", &speech).unwrap());
+        }
+        let server = pay_server(&desk);
+        let spool = desk.dir().join("spool");
+        let recording = agent(&desk)
+            .args(["record", "--for", &seconds.to_string(), "--spool"])
+            .arg(&spool)
+            .args(["--recipient", &id.recipient])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{}/{page}", server.port);
+        let browser = vigil_e2e::Chromium::start_windowed(&desk, &url, Path::new(AGENT)).unwrap();
+        let shots = desk.dir().join("shots");
+        std::fs::create_dir_all(&shots).unwrap();
+        pause(9_000);
+        Self {
+            desk,
+            id,
+            spool,
+            server,
+            shots,
+            recording: std::cell::RefCell::new(Some(recording)),
+            _browser: browser,
+            _sound: sound,
+        }
+    }
+
+    /// Types the card number, the expiry and the code with Tab between them, from the card
+    /// number's field on; returns the oracle: a screenshot of the unmasked screen then, which
+    /// shows what OCR must never read in the recording.
+    fn type_card(&self) -> PathBuf {
+        type_text(&self.desk, CARD);
+        key(&self.desk, "Tab");
+        type_text(&self.desk, EXPIRY);
+        key(&self.desk, "Tab");
+        type_text(&self.desk, CODE);
+        frames::screenshot(&self.desk, &self.shots.join("typed"))
+    }
+
+    /// Waits for the recording to end; it must end well.
+    fn wait_for_agent(&self) {
+        let child = self.recording.borrow_mut().take().unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Every distinct frame of the recording, decoded and read by OCR.
+    fn recorded(&self) -> Recorded {
+        let session = session_dir(&self.spool);
+        let manifests = manifests(&session);
+        let spans = frames::screen_spans(&manifests);
+        let all = frames::decode_all(
+            &self.id,
+            &session,
+            &manifests,
+            &self.desk.dir().join("frames"),
+        );
+        let (distinct, texts) = frames::ocr_distinct(&all);
+        eprintln!("{} frames decoded, {} distinct", all.len(), distinct.len());
+        Recorded {
+            manifests,
+            spans,
+            all,
+            distinct,
+            texts,
+        }
+    }
 }
 
 /// When each step of the run began (wall ns).
@@ -58,107 +165,73 @@ struct Steps {
 
 #[test]
 fn card_data_stays_masked_while_it_can_be_seen() {
-    let mut desk = TestDesktop::start().unwrap();
-    desk.start_accessibility().unwrap();
-    let id = identity(desk.dir());
-    let speech = desk
-        .speech_wav("agent", "Could you read me the card number please", 90)
-        .unwrap();
-    let tone = desk.tone_wav("caller", 440, 90).unwrap();
-    let _caller = desk.play("caller", &tone).unwrap();
-    let _mic = desk.play("micfeed", &speech).unwrap();
-    let server = PageServer::start(&desk);
-    let spool = desk.dir().join("spool");
-    let recording = agent(&desk)
-        .args(["record", "--for", "85", "--spool"])
-        .arg(&spool)
-        .args(["--recipient", &id.recipient])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{}/form.html", server.port);
-    let _browser = vigil_e2e::Chromium::start_windowed(&desk, &url, Path::new(AGENT)).unwrap();
-    pause(9_000);
-
+    let run = PayRun::start("form.html", 85, true);
+    let (desk, server, shots) = (&run.desk, &run.server, &run.shots);
     let mut steps = Steps::default();
-    let shots = desk.dir().join("shots");
-    std::fs::create_dir_all(&shots).unwrap();
     // The name has focus (autofocus); Tab on through the card fields, typing at once.
-    type_text(&desk, "JANE DOE");
-    key(&desk, "Tab");
-    type_text(&desk, CARD);
-    key(&desk, "Tab");
-    type_text(&desk, EXPIRY);
-    key(&desk, "Tab");
-    type_text(&desk, CODE);
-    // The oracle: the screen as it is now (unmasked) shows what OCR must never read later.
-    let oracle = frames::screenshot(&desk, &shots.join("typed"));
-    key(&desk, "Tab");
-    type_text(&desk, STREET);
-    key(&desk, "Tab");
-    type_text(&desk, "PORTSMOUTH");
+    type_text(desk, "JANE DOE");
+    key(desk, "Tab");
+    let oracle = run.type_card();
+    key(desk, "Tab");
+    type_text(desk, STREET);
+    key(desk, "Tab");
+    type_text(desk, "PORTSMOUTH");
     steps.address_typed = wall_now_ns();
     pause(4_000);
 
     // The address bar, then back into the page (a blank part of it).
     steps.address_bar = wall_now_ns();
-    key(&desk, "ctrl+l");
+    key(desk, "ctrl+l");
     pause(2_500);
-    xdotool(&desk, &["mousemove", "1700", "1000", "click", "1"]);
+    xdotool(desk, &["mousemove", "1700", "1000", "click", "1"]);
     pause(1_500);
 
     // Scroll the card fields out of view and back.
-    key(&desk, "End");
+    key(desk, "End");
     pause(2_500);
-    key(&desk, "Home");
+    key(desk, "Home");
     pause(2_500);
 
     // Another window in front, typed into, then back.
-    let (gtk, window) = start_gtk_form(&desk);
-    xdotool(&desk, &["windowmove", &window, "1000", "650"]);
-    xdotool(&desk, &["windowfocus", "--sync", &window]);
+    let (gtk, window) = start_gtk_form(desk);
+    xdotool(desk, &["windowmove", &window, "1000", "650"]);
+    xdotool(desk, &["windowfocus", "--sync", &window]);
     pause(2_500);
-    let browser = xdotool(&desk, &["search", "--onlyvisible", "--class", "chromium"]);
+    let browser = xdotool(desk, &["search", "--onlyvisible", "--class", "chromium"]);
     let browser = browser.lines().last().unwrap().to_string();
-    xdotool(&desk, &["windowfocus", "--sync", &browser]);
+    xdotool(desk, &["windowfocus", "--sync", &browser]);
     drop(gtk);
     pause(2_000);
 
     // Another tab and back.
-    key(&desk, "ctrl+t");
+    key(desk, "ctrl+t");
     pause(2_500);
-    key(&desk, "ctrl+w");
+    key(desk, "ctrl+w");
     pause(2_500);
 
     // The receipt (a stored card as text), history back to the form (Chromium restores its
     // values), forward to the receipt and back again.
     steps.receipt = wall_now_ns();
-    key(&desk, "ctrl+l");
-    type_text(&desk, &format!("127.0.0.1:{}/receipt.html\n", server.port));
+    key(desk, "ctrl+l");
+    type_text(desk, &format!("127.0.0.1:{}/receipt.html\n", server.port));
     pause(4_000);
-    key(&desk, "alt+Left");
+    key(desk, "alt+Left");
     pause(3_000);
     // What history back showed, unmasked.
-    let restored = frames::screenshot(&desk, &shots.join("back"));
+    let restored = frames::screenshot(desk, &shots.join("back"));
     pause(1_000);
-    key(&desk, "alt+Right");
+    key(desk, "alt+Right");
     pause(3_500);
-    key(&desk, "alt+Left");
+    key(desk, "alt+Left");
     pause(3_500);
 
     // Reload (the values come back or not: masked while shown either way).
     steps.reload = wall_now_ns();
-    key(&desk, "F5");
+    key(desk, "F5");
     pause(3_500);
     steps.end = wall_now_ns();
 
-    let out = recording.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run.wait_for_agent();
     eprintln!("steps: {steps:?}");
 
     // The oracle reads the card data on the unmasked screen.
@@ -169,19 +242,13 @@ fn card_data_stays_masked_while_it_can_be_seen() {
         "OCR cannot read the typed card data on the unmasked screen, so it proves nothing: {seen}"
     );
 
-    let session = session_dir(&spool);
-    let manifests = manifests(&session);
-    let spans = frames::screen_spans(&manifests);
-    let all = frames::decode_all(&id, &session, &manifests, &desk.dir().join("frames"));
-    let distinct = frames::distinct(&all);
-    eprintln!("{} frames decoded, {} distinct", all.len(), distinct.len());
-    let texts = frames::ocr_each(
-        &distinct
-            .iter()
-            .map(|f| f.ocr_png.clone())
-            .collect::<Vec<_>>(),
-    );
-
+    let Recorded {
+        manifests,
+        spans,
+        all,
+        distinct,
+        texts,
+    } = run.recorded();
     // No frame, inside a span or not, shows the card data.
     for (frame, text) in distinct.iter().zip(&texts) {
         let found = frames::leaked(text, &[CARD, EXPIRY, CODE, STORED_CARD]);
@@ -317,43 +384,15 @@ fn card_data_stays_masked_while_it_can_be_seen() {
 /// offset: masked in their region after focus moves on to the address, which stays readable.
 #[test]
 fn card_fields_in_a_cross_origin_frame_are_masked_in_their_region() {
-    let mut desk = TestDesktop::start().unwrap();
-    desk.start_accessibility().unwrap();
-    let id = identity(desk.dir());
-    let tone = desk.tone_wav("caller", 440, 40).unwrap();
-    let _caller = desk.play("caller", &tone).unwrap();
-    let server = PageServer::start(&desk);
-    let spool = desk.dir().join("spool");
-    let recording = agent(&desk)
-        .args(["record", "--for", "30", "--spool"])
-        .arg(&spool)
-        .args(["--recipient", &id.recipient])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{}/hosted.html", server.port);
-    let _browser = vigil_e2e::Chromium::start_windowed(&desk, &url, Path::new(AGENT)).unwrap();
-    pause(9_000);
-    let shots = desk.dir().join("shots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let run = PayRun::start("hosted.html", 30, false);
+    let desk = &run.desk;
     // Tab into the frame's first field, then through the card fields to the street.
-    key(&desk, "Tab");
-    type_text(&desk, CARD);
-    key(&desk, "Tab");
-    type_text(&desk, EXPIRY);
-    key(&desk, "Tab");
-    type_text(&desk, CODE);
-    let oracle = frames::screenshot(&desk, &shots.join("typed"));
-    key(&desk, "Tab");
-    type_text(&desk, STREET);
+    key(desk, "Tab");
+    let oracle = run.type_card();
+    key(desk, "Tab");
+    type_text(desk, STREET);
     let typed = wall_now_ns();
-    let out = recording.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run.wait_for_agent();
     let seen = frames::ocr(&oracle);
     assert_eq!(
         frames::leaked(&seen, &[CARD]),
@@ -361,17 +400,13 @@ fn card_fields_in_a_cross_origin_frame_are_masked_in_their_region() {
         "OCR cannot read the card number in the frame on the unmasked screen: {seen}"
     );
 
-    let session = session_dir(&spool);
-    let manifests = manifests(&session);
-    let spans = frames::screen_spans(&manifests);
-    let all = frames::decode_all(&id, &session, &manifests, &desk.dir().join("frames"));
-    let distinct = frames::distinct(&all);
-    let texts = frames::ocr_each(
-        &distinct
-            .iter()
-            .map(|f| f.ocr_png.clone())
-            .collect::<Vec<_>>(),
-    );
+    let Recorded {
+        manifests,
+        spans,
+        distinct,
+        texts,
+        ..
+    } = run.recorded();
     for (frame, text) in distinct.iter().zip(&texts) {
         let found = frames::leaked(text, &[CARD, EXPIRY, CODE]);
         if !found.is_empty() {

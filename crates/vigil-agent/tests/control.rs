@@ -68,17 +68,6 @@ fn wait_for_api(desk: &TestDesktop) {
     panic!("the control API never answered");
 }
 
-/// The folder the agent under test publishes its endpoint in (the desktop's runtime folder).
-fn control_folder(desk: &TestDesktop) -> std::path::PathBuf {
-    let runtime = desk
-        .env()
-        .iter()
-        .find(|(k, _)| k == "XDG_RUNTIME_DIR")
-        .map(|(_, v)| v.clone())
-        .unwrap();
-    Path::new(&runtime).join("vigil")
-}
-
 /// A raw HTTP request's status code.
 fn http_status(port: u16, request: &str) -> u16 {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -184,13 +184,7 @@ fn focusing_a_card_field_masks_the_screen_until_after_blur() {
         "OCR cannot read the typed number on the unmasked screen: {seen}"
     );
     let all = frames::decode_all(&id, &session, &manifests, &desk.dir().join("frames"));
-    let distinct = frames::distinct(&all);
-    let texts = frames::ocr_each(
-        &distinct
-            .iter()
-            .map(|f| f.ocr_png.clone())
-            .collect::<Vec<_>>(),
-    );
+    let (distinct, texts) = frames::ocr_distinct(&all);
     for (frame, text) in distinct.iter().zip(&texts) {
         assert!(
             frames::leaked(text, &[CARD]).is_empty(),

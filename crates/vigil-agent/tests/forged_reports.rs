@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::frames;
-use common::pages::{key, pause, type_text, PageServer};
+use common::pages::{key, pause, pay_server, type_text};
 use common::rig::rig;
 use common::*;
 use vigil_agent::control::{
@@ -28,16 +28,6 @@ use vigil_agent::control::{
 use vigil_mask::FieldPresence;
 
 const CARD: &str = "4000056655665556";
-
-fn control_folder(desk: &vigil_e2e::TestDesktop) -> std::path::PathBuf {
-    let runtime = desk
-        .env()
-        .iter()
-        .find(|(k, _)| k == "XDG_RUNTIME_DIR")
-        .map(|(_, v)| v.clone())
-        .unwrap();
-    Path::new(&runtime).join("vigil")
-}
 
 fn forge(client: &ControlClient, message: ExtensionMessage) -> AgentState {
     client
@@ -88,7 +78,7 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
         )
         .unwrap();
     let _tone = rig.play_caller_tone();
-    let server = PageServer::start(&rig.desk);
+    let server = pay_server(&rig.desk);
     let recording = rig
         .agent(&["record", "--for", "42"])
         .stdout(Stdio::piped())
@@ -227,11 +217,7 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
     let session = session_dir(&export);
     let manifests = manifests(&session);
     let first = &manifests[0];
-    let to_session = |wall: u128| {
-        let seg_wall = wall_ns(&first["start"]["wall"]) as i128;
-        let seg_mono = first["start"]["mono_ns"].as_u64().unwrap() as i128;
-        (seg_mono + wall as i128 - seg_wall).max(0) as u64
-    };
+    let to_session = |wall: u128| wall_to_session(first, wall);
     let forged = to_session(forged_at);
     let identity = rig.desk.dir().join("identity.txt");
     std::fs::write(
@@ -251,12 +237,7 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
         .filter(|f| f.at_ns > forged && f.at_ns < to_session(forged_session_end))
         .collect();
     assert!(!after_forgery.is_empty(), "no frames after the forgery");
-    let texts = frames::ocr_each(
-        &after_forgery
-            .iter()
-            .map(|f| f.ocr_png.clone())
-            .collect::<Vec<_>>(),
-    );
+    let texts = frames::ocr_frames(&after_forgery);
     for (frame, text) in after_forgery.iter().zip(&texts) {
         assert!(
             frames::leaked(text, &[CARD]).is_empty(),

@@ -59,6 +59,27 @@ pub enum MaskCommand {
     },
 }
 
+impl MaskCommand {
+    /// A span masking the whole screen (voice kept) from `start_ns`.
+    pub(crate) fn open_full(
+        key: u64,
+        start_ns: u64,
+        reason: String,
+        rule_id: Option<String>,
+        trigger: TriggerSource,
+    ) -> Self {
+        MaskCommand::Open {
+            key,
+            start_ns,
+            screen: ScreenMask::Full,
+            audio: false,
+            reason,
+            rule_id,
+            trigger,
+        }
+    }
+}
+
 /// The page or window a field belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Context {
@@ -108,4 +129,20 @@ pub struct HeldField {
     pub rule_id: String,
     /// What is masked for it now ([`ScreenMask::None`] while it is hidden).
     pub screen: ScreenMask,
+}
+
+/// Hands out the keys of mask spans, one counter for the controller and its held fields.
+#[derive(Debug)]
+pub(crate) struct SpanKeys(u64);
+
+impl SpanKeys {
+    pub(crate) fn new() -> Self {
+        Self(1)
+    }
+
+    /// A key not given before.
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 += 1;
+        self.0
+    }
 }

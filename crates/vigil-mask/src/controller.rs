@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::command::Context;
+use crate::command::{Context, SpanKeys};
 pub use crate::command::{HeldField, MaskCommand, ScreenMask};
 use crate::held::{padded, FieldKey, HeldFields, HoldRequest};
 use crate::rules::{Decision, RuleSet, ScreenAction};
@@ -80,7 +80,7 @@ fn overlap(a: Rect, b: Rect) -> f64 {
 /// Turns trigger events into mask commands.
 pub struct MaskController {
     rules: RuleSet,
-    next_key: u64,
+    keys: SpanKeys,
     /// The open focus span of each source.
     focus: HashMap<TriggerSource, FocusSpan>,
     /// Fields whose data can still be on screen.
@@ -100,7 +100,7 @@ impl MaskController {
     pub fn new(rules: RuleSet) -> Self {
         Self {
             rules,
-            next_key: 1,
+            keys: SpanKeys::new(),
             focus: HashMap::new(),
             held: HeldFields::default(),
             accessibility_focus: VecDeque::new(),
@@ -139,8 +139,7 @@ impl MaskController {
     }
 
     fn key(&mut self) -> u64 {
-        self.next_key += 1;
-        self.next_key
+        self.keys.next()
     }
 
     /// Time-driven decisions: held fields whose position went stale mask the whole screen; a
@@ -156,16 +155,7 @@ impl MaskController {
                 });
             }
         }
-        let mut next = self.next_key;
-        self.held.tick(
-            now_ns,
-            &mut || {
-                next += 1;
-                next
-            },
-            &mut out,
-        );
-        self.next_key = next;
+        self.held.tick(now_ns, &mut self.keys, &mut out);
         out
     }
 
@@ -195,25 +185,20 @@ impl MaskController {
             tail_ns: span.tail_ns,
             context: span.context.clone(),
         };
-        let mut next = self.next_key;
-        let mut keys = || {
-            next += 1;
-            next
-        };
+        let keys = &mut self.keys;
         match &span.field_key {
             Some(field_key) => {
                 let key = (source, field_key.clone());
-                self.held.hold(key, request.clone(), at_ns, &mut keys, out);
+                self.held.hold(key, request.clone(), at_ns, keys, out);
             }
             None => self
                 .held
-                .hold_unfollowed(source, request.clone(), at_ns, &mut keys, out),
+                .hold_unfollowed(source, request.clone(), at_ns, keys, out),
         }
         if let Some(witness) = span.witness {
             let key = (TriggerSource::Accessibility, witness);
-            self.held.hold(key, request, at_ns, &mut keys, out);
+            self.held.hold(key, request, at_ns, keys, out);
         }
-        self.next_key = next;
     }
 
     /// The accessibility focus on the same field as an extension focus at `at_ns` on `rect`.
@@ -303,11 +288,6 @@ impl MaskController {
         out: &mut Vec<MaskCommand>,
     ) {
         let key: FieldKey = (source, key.to_string());
-        let mut next = self.next_key;
-        let mut keys = || {
-            next += 1;
-            next
-        };
         if !self.held.is_held(&key) && presence != FieldPresence::Gone {
             let decision = field.and_then(|f| self.rules.decide(f).map(|d| (d, f)));
             if let Some((d, f)) = decision.filter(|(d, _)| d.action.screen != ScreenAction::None) {
@@ -316,11 +296,11 @@ impl MaskController {
                     tail_ns: d.action.tail_ms * 1_000_000,
                     context: Context::of(f),
                 };
-                self.held.hold(key.clone(), request, at_ns, &mut keys, out);
+                self.held
+                    .hold(key.clone(), request, at_ns, &mut self.keys, out);
             }
         }
-        self.held.sample(&key, presence, at_ns, &mut keys, out);
-        self.next_key = next;
+        self.held.sample(&key, presence, at_ns, &mut self.keys, out);
     }
 
     /// The page is changing: the whole screen until the next page says what it shows (a
@@ -331,15 +311,13 @@ impl MaskController {
             return;
         }
         let key = self.key();
-        out.push(MaskCommand::Open {
+        out.push(MaskCommand::open_full(
             key,
-            start_ns: at_ns,
-            screen: ScreenMask::Full,
-            audio: false,
-            reason: "page changing: what the next page shows is not known yet".into(),
-            rule_id: None,
-            trigger: source,
-        });
+            at_ns,
+            "page changing: what the next page shows is not known yet".into(),
+            None,
+            source,
+        ));
         self.page_change = Some((key, at_ns));
     }
 
@@ -386,15 +364,13 @@ impl MaskController {
             } => match (healthy, self.watchdog.get(source).copied()) {
                 (false, None) => {
                     let key = self.key();
-                    out.push(MaskCommand::Open {
+                    out.push(MaskCommand::open_full(
                         key,
-                        start_ns: *at_ns,
-                        screen: ScreenMask::Full,
-                        audio: false,
-                        reason: format!("{} watcher down: {detail}", source.as_str()),
-                        rule_id: None,
-                        trigger: TriggerSource::Watchdog,
-                    });
+                        *at_ns,
+                        format!("{} watcher down: {detail}", source.as_str()),
+                        None,
+                        TriggerSource::Watchdog,
+                    ));
                     self.watchdog.insert(*source, (key, false));
                 }
                 (healthy, Some((key, _))) => {

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::command::{Context, HeldField, MaskCommand, ScreenMask};
+use crate::command::{Context, HeldField, MaskCommand, ScreenMask, SpanKeys};
 use crate::{FieldPresence, Rect, TriggerSource};
 
 /// Padding around a field's rectangle for region masks, in pixels.
@@ -57,6 +57,30 @@ struct Held {
     moving: Option<(u64, u64)>,
     /// Its page or window (for the fallback).
     context: Context,
+}
+
+impl Held {
+    /// A field held from `at_ns`, masking the whole screen until its position is known.
+    fn start(
+        request: HoldRequest,
+        followed: bool,
+        trigger: TriggerSource,
+        at_ns: u64,
+        keys: &mut SpanKeys,
+        out: &mut Vec<MaskCommand>,
+    ) -> Self {
+        let mut field = Held {
+            rule_id: request.rule_id,
+            tail_ns: request.tail_ns,
+            span: None,
+            seen_ns: at_ns,
+            followed,
+            moving: None,
+            context: request.context,
+        };
+        open(&mut field, trigger, ScreenMask::Full, at_ns, keys, out);
+        field
+    }
 }
 
 /// What to hold: a field that left focus, or one first reported by a sample.
@@ -145,7 +169,7 @@ impl HeldFields {
         key: FieldKey,
         request: HoldRequest,
         at_ns: u64,
-        keys: &mut impl FnMut() -> u64,
+        keys: &mut SpanKeys,
         out: &mut Vec<MaskCommand>,
     ) {
         if self.fields.contains_key(&key) {
@@ -157,16 +181,7 @@ impl HeldFields {
                 key: key.1.clone(),
             });
         }
-        let mut field = Held {
-            rule_id: request.rule_id,
-            tail_ns: request.tail_ns,
-            span: None,
-            seen_ns: at_ns,
-            followed: true,
-            moving: None,
-            context: request.context,
-        };
-        open(&mut field, key.0, ScreenMask::Full, at_ns, keys, out);
+        let field = Held::start(request, true, key.0, at_ns, keys, out);
         self.fields.insert(key, field);
     }
 
@@ -176,7 +191,7 @@ impl HeldFields {
         source: TriggerSource,
         request: HoldRequest,
         at_ns: u64,
-        keys: &mut impl FnMut() -> u64,
+        keys: &mut SpanKeys,
         out: &mut Vec<MaskCommand>,
     ) {
         // One such mask per trigger is enough: it covers the whole screen.
@@ -188,16 +203,7 @@ impl HeldFields {
             return;
         }
         self.next_fallback += 1;
-        let mut field = Held {
-            rule_id: request.rule_id,
-            tail_ns: request.tail_ns,
-            span: None,
-            seen_ns: at_ns,
-            followed: false,
-            moving: None,
-            context: request.context,
-        };
-        open(&mut field, source, ScreenMask::Full, at_ns, keys, out);
+        let field = Held::start(request, false, source, at_ns, keys, out);
         let key = (source, format!("unfollowed-{}", self.next_fallback));
         self.fields.insert(key, field);
     }
@@ -208,7 +214,7 @@ impl HeldFields {
         key: &FieldKey,
         presence: FieldPresence,
         at_ns: u64,
-        keys: &mut impl FnMut() -> u64,
+        keys: &mut SpanKeys,
         out: &mut Vec<MaskCommand>,
     ) {
         let stale_ns = self.stale_ns;
@@ -224,19 +230,14 @@ impl HeldFields {
                 if gap && matches!(field.span, Some((_, ScreenMask::Region(_)))) {
                     // The reports came, but too far apart: where the field was in between
                     // is unknown, so those frames are masked whole.
-                    let key_full = keys();
-                    out.push(MaskCommand::Open {
-                        key: key_full,
-                        start_ns: field.seen_ns + stale_ns,
-                        screen: ScreenMask::Full,
-                        audio: false,
-                        reason: format!(
-                            "card data may be on screen, position unknown ({})",
-                            field.rule_id
-                        ),
-                        rule_id: Some(field.rule_id.clone()),
-                        trigger: key.0,
-                    });
+                    let key_full = keys.next();
+                    out.push(MaskCommand::open_full(
+                        key_full,
+                        field.seen_ns + stale_ns,
+                        reason(ScreenMask::Full, &field.rule_id),
+                        Some(field.rule_id.clone()),
+                        key.0,
+                    ));
                     out.push(MaskCommand::Close {
                         key: key_full,
                         end_ns: at_ns,
@@ -338,12 +339,7 @@ impl HeldFields {
     /// A followed field whose position no report confirmed after a frame interval, while the
     /// media of that time is about to leave the delay line, masks the whole screen from then
     /// until a report comes.
-    pub(crate) fn tick(
-        &mut self,
-        now_ns: u64,
-        keys: &mut impl FnMut() -> u64,
-        out: &mut Vec<MaskCommand>,
-    ) {
+    pub(crate) fn tick(&mut self, now_ns: u64, keys: &mut SpanKeys, out: &mut Vec<MaskCommand>) {
         for ((source, _), field) in self.fields.iter_mut() {
             if let Some((sweep_key, moved_ns)) = field.moving {
                 if now_ns >= moved_ns + MOVE_SETTLE_NS {
@@ -377,24 +373,30 @@ fn sweep(
     trigger: TriggerSource,
     from_ns: u64,
     at_ns: u64,
-    keys: &mut impl FnMut() -> u64,
+    keys: &mut SpanKeys,
     out: &mut Vec<MaskCommand>,
 ) {
     if let Some((sweep_key, _)) = field.moving {
         field.moving = Some((sweep_key, at_ns));
         return;
     }
-    let key = keys();
-    out.push(MaskCommand::Open {
+    let key = keys.next();
+    out.push(MaskCommand::open_full(
         key,
-        start_ns: from_ns,
-        screen: ScreenMask::Full,
-        audio: false,
-        reason: format!("card data moving on screen ({})", field.rule_id),
-        rule_id: Some(field.rule_id.clone()),
+        from_ns,
+        format!("card data moving on screen ({})", field.rule_id),
+        Some(field.rule_id.clone()),
         trigger,
-    });
+    ));
     field.moving = Some((key, at_ns));
+}
+
+/// Why a held field masks what it masks.
+fn reason(screen: ScreenMask, rule_id: &str) -> String {
+    match screen {
+        ScreenMask::Full => format!("card data may be on screen, position unknown ({rule_id})"),
+        _ => format!("card data on screen ({rule_id})"),
+    }
 }
 
 fn open(
@@ -402,17 +404,11 @@ fn open(
     trigger: TriggerSource,
     screen: ScreenMask,
     start_ns: u64,
-    keys: &mut impl FnMut() -> u64,
+    keys: &mut SpanKeys,
     out: &mut Vec<MaskCommand>,
 ) {
-    let key = keys();
-    let reason = match screen {
-        ScreenMask::Full => format!(
-            "card data may be on screen, position unknown ({})",
-            field.rule_id
-        ),
-        _ => format!("card data on screen ({})", field.rule_id),
-    };
+    let key = keys.next();
+    let reason = reason(screen, &field.rule_id);
     out.push(MaskCommand::Open {
         key,
         start_ns,

@@ -9,8 +9,8 @@
 //!
 //! `cargo build --release -p vigil-agent -p vigil-e2e && ./target/release/vigil-mask-bench [N]`
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -56,30 +56,6 @@ fn output(cmd: &mut Command) -> Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
-/// A local web server for the pages (extensions do not run on file:// pages by default).
-fn serve(desk: &TestDesktop, dir: &Path) -> Result<(Child, u16)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = desk
-        .command("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .arg("--directory")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the page server")?;
-    std::thread::sleep(Duration::from_millis(800));
-    Ok((child, port))
-}
-
 struct Span {
     trigger: String,
     rule: String,
@@ -121,7 +97,8 @@ fn main() -> Result<()> {
     desk.start_accessibility()?;
     let tone = desk.tone_wav("caller", 440, (trials as u32) * 2 + 60)?;
     let _caller = desk.play("caller", &tone)?;
-    let (mut server, port) = serve(&desk, &pages)?;
+    let server = vigil_e2e::PageServer::start(&desk, &pages)?;
+    let port = server.port;
 
     let key = desk.dir().join("key.txt");
     let recipient = age_identity(&key)?;
@@ -153,8 +130,7 @@ fn main() -> Result<()> {
     }
     let status = recording.wait_with_output()?.status;
     drop(browser);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     if !status.success() {
         bail!("the recording failed: {status}");
     }

@@ -159,6 +159,19 @@ pub fn leaked<'a>(text: &str, secrets: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
+/// The distinct frames of `all` and what OCR reads in each.
+pub fn ocr_distinct(all: &[Frame]) -> (Vec<Frame>, Vec<String>) {
+    let distinct = distinct(all);
+    let texts = ocr_frames(&distinct);
+    (distinct, texts)
+}
+
+/// What OCR reads in each frame (its binarised picture).
+pub fn ocr_frames(frames: &[Frame]) -> Vec<String> {
+    let pngs: Vec<PathBuf> = frames.iter().map(|f| f.ocr_png.clone()).collect();
+    ocr_each(&pngs)
+}
+
 /// Distinct pictures (identical frames decode to identical PNG bytes), keeping the first.
 pub fn distinct(frames: &[Frame]) -> Vec<Frame> {
     let mut seen = std::collections::HashSet::new();

@@ -217,6 +217,26 @@ pub fn session_to_wall(manifest: &serde_json::Value, at_ns: u64) -> u128 {
     (seg_wall as i128 + at_ns as i128 - seg_mono) as u128
 }
 
+/// The session-clock time of a wall instant (ns since the epoch), by a segment's start stamps:
+/// the inverse of [`session_to_wall`].
+pub fn wall_to_session(manifest: &serde_json::Value, wall_ns_at: u128) -> u64 {
+    let seg_wall = wall_ns(&manifest["start"]["wall"]) as i128;
+    let seg_mono = manifest["start"]["mono_ns"].as_u64().unwrap() as i128;
+    (seg_mono + wall_ns_at as i128 - seg_wall).max(0) as u64
+}
+
+/// The folder the agent under test publishes its control endpoint in (the desktop's runtime
+/// folder).
+pub fn control_folder(desk: &TestDesktop) -> PathBuf {
+    let runtime = desk
+        .env()
+        .iter()
+        .find(|(k, _)| k == "XDG_RUNTIME_DIR")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    Path::new(&runtime).join("vigil")
+}
+
 /// A GTK window "Vigil checkout" with an entry labelled "Card number" and one named "Name".
 pub const GTK_FORM: &str = r#"
 import gi

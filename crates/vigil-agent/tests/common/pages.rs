@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use super::xdotool;
@@ -16,49 +15,9 @@ pub fn pay_dir() -> PathBuf {
         .unwrap()
 }
 
-/// A static HTTP server over `assets/pay` on a free loopback port (Python's), reaped on drop.
-pub struct PageServer {
-    child: Child,
-    pub port: u16,
-}
-
-impl PageServer {
-    pub fn start(desk: &TestDesktop) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = desk
-            .command("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .arg("--directory")
-            .arg(pay_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, port }
-    }
-}
-
-impl Drop for PageServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A static HTTP server over `assets/pay` on a free loopback port, reaped on drop.
+pub fn pay_server(desk: &TestDesktop) -> vigil_e2e::PageServer {
+    vigil_e2e::PageServer::start(desk, &pay_dir()).unwrap()
 }
 
 pub fn key(desk: &TestDesktop, keys: &str) {
