@@ -398,7 +398,6 @@
   }
 
   function isCandidate(el) {
-    if (el.localName === "input" && ["hidden", "checkbox", "radio", "submit", "button", "image", "file", "reset", "range", "color"].includes(el.type)) return false;
     return hasValue(el) && (focusedBefore.has(el) || isPaymentLike(el));
   }
 
@@ -860,7 +859,13 @@
 
   // ---- Events ------------------------------------------------------------------------------
 
+  // Inputs whose value nobody types: a radio button labelled "Credit card" holds "on", not
+  // card data (seen on Bootstrap's checkout example: holding it after focus left it masked the
+  // whole screen for good, since no report follows such a field).
+  const NOT_TYPED = new Set(["hidden", "checkbox", "radio", "submit", "button", "image", "file", "reset", "range", "color"]);
+
   function hasValue(el) {
+    if (el.localName === "input" && NOT_TYPED.has(el.type)) return false;
     if (typeof el.value === "string") return el.value.length > 0;
     if (el.isContentEditable) return (el.textContent || "").length > 0;
     return false;
