@@ -16,17 +16,20 @@ use crate::{FieldPresence, Rect, TriggerSource};
 /// Padding around a field's rectangle for region masks, in pixels.
 pub(crate) const REGION_PADDING: i32 = 12;
 /// How long the whole screen stays masked after a field's last reported move: the screen shows
-/// a page a few frames after the page lays it out (compositor and capture latency, more under
-/// load), and a smooth scroll passes through positions between two reports.
-const MOVE_SETTLE_NS: u64 = 300_000_000;
+/// a page some frames after the page lays it out, and a smooth scroll passes through positions
+/// between two reports. 300 ms was too short on a loaded machine: on Bootstrap's checkout
+/// example, with both cores busy, the screen still showed the card fields where they were
+/// before a scroll ended after their new places had been masked alone.
+pub(crate) const MOVE_SETTLE_NS: u64 = 1_000_000_000;
 /// How far before a report of a field coming into view the screen is masked whole.
 const SHOW_LEAD_NS: u64 = 100_000_000;
 /// How long the screen stays masked after focus lands in another page or window, or after a
 /// field's page is gone: the old page can stay on screen until the new one first paints.
 pub(crate) const PAGE_SETTLE_NS: u64 = 700_000_000;
-/// How long a field stays masked after it is reported hidden (a tab switch repaints within
-/// a frame or two).
-const HIDE_SETTLE_NS: u64 = 300_000_000;
+/// How long a field stays masked after it is reported hidden: a tab switch repaints within a
+/// frame or two on an idle machine, but the screen lags the page as much as after a move under
+/// load.
+const HIDE_SETTLE_NS: u64 = MOVE_SETTLE_NS;
 /// Added to the frame interval before two position reports are too far apart: the jitter of
 /// the page's 100-ms report timer.
 const REPORT_JITTER_NS: u64 = 100_000_000;

@@ -315,65 +315,88 @@ fn a_followed_field_keeps_its_region_masked_after_tab_and_follows_it() {
         "{tab:?}"
     );
     assert_eq!(c.held_fields(), 1);
-    // Its position: the whole screen until the page has surely painted it (300 ms), then
-    // its region (with margin).
+    // Its position: the whole screen until the page has surely painted it, then its region
+    // (with margin).
+    const SETTLE: u64 = crate::held::MOVE_SETTLE_NS;
     let at = c.on_event(&shown(2_050 * MS, src, "f1", Some(rect(400))));
     let region = |y| crate::held::padded(rect(y));
-    assert_eq!(closed(&at), vec![2_350 * MS]);
+    assert_eq!(closed(&at), vec![2_050 * MS + SETTLE]);
     assert_eq!(
         opened(&at),
         vec![(2_050 * MS, ScreenMask::Full), (2_050 * MS, region(400))]
     );
-    // The same position again changes nothing; the move's whole-screen span ends 300 ms
-    // after the last move.
-    assert!(c
-        .on_event(&shown(2_150 * MS, src, "f1", Some(rect(400))))
-        .is_empty());
-    assert!(c.tick(2_300 * MS).is_empty(), "confirmed 150 ms ago");
-    assert_eq!(closed(&c.tick(2_400 * MS)), vec![2_350 * MS]);
+    // The same position again changes nothing; the move's whole-screen span ends SETTLE after
+    // the last move (the page keeps confirming the place every 100 ms).
+    let mut t = 2_150 * MS;
+    while t <= 2_050 * MS + SETTLE {
+        assert!(c.on_event(&shown(t, src, "f1", Some(rect(400)))).is_empty());
+        assert!(c.tick(t + 50 * MS).is_empty() || t + 50 * MS >= 2_050 * MS + SETTLE);
+        t += 100 * MS;
+    }
+    let last = t - 100 * MS;
     // A scroll moves it: the whole screen from the last confirmation of the old place until
-    // 300 ms after the new one, then the new region.
-    let moved = c.on_event(&shown(2_450 * MS, src, "f1", Some(rect(100))));
-    assert_eq!(closed(&moved), vec![2_750 * MS]);
+    // SETTLE after the new one, then the new region.
+    let moved_at = last + 100 * MS;
+    let moved = c.on_event(&shown(moved_at, src, "f1", Some(rect(100))));
+    assert_eq!(closed(&moved), vec![moved_at + SETTLE]);
     assert_eq!(
         opened(&moved),
-        vec![(2_150 * MS, ScreenMask::Full), (2_450 * MS, region(100))]
+        vec![(last, ScreenMask::Full), (moved_at, region(100))]
     );
-    assert_eq!(closed(&c.tick(2_800 * MS)), vec![2_750 * MS]);
+    let mut t = moved_at + 100 * MS;
+    while t <= moved_at + SETTLE {
+        c.on_event(&shown(t, src, "f1", Some(rect(100))));
+        t += 100 * MS;
+    }
+    assert_eq!(
+        closed(&c.tick(moved_at + SETTLE + 10 * MS)),
+        vec![moved_at + SETTLE]
+    );
+    // From here on, times relative to the last confirmation.
+    let base = t - 100 * MS;
     // Reports 450 ms apart (more than a frame interval and the timer's jitter): the whole
     // screen for the time in between.
-    let late = c.on_event(&shown(2_900 * MS, src, "f1", Some(rect(100))));
+    let late = c.on_event(&shown(base + 450 * MS, src, "f1", Some(rect(100))));
     assert_eq!(
         opened(&late),
-        vec![(2_750 * MS, ScreenMask::Full)],
+        vec![(base + 300 * MS, ScreenMask::Full)],
         "{late:?}"
     );
-    assert_eq!(closed(&late), vec![2_900 * MS]);
+    assert_eq!(closed(&late), vec![base + 450 * MS]);
     // No report at all while the delay line (600 ms less 150 ms to act) runs out: the whole
     // screen from a frame interval after the last confirmation.
-    assert!(c.tick(3_100 * MS).is_empty(), "a report may still come");
-    let stale = c.tick(3_700 * MS);
+    assert!(
+        c.tick(base + 650 * MS).is_empty(),
+        "a report may still come"
+    );
+    let stale = c.tick(base + 1250 * MS);
     assert_eq!(
         opened(&stale),
-        vec![(3_200 * MS, ScreenMask::Full)],
+        vec![(base + 750 * MS, ScreenMask::Full)],
         "{stale:?}"
     );
     // Hidden (another tab in front): nothing masked once the switch has painted.
-    let hidden = c.on_event(&state(3_800 * MS, src, "f1", FieldPresence::Hidden));
-    assert_eq!(closed(&hidden), vec![4_100 * MS]);
+    let hidden = c.on_event(&state(base + 1350 * MS, src, "f1", FieldPresence::Hidden));
+    assert_eq!(closed(&hidden), vec![base + 1350 * MS + SETTLE]);
     assert!(
-        c.tick(10_000 * MS).is_empty(),
+        c.tick(base + 7550 * MS).is_empty(),
         "hidden fields do not go stale"
     );
     // Back in front: the whole screen from just before it shows, then its region.
-    let back = c.on_event(&shown(11_000 * MS, src, "f1", Some(rect(100))));
+    let back = c.on_event(&shown(base + 8550 * MS, src, "f1", Some(rect(100))));
     assert_eq!(
         opened(&back),
-        vec![(10_900 * MS, ScreenMask::Full), (11_000 * MS, region(100))]
+        vec![
+            (base + 8450 * MS, ScreenMask::Full),
+            (base + 8550 * MS, region(100))
+        ]
     );
     // Emptied or gone with its page: released after the rule's tail (2 s).
-    let gone = c.on_event(&state(12_000 * MS, src, "f1", FieldPresence::Gone));
-    assert_eq!(closed(&gone), vec![11_300 * MS, 14_000 * MS]);
+    let gone = c.on_event(&state(base + 9550 * MS, src, "f1", FieldPresence::Gone));
+    assert_eq!(
+        closed(&gone),
+        vec![base + 8550 * MS + SETTLE, base + 11550 * MS]
+    );
     assert_eq!(c.held_fields(), 0);
 }
 
