@@ -60,6 +60,8 @@ pub struct HeartbeatAccepted {
 /// Most policy refusals one heartbeat may report, and the longest reason kept.
 const MAX_REFUSALS: usize = 20;
 const MAX_REASON: usize = 300;
+/// Most triggers one heartbeat may report down.
+const MAX_TRIGGERS: usize = 8;
 
 /// Audit action: an agent refused a policy (bad signature, other signer, …).
 pub const ACTION_POLICY_REFUSED: &str = "policy.refused_by_agent";
@@ -77,10 +79,13 @@ fn record_agent_state(
     if agent.policy_refusals.len() > MAX_REFUSALS
         || agent.pause_refusals.len() > MAX_REFUSALS
         || agent.agent_version.len() > 64
+        || agent.triggers_down.len() > MAX_TRIGGERS
     {
         return Err(HeartbeatRefusal::Implausible(format!(
-            "{} policy refusals",
-            agent.policy_refusals.len()
+            "{} policy refusals, {} pause refusals, {} triggers down",
+            agent.policy_refusals.len(),
+            agent.pause_refusals.len(),
+            agent.triggers_down.len()
         )));
     }
     let reason = |text: &str| text.chars().take(MAX_REASON).collect::<String>();
@@ -100,6 +105,12 @@ fn record_agent_state(
         backlog_bytes: i64::try_from(backlog.bytes).unwrap_or(i64::MAX),
         last_refusal: last.map(|r| reason(&r.reason)),
         last_refusal_at: last.map(|r| r.at.unix_timestamp()),
+        triggers_down: agent
+            .triggers_down
+            .iter()
+            .map(|t| reason(&format!("{}: {}", t.trigger, t.detail)).replace('\n', " "))
+            .collect::<Vec<_>>()
+            .join("\n"),
     })?;
     for (refusals, action, what) in [
         (&agent.policy_refusals, ACTION_POLICY_REFUSED, "policy"),

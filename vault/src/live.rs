@@ -45,6 +45,9 @@ pub struct AgentLive {
     pub agent_version: Option<String>,
     /// The last policy it refused, and when (Unix seconds).
     pub last_policy_refusal: Option<(i64, String)>,
+    /// Mask triggers that did not work at its latest heartbeat (`trigger: why`); empty when
+    /// all work or it is offline.
+    pub triggers_down: Vec<String>,
 }
 
 /// Every device's live state (those of `teams` only, when given), as of `now`.
@@ -95,6 +98,10 @@ pub fn agents(
                     .clone()
                     .map(|r| (s.last_refusal_at.unwrap_or(0), r))
             }),
+            triggers_down: state
+                .filter(|_| online)
+                .map(|s| s.triggers_down.lines().map(str::to_string).collect())
+                .unwrap_or_default(),
         });
     }
     Ok(out)

@@ -167,10 +167,10 @@ fn main() -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&agents)?);
             } else {
-                println!("device\thostname\tuser\tteam\tstatus\tscreen\tmasked\tpaused\tbacklog\tpolicy\tagent\tlast_refusal");
+                println!("device\thostname\tuser\tteam\tstatus\tscreen\tmasked\tpaused\tbacklog\tpolicy\tagent\tlast_refusal\ttriggers_down");
                 for a in agents {
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         a.device_id,
                         a.hostname,
                         a.user,
@@ -183,6 +183,11 @@ fn main() -> anyhow::Result<()> {
                         a.policy_version,
                         a.agent_version.as_deref().unwrap_or("-"),
                         a.last_policy_refusal.map_or("-".into(), |(_, r)| r),
+                        if a.triggers_down.is_empty() {
+                            "-".to_string()
+                        } else {
+                            a.triggers_down.join("; ")
+                        },
                     );
                 }
             }

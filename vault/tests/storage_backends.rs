@@ -43,6 +43,7 @@ fn metadata_suite(meta: Meta) {
     on_fresh_store(meta, conformance::segments_round_trip);
     on_fresh_store(meta, conformance::segments_are_listed_by_filter);
     on_fresh_store(meta, conformance::session_reports_replace_each_other);
+    on_fresh_store(meta, conformance::agent_states_replace_each_other);
     on_fresh_store(meta, conformance::audit_log_is_chained);
     on_fresh_store(meta, conformance::concurrent_inserts_commit_independently);
     on_fresh_store(meta, conformance::lifecycle::lifecycle_terms_and_deletions);

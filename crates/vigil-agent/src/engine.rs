@@ -457,6 +457,15 @@ pub fn record(
                     a.screen = screen;
                     a.masked_seconds_today = usage.masked_seconds;
                     a.paused_seconds_today = usage.paused_seconds;
+                    a.triggers_down = state
+                        .triggers
+                        .iter()
+                        .filter(|t| !t.healthy)
+                        .map(|t| vigil_proto::api::TriggerDown {
+                            trigger: t.trigger.clone(),
+                            detail: t.detail.clone(),
+                        })
+                        .collect();
                     a.pause_refusals.extend(refusals.into_iter().map(|reason| {
                         vigil_proto::api::PolicyRefusal {
                             at: time::OffsetDateTime::now_utc(),
@@ -506,6 +515,7 @@ pub fn record(
         set_report(r, |a| {
             a.recording = false;
             a.screen = false;
+            a.triggers_down.clear();
         });
     }
     if let Some(uploader) = uploader {

@@ -52,6 +52,23 @@ fn now_wall_ms() -> f64 {
     wall_now_ns() as f64 / 1e6
 }
 
+/// The vault's live view of the (only) agent, once `ok` holds for it (10 s at most).
+fn vault_agent_until(
+    rig: &common::rig::Rig,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let out = rig.vault.run(&["agents", "--json"], true).unwrap();
+        let agents: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if ok(&agents[0]) {
+            return Some(agents[0].clone());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    None
+}
+
 #[test]
 fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
     let mut rig = rig("[control]\nenabled = true\n", None);
@@ -85,6 +102,16 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // No browser yet: the vault hears that the extension is not attached.
+    let down = vault_agent_until(&rig, |a| {
+        a["triggers_down"]
+            .to_string()
+            .contains("extension: no browser extension attached")
+    });
+    assert!(
+        down.is_some(),
+        "the vault never heard the extension is down"
+    );
     let url = format!("http://127.0.0.1:{}/form.html", server.port);
     let _browser = vigil_e2e::Chromium::start_windowed(&rig.desk, &url, Path::new(AGENT)).unwrap();
     pause(9_000);
@@ -110,6 +137,10 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
             .map(|h| h.key.clone())
             .collect::<Vec<_>>()
     };
+    let attached = vault_agent_until(&rig, |a| {
+        a["triggers_down"].as_array().is_some_and(Vec::is_empty) && a["masked"] == true
+    });
+    assert!(attached.is_some(), "the vault still shows a trigger down");
     let extension_keys = held(&before, "extension");
     assert!(
         !extension_keys.is_empty() && !held(&before, "accessibility").is_empty(),

@@ -89,6 +89,20 @@ pub struct AgentReport {
     /// the reason the agent gave; the vault audits each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pause_refusals: Vec<PolicyRefusal>,
+    /// Mask triggers that do not work now (no browser extension attached, no accessibility
+    /// bus), with why: while one is down, fields it alone sees are not masked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers_down: Vec<TriggerDown>,
+}
+
+/// A mask trigger that does not work, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerDown {
+    /// The trigger (`extension`, `accessibility`, …).
+    pub trigger: String,
+    /// Why it is down, as the agent says it.
+    pub detail: String,
 }
 
 /// A policy the agent refused, and why.

@@ -205,6 +205,41 @@ pub fn session_reports_replace_each_other(store: &dyn MetadataStore) {
         .is_empty());
 }
 
+/// A device's live state is replaced by its next heartbeat's, every column kept (the last
+/// policy refusal stays until a newer one).
+pub fn agent_states_replace_each_other(store: &dyn MetadataStore) {
+    let d = enrolled(store, 32);
+    let mut state = super::live::AgentStateRow {
+        device_id: d.id,
+        reported_at: 60,
+        agent_version: "1.2.3".into(),
+        policy_version: 4,
+        recording: true,
+        screen: true,
+        masked: true,
+        paused: false,
+        masked_seconds_today: 17,
+        paused_seconds_today: 3,
+        backlog_segments: 2,
+        backlog_bytes: 4096,
+        last_refusal: Some("signature does not verify".into()),
+        last_refusal_at: Some(55),
+        triggers_down: "extension: no browser extension attached".into(),
+    };
+    store.put_agent_state(&state).unwrap();
+    assert_eq!(store.agent_states().unwrap(), vec![state.clone()]);
+    state.reported_at = 61;
+    state.masked_seconds_today = 18;
+    state.triggers_down = String::new();
+    let without_refusal = super::live::AgentStateRow {
+        last_refusal: None,
+        last_refusal_at: None,
+        ..state.clone()
+    };
+    store.put_agent_state(&without_refusal).unwrap();
+    assert_eq!(store.agent_states().unwrap(), vec![state]);
+}
+
 /// Audit records are numbered from 1 and each hash chains to the previous one.
 pub fn audit_log_is_chained(store: &dyn MetadataStore) {
     let draft = |action: &str| AuditDraft {

@@ -37,6 +37,8 @@ pub struct AgentStateRow {
     pub last_refusal: Option<String>,
     /// When that refusal happened, Unix seconds.
     pub last_refusal_at: Option<i64>,
+    /// Mask triggers down, one `trigger: detail` a line (empty: all work).
+    pub triggers_down: String,
 }
 
 /// Live state operations of the metadata store.

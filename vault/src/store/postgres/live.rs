@@ -24,11 +24,12 @@ CREATE TABLE IF NOT EXISTS agent_states (
 );
 ALTER TABLE agent_states ADD COLUMN IF NOT EXISTS masked_seconds_today BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE agent_states ADD COLUMN IF NOT EXISTS paused_seconds_today BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE agent_states ADD COLUMN IF NOT EXISTS triggers_down TEXT NOT NULL DEFAULT '';
 ";
 
 const COLUMNS: &str = "device_id, reported_at, agent_version, policy_version, recording, \
      screen, masked, paused, backlog_segments, backlog_bytes, last_refusal, last_refusal_at, \
-     masked_seconds_today, paused_seconds_today";
+     masked_seconds_today, paused_seconds_today, triggers_down";
 
 fn row(r: &Row) -> Result<AgentStateRow, StoreError> {
     Ok(AgentStateRow {
@@ -46,6 +47,7 @@ fn row(r: &Row) -> Result<AgentStateRow, StoreError> {
         last_refusal_at: r.try_get(11)?,
         masked_seconds_today: r.try_get(12)?,
         paused_seconds_today: r.try_get(13)?,
+        triggers_down: r.try_get(14)?,
     })
 }
 
@@ -55,7 +57,7 @@ impl LiveStore for PostgresStore {
             c.execute(
                 &format!(
                     "INSERT INTO agent_states ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                     $9, $10, $11, $12, $13, $14) ON CONFLICT (device_id) DO UPDATE SET \
+                     $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (device_id) DO UPDATE SET \
                      reported_at = excluded.reported_at, agent_version = excluded.agent_version, \
                      policy_version = excluded.policy_version, recording = excluded.recording, \
                      screen = excluded.screen, masked = excluded.masked, paused = excluded.paused, \
@@ -63,6 +65,7 @@ impl LiveStore for PostgresStore {
                      backlog_bytes = excluded.backlog_bytes, \
                      masked_seconds_today = excluded.masked_seconds_today, \
                      paused_seconds_today = excluded.paused_seconds_today, \
+                     triggers_down = excluded.triggers_down, \
                      last_refusal = COALESCE(excluded.last_refusal, agent_states.last_refusal), \
                      last_refusal_at = COALESCE(excluded.last_refusal_at, agent_states.last_refusal_at)"
                 ),
@@ -81,6 +84,7 @@ impl LiveStore for PostgresStore {
                     &s.last_refusal_at,
                     &s.masked_seconds_today,
                     &s.paused_seconds_today,
+                    &s.triggers_down,
                 ],
             )?;
             Ok(())

@@ -7,7 +7,7 @@ use crate::store::live::{AgentStateRow, LiveStore};
 use crate::store::StoreError;
 
 /// Columns added after the table first shipped, with their DDL.
-const ADDED: [(&str, &str); 2] = [
+const ADDED: [(&str, &str); 3] = [
     (
         "masked_seconds_today",
         "ALTER TABLE agent_states ADD COLUMN masked_seconds_today INTEGER NOT NULL DEFAULT 0",
@@ -15,6 +15,10 @@ const ADDED: [(&str, &str); 2] = [
     (
         "paused_seconds_today",
         "ALTER TABLE agent_states ADD COLUMN paused_seconds_today INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "triggers_down",
+        "ALTER TABLE agent_states ADD COLUMN triggers_down TEXT NOT NULL DEFAULT ''",
     ),
 ];
 
@@ -53,7 +57,7 @@ CREATE TABLE IF NOT EXISTS agent_states (
 
 const COLUMNS: &str = "device_id, reported_at, agent_version, policy_version, recording, \
      screen, masked, paused, backlog_segments, backlog_bytes, last_refusal, last_refusal_at, \
-     masked_seconds_today, paused_seconds_today";
+     masked_seconds_today, paused_seconds_today, triggers_down";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<AgentStateRow> {
     Ok(AgentStateRow {
@@ -71,6 +75,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<AgentStateRow> {
         last_refusal_at: r.get(11)?,
         masked_seconds_today: r.get(12)?,
         paused_seconds_today: r.get(13)?,
+        triggers_down: r.get(14)?,
     })
 }
 
@@ -80,13 +85,14 @@ impl LiveStore for SqliteStore {
         // A heartbeat without a new refusal keeps the last one shown.
         conn.prepare_cached(&format!(
             "INSERT INTO agent_states ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-             ?10, ?11, ?12, ?13, ?14) ON CONFLICT (device_id) DO UPDATE SET reported_at = excluded.reported_at, \
+             ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT (device_id) DO UPDATE SET reported_at = excluded.reported_at, \
              agent_version = excluded.agent_version, policy_version = excluded.policy_version, \
              recording = excluded.recording, screen = excluded.screen, masked = excluded.masked, \
              paused = excluded.paused, backlog_segments = excluded.backlog_segments, \
              backlog_bytes = excluded.backlog_bytes, \
              masked_seconds_today = excluded.masked_seconds_today, \
              paused_seconds_today = excluded.paused_seconds_today, \
+             triggers_down = excluded.triggers_down, \
              last_refusal = COALESCE(excluded.last_refusal, agent_states.last_refusal), \
              last_refusal_at = COALESCE(excluded.last_refusal_at, agent_states.last_refusal_at)"
         ))?
@@ -104,7 +110,8 @@ impl LiveStore for SqliteStore {
             s.last_refusal,
             s.last_refusal_at,
             s.masked_seconds_today,
-            s.paused_seconds_today
+            s.paused_seconds_today,
+            s.triggers_down
         ])?;
         Ok(())
     }
