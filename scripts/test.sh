@@ -42,4 +42,14 @@ cargo test --workspace --locked --bench vigil-vault-policy-bench -- --agents 100
 bench_status=$?
 set -e
 if [ "$status" -eq 0 ]; then status=$bench_status; fi
+
+# Issue 11's masking bench v2, one trial of each transition (the README has the 100-trial
+# figures and their command): any frame or voice sample that leaks fails the run.
+echo "== masking benchmark v2 (1 trial per transition)"
+set +e
+[ -x target/debug/vigil-mask-bench ] || cargo build --workspace --bins --locked
+target/debug/vigil-mask-bench 1 --fail-on-leak
+mask_status=$?
+set -e
+if [ "$status" -eq 0 ]; then status=$mask_status; fi
 exit "$status"

@@ -102,17 +102,35 @@ pub struct FieldReport {
     pub since_wall_ms: Option<f64>,
 }
 
-/// The session-clock time of an event stamped `at_wall_ms`, received at `now_ns`.
-fn session_time(now_ns: u64, at_wall_ms: Option<f64>) -> u64 {
+/// How old an event stamped `at_wall_ms` is now (0 when unstamped or from the future).
+fn age_ns(at_wall_ms: Option<f64>) -> u64 {
     let Some(at_wall_ms) = at_wall_ms.filter(|t| t.is_finite()) else {
-        return now_ns;
+        return 0;
     };
     let now_wall_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64() * 1000.0)
         .unwrap_or(at_wall_ms);
-    let age_ns = ((now_wall_ms - at_wall_ms).max(0.0) * 1e6) as u64;
-    now_ns.saturating_sub(age_ns.min(MAX_BACKDATE_NS))
+    ((now_wall_ms - at_wall_ms).max(0.0) * 1e6) as u64
+}
+
+/// The session-clock time of an event stamped `at_wall_ms`, received at `now_ns`.
+fn session_time(now_ns: u64, at_wall_ms: Option<f64>) -> u64 {
+    now_ns.saturating_sub(age_ns(at_wall_ms).min(MAX_BACKDATE_NS))
+}
+
+/// What a field report still says when it arrives: one older than the agent can date back
+/// (the browser or the host lagged) tells where the field was, not where it is, so a shown or
+/// hidden field's place is unknown now (the whole screen); empty or gone stays so.
+fn presence_now(presence: FieldPresence, at_wall_ms: Option<f64>) -> FieldPresence {
+    match presence {
+        FieldPresence::Shown { .. } | FieldPresence::Hidden
+            if age_ns(at_wall_ms) > MAX_BACKDATE_NS =>
+        {
+            FieldPresence::Shown { rect: None }
+        }
+        other => other,
+    }
 }
 
 /// The extension's connection as the engine sees it.
@@ -218,7 +236,7 @@ impl ExtensionLink {
                             .map_or(at_ns, |since| session_time(now_ns, Some(since)).min(at_ns)),
                         source,
                         key: report.key.clone(),
-                        presence: report.presence,
+                        presence: presence_now(report.presence, *at_wall_ms),
                         field,
                     }
                 }));
@@ -296,6 +314,33 @@ mod tests {
         );
         assert!(session_time(now, Some(now_wall + 60_000.0)) <= now);
         assert_eq!(session_time(now, None), now);
+    }
+
+    #[test]
+    fn a_report_older_than_the_agent_can_date_back_leaves_the_place_unknown() {
+        let now_wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            * 1000.0;
+        let rect = Some(vigil_mask::Rect {
+            x: 10,
+            y: 20,
+            width: 300,
+            height: 40,
+        });
+        let shown = FieldPresence::Shown { rect };
+        assert_eq!(presence_now(shown, Some(now_wall - 100.0)), shown);
+        for old in [shown, FieldPresence::Hidden] {
+            assert_eq!(
+                presence_now(old, Some(now_wall - 2_000.0)),
+                FieldPresence::Shown { rect: None }
+            );
+        }
+        assert_eq!(
+            presence_now(FieldPresence::Gone, Some(now_wall - 2_000.0)),
+            FieldPresence::Gone
+        );
     }
 
     #[test]
