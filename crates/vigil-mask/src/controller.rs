@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::browser::UnwatchedBrowser;
 use crate::command::{Context, SpanKeys};
 pub use crate::command::{HeldField, MaskCommand, ScreenMask};
 use crate::held::{padded, FieldKey, HeldFields, HoldRequest};
@@ -93,6 +94,8 @@ pub struct MaskController {
     /// The open watchdog span of each watcher that went down, and whether it is back (then
     /// the span waits for its first focus report: what has focus now is unknown until then).
     watchdog: HashMap<TriggerSource, (u64, bool)>,
+    /// Focus in a browser while the extension that field masking expects is not attached.
+    unwatched: UnwatchedBrowser,
 }
 
 impl MaskController {
@@ -107,7 +110,14 @@ impl MaskController {
             page_change: None,
             last_settled_ns: 0,
             watchdog: HashMap::new(),
+            unwatched: UnwatchedBrowser::default(),
         }
+    }
+
+    /// Field masking relies on the browser extension: until it is attached, focus in a
+    /// browser masks the whole screen (its pages may show card data nothing else can see).
+    pub fn expect_extension(&mut self) {
+        self.unwatched.expect_extension();
     }
 
     /// Applies `rules` from the next focus change on (a new policy); spans already open keep
@@ -156,6 +166,7 @@ impl MaskController {
             }
         }
         self.held.tick(now_ns, &mut self.keys, &mut out);
+        self.unwatched.tick(now_ns, &mut out);
         out
     }
 
@@ -378,6 +389,36 @@ impl MaskController {
                 }
                 (true, None) => {}
             },
+        }
+        match event {
+            TriggerEvent::Health {
+                at_ns,
+                source: TriggerSource::Extension,
+                healthy,
+                ..
+            } => self.unwatched.extension_health(*at_ns, *healthy),
+            TriggerEvent::FocusGained {
+                at_ns,
+                source: TriggerSource::Accessibility,
+                field,
+            } => self
+                .unwatched
+                .focus(*at_ns, field, &mut self.keys, &mut out),
+            TriggerEvent::FocusGained {
+                at_ns,
+                source: TriggerSource::Extension,
+                ..
+            }
+            | TriggerEvent::FieldState {
+                at_ns,
+                source: TriggerSource::Extension,
+                ..
+            }
+            | TriggerEvent::PageSettled {
+                at_ns,
+                source: TriggerSource::Extension,
+            } => self.unwatched.extension_reported(*at_ns, &mut out),
+            _ => {}
         }
         // A watcher that came back lifts its mask with its first focus report.
         if let TriggerEvent::FocusGained { at_ns, source, .. } = event {

@@ -15,6 +15,7 @@
 )]
 #![cfg_attr(any(target_os = "windows", target_os = "macos"), deny(unsafe_code))]
 
+mod browser;
 mod command;
 mod controller;
 mod dtmf;

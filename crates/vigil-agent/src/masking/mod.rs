@@ -50,13 +50,14 @@ pub(crate) struct Masking {
 
 impl Masking {
     pub(crate) fn new(
-        controller: MaskController,
+        mut controller: MaskController,
         dtmf: bool,
         fields: bool,
         pause_policy: PausePolicy,
     ) -> Self {
         let mut health = BTreeMap::new();
         if fields {
+            controller.expect_extension();
             // Until a browser's extension says hello: a page's fields are then seen through
             // the accessibility bus only (no autocomplete tokens, no page rectangles).
             health.insert(

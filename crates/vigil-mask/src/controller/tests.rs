@@ -598,3 +598,97 @@ fn a_page_change_masks_the_screen_until_the_next_page_settles_or_five_seconds_pa
     assert!(c.tick(9_000 * MS).is_empty());
     assert_eq!(closed(&c.tick(10_100 * MS)), vec![10_000 * MS]);
 }
+
+#[test]
+fn a_browser_the_extension_does_not_watch_masks_the_screen_while_it_has_focus() {
+    let in_app = |app: &str, name: &str| FieldInfo {
+        app: Some(app.into()),
+        name: Some(name.into()),
+        ..FieldInfo::default()
+    };
+    let a11y = TriggerSource::Accessibility;
+    let focus = |c: &mut MaskController, at_ns, app: &str| {
+        c.on_event(&TriggerEvent::FocusGained {
+            at_ns,
+            source: a11y,
+            field: in_app(app, "Receipt"),
+        })
+    };
+    // Without the extension expected (field masking off), browsers are not special.
+    let mut plain = MaskController::new(RuleSet::defaults());
+    assert!(focus(&mut plain, 1_000, "Chromium").is_empty());
+
+    let mut c = MaskController::new(RuleSet::defaults());
+    c.expect_extension();
+    // Another application: nothing. A browser before its extension attached: the whole screen.
+    assert!(focus(&mut c, 1_000, "gedit").is_empty());
+    let opened = focus(&mut c, 2_000, "Google Chrome");
+    let [MaskCommand::Open {
+        key,
+        start_ns: 2_000,
+        screen: ScreenMask::Full,
+        audio: false,
+        ..
+    }] = opened.as_slice()
+    else {
+        panic!("{opened:?}")
+    };
+    let key = *key;
+    assert!(
+        focus(&mut c, 2_500, "Chromium").is_empty(),
+        "already masked"
+    );
+    // The extension attaches: the mask stays until it has said what the page shows.
+    let attached = c.on_event(&TriggerEvent::Health {
+        at_ns: 3_000,
+        source: TriggerSource::Extension,
+        healthy: true,
+        detail: "browser extension attached".into(),
+    });
+    assert!(attached.is_empty(), "{attached:?}");
+    let settled = c.on_event(&TriggerEvent::PageSettled {
+        at_ns: 3_100,
+        source: TriggerSource::Extension,
+    });
+    assert!(settled.contains(&MaskCommand::Close { key, end_ns: 3_100 }));
+    // Attached: focus in the browser is the extension's to judge.
+    assert!(focus(&mut c, 4_000, "Chromium").is_empty());
+
+    // Attached but silent about the page (one it cannot run in): ended after 5 s.
+    let mut c = MaskController::new(RuleSet::defaults());
+    c.expect_extension();
+    let opened = focus(&mut c, 1_000, "Chromium");
+    let MaskCommand::Open { key, .. } = opened[0].clone() else {
+        panic!("{opened:?}")
+    };
+    c.on_event(&TriggerEvent::Health {
+        at_ns: 2_000,
+        source: TriggerSource::Extension,
+        healthy: true,
+        detail: String::new(),
+    });
+    assert!(c.tick(4_000_000_000).is_empty());
+    assert_eq!(
+        c.tick(5_000_002_001),
+        vec![MaskCommand::Close {
+            key,
+            end_ns: 5_000_002_000
+        }]
+    );
+
+    // Another browser without the extension, then focus leaves for another application.
+    let mut c = MaskController::new(RuleSet::defaults());
+    c.expect_extension();
+    let opened = focus(&mut c, 1_000, "Firefox");
+    let MaskCommand::Open { key, .. } = opened[0].clone() else {
+        panic!("{opened:?}")
+    };
+    let left = focus(&mut c, 5_000, "gedit");
+    assert_eq!(
+        left,
+        vec![MaskCommand::Close {
+            key,
+            end_ns: 5_000 + crate::held::PAGE_SETTLE_NS
+        }]
+    );
+}

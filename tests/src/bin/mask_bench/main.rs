@@ -145,7 +145,9 @@ fn record(desk: &TestDesktop, options: &Options, key: &Path) -> Result<(Vec<Tria
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let url = format!("http://127.0.0.1:{}/checkout/done.html", server.port);
+    // The browser starts on the receipt: its stored card shows before the extension's host
+    // has connected (the `(start)` row).
+    let url = format!("http://127.0.0.1:{}/pay/receipt.html", server.port);
     let browser = vigil_e2e::Chromium::start_windowed(desk, &url, &agent)?;
     std::thread::sleep(Duration::from_secs(8));
     let driver = Driver {

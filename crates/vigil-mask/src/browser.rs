@@ -1,0 +1,107 @@
+//! Browsers without Vigil's extension: the accessibility bus sees focus in a browser, but only
+//! the extension can see card data in its pages (text, fields without labels, frames of other
+//! origins). While the extension that field masking expects is not attached (the browser just
+//! started and its pages painted before the extension's host connected, or it is not installed
+//! in this browser), focus in a browser masks the whole screen, until the extension reports or
+//! focus moves to another application.
+
+use crate::command::{MaskCommand, SpanKeys};
+use crate::{FieldInfo, TriggerSource};
+
+/// Application names of browsers (lower case, matched as parts of the name the accessibility
+/// bus gives: "Chromium", "Google Chrome", "chrome.exe", "Microsoft Edge", "Firefox").
+const BROWSERS: [&str; 8] = [
+    "chrom", "msedge", "edge", "firefox", "brave", "opera", "vivaldi", "safari",
+];
+
+fn is_browser(field: &FieldInfo) -> bool {
+    field.app.as_deref().is_some_and(|app| {
+        let app = app.to_lowercase();
+        BROWSERS.iter().any(|b| app.contains(b))
+    })
+}
+
+/// How long an attached extension may stay silent about the page before the mask ends.
+const QUIET_MAX_NS: u64 = 5_000_000_000;
+
+/// The rule's state.
+#[derive(Debug, Default)]
+pub(crate) struct UnwatchedBrowser {
+    /// Whether field masking relies on the extension (off: the rule does nothing).
+    expected: bool,
+    /// Whether the extension's host is attached now, and since when.
+    attached: bool,
+    attached_ns: u64,
+    /// The open whole-screen span.
+    open: Option<u64>,
+}
+
+impl UnwatchedBrowser {
+    pub(crate) fn expect_extension(&mut self) {
+        self.expected = true;
+    }
+
+    /// The extension's host attached or went away.
+    pub(crate) fn extension_health(&mut self, at_ns: u64, healthy: bool) {
+        if healthy && !self.attached {
+            self.attached_ns = at_ns;
+        }
+        self.attached = healthy;
+    }
+
+    /// An attached extension that says nothing for [`QUIET_MAX_NS`] shows a page it cannot
+    /// run in (a new tab page, the browser's settings): no page data there to mask.
+    pub(crate) fn tick(&mut self, now_ns: u64, out: &mut Vec<MaskCommand>) {
+        let end_ns = self.attached_ns + QUIET_MAX_NS;
+        if self.attached && now_ns > end_ns {
+            if let Some(key) = self.open.take() {
+                out.push(MaskCommand::Close { key, end_ns });
+            }
+        }
+    }
+
+    /// Any event from the extension: once attached, it speaks for the page shown.
+    pub(crate) fn extension_reported(&mut self, at_ns: u64, out: &mut Vec<MaskCommand>) {
+        if !self.attached {
+            return;
+        }
+        if let Some(key) = self.open.take() {
+            out.push(MaskCommand::Close { key, end_ns: at_ns });
+        }
+    }
+
+    /// An accessibility focus change: into a browser the extension does not watch, or out of
+    /// browsers.
+    pub(crate) fn focus(
+        &mut self,
+        at_ns: u64,
+        field: &FieldInfo,
+        keys: &mut SpanKeys,
+        out: &mut Vec<MaskCommand>,
+    ) {
+        if !self.expected {
+            return;
+        }
+        match (is_browser(field), self.open) {
+            (true, None) if !self.attached => {
+                let key = keys.next();
+                out.push(MaskCommand::open_full(
+                    key,
+                    at_ns,
+                    "browser without Vigil's extension: its pages cannot be checked".into(),
+                    None,
+                    TriggerSource::Watchdog,
+                ));
+                self.open = Some(key);
+            }
+            (false, Some(key)) => {
+                self.open = None;
+                out.push(MaskCommand::Close {
+                    key,
+                    end_ns: at_ns + crate::held::PAGE_SETTLE_NS,
+                });
+            }
+            _ => {}
+        }
+    }
+}
