@@ -364,10 +364,13 @@ impl Recording<'_> {
                 (((mono - seg.start_mono as i128).max(0) as f64) / 1e9 * 48_000.0) as usize
             };
             for (track, samples) in tracks.iter().enumerate() {
+                let (seg_from, seg_to) = (seg.start_mono as i128, seg.end_mono as i128);
                 for trial in self.trials.iter().filter(|t| t.focus != 0) {
-                    let from = index(self.mono(trial.focus) + 50 * MS).min(samples.len());
-                    let to = index(self.mono(trial.card_done)).min(samples.len());
-                    if from < to && self.mono(trial.card_done) <= seg.end_mono as i128 {
+                    // The part of the focus window inside this segment.
+                    let from = (self.mono(trial.focus) + 50 * MS).max(seg_from);
+                    let to = self.mono(trial.card_done).min(seg_to);
+                    let (from, to) = (index(from).min(samples.len()), index(to).min(samples.len()));
+                    if from < to {
                         checked += to - from;
                         leaked += samples[from..to].iter().filter(|s| s.abs() > 1e-3).count();
                     }
