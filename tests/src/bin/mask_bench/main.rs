@@ -243,6 +243,19 @@ fn main() -> Result<()> {
     let texts = judge::read_all(&to_read, &work)?;
     if let Some(keep) = &options.keep {
         keep_for_a_look(keep, &to_read, &texts, &segments)?;
+        let mut lines = String::from("transition\tstart\tfocus\tcard_done\tend (session ns)\n");
+        for t in &trials {
+            let mono = |wall: i128| segments[0].to_mono(wall);
+            lines.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\n",
+                t.transition.name(),
+                mono(t.start),
+                mono(t.focus),
+                mono(t.card_done),
+                mono(t.end)
+            ));
+        }
+        std::fs::write(keep.join("trials.tsv"), lines)?;
     }
     let recording = report::Recording {
         segments: &segments,
