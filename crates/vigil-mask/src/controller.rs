@@ -31,6 +31,9 @@ const WITNESS_BLIND_WINDOW_NS: u64 = 150_000_000;
 const WITNESS_MIN_OVERLAP: f64 = 0.5;
 /// Accessibility focus changes remembered for binding witnesses.
 const WITNESS_HISTORY: usize = 8;
+/// Field keys remembered as gone (a page that unloads with a field focused reports the field
+/// gone before the focus span ends).
+const GONE_HISTORY: usize = 256;
 /// The longest the screen stays masked for a page change that no page settles (a browser
 /// page where the extension does not run, such as a new tab page; a page slow to report
 /// under load must not show before it has).
@@ -96,6 +99,8 @@ pub struct MaskController {
     watchdog: HashMap<TriggerSource, (u64, bool)>,
     /// Focus in a browser while the extension that field masking expects is not attached.
     unwatched: UnwatchedBrowser,
+    /// Fields their trigger last reported gone, oldest first.
+    gone: VecDeque<FieldKey>,
 }
 
 impl MaskController {
@@ -111,6 +116,7 @@ impl MaskController {
             last_settled_ns: 0,
             watchdog: HashMap::new(),
             unwatched: UnwatchedBrowser::default(),
+            gone: VecDeque::new(),
         }
     }
 
@@ -198,6 +204,10 @@ impl MaskController {
         };
         let keys = &mut self.keys;
         match &span.field_key {
+            // Its page already said it is gone (unloaded while the field had focus): no
+            // report will ever say where it is, and holding it would mask the whole screen
+            // for good.
+            Some(field_key) if self.gone.contains(&(source, field_key.clone())) => {}
             Some(field_key) => {
                 let key = (source, field_key.clone());
                 self.held.hold(key, request.clone(), at_ns, keys, out);
@@ -299,6 +309,13 @@ impl MaskController {
         out: &mut Vec<MaskCommand>,
     ) {
         let key: FieldKey = (source, key.to_string());
+        self.gone.retain(|k| *k != key);
+        if presence == FieldPresence::Gone {
+            self.gone.push_back(key.clone());
+            if self.gone.len() > GONE_HISTORY {
+                self.gone.pop_front();
+            }
+        }
         if !self.held.is_held(&key) && presence != FieldPresence::Gone {
             let decision = field.and_then(|f| self.rules.decide(f).map(|d| (d, f)));
             if let Some((d, f)) = decision.filter(|(d, _)| d.action.screen != ScreenAction::None) {

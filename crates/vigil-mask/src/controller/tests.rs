@@ -692,3 +692,43 @@ fn a_browser_the_extension_does_not_watch_masks_the_screen_while_it_has_focus() 
         }]
     );
 }
+
+#[test]
+fn a_field_whose_page_went_with_focus_in_it_is_not_held() {
+    let ext = TriggerSource::Extension;
+    let keyed = |key: &str| FieldInfo {
+        key: Some(key.into()),
+        ..card()
+    };
+    let focus_elsewhere = |c: &mut MaskController, at_ns| {
+        c.on_event(&TriggerEvent::FocusGained {
+            at_ns,
+            source: ext,
+            field: FieldInfo {
+                name: Some("Street".into()),
+                key: Some("d2/1".into()),
+                ..FieldInfo::default()
+            },
+        })
+    };
+    // The page unloads with the card field focused: "gone" comes before focus lands on the
+    // next page. No report will ever follow that key: it is not held.
+    let mut c = MaskController::new(RuleSet::defaults());
+    c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 1_000,
+        source: ext,
+        field: keyed("d1/3"),
+    });
+    c.on_event(&state(2_000, ext, "d1/3", FieldPresence::Gone));
+    focus_elsewhere(&mut c, 3_000);
+    assert_eq!(c.held_fields(), 0);
+    // Shown again (a page restored from the back/forward cache keeps its keys): held as usual.
+    c.on_event(&TriggerEvent::FocusGained {
+        at_ns: 4_000,
+        source: ext,
+        field: keyed("d1/3"),
+    });
+    c.on_event(&shown(4_100, ext, "d1/3", Some(rect(200))));
+    focus_elsewhere(&mut c, 5_000);
+    assert_eq!(c.held_fields(), 1);
+}
