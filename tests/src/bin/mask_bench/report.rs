@@ -143,7 +143,16 @@ impl Recording<'_> {
             .iter()
             .filter(|f| {
                 let (pixels, ocr) = self.leaks(f);
-                pixels || !ocr.is_empty()
+                let leaked = pixels || !ocr.is_empty();
+                if leaked {
+                    eprintln!(
+                        "LEAK at browser start: ink {}, OCR {ocr:?}, masked {:.0}%",
+                        f.tinted_ink,
+                        f.masked_share * 100.0
+                    );
+                    explain(f.at_ns as i128, &spans);
+                }
+                leaked
             })
             .count();
         summary.leaked_frames += before_leaks;
@@ -157,6 +166,25 @@ impl Recording<'_> {
         self.trigger_rows(&spans);
         summary.leaked_samples = self.voice_rows(&spans);
         summary
+    }
+}
+
+/// The spans within 2 s of a leaked frame at `at`, to stderr.
+fn explain(at: i128, spans: &[Span]) {
+    eprintln!("  frame at {at} ns (session clock); spans within 2 s:");
+    for s in spans
+        .iter()
+        .filter(|s| s.start <= at + 2_000 * MS && at < s.end + 2_000 * MS)
+    {
+        eprintln!(
+            "  span {:+.0}..{:+.0} ms (decided {:+.0}) {} {} {}",
+            (s.start - at) as f64 / 1e6,
+            (s.end - at) as f64 / 1e6,
+            s.decided.map_or(f64::NAN, |d| (d - at) as f64 / 1e6),
+            s.trigger,
+            s.rule,
+            s.screen
+        );
     }
 }
 
@@ -209,20 +237,7 @@ impl Recording<'_> {
                     frame.tinted_ink,
                     frame.masked_share * 100.0
                 );
-                for s in spans
-                    .iter()
-                    .filter(|s| s.start <= at + 2_000 * MS && at < s.end + 2_000 * MS)
-                {
-                    eprintln!(
-                        "  span {:+.0}..{:+.0} ms (decided {:+.0}) {} {} {}",
-                        (s.start - at) as f64 / 1e6,
-                        (s.end - at) as f64 / 1e6,
-                        s.decided.map_or(f64::NAN, |d| (d - at) as f64 / 1e6),
-                        s.trigger,
-                        s.rule,
-                        s.screen
-                    );
-                }
+                explain(at, spans);
             }
             let text = frame.ocr.map_or("", |i| self.texts[i].as_str());
             if transition == Transition::Text {
