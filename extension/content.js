@@ -952,6 +952,8 @@
   // Injected after a field already had focus (a page opened before the extension loaded, or
   // already open when its host reconnected): report the page and that field as focused now.
   function resync() {
+    // The agent masks from the host's (re)connection until a page settles again.
+    settled = false;
     if (TOP && document.visibilityState === "visible") page();
     if (document.hasFocus()) {
       const el = fieldOf(deepActiveElement());

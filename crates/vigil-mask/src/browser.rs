@@ -2,8 +2,9 @@
 //! the extension can see card data in its pages (text, fields without labels, frames of other
 //! origins). While the extension that field masking expects is not attached (the browser just
 //! started and its pages painted before the extension's host connected, or it is not installed
-//! in this browser), focus in a browser masks the whole screen, until the extension reports or
-//! focus moves to another application.
+//! in this browser), focus in a browser masks the whole screen; so does the host attaching,
+//! as far back as the delay line still holds media. Either ends when a page of the attached
+//! extension settles (at most 5 s after it attached), or focus moves to another application.
 
 use crate::command::{MaskCommand, SpanKeys};
 use crate::{FieldInfo, TriggerSource};
@@ -24,6 +25,10 @@ fn is_browser(field: &FieldInfo) -> bool {
 /// How long an attached extension may stay silent about the page before the mask ends.
 const QUIET_MAX_NS: u64 = 5_000_000_000;
 
+/// How far back attaching masks until the delay line is known: as far as the agent dates an
+/// extension report back.
+const ATTACH_LOOKBACK_NS: u64 = 500_000_000;
+
 /// The rule's state.
 #[derive(Debug, Default)]
 pub(crate) struct UnwatchedBrowser {
@@ -32,8 +37,10 @@ pub(crate) struct UnwatchedBrowser {
     /// Whether the extension's host is attached now, and since when.
     attached: bool,
     attached_ns: u64,
-    /// The open whole-screen span.
-    open: Option<u64>,
+    /// The open whole-screen span, and its start.
+    open: Option<(u64, u64)>,
+    /// How far back attaching masks (0: [`ATTACH_LOOKBACK_NS`]).
+    lookback_ns: u64,
 }
 
 impl UnwatchedBrowser {
@@ -41,10 +48,43 @@ impl UnwatchedBrowser {
         self.expected = true;
     }
 
-    /// The extension's host attached or went away.
-    pub(crate) fn extension_health(&mut self, at_ns: u64, healthy: bool) {
+    /// Attaching masks as far back as the delay line still holds media (a page may have
+    /// painted any time before its host connected).
+    pub(crate) fn set_lookback(&mut self, delay_ns: u64) {
+        self.lookback_ns = delay_ns;
+    }
+
+    /// The extension's host attached or went away. Attaching masks the whole screen from as
+    /// far back as reports may be dated until the extension first reports: a browser that
+    /// just started paints its pages before its host connects, and the pages' first reports
+    /// wait for that connection (seen: a stored card shown 130–300 ms before the oldest
+    /// stamp the agent accepts on its report).
+    pub(crate) fn extension_health(
+        &mut self,
+        at_ns: u64,
+        healthy: bool,
+        keys: &mut SpanKeys,
+        out: &mut Vec<MaskCommand>,
+    ) {
         if healthy && !self.attached {
             self.attached_ns = at_ns;
+            if self.expected && self.open.is_none() {
+                let lookback = if self.lookback_ns > 0 {
+                    self.lookback_ns
+                } else {
+                    ATTACH_LOOKBACK_NS
+                };
+                let start_ns = at_ns.saturating_sub(lookback);
+                let key = keys.next();
+                out.push(MaskCommand::open_full(
+                    key,
+                    start_ns,
+                    "browser extension attaching: its pages are not reported yet".into(),
+                    None,
+                    TriggerSource::Watchdog,
+                ));
+                self.open = Some((key, start_ns));
+            }
         }
         self.attached = healthy;
     }
@@ -54,19 +94,27 @@ impl UnwatchedBrowser {
     pub(crate) fn tick(&mut self, now_ns: u64, out: &mut Vec<MaskCommand>) {
         let end_ns = self.attached_ns + QUIET_MAX_NS;
         if self.attached && now_ns > end_ns {
-            if let Some(key) = self.open.take() {
-                out.push(MaskCommand::Close { key, end_ns });
+            if let Some((key, start_ns)) = self.open.take() {
+                out.push(MaskCommand::Close {
+                    key,
+                    end_ns: end_ns.max(start_ns),
+                });
             }
         }
     }
 
-    /// Any event from the extension: once attached, it speaks for the page shown.
-    pub(crate) fn extension_reported(&mut self, at_ns: u64, out: &mut Vec<MaskCommand>) {
+    /// A page of the attached extension settled: it has reported what it shows (a focus or
+    /// a page report alone has not: an injected script reports the page before its first
+    /// text scan).
+    pub(crate) fn extension_settled(&mut self, at_ns: u64, out: &mut Vec<MaskCommand>) {
         if !self.attached {
             return;
         }
-        if let Some(key) = self.open.take() {
-            out.push(MaskCommand::Close { key, end_ns: at_ns });
+        if let Some((key, start_ns)) = self.open.take() {
+            out.push(MaskCommand::Close {
+                key,
+                end_ns: at_ns.max(start_ns),
+            });
         }
     }
 
@@ -92,9 +140,9 @@ impl UnwatchedBrowser {
                     None,
                     TriggerSource::Watchdog,
                 ));
-                self.open = Some(key);
+                self.open = Some((key, at_ns));
             }
-            (false, Some(key)) => {
+            (false, Some((key, _))) => {
                 self.open = None;
                 out.push(MaskCommand::Close {
                     key,

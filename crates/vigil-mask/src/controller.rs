@@ -142,6 +142,7 @@ impl MaskController {
     /// controller masks the whole screen for want of it.
     pub fn set_delay(&mut self, delay_ns: u64) {
         self.held.set_delay(delay_ns);
+        self.unwatched.set_lookback(delay_ns);
     }
 
     /// How many fields are held (masked while they can be on screen).
@@ -413,7 +414,9 @@ impl MaskController {
                 source: TriggerSource::Extension,
                 healthy,
                 ..
-            } => self.unwatched.extension_health(*at_ns, *healthy),
+            } => self
+                .unwatched
+                .extension_health(*at_ns, *healthy, &mut self.keys, &mut out),
             TriggerEvent::FocusGained {
                 at_ns,
                 source: TriggerSource::Accessibility,
@@ -421,20 +424,11 @@ impl MaskController {
             } => self
                 .unwatched
                 .focus(*at_ns, field, &mut self.keys, &mut out),
-            TriggerEvent::FocusGained {
+            // Settled: the page's first report (fields, card text) went out before it.
+            TriggerEvent::PageSettled {
                 at_ns,
                 source: TriggerSource::Extension,
-                ..
-            }
-            | TriggerEvent::FieldState {
-                at_ns,
-                source: TriggerSource::Extension,
-                ..
-            }
-            | TriggerEvent::PageSettled {
-                at_ns,
-                source: TriggerSource::Extension,
-            } => self.unwatched.extension_reported(*at_ns, &mut out),
+            } => self.unwatched.extension_settled(*at_ns, &mut out),
             _ => {}
         }
         // A watcher that came back lifts its mask with its first focus report.
