@@ -345,8 +345,20 @@ fn card_fields_never_reach_the_recording() {
                 let visible = pattern_pixels(file);
                 assert!(
                     visible < 50,
-                    "segment {} frame at {t:.2} s: {visible} pixels of a card field inside a span",
-                    k + 1
+                    "segment {} frame at {t:.2} s: {visible} pixels of a card field inside a span; \
+                     spans then: {:?}",
+                    k + 1,
+                    spans
+                        .iter()
+                        .filter(|(_, s)| s["start_ns"].as_u64().unwrap() <= at_ns
+                            && at_ns < s["end_ns"].as_u64().unwrap())
+                        .map(|(_, s)| (
+                            s["trigger"].as_str().unwrap_or("").to_string(),
+                            s["reason"].as_str().unwrap_or("").to_string(),
+                            s["start_ns"].as_u64().unwrap_or(0) as i128 - at_ns as i128,
+                            s["decided_ns"].as_u64().unwrap_or(0) as i128 - at_ns as i128
+                        ))
+                        .collect::<Vec<_>>()
                 );
             }
             if session_to_wall(m, at_ns) > run.paid_at + 3_000_000_000 {
