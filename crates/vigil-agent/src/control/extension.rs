@@ -102,16 +102,19 @@ pub struct FieldReport {
     pub since_wall_ms: Option<f64>,
 }
 
+/// Wall time now, in milliseconds since the epoch.
+fn wall_now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
 /// How old an event stamped `at_wall_ms` is now (0 when unstamped or from the future).
 fn age_ns(at_wall_ms: Option<f64>) -> u64 {
     let Some(at_wall_ms) = at_wall_ms.filter(|t| t.is_finite()) else {
         return 0;
     };
-    let now_wall_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(at_wall_ms);
-    ((now_wall_ms - at_wall_ms).max(0.0) * 1e6) as u64
+    ((wall_now_ms() - at_wall_ms).max(0.0) * 1e6) as u64
 }
 
 /// The session-clock time of an event stamped `at_wall_ms`, received at `now_ns`.
@@ -119,14 +122,12 @@ fn session_time(now_ns: u64, at_wall_ms: Option<f64>) -> u64 {
     now_ns.saturating_sub(age_ns(at_wall_ms).min(MAX_BACKDATE_NS))
 }
 
-/// What a field report still says when it arrives: one older than the agent can date back
+/// What a field report `age_ns` old still says when it arrives: one older than the agent can date back
 /// (the browser or the host lagged) tells where the field was, not where it is, so a shown or
 /// hidden field's place is unknown now (the whole screen); empty or gone stays so.
-fn presence_now(presence: FieldPresence, at_wall_ms: Option<f64>) -> FieldPresence {
+fn presence_now(presence: FieldPresence, age_ns: u64) -> FieldPresence {
     match presence {
-        FieldPresence::Shown { .. } | FieldPresence::Hidden
-            if age_ns(at_wall_ms) > MAX_BACKDATE_NS =>
-        {
+        FieldPresence::Shown { .. } | FieldPresence::Hidden if age_ns > MAX_BACKDATE_NS => {
             FieldPresence::Shown { rect: None }
         }
         other => other,
@@ -225,6 +226,7 @@ impl ExtensionLink {
             }),
             ExtensionMessage::Fields { at_wall_ms, fields } => {
                 let at_ns = session_time(now_ns, *at_wall_ms);
+                let age = age_ns(*at_wall_ms);
                 events.extend(fields.iter().map(|report| {
                     let field = report.field.clone().map(|mut f| {
                         f.app = f.app.or_else(|| self.app.clone());
@@ -236,7 +238,7 @@ impl ExtensionLink {
                             .map_or(at_ns, |since| session_time(now_ns, Some(since)).min(at_ns)),
                         source,
                         key: report.key.clone(),
-                        presence: presence_now(report.presence, *at_wall_ms),
+                        presence: presence_now(report.presence, age),
                         field,
                     }
                 }));
@@ -296,11 +298,7 @@ mod tests {
 
     #[test]
     fn stamps_move_back_at_most_500_ms_and_never_forward() {
-        let now_wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-            * 1000.0;
+        let now_wall = wall_now_ms();
         let now = 100 * S;
         let t = session_time(now, Some(now_wall - 30.0));
         assert!(
@@ -318,11 +316,7 @@ mod tests {
 
     #[test]
     fn a_report_older_than_the_agent_can_date_back_leaves_the_place_unknown() {
-        let now_wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-            * 1000.0;
+        let now_wall = wall_now_ms();
         let rect = Some(vigil_mask::Rect {
             x: 10,
             y: 20,
@@ -330,15 +324,16 @@ mod tests {
             height: 40,
         });
         let shown = FieldPresence::Shown { rect };
-        assert_eq!(presence_now(shown, Some(now_wall - 100.0)), shown);
+        let age = |ms: f64| age_ns(Some(now_wall - ms));
+        assert_eq!(presence_now(shown, age(100.0)), shown);
         for old in [shown, FieldPresence::Hidden] {
             assert_eq!(
-                presence_now(old, Some(now_wall - 2_000.0)),
+                presence_now(old, age(2_000.0)),
                 FieldPresence::Shown { rect: None }
             );
         }
         assert_eq!(
-            presence_now(FieldPresence::Gone, Some(now_wall - 2_000.0)),
+            presence_now(FieldPresence::Gone, age(2_000.0)),
             FieldPresence::Gone
         );
     }

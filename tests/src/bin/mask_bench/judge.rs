@@ -199,7 +199,7 @@ pub fn read_all(pictures: &[PathBuf], work: &Path) -> Result<Vec<String>> {
     const BATCH: usize = 200;
     let batches: Vec<&[PathBuf]> = pictures.chunks(BATCH).collect();
     let mut texts = vec![String::new(); pictures.len()];
-    for pair in batches.chunks(2) {
+    for (n, pair) in batches.chunks(2).enumerate() {
         let results: Vec<Result<Vec<String>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = pair
                 .iter()
@@ -211,11 +211,8 @@ pub fn read_all(pictures: &[PathBuf], work: &Path) -> Result<Vec<String>> {
                 .map(|h| h.join().expect("OCR thread"))
                 .collect()
         });
-        for (batch, result) in pair.iter().zip(results) {
-            let first = pictures
-                .iter()
-                .position(|p| *p == batch[0])
-                .context("batch")?;
+        for (b, result) in results.into_iter().enumerate() {
+            let first = (2 * n + b) * BATCH;
             for (k, text) in result?.into_iter().enumerate() {
                 texts[first + k] = text;
             }

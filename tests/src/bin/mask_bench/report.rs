@@ -79,7 +79,9 @@ impl Recording<'_> {
 
     /// The trial a session-clock time falls in: from its page being asked for to the next's.
     fn trial_at(&self, at: i128) -> Option<&Trial> {
-        self.trials.iter().rev().find(|t| self.mono(t.start) <= at)
+        // Trials run one after the other: their starts are sorted.
+        let after = self.trials.partition_point(|t| self.mono(t.start) <= at);
+        after.checked_sub(1).map(|i| &self.trials[i])
     }
 
     fn leaks(&self, frame: &FrameVerdict) -> (bool, Vec<&'static str>) {
