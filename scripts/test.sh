@@ -23,21 +23,28 @@ for target in x86_64-pc-windows-gnu aarch64-apple-darwin; do
   cargo clippy -p vigil-capture -p vigil-mask --target "$target" --locked -- -D warnings
 done
 
-echo "== cargo test --workspace"
+echo "== cargo test --workspace (built once; binaries run in two lanes)"
+artifacts=$(mktemp)
 log=$(mktemp)
+cargo test --workspace --locked --no-run --message-format=json-render-diagnostics > "$artifacts"
 set +e
-cargo test --workspace --locked --no-fail-fast -- --test-threads=2 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+python3 scripts/run-tests.py "$artifacts" "$log"
+status=$?
+# Doc-tests (rustdoc builds them apart from the binaries above).
+cargo test --workspace --locked --doc 2>&1 | tee -a "$log"
+doc_status=${PIPESTATUS[0]}
 set -e
-# One closing line for the whole suite (cargo prints one per test binary).
+if [ "$status" -eq 0 ]; then status=$doc_status; fi
+# One closing line for the whole suite (each test binary prints its own).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
-rm -f "$log"
+rm -f "$log" "$artifacts"
 
 # Issue 5's propagation acceptance: 1,000 connected agents get a policy change, p99 ≤ 2 s.
 echo "== policy propagation benchmark (1,000 agents)"
 set +e
-# --workspace: the same feature set as the suite above, so nothing is built again.
+# --workspace: the same feature set as the suite above, so only the bench itself is built
+# (dependencies carry no debug info, so proc-macros' dependencies build alike either way).
 cargo test --workspace --locked --bench vigil-vault-policy-bench -- --agents 1000 --max-p99-ms 2000
 bench_status=$?
 set -e

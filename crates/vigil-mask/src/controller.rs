@@ -328,6 +328,7 @@ impl MaskController {
                     .hold(key.clone(), request, at_ns, &mut self.keys, out);
             }
         }
+        tracing::trace!(trigger = key.0.as_str(), field = %key.1, ?presence, at_ns, "field sample");
         self.held.sample(&key, presence, at_ns, &mut self.keys, out);
     }
 

@@ -58,11 +58,17 @@ pub struct MaskTimeline {
     /// (id, span), ids increasing.
     spans: Vec<(usize, MaskSpan)>,
     next_id: usize,
+    /// Media captured before this has left for the encoder: no span can mask it any more.
+    applied_until: u64,
 }
 
 impl MaskTimeline {
     /// Adds a span (open while its end is `u64::MAX`); returns its id for [`Self::close`].
-    pub fn add(&mut self, span: MaskSpan) -> usize {
+    /// A span that starts before media already sent to the encoder starts where it can still
+    /// act: the manifest lists what was masked, never a mask decided too late to apply.
+    pub fn add(&mut self, mut span: MaskSpan) -> usize {
+        span.start_ns = span.start_ns.max(self.applied_until);
+        span.end_ns = span.end_ns.max(span.start_ns);
         let id = self.next_id;
         self.next_id += 1;
         self.spans.push((id, span));
@@ -73,12 +79,30 @@ impl MaskTimeline {
         self.spans.binary_search_by_key(&id, |(i, _)| *i).ok()
     }
 
-    /// Ends a span; a span can only be shortened to its own start, never extended backwards.
+    /// Ends a span; a span can only be shortened to its own start, never extended backwards,
+    /// nor to before media it already masked on its way to the encoder.
     pub fn close(&mut self, id: usize, end_ns: u64) {
+        let applied_until = self.applied_until;
         if let Some(at) = self.position(id) {
             let span = &mut self.spans[at].1;
-            span.end_ns = end_ns.max(span.start_ns);
+            let masked_until = if span.end_ns == u64::MAX {
+                applied_until
+            } else {
+                0
+            };
+            span.end_ns = end_ns.max(span.start_ns).max(masked_until);
         }
+    }
+
+    /// Media captured before `ns` has been redacted and sent to the encoder.
+    pub fn mark_applied_until(&mut self, ns: u64) {
+        self.applied_until = self.applied_until.max(ns);
+    }
+
+    /// How far media has been redacted and sent to the encoder: a span decided now that
+    /// starts earlier cannot reach back before this.
+    pub fn applied_until(&self) -> u64 {
+        self.applied_until
     }
 
     /// The span added as `id`, unless pruned.
@@ -256,6 +280,31 @@ mod tests {
         assert!(timeline.redact_frame(&mut frame));
         assert!(black(&frame, 0, 0) && black(&frame, 4, 4) && !black(&frame, 5, 5));
         assert!(black(&frame, 63, 31) && !black(&frame, 59, 31));
+    }
+
+    #[test]
+    fn a_span_cannot_reach_back_before_media_sent_to_the_encoder() {
+        let mut timeline = MaskTimeline::default();
+        timeline.mark_applied_until(1_000);
+        // Decided too late for 500..1000: the span starts where it can still act.
+        let late = timeline.add(MaskSpan {
+            start_ns: 500,
+            ..region(0, 0, 10, 10)
+        });
+        assert_eq!(timeline.span(late).unwrap().start_ns, 1_000);
+        // Open while media up to 2000 went out: it masked that media, whatever its close says.
+        timeline.mark_applied_until(2_000);
+        timeline.close(late, 1_500);
+        assert_eq!(timeline.span(late).unwrap().end_ns, 2_000);
+        // A span wholly in the past masks nothing and overlaps nothing.
+        let past = timeline.add(MaskSpan {
+            start_ns: 100,
+            end_ns: 900,
+            ..region(0, 0, 10, 10)
+        });
+        assert_eq!(timeline.overlapping(0, 2_000).count(), 1);
+        assert_eq!(timeline.span(past).unwrap().end_ns, 2_000);
+        assert_eq!(timeline.span(past).unwrap().start_ns, 2_000);
     }
 
     #[test]

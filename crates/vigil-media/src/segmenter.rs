@@ -182,6 +182,10 @@ impl Segmenter {
 
     fn place_audio(&mut self, chunks: Vec<vigil_capture::AudioChunk>) {
         for mut chunk in chunks {
+            // A chunk released by its first sample's time carries later samples with it.
+            let rate = u64::from(chunk.sample_rate.max(1));
+            let end_ns = chunk.pts_ns + chunk.samples.len() as u64 * 1_000_000_000 / rate;
+            self.mask.mark_applied_until(end_ns);
             self.mask
                 .redact_samples(chunk.pts_ns, chunk.sample_rate, &mut chunk.samples);
             let timeline = match chunk.role {
@@ -201,6 +205,8 @@ impl Segmenter {
         stopping: bool,
     ) -> Result<Vec<FinishedSegment>, MediaError> {
         let mut done = Vec::new();
+        // From here on, media up to the watermark is redacted as the timeline stands now.
+        self.mask.mark_applied_until(watermark);
         let audio = self.delay.release_audio(watermark);
         self.place_audio(audio);
         for frame in self.delay.release_video(watermark) {

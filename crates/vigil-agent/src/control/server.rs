@@ -229,12 +229,15 @@ fn ask(
     command: ControlCommand,
 ) -> Result<super::AgentState, ControlRefusal> {
     let (reply, answer) = crossbeam_channel::bounded(1);
+    let asked = std::time::Instant::now();
     engine
         .send(ControlRequest { command, reply })
         .map_err(|_| ControlRefusal::NotRecording)?;
-    answer
+    let answered = answer
         .recv_timeout(ENGINE_TIMEOUT)
-        .map_err(|_| ControlRefusal::NotRecording)?
+        .map_err(|_| ControlRefusal::NotRecording)?;
+    tracing::trace!(ms = asked.elapsed().as_millis() as u64, "engine answered");
+    answered
 }
 
 fn status_of(refusal: &ControlRefusal) -> u16 {

@@ -267,6 +267,7 @@ impl Masking {
     }
 
     fn apply(&mut self, command: MaskCommand, now_ns: u64, timeline: &mut MaskTimeline) {
+        tracing::trace!(?command, now_ns, "mask command");
         match command {
             MaskCommand::Open {
                 key,
@@ -284,6 +285,14 @@ impl Masking {
                     }
                     ScreenMask::None => vigil_media::ScreenMask::None,
                 };
+                if start_ns < timeline.applied_until() {
+                    // The timeline starts it where it can still act (the manifest says so).
+                    tracing::debug!(
+                        trigger = trigger.as_str(),
+                        late_ms = (timeline.applied_until() - start_ns) / 1_000_000,
+                        "mask decided after the media it reaches back to left the delay line"
+                    );
+                }
                 let index = timeline.add(MaskSpan {
                     start_ns,
                     end_ns: u64::MAX,

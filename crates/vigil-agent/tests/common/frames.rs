@@ -27,6 +27,8 @@ pub struct ScreenSpan {
     pub screen: String,
     pub trigger: String,
     pub rule_id: Option<String>,
+    /// Why it masks (the manifest's words: "position unknown", "moving", …).
+    pub reason: String,
 }
 
 /// Every screen span (screen not `none`) of the manifests.
@@ -41,6 +43,7 @@ pub fn screen_spans(manifests: &[serde_json::Value]) -> Vec<ScreenSpan> {
             screen: s["screen"].as_str().unwrap().to_string(),
             trigger: s["trigger"].as_str().unwrap_or_default().to_string(),
             rule_id: s["rule_id"].as_str().map(str::to_string),
+            reason: s["reason"].as_str().unwrap_or_default().to_string(),
         })
         .collect()
 }
@@ -164,6 +167,27 @@ pub fn ocr_distinct(all: &[Frame]) -> (Vec<Frame>, Vec<String>) {
     let distinct = distinct(all);
     let texts = ocr_frames(&distinct);
     (distinct, texts)
+}
+
+/// What OCR reads in every frame of `all`, given the OCR of its distinct pictures (as
+/// [`ocr_distinct`] returns them): identical pictures read alike, and a still screen is many
+/// frames of one picture, which a count of frames must count many times.
+pub fn texts_of_every(all: &[Frame], distinct: &[Frame], texts: &[String]) -> Vec<String> {
+    let digest = |f: &Frame| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::fs::read(&f.png).unwrap().hash(&mut h);
+        h.finish()
+    };
+    let by_picture: std::collections::HashMap<u64, &String> =
+        distinct.iter().map(digest).zip(texts).collect();
+    all.iter()
+        .map(|f| {
+            by_picture
+                .get(&digest(f))
+                .map_or_else(String::new, |t| (*t).clone())
+        })
+        .collect()
 }
 
 /// What OCR reads in each frame (its binarised picture).

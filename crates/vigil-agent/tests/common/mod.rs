@@ -38,7 +38,9 @@ pub fn identity(dir: &Path) -> Identity {
 
 pub fn agent(desk: &TestDesktop) -> Command {
     let mut cmd = desk.command(AGENT);
-    cmd.env("VIGIL_LOG", "info,pulseaudio=off");
+    // VIGIL_TEST_LOG chooses the agent's log filter when a test is run by hand to look closer.
+    let filter = std::env::var("VIGIL_TEST_LOG").unwrap_or_else(|_| "info,pulseaudio=off".into());
+    cmd.env("VIGIL_LOG", filter);
     cmd
 }
 
