@@ -68,16 +68,6 @@ fn region_only_ns(spans: &[ScreenSpan], from: u64, to: u64) -> u64 {
         .sum()
 }
 
-/// Where the agent logs: a pipe read at its end, or the file VIGIL_TEST_AGENT_LOG names (for
-/// a closer look with VIGIL_TEST_LOG=…,vigil_mask=trace: a pipe nobody reads until the end
-/// fills and stalls a chatty agent).
-fn agent_log() -> Stdio {
-    match std::env::var("VIGIL_TEST_AGENT_LOG") {
-        Ok(path) => std::fs::File::create(path).unwrap().into(),
-        Err(_) => Stdio::piped(),
-    }
-}
-
 /// A recording of one of the pay pages in an ordinary Chromium window with the extension and
 /// AT-SPI: a tone as the caller (and speech as the agent when asked), the agent recording.
 struct PayRun {

@@ -77,7 +77,7 @@ fn run_checkout(masking: bool) -> Run {
         .arg(&spool)
         .args(["--recipient", &id.recipient])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(agent_log())
         .spawn()
         .unwrap();
     let url = format!("file://{}", checkout_page().display());
@@ -125,6 +125,9 @@ fn run_checkout(masking: bool) -> Run {
 /// Every decoded frame of segment `k` as PNG files, in order: in colour (`col_…`) and
 /// binarised for OCR (`ocr_…`: dark text on white; the fields' stripes would hide it from
 /// tesseract otherwise).
+/// The precision of a frame's time in the recording (Matroska's default millisecond).
+const MS_PRECISION: u64 = 1_000_000;
+
 fn frame_pngs(run: &Run, k: usize, out: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let screen = run.desk.dir().join(format!("screen{k}.mkv"));
     decrypt(
@@ -336,13 +339,28 @@ fn card_fields_never_reach_the_recording() {
         let seg_start = m["start"]["mono_ns"].as_u64().unwrap();
         for (file, t) in files.iter().zip(&times) {
             let at_ns = seg_start + (t * 1e9) as u64;
+            // The file keeps times to the millisecond (cut down): the frame was captured in
+            // [at, at + 1 ms). Only a frame wholly inside a span must be masked; the picture
+            // shown again at a span's end is stamped with that end, which reads up to 1 ms
+            // earlier here.
             let masked = spans.iter().any(|(_, s)| {
                 s["screen"] != "none"
                     && s["start_ns"].as_u64().unwrap() <= at_ns
-                    && at_ns < s["end_ns"].as_u64().unwrap()
+                    && at_ns + MS_PRECISION <= s["end_ns"].as_u64().unwrap()
             });
             if masked {
                 let visible = pattern_pixels(file);
+                if visible >= 50 {
+                    // Kept for a closer look: the segment's video and the manifests.
+                    let keep = std::env::temp_dir().join("vigil-checkout-failure");
+                    let _ = std::fs::create_dir_all(&keep);
+                    let video = run.desk.dir().join(format!("screen{k}.mkv"));
+                    let _ = std::fs::copy(&video, keep.join(format!("screen{k}.mkv")));
+                    let _ = std::fs::write(
+                        keep.join("manifests.json"),
+                        serde_json::to_string_pretty(&run.manifests).unwrap_or_default(),
+                    );
+                }
                 assert!(
                     visible < 50,
                     "segment {} frame at {t:.2} s: {visible} pixels of a card field inside a span; \

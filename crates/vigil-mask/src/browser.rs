@@ -2,8 +2,9 @@
 //! the extension can see card data in its pages (text, fields without labels, frames of other
 //! origins). While the extension that field masking expects is not attached (the browser just
 //! started and its pages painted before the extension's host connected, or it is not installed
-//! in this browser), focus in a browser masks the whole screen, until a page of the attached
-//! extension settles (at most 5 s after it attached) or focus moves to another application.
+//! in this browser), focus in a browser masks the whole screen; so does the host attaching,
+//! as far back as the delay line still holds media. Either ends when a page of the attached
+//! extension settles (at most 5 s after it attached), or focus moves to another application.
 
 use crate::command::{MaskCommand, SpanKeys};
 use crate::{FieldInfo, TriggerSource};
@@ -24,6 +25,10 @@ fn is_browser(field: &FieldInfo) -> bool {
 /// How long an attached extension may stay silent about the page before the mask ends.
 const QUIET_MAX_NS: u64 = 5_000_000_000;
 
+/// How far back attaching masks until the delay line is known: as far as the agent dates an
+/// extension report back.
+const ATTACH_LOOKBACK_NS: u64 = 500_000_000;
+
 /// The rule's state.
 #[derive(Debug, Default)]
 pub(crate) struct UnwatchedBrowser {
@@ -34,6 +39,8 @@ pub(crate) struct UnwatchedBrowser {
     attached_ns: u64,
     /// The open whole-screen span, and its start.
     open: Option<(u64, u64)>,
+    /// How far back attaching masks (0: [`ATTACH_LOOKBACK_NS`]).
+    lookback_ns: u64,
 }
 
 impl UnwatchedBrowser {
@@ -41,10 +48,43 @@ impl UnwatchedBrowser {
         self.expected = true;
     }
 
-    /// The extension's host attached or went away.
-    pub(crate) fn extension_health(&mut self, at_ns: u64, healthy: bool) {
+    /// Attaching masks as far back as the delay line still holds media (a page may have
+    /// painted any time before its host connected).
+    pub(crate) fn set_lookback(&mut self, delay_ns: u64) {
+        self.lookback_ns = delay_ns;
+    }
+
+    /// The extension's host attached or went away. Attaching masks the whole screen from as
+    /// far back as reports may be dated until the extension first reports: a browser that
+    /// just started paints its pages before its host connects, and the pages' first reports
+    /// wait for that connection (seen: a stored card shown 130–300 ms before the oldest
+    /// stamp the agent accepts on its report).
+    pub(crate) fn extension_health(
+        &mut self,
+        at_ns: u64,
+        healthy: bool,
+        keys: &mut SpanKeys,
+        out: &mut Vec<MaskCommand>,
+    ) {
         if healthy && !self.attached {
             self.attached_ns = at_ns;
+            if self.expected && self.open.is_none() {
+                let lookback = if self.lookback_ns > 0 {
+                    self.lookback_ns
+                } else {
+                    ATTACH_LOOKBACK_NS
+                };
+                let start_ns = at_ns.saturating_sub(lookback);
+                let key = keys.next();
+                out.push(MaskCommand::open_full(
+                    key,
+                    start_ns,
+                    "browser extension attaching: its pages are not reported yet".into(),
+                    None,
+                    TriggerSource::Watchdog,
+                ));
+                self.open = Some((key, start_ns));
+            }
         }
         self.attached = healthy;
     }

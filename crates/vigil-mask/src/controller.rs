@@ -142,6 +142,7 @@ impl MaskController {
     /// controller masks the whole screen for want of it.
     pub fn set_delay(&mut self, delay_ns: u64) {
         self.held.set_delay(delay_ns);
+        self.unwatched.set_lookback(delay_ns);
     }
 
     /// How many fields are held (masked while they can be on screen).
@@ -414,7 +415,9 @@ impl MaskController {
                 source: TriggerSource::Extension,
                 healthy,
                 ..
-            } => self.unwatched.extension_health(*at_ns, *healthy),
+            } => self
+                .unwatched
+                .extension_health(*at_ns, *healthy, &mut self.keys, &mut out),
             TriggerEvent::FocusGained {
                 at_ns,
                 source: TriggerSource::Accessibility,

@@ -33,6 +33,15 @@ impl DelayLine {
         self.video.push_back(frame);
     }
 
+    /// Adds a frame that replaces the newest one when both carry the same time (the pictures
+    /// captured before a session began all stand for its first instant: the newest wins).
+    pub fn replace_video_at_same_time(&mut self, frame: VideoFrame) {
+        match self.video.back_mut() {
+            Some(newest) if newest.pts_ns == frame.pts_ns => *newest = frame,
+            _ => self.video.push_back(frame),
+        }
+    }
+
     /// Adds audio.
     pub fn push_audio(&mut self, chunk: AudioChunk) {
         self.audio.push_back(chunk);

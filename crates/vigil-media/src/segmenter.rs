@@ -108,6 +108,13 @@ impl Segmenter {
         match capture {
             // A frame grabbed as the source was being stopped belongs to no one.
             Capture::Video(frame) if self.is_screen_off(frame.pts_ns) => {}
+            // Captured while the session was starting: what the screen shows at its start.
+            // Only the newest such picture is kept, at the origin (each earlier one would get
+            // a made-up time of its own, a millisecond apart, in front of it).
+            Capture::Video(mut frame) if frame.pts_ns < self.origin_ns => {
+                frame.pts_ns = self.origin_ns;
+                self.delay.replace_video_at_same_time(frame);
+            }
             Capture::Video(frame) => self.delay.push_video(frame),
             Capture::Audio(chunk) => self.delay.push_audio(chunk),
             Capture::Event(SourceEvent {
@@ -233,7 +240,8 @@ impl Segmenter {
     fn encode_frame(&mut self, frame: VideoFrame) -> Result<(), MediaError> {
         self.fill_mask_edges(frame.pts_ns)?;
         let mut shown = frame.clone();
-        self.mask.redact_frame(&mut shown);
+        let masked = self.mask.redact_frame(&mut shown);
+        tracing::trace!(pts_ns = frame.pts_ns, masked, "frame encoded");
         self.encoder.push_video(&shown)?;
         self.last_frame = Some(frame);
         Ok(())
@@ -391,6 +399,34 @@ mod tests {
             encoder: EncoderConfig::default(),
         };
         Segmenter::new(config, 0).unwrap()
+    }
+
+    #[test]
+    fn frames_from_before_the_origin_become_one_picture_at_the_origin() {
+        // The origin is later than the first captures (the sources were still opening).
+        let origin = 2 * S;
+        let config = SegmenterConfig {
+            segment_ns: S,
+            delay_ns: 0,
+            encoder: EncoderConfig::default(),
+        };
+        let mut s = Segmenter::new(config, origin).unwrap();
+        for pts in [
+            origin - 300_000_000,
+            origin - 200_000_000,
+            origin - 100_000_000,
+        ] {
+            s.push(frame(pts));
+        }
+        s.push(frame(origin + 100_000_000));
+        let released = s.delay.release_video(u64::MAX);
+        let times: Vec<u64> = released.iter().map(|f| f.pts_ns).collect();
+        assert_eq!(times, vec![origin, origin + 100_000_000]);
+        // The picture kept is the newest one captured before the origin.
+        assert_eq!(
+            released[0].data[0],
+            ((origin - 100_000_000) / 100_000_000) as u8
+        );
     }
 
     #[test]

@@ -44,6 +44,16 @@ pub fn agent(desk: &TestDesktop) -> Command {
     cmd
 }
 
+/// Where the agent logs: a pipe read at its end, or the file VIGIL_TEST_AGENT_LOG names (for
+/// a closer look with VIGIL_TEST_LOG=…,vigil_mask=trace: a pipe nobody reads until the end
+/// fills and stalls a chatty agent).
+pub fn agent_log() -> std::process::Stdio {
+    match std::env::var("VIGIL_TEST_AGENT_LOG") {
+        Ok(path) => std::fs::File::create(path).unwrap().into(),
+        Err(_) => std::process::Stdio::piped(),
+    }
+}
+
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run");
     assert!(

@@ -732,3 +732,45 @@ fn a_field_whose_page_went_with_focus_in_it_is_not_held() {
     focus_elsewhere(&mut c, 5_000);
     assert_eq!(c.held_fields(), 1);
 }
+
+#[test]
+fn an_extension_attaching_masks_from_as_far_back_as_its_reports_go_until_it_reports() {
+    let mut c = MaskController::new(RuleSet::defaults());
+    c.expect_extension();
+    let s = 1_000_000_000;
+    let attached = c.on_event(&TriggerEvent::Health {
+        at_ns: 10 * s,
+        source: TriggerSource::Extension,
+        healthy: true,
+        detail: "browser extension attached".into(),
+    });
+    let [MaskCommand::Open {
+        key,
+        start_ns,
+        screen: ScreenMask::Full,
+        ..
+    }] = attached.as_slice()
+    else {
+        panic!("{attached:?}")
+    };
+    assert_eq!(*start_ns, 10 * s - s / 2);
+    // Its first report (dated back as far as allowed) ends it.
+    let reported = c.on_event(&TriggerEvent::PageSettled {
+        at_ns: 10 * s + 100,
+        source: TriggerSource::Extension,
+    });
+    assert!(reported.contains(&MaskCommand::Close {
+        key: *key,
+        end_ns: 10 * s + 100
+    }));
+    // Without field masking relying on the extension, attaching masks nothing.
+    let mut plain = MaskController::new(RuleSet::defaults());
+    assert!(plain
+        .on_event(&TriggerEvent::Health {
+            at_ns: 10 * s,
+            source: TriggerSource::Extension,
+            healthy: true,
+            detail: String::new(),
+        })
+        .is_empty());
+}
