@@ -54,6 +54,25 @@ impl UnwatchedBrowser {
         self.lookback_ns = delay_ns;
     }
 
+    /// Opens the rule's whole-screen span from `start_ns`.
+    fn open_whole(
+        &mut self,
+        start_ns: u64,
+        reason: &str,
+        keys: &mut SpanKeys,
+        out: &mut Vec<MaskCommand>,
+    ) {
+        let key = keys.next();
+        out.push(MaskCommand::open_full(
+            key,
+            start_ns,
+            reason.into(),
+            None,
+            TriggerSource::Watchdog,
+        ));
+        self.open = Some((key, start_ns));
+    }
+
     /// The extension's host attached or went away. Attaching masks the whole screen from as
     /// far back as reports may be dated until the extension first reports: a browser that
     /// just started paints its pages before its host connects, and the pages' first reports
@@ -74,16 +93,12 @@ impl UnwatchedBrowser {
                 } else {
                     ATTACH_LOOKBACK_NS
                 };
-                let start_ns = at_ns.saturating_sub(lookback);
-                let key = keys.next();
-                out.push(MaskCommand::open_full(
-                    key,
-                    start_ns,
-                    "browser extension attaching: its pages are not reported yet".into(),
-                    None,
-                    TriggerSource::Watchdog,
-                ));
-                self.open = Some((key, start_ns));
+                self.open_whole(
+                    at_ns.saturating_sub(lookback),
+                    "browser extension attaching: its pages are not reported yet",
+                    keys,
+                    out,
+                );
             }
         }
         self.attached = healthy;
@@ -131,17 +146,12 @@ impl UnwatchedBrowser {
             return;
         }
         match (is_browser(field), self.open) {
-            (true, None) if !self.attached => {
-                let key = keys.next();
-                out.push(MaskCommand::open_full(
-                    key,
-                    at_ns,
-                    "browser without Vigil's extension: its pages cannot be checked".into(),
-                    None,
-                    TriggerSource::Watchdog,
-                ));
-                self.open = Some((key, at_ns));
-            }
+            (true, None) if !self.attached => self.open_whole(
+                at_ns,
+                "browser without Vigil's extension: its pages cannot be checked",
+                keys,
+                out,
+            ),
             (false, Some((key, _))) => {
                 self.open = None;
                 out.push(MaskCommand::Close {
