@@ -165,7 +165,7 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
             title: Some("Elsewhere".into()),
         },
     );
-    let after = forge(
+    forge(
         &client,
         ExtensionMessage::Fields {
             at_wall_ms: Some(now_wall_ms()),
@@ -180,6 +180,9 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
                 .collect(),
         },
     );
+    // Read back after the engine took the reports (a report's own answer may be the state
+    // from before it, when the engine is busy encoding).
+    let after = client.send(&ControlCommand::State).unwrap();
     assert!(
         !held(&after, "accessibility").is_empty(),
         "the forged reports ended the accessibility bus's hold: {:?}",

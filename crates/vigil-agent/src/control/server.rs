@@ -10,7 +10,9 @@
 //! | `POST /v1/extension` `{"app", "message"}` | a browser extension message (native host) |
 //!
 //! Every request needs `Authorization: Bearer <secret>`; every answer is the applied state as
-//! JSON, or `{"refused": …}` with a 4xx/5xx status.
+//! JSON, or `{"refused": …}` with a 4xx/5xx status. An extension report the engine has not
+//! taken within 20 ms is answered with the state last read back (it is applied in order all
+//! the same): the native host sends one report at a time.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +26,11 @@ use super::{ControlCommand, ControlEndpoint, ControlRefusal, ControlRequest, End
 
 /// How long a request waits for the engine (it answers within one loop turn, ~20 ms).
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a browser extension's report waits for the engine's answer before it is answered
+/// with the state last read back. The engine takes the report in order all the same; its
+/// native host, which sends one report at a time, is not held while the engine encodes a
+/// frame (each waiting report would add that wait to those behind it).
+const EXTENSION_WAIT: Duration = Duration::from_millis(20);
 /// Bodies are a few fields of JSON.
 const MAX_BODY: u64 = 16 * 1024;
 
@@ -59,11 +66,18 @@ impl ControlServer {
         folder: &std::path::Path,
         engine: Sender<ControlRequest>,
     ) -> Result<Self, ServeError> {
-        let server =
-            tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| ServeError::Bind {
-                port,
-                detail: e.to_string(),
-            })?;
+        let bind_error = |detail: String| ServeError::Bind { port, detail };
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .map_err(|e| bind_error(e.to_string()))?;
+        // Answers go out at once: tiny_http writes an answer longer than its 1-KB buffer in
+        // two pieces, and with Nagle's algorithm the second waited for the client's delayed
+        // acknowledgement (40 ms a message: the browser extension's reports, relayed one at
+        // a time, fell more than a second behind). Accepted connections inherit the option.
+        socket2::SockRef::from(&listener)
+            .set_tcp_nodelay(true)
+            .map_err(|e| bind_error(e.to_string()))?;
+        let server = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| bind_error(e.to_string()))?;
         let port = server
             .server_addr()
             .to_ip()
@@ -75,9 +89,10 @@ impl ControlServer {
         let thread = std::thread::Builder::new()
             .name("control-api".into())
             .spawn(move || {
+                let mut last_state = None;
                 while !flag.load(Ordering::SeqCst) {
                     match server.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(request)) => handle(request, &endpoint, &engine),
+                        Ok(Some(request)) => handle(request, &endpoint, &engine, &mut last_state),
                         Ok(None) => {}
                         Err(e) => {
                             tracing::warn!(error = %e, "control API stopped");
@@ -140,6 +155,7 @@ fn handle(
     mut request: tiny_http::Request,
     endpoint: &ControlEndpoint,
     engine: &Sender<ControlRequest>,
+    last_state: &mut Option<super::AgentState>,
 ) {
     let authorization = request
         .headers()
@@ -161,7 +177,7 @@ fn handle(
                 detail: e.to_string(),
             }),
         };
-        match command.and_then(|c| ask(engine, c)) {
+        match command.and_then(|c| ask(engine, c, last_state)) {
             Ok(state) => (200, serde_json::to_string(&state).unwrap_or_default()),
             Err(refusal) => (
                 status_of(&refusal),
@@ -227,16 +243,38 @@ fn parse(
 fn ask(
     engine: &Sender<ControlRequest>,
     command: ControlCommand,
+    last_state: &mut Option<super::AgentState>,
 ) -> Result<super::AgentState, ControlRefusal> {
     let (reply, answer) = crossbeam_channel::bounded(1);
     let asked = std::time::Instant::now();
+    let report = matches!(command, ControlCommand::Extension { .. });
     engine
         .send(ControlRequest { command, reply })
         .map_err(|_| ControlRefusal::NotRecording)?;
+    if report {
+        if let Some(state) = last_state.as_ref() {
+            if let Ok(answered) = answer.recv_timeout(EXTENSION_WAIT) {
+                return remember(answered, last_state);
+            }
+            tracing::trace!("extension report answered before the engine took it");
+            return Ok(state.clone());
+        }
+    }
     let answered = answer
         .recv_timeout(ENGINE_TIMEOUT)
         .map_err(|_| ControlRefusal::NotRecording)?;
     tracing::trace!(ms = asked.elapsed().as_millis() as u64, "engine answered");
+    remember(answered, last_state)
+}
+
+/// Keeps the state an answer read back (for extension reports the engine is slow to take).
+fn remember(
+    answered: Result<super::AgentState, ControlRefusal>,
+    last_state: &mut Option<super::AgentState>,
+) -> Result<super::AgentState, ControlRefusal> {
+    if let Ok(state) = &answered {
+        *last_state = Some(state.clone());
+    }
     answered
 }
 
