@@ -5,10 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{unbounded, Receiver};
 use uuid::Uuid;
 use vigil_capture::{AudioRole, AudioSourceConfig, Capture, CaptureError, Clock, ScreenConfig};
-use vigil_media::{EncoderConfig, FinishedSegment, MediaError, Segmenter, SegmenterConfig};
+use vigil_media::{
+    EncoderConfig, FinishedSegment, MaskTimeline, MediaError, Segmenter, SegmenterConfig,
+};
 use vigil_proto::EncoderSettings;
 use vigil_seal::{DeviceKeyError, RecipientsError, SealError};
 use vigil_spool::uploader::UploaderConfig;
@@ -21,7 +23,7 @@ use crate::live_policy::{apply_to_options, screen_template, LiveSession};
 use crate::masking::{FocusWatchdog, Masking, PausePolicy};
 use crate::policy_sync::{load_last_good, PolicySync, PolicyTrust};
 use crate::sealing::{seal_segment, SessionInfo};
-use vigil_mask::{MaskController, RuleSet};
+use vigil_mask::{MaskController, RuleSet, TriggerEvent};
 use vigil_spool::uploader::AgentReportHandle;
 
 /// What to record and where.
@@ -154,16 +156,36 @@ fn feed(segmenter: &mut Segmenter, masking: &mut Masking, capture: Capture) {
     segmenter.push(capture);
 }
 
+/// Takes the trigger events, time-driven decisions and control requests that are waiting.
+/// Trigger events first: a span must be in place before the media it covers leaves the delay
+/// line (the delay line holds ≥ 500 ms; a trigger wakes the loop at once, and waits at most
+/// for the frame being encoded).
+fn decide(
+    masking: &mut Masking,
+    timeline: &mut MaskTimeline,
+    clock: &Clock,
+    session_id: Uuid,
+    triggers: &Receiver<TriggerEvent>,
+    controls: &Receiver<ControlRequest>,
+) {
+    for event in triggers.try_iter() {
+        masking.on_trigger(&event, clock.now_ns(), timeline);
+    }
+    masking.tick(clock.now_ns(), timeline);
+    for request in controls.try_iter() {
+        answer(masking, timeline, clock, session_id, request);
+    }
+}
+
 /// Applies a control request and answers with the state read back from the mask timeline.
 fn answer(
     masking: &mut Masking,
-    segmenter: &mut Segmenter,
+    timeline: &mut MaskTimeline,
     clock: &Clock,
     session_id: Uuid,
     request: ControlRequest,
 ) {
     let now = clock.now_ns();
-    let timeline = segmenter.mask_timeline_mut();
     let applied = masking
         .on_control(&request.command, now, timeline)
         .map(|()| masking.state(now, timeline, Some(session_id.to_string())));
@@ -390,21 +412,22 @@ pub fn record(
     let mut triggers = trigger_rx;
     let mut controls = control_rx;
     let stop_ns = loop {
-        // Trigger events first: a span must be in place before the media it covers leaves the
-        // delay line (the delay line holds ≥ 500 ms; a trigger wakes the loop at once, and
-        // waits at most for the frame being encoded).
-        for event in triggers.try_iter() {
-            masking.on_trigger(&event, clock.now_ns(), segmenter.mask_timeline_mut());
-        }
-        masking.tick(clock.now_ns(), segmenter.mask_timeline_mut());
-        for request in controls.try_iter() {
-            answer(&mut masking, &mut segmenter, &clock, session_id, request);
-        }
+        decide(
+            &mut masking,
+            segmenter.mask_timeline_mut(),
+            &clock,
+            session_id,
+            &triggers,
+            &controls,
+        );
         crossbeam_channel::select! {
             recv(rx) -> capture => match capture {
                 Ok(capture) => {
                     feed(&mut segmenter, &mut masking, capture);
                     while let Ok(more) = rx.try_recv() {
+                        // Between frames too: a backlog of captures must not hold decisions
+                        // (nor the extension's host, which waits for each answer).
+                        decide(&mut masking, segmenter.mask_timeline_mut(), &clock, session_id, &triggers, &controls);
                         feed(&mut segmenter, &mut masking, more);
                     }
                 }
@@ -418,7 +441,7 @@ pub fn record(
                 Err(_) => triggers = crossbeam_channel::never(),
             },
             recv(controls) -> request => match request {
-                Ok(request) => answer(&mut masking, &mut segmenter, &clock, session_id, request),
+                Ok(request) => answer(&mut masking, segmenter.mask_timeline_mut(), &clock, session_id, request),
                 Err(_) => controls = crossbeam_channel::never(),
             },
             recv(policies) -> update => match update {
@@ -484,7 +507,19 @@ pub fn record(
         if stop.load(Ordering::SeqCst) || writer.is_finished() {
             break now;
         }
-        match segmenter.tick(now) {
+        // Decisions also between the frames a tick encodes: encoding a backlog of frames
+        // (a busy machine, many mask edges) must not hold them.
+        let mut between = |timeline: &mut MaskTimeline| {
+            decide(
+                &mut masking,
+                timeline,
+                &clock,
+                session_id,
+                &triggers,
+                &controls,
+            )
+        };
+        match segmenter.tick_with(now, &mut between) {
             Ok(done) => {
                 if done.into_iter().any(|s| seal_tx.send(s).is_err()) {
                     break now;

@@ -170,14 +170,25 @@ impl Segmenter {
 
     /// Encodes what has waited long enough; returns the segments completed by `now_ns`.
     pub fn tick(&mut self, now_ns: u64) -> Result<Vec<FinishedSegment>, MediaError> {
+        self.tick_with(now_ns, &mut |_| {})
+    }
+
+    /// [`Segmenter::tick`], calling `between` with the mask timeline before each frame it
+    /// encodes: masking decisions made there apply to the frames still to come, and wait for
+    /// one frame's encoding at most, not for a whole backlog.
+    pub fn tick_with(
+        &mut self,
+        now_ns: u64,
+        between: &mut dyn FnMut(&mut MaskTimeline),
+    ) -> Result<Vec<FinishedSegment>, MediaError> {
         let watermark = self.delay.watermark(now_ns);
-        self.process_until(watermark, false)
+        self.process_until(watermark, false, between)
     }
 
     /// Stops the session at `now_ns`: everything captured is encoded, the last segment ends there.
     pub fn finish(mut self, now_ns: u64) -> Result<Vec<FinishedSegment>, MediaError> {
         let end = now_ns.max(self.start_ns + 1);
-        let mut done = self.process_until(end, true)?;
+        let mut done = self.process_until(end, true, &mut |_| {})?;
         let (video, audio) = self.delay.drain_all();
         self.place_audio(audio);
         for frame in video.into_iter().filter(|f| f.pts_ns < end) {
@@ -210,6 +221,7 @@ impl Segmenter {
         &mut self,
         watermark: u64,
         stopping: bool,
+        between: &mut dyn FnMut(&mut MaskTimeline),
     ) -> Result<Vec<FinishedSegment>, MediaError> {
         let mut done = Vec::new();
         // From here on, media up to the watermark is redacted as the timeline stands now.
@@ -217,6 +229,7 @@ impl Segmenter {
         let audio = self.delay.release_audio(watermark);
         self.place_audio(audio);
         for frame in self.delay.release_video(watermark) {
+            between(&mut self.mask);
             while frame.pts_ns >= self.start_ns + self.config.segment_ns {
                 let end = self.start_ns + self.config.segment_ns;
                 done.push(self.close_segment(end, false)?);
