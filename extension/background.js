@@ -25,7 +25,8 @@ const BACKOFF_MAX_MS = 60000;
 const SETTLE_MS = 1500;
 const MAX_QUEUE = 1000;
 const RELAYED = new Set(["focus", "blur", "page", "fields", "leaving", "settled"]);
-const CONTENT_SCRIPT = "content.js";
+// In the manifest's order: content.js takes its patterns from recognise.js.
+const CONTENT_SCRIPTS = ["recognise.js", "content.js"];
 
 let port = null;
 let confirmed = false;
@@ -111,7 +112,7 @@ function attachAll() {
   if (!api.scripting) return;
   // Pages the extension may not run in (the browser's own pages) refuse: nothing to do.
   forEachTab((tabId) =>
-    api.scripting.executeScript({ target: { tabId, allFrames: true }, files: [CONTENT_SCRIPT] }),
+    api.scripting.executeScript({ target: { tabId, allFrames: true }, files: CONTENT_SCRIPTS }),
   );
 }
 

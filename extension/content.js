@@ -12,8 +12,19 @@
   globalThis.__vigilFieldFocus = true;
 
   const api = globalThis.chrome?.runtime ? globalThis.chrome : globalThis.browser;
+  // What names and patterns say a field or a text holds card data (recognise.js, run first).
+  const {
+    accessibleName,
+    isCardNumber,
+    CARD_RUN,
+    EXPIRY_VALUE,
+    CSC_VALUE,
+    PAYMENT_WORDS,
+    EXPIRY_WORDS,
+    CSC_WORDS,
+    PAYMENT_FRAME_HOSTS,
+  } = globalThis.__vigilRecognise;
   const TOP = window === window.top;
-  const MAX_NAME = 200;
 
   // Reports go out one at a time, in order, each until the background acknowledges it: a
   // report sent while the worker is still starting (browser start, extension update) fails
@@ -88,7 +99,36 @@
     }
     flush(0);
   }
-  document.addEventListener("prerenderingchange", kick);
+  // Before when nothing of this page was on screen (wall ms; null: unknown), so that a first
+  // sighting is dated no earlier: the first rendering update of a page loaded here (one
+  // paints after its animation-frame callbacks, and this one was asked for at document_start,
+  // before any), or the activation of a page prerendered from the address bar (rendered
+  // while hidden). Unknown for a script injected into a page already loaded.
+  let notShownBefore = null;
+  if (TOP && document.readyState === "loading" && !document.prerendering && typeof requestAnimationFrame === "function") {
+    requestAnimationFrame(() => {
+      notShownBefore = wallMs();
+    });
+  }
+  // The earliest a change made at `t` (wall ms) can have been on screen.
+  function shownNoEarlierThan(t) {
+    return notShownBefore !== null && t < notShownBefore ? notShownBefore : t;
+  }
+  document.addEventListener("prerenderingchange", (event) => {
+    if (TOP) {
+      const nav = performance.getEntriesByType?.("navigation")?.[0];
+      const activated = nav && nav.activationStart > 0 ? wallMs(nav.activationStart) : wallMs(event.timeStamp);
+      notShownBefore = Math.max(notShownBefore ?? 0, activated);
+      // Sightings made while prerendered wait here: date them to the activation.
+      for (const message of pending) {
+        if (message.type !== "fields") continue;
+        for (const entry of message.fields) {
+          if (typeof entry.since_wall_ms === "number") entry.since_wall_ms = shownNoEarlierThan(entry.since_wall_ms);
+        }
+      }
+    }
+    kick();
+  });
   document.addEventListener("visibilitychange", kick);
   window.addEventListener("pageshow", kick);
 
@@ -173,79 +213,6 @@
     let el = document.activeElement;
     while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
     return el;
-  }
-
-  // ---- Accessible name (never a field's value) --------------------------------------------
-
-  const SKIP_TEXT = new Set(["input", "textarea", "select", "option", "script", "style", "template", "noscript"]);
-
-  // The text of a label-like node, leaving out form controls (a wrapping label's textContent
-  // would include a textarea's text or a select's options) and editable regions.
-  function labelText(node) {
-    let out = "";
-    for (const child of node.childNodes) {
-      if (child.nodeType === Node.TEXT_NODE) {
-        out += child.data;
-      } else if (child.nodeType === Node.ELEMENT_NODE) {
-        if (SKIP_TEXT.has(child.localName) || child.isContentEditable) continue;
-        if (child.getAttribute("aria-hidden") === "true") continue;
-        out += " " + labelText(child) + " ";
-      }
-    }
-    return out;
-  }
-
-  function clean(text) {
-    if (typeof text !== "string") return null;
-    const s = text.replace(/\s+/g, " ").trim();
-    if (!s) return null;
-    return s.length > MAX_NAME ? s.slice(0, MAX_NAME) : s;
-  }
-
-  function rootOf(el) {
-    const root = el.getRootNode();
-    return root && typeof root.getElementById === "function" ? root : document;
-  }
-
-  // Order of the contract: aria-label, aria-labelledby, <label for>, wrapping <label>,
-  // placeholder (aria-placeholder for editable regions).
-  function accessibleName(el) {
-    const aria = clean(el.getAttribute("aria-label"));
-    if (aria) return aria;
-
-    const labelledby = el.getAttribute("aria-labelledby");
-    if (labelledby) {
-      const root = rootOf(el);
-      const parts = labelledby
-        .split(/\s+/)
-        .filter(Boolean)
-        .map((id) => root.getElementById(id) || document.getElementById(id))
-        .filter((n) => n && n !== el)
-        .map((n) => clean(n.getAttribute("aria-label")) || clean(labelText(n)))
-        .filter(Boolean);
-      const joined = clean(parts.join(" "));
-      if (joined) return joined;
-    }
-
-    if (el.id) {
-      const root = rootOf(el);
-      let label = null;
-      try {
-        label = root.querySelector(`label[for="${CSS.escape(el.id)}"]`);
-      } catch (_) {
-        label = null;
-      }
-      const text = label ? clean(labelText(label)) : null;
-      if (text) return text;
-    }
-
-    const wrapping = el.closest("label");
-    if (wrapping) {
-      const text = clean(labelText(wrapping));
-      if (text) return text;
-    }
-
-    return clean(el.getAttribute("placeholder")) || clean(el.getAttribute("aria-placeholder"));
   }
 
   // ---- Screen rectangle ----------------------------------------------------------------------
@@ -350,15 +317,6 @@
     return key;
   }
 
-  // A superset of the agent's built-in payment rules (it decides; this only picks which
-  // fields to report): labels, names, ids, placeholders in English, French, German, Spanish.
-  const PAYMENT_WORDS =
-    /card|cc-?(num|number|exp|csc|cvv|cvc)|\bpan\b|cvv|cvc|cvn|csc|security.?code|verification|expir|exp.?date|valid.?(thru|until)|kartennummer|karte|carte|cryptogramme|tarjeta|pr(ü|ue)fnummer|sicherheitscode|seguridad|caducidad|vencimiento|ablauf|g(ü|ue)ltig/i;
-  const EXPIRY_WORDS = /expir|exp.?date|valid|mm.?\/.?yy|ablauf|g(ü|ue)ltig|caducidad|vencimiento|date d.expiration/i;
-  const CSC_WORDS = /cvv|cvc|cvn|csc|security.?code|verification|cryptogramme|pr(ü|ue)fnummer|sicherheitscode|seguridad/i;
-  // Payment pages often host card fields in frames of a payment provider.
-  const PAYMENT_FRAME_HOSTS =
-    /(^|\.)(stripe\.com|stripe\.network|braintreegateway\.com|braintree-api\.com|adyen\.com|adyenpayments\.com|checkout\.com|paypal\.com|squareup\.com|squarecdn\.com|worldpay\.com|cybersource\.com|authorize\.net|globalpay\.com|spreedly\.com|recurly\.com|chargebee\.com|mollie\.com|klarna\.com|payu\.com|paymentus\.com|securepay\.com\.au)$/i;
   // (A function: the title is known only once the frame's document has parsed.)
   const inPaymentFrame = () =>
     !TOP && (PAYMENT_FRAME_HOSTS.test(location.hostname) || /card|payment|secure.?field|hosted.?field/i.test(document.title || ""));
@@ -404,31 +362,6 @@
   // ---- Card numbers shown as text ----
 
   const SKIP_SCAN = new Set(["script", "style", "noscript", "template", "textarea", "input", "select", "option"]);
-  const CARD_RUN = /(?:\d[ -]?){12,18}\d/g;
-  const EXPIRY_VALUE = /\b(0[1-9]|1[0-2])\s?[/-]\s?(\d{4}|\d{2})\b/g;
-  const CSC_VALUE = /\b\d{3,4}\b/g;
-
-  function luhn(digits) {
-    let sum = 0;
-    for (let i = 0; i < digits.length; i++) {
-      let d = digits.charCodeAt(digits.length - 1 - i) - 48;
-      if (i % 2 === 1) {
-        d *= 2;
-        if (d > 9) d -= 9;
-      }
-      sum += d;
-    }
-    return sum % 10 === 0;
-  }
-
-  // A card number: 13-19 digits, one kind of separator at most, Luhn-valid.
-  function isCardNumber(run) {
-    const digits = run.replace(/[ -]/g, "");
-    if (digits.length < 13 || digits.length > 19) return false;
-    if (run.includes(" ") && run.includes("-")) return false;
-    return luhn(digits);
-  }
-
   // The text around a node that says what its digits are (its element and the one before).
   function labelContext(node) {
     const parent = node.parentElement;
@@ -443,13 +376,20 @@
 
   // Matches by text node: {key, range}. A scan runs in an animation frame, before the
   // browser paints the nodes it looks at, so a card number is reported no later than it is
-  // first shown; the report is stamped with the first mutation it covers.
+  // first shown; the report is stamped with the first mutation it covers (no earlier than the
+  // page was first on screen).
   let textMatches = new Map(); // text node -> [{key, range}]
   let dirty = new Set(); // roots to scan (null: the whole document)
   let dirtySince = null; // wall ms of the first unscanned change
   let scanFrame = null;
   let lastScan = 0;
-  const SCAN_EVERY_MS = 100;
+  let lastScanCost = 0; // ms the last scan took
+  // Scans follow changes in the next animation frame (a card number shown by a script is
+  // masked as soon as it is painted), but take at most a tenth of the page's main thread: a
+  // page that changes text in every frame and is slow to scan is scanned less often, at most
+  // 100 ms apart.
+  const SCAN_SHARE = 10;
+  const SCAN_EVERY_MAX_MS = 100;
   const MAX_SCAN_NODES = 20000;
 
   function scanNode(node) {
@@ -500,6 +440,18 @@
   function scanText() {
     scanFrame = null;
     lastScan = performance.now();
+    try {
+      scanChanged();
+    } finally {
+      lastScanCost = performance.now() - lastScan;
+    }
+    const since = dirtySince;
+    dirtySince = null;
+    fields.now(since);
+    settle();
+  }
+
+  function scanChanged() {
     const roots = dirty;
     dirty = new Set();
     let budget = MAX_SCAN_NODES;
@@ -510,10 +462,6 @@
       for (const root of roots) if (root.isConnected) budget = scanRoot(root, budget);
     }
     for (const node of [...textMatches.keys()]) if (!node.isConnected) textMatches.delete(node);
-    const since = dirtySince;
-    dirtySince = null;
-    fields.now(since);
-    settle();
   }
 
   // The top frame says once per showing (load, back/forward restore, tab to the front) that
@@ -536,7 +484,8 @@
     dirty.add(root);
     if (dirtySince === null) dirtySince = wallMs();
     if (scanFrame !== null) return;
-    const wait = Math.max(0, SCAN_EVERY_MS - (performance.now() - lastScan));
+    const spacing = Math.min(SCAN_EVERY_MAX_MS, lastScanCost * SCAN_SHARE);
+    const wait = Math.max(0, spacing - (performance.now() - lastScan));
     const inFrame = () => {
       scanFrame = typeof requestAnimationFrame === "function" && document.visibilityState === "visible"
         ? requestAnimationFrame(scanText)
@@ -709,8 +658,9 @@
           entry.field = item.field;
           // First seen: since the change that showed it when known (a text scan runs before
           // the paint), else up to 400 ms back (a reload restores form values before this
-          // script can look; the agent clamps this to its delay line), not before the page.
-          entry.since_wall_ms = since !== null ? Math.min(since, at) : Math.max(loadedAt, at - 400);
+          // script can look; the agent clamps this to its delay line), not before the page nor its
+          // first rendering update.
+          entry.since_wall_ms = since !== null ? Math.min(shownNoEarlierThan(since), at) : Math.max(loadedAt, notShownBefore ?? 0, at - 400);
           described.add(item.key);
         }
         const json = JSON.stringify(presence);
