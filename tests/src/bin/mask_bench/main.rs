@@ -129,7 +129,7 @@ fn record(desk: &TestDesktop, options: &Options, key: &Path) -> Result<(Vec<Tria
     let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets");
     let recipient = age_identity(key)?;
     let total = options.trials * options.transitions.len();
-    let seconds = (total * 8 + 60) as u32;
+    let seconds = (total * 9 + 60) as u32;
     // Speech on both tracks: silenced samples are then not trivially zero.
     let caller = desk.speech_wav("caller", "I would like to pay by card today", seconds)?;
     let agent_voice = desk.speech_wav("agent", "Could you read me the card number", seconds)?;

@@ -311,15 +311,17 @@ impl Recording<'_> {
         }
     }
 
-    /// Focus → decision of the first card span a trial's click raised (for the stored card:
-    /// the page → the first card-text span).
+    /// Focus → decision: from the earliest stamp any trigger gave the focus (for the stored
+    /// card: the earliest moment a trigger dates the card text to) to the first decision that
+    /// masks it, whichever trigger made it. The agent masks as soon as one trigger decides;
+    /// each trigger's own latency is in the per-trigger table.
     fn decision_ms(&self, trial: &Trial, spans: &[Span]) -> Option<f64> {
-        // A focus span; for the stored card, the first time its place was known.
         let (from, rule, reason) = if trial.transition == Transition::Text {
             (
                 self.mono(trial.start),
                 "builtin.card-text",
-                "card data on screen",
+                // On screen, moving, or position unknown: any of them masks it.
+                "card data",
             )
         } else {
             (
@@ -328,13 +330,35 @@ impl Recording<'_> {
                 "sensitive field focused",
             )
         };
-        spans
+        let raised: Vec<&Span> = spans
             .iter()
             .filter(|s| s.rule == rule && s.reason.starts_with(reason))
             .filter(|s| s.start >= from - 100 * MS && s.start <= from + 3_000 * MS)
             .filter(|s| s.trigger == "extension" || s.trigger == "accessibility")
-            .min_by_key(|s| s.start)
-            .and_then(|s| s.decided.map(|d| (d - s.start) as f64 / 1e6))
+            // Not the continuation of a span in the next segment (decided before it starts).
+            .filter(|s| s.decided.is_some_and(|d| d >= s.start))
+            .collect();
+        let first = raised.iter().map(|s| s.start).min()?;
+        // The spans of this focus (or sighting): those that start within 500 ms of the first.
+        let decided = raised
+            .iter()
+            .filter(|s| s.start < first + 500 * MS)
+            .filter_map(|s| s.decided)
+            .min()?;
+        if std::env::var_os("VIGIL_BENCH_VERBOSE").is_some() {
+            for s in &raised {
+                eprintln!(
+                    "{} trial at {:.3} s: {} span {:+.1} ms after the click, decided {:+.1} ms \
+                     after its start",
+                    trial.transition.name(),
+                    from as f64 / 1e9,
+                    s.trigger,
+                    (s.start - from) as f64 / 1e6,
+                    s.decided.map_or(f64::NAN, |d| (d - s.start) as f64 / 1e6)
+                );
+            }
+        }
+        Some((decided.max(first) - first) as f64 / 1e6)
     }
 
     /// Per trigger: trials whose click it covered, decision and click → event latency.

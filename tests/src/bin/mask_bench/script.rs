@@ -192,7 +192,9 @@ impl Driver<'_> {
             Transition::Tab => {
                 self.key("Tab")?;
                 self.type_text(STREET)?;
-                pause(1_500);
+                // Past the card rule's 2-s tail: the held card fields then have region masks
+                // of their own and the street beside them can be read.
+                pause(4_000);
             }
             Transition::AddressBar => {
                 self.key("ctrl+l")?;
