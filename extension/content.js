@@ -13,17 +13,7 @@
 
   const api = globalThis.chrome?.runtime ? globalThis.chrome : globalThis.browser;
   // What names and patterns say a field or a text holds card data (recognise.js, run first).
-  const {
-    accessibleName,
-    isCardNumber,
-    CARD_RUN,
-    EXPIRY_VALUE,
-    CSC_VALUE,
-    PAYMENT_WORDS,
-    EXPIRY_WORDS,
-    CSC_WORDS,
-    PAYMENT_FRAME_HOSTS,
-  } = globalThis.__vigilRecognise;
+  const recognise = globalThis.__vigilRecognise;
   const TOP = window === window.top;
 
   // Reports go out one at a time, in order, each until the background acknowledges it: a
@@ -319,7 +309,7 @@
 
   // (A function: the title is known only once the frame's document has parsed.)
   const inPaymentFrame = () =>
-    !TOP && (PAYMENT_FRAME_HOSTS.test(location.hostname) || /card|payment|secure.?field|hosted.?field/i.test(document.title || ""));
+    !TOP && (recognise.PAYMENT_FRAME_HOSTS.test(location.hostname) || /card|payment|secure.?field|hosted.?field/i.test(document.title || ""));
 
   function descriptorText(el) {
     return [
@@ -330,7 +320,7 @@
       el.getAttribute("aria-label"),
       el.getAttribute("data-fieldtype"),
       el.getAttribute("data-elements-stable-field-name"),
-      accessibleName(el),
+      recognise.accessibleName(el),
     ]
       .filter(Boolean)
       .join(" ");
@@ -343,8 +333,8 @@
     const text = descriptorText(el);
     const placeholder = el.getAttribute("placeholder") || "";
     if (/^[\d\s•*x-]{12,}$/i.test(placeholder.trim()) || /card.?num|cc.?num|kartennummer|num(e|é)ro de carte|n(u|ú)mero de tarjeta/i.test(text)) return ["cc-number"];
-    if (CSC_WORDS.test(text)) return ["cc-csc"];
-    if (EXPIRY_WORDS.test(text) || /^\s*mm\s*\/\s*(yy|aa|jj)/i.test(placeholder)) return ["cc-exp"];
+    if (recognise.CSC_WORDS.test(text)) return ["cc-csc"];
+    if (recognise.EXPIRY_WORDS.test(text) || /^\s*mm\s*\/\s*(yy|aa|jj)/i.test(placeholder)) return ["cc-exp"];
     if (inPaymentFrame()) return ["cc-number"];
     return [];
   }
@@ -352,7 +342,7 @@
   function isPaymentLike(el) {
     if (el.localName === "input" && el.type === "password") return true;
     if (autocompleteTokens(el).some((t) => t.startsWith("cc-"))) return true;
-    return inPaymentFrame() || PAYMENT_WORDS.test(descriptorText(el)) || inferredTokens(el).length > 0;
+    return inPaymentFrame() || recognise.PAYMENT_WORDS.test(descriptorText(el)) || inferredTokens(el).length > 0;
   }
 
   function isCandidate(el) {
@@ -400,17 +390,17 @@
       range.setEnd(node, end);
       matches.push({ key: `${keyOf(node)}#${matches.length}`, range });
     };
-    for (const m of node.data.matchAll(CARD_RUN)) {
-      if (isCardNumber(m[0])) add(m.index, m.index + m[0].length);
+    for (const m of node.data.matchAll(recognise.CARD_RUN)) {
+      if (recognise.isCardNumber(m[0])) add(m.index, m.index + m[0].length);
     }
     const maybeDate = /\d{1,2}\s?[/-]\s?\d{2}/.test(node.data);
     const maybeCode = /\b\d{3,4}\b/.test(node.data);
     const context = maybeDate || maybeCode ? labelContext(node) : "";
-    if (maybeDate && EXPIRY_WORDS.test(context)) {
-      for (const m of node.data.matchAll(EXPIRY_VALUE)) add(m.index, m.index + m[0].length);
+    if (maybeDate && recognise.EXPIRY_WORDS.test(context)) {
+      for (const m of node.data.matchAll(recognise.EXPIRY_VALUE)) add(m.index, m.index + m[0].length);
     }
-    if (maybeCode && CSC_WORDS.test(context)) {
-      for (const m of node.data.matchAll(CSC_VALUE)) add(m.index, m.index + m[0].length);
+    if (maybeCode && recognise.CSC_WORDS.test(context)) {
+      for (const m of node.data.matchAll(recognise.CSC_VALUE)) add(m.index, m.index + m[0].length);
     }
     if (matches.length > 0) textMatches.set(node, matches);
     else textMatches.delete(node);
@@ -832,7 +822,7 @@
     return {
       url: location.href,
       window_title: document.title,
-      name: accessibleName(el),
+      name: recognise.accessibleName(el),
       id: el.id || null,
       html_name: typeof el.name === "string" && el.name ? el.name : null,
       input_type: type,
