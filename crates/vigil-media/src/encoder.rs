@@ -6,6 +6,7 @@ use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
 use crate::container::{memory_output, MemoryFile};
+use crate::screen_thread::{EndingScreen, ScreenOutput, ScreenThread};
 use crate::{MediaError, MediaErrorKind, VOICE_RATE};
 use vigil_capture::VideoFrame;
 
@@ -107,7 +108,7 @@ fn mux_err(e: impl std::fmt::Display) -> MediaError {
 
 const MS: u64 = 1_000_000;
 
-struct ScreenTrack {
+pub(crate) struct ScreenTrack {
     encoder: ffmpeg::encoder::Video,
     output: ffmpeg::format::context::Output,
     file: MemoryFile,
@@ -123,7 +124,7 @@ struct ScreenTrack {
 }
 
 impl ScreenTrack {
-    fn new(config: &EncoderConfig, width: u32, height: u32) -> Result<Self, MediaError> {
+    pub(crate) fn new(config: &EncoderConfig, width: u32, height: u32) -> Result<Self, MediaError> {
         let region = CropRect::within(config.crop, width, height);
         let (width, height) = capped(region.width, region.height, config.max_height);
         // H.264 4:2:0 needs even dimensions.
@@ -185,7 +186,7 @@ impl ScreenTrack {
         })
     }
 
-    fn push(&mut self, frame: &VideoFrame, pts_ms: i64) -> Result<(), MediaError> {
+    pub(crate) fn push(&mut self, frame: &VideoFrame, pts_ms: i64) -> Result<(), MediaError> {
         let pts_ms = match self.last_pts {
             Some(last) if pts_ms <= last => last + 1,
             _ => pts_ms,
@@ -258,8 +259,7 @@ impl ScreenTrack {
     }
 
     /// Flushes the encoder; returns the muxed file, the frames encoded and the encoded size.
-    #[allow(clippy::type_complexity)]
-    fn finish(mut self, end_ms: i64) -> Result<(Vec<u8>, u64, (u32, u32)), MediaError> {
+    pub(crate) fn finish(mut self, end_ms: i64) -> Result<ScreenOutput, MediaError> {
         self.encoder.send_eof().map_err(enc_err)?;
         self.drain(Some(end_ms))?;
         self.output.write_trailer().map_err(mux_err)?;
@@ -401,11 +401,11 @@ pub struct EncodedSegment {
     pub voice: Vec<u8>,
 }
 
-/// The encoders of one segment.
+/// The encoders of one segment: voice here, the screen on its own thread.
 pub(crate) struct SegmentEncoder {
     config: EncoderConfig,
     start_ns: u64,
-    screen: Option<ScreenTrack>,
+    screen: Option<ScreenThread>,
     voice: VoiceTracks,
 }
 
@@ -423,15 +423,15 @@ impl SegmentEncoder {
         })
     }
 
-    pub(crate) fn push_video(&mut self, frame: &VideoFrame) -> Result<(), MediaError> {
-        if self.screen.is_none() {
-            self.screen = Some(ScreenTrack::new(&self.config, frame.width, frame.height)?);
-        }
+    /// Queues a frame for the screen track (its thread starts with the first).
+    pub(crate) fn push_video(&mut self, frame: VideoFrame) -> Result<(), MediaError> {
+        let screen = match self.screen.take() {
+            Some(running) => running,
+            None => ScreenThread::start(self.config.clone())?,
+        };
         let pts_ms = (frame.pts_ns.saturating_sub(self.start_ns) / MS) as i64;
-        self.screen
-            .as_mut()
-            .expect("created above")
-            .push(frame, pts_ms)
+        self.screen = Some(screen.push(frame, pts_ms)?);
+        Ok(())
     }
 
     /// Appends samples to voice track 0 (microphone) or 1 (system audio).
@@ -439,20 +439,44 @@ impl SegmentEncoder {
         self.voice.push(track, samples, false)
     }
 
-    pub(crate) fn finish(self, end_ns: u64) -> Result<EncodedSegment, MediaError> {
+    /// Ends the segment at `end_ns`: the voice is finished now, the screen on its thread.
+    pub(crate) fn finish(self, end_ns: u64) -> Result<PendingMedia, MediaError> {
         let end_ms = (end_ns.saturating_sub(self.start_ns) / MS) as i64;
-        let (screen, video_frames, video_size) = match self.screen {
-            Some(track) => {
-                let (bytes, frames, size) = track.finish(end_ms)?;
-                (Some(bytes), frames, size)
-            }
+        let screen = self.screen.map(|s| s.end(end_ms));
+        Ok(PendingMedia {
+            screen,
+            voice: self.voice.finish()?,
+        })
+    }
+}
+
+/// A segment's media whose screen track may still be flushing.
+pub(crate) struct PendingMedia {
+    screen: Option<EndingScreen>,
+    voice: Vec<u8>,
+}
+
+impl PendingMedia {
+    /// Whether [`PendingMedia::wait`] will not block.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.screen.as_ref().is_none_or(EndingScreen::is_ready)
+    }
+
+    /// The segment's media, once the screen track is flushed.
+    pub(crate) fn wait(self) -> Result<EncodedSegment, MediaError> {
+        let screen = match self.screen {
+            Some(ending) => ending.wait()?,
+            None => None,
+        };
+        let (screen, video_frames, video_size) = match screen {
+            Some((bytes, frames, size)) => (Some(bytes), frames, size),
             None => (None, 0, (0, 0)),
         };
         Ok(EncodedSegment {
             screen,
             video_frames,
             video_size,
-            voice: self.voice.finish()?,
+            voice: self.voice,
         })
     }
 }
@@ -487,8 +511,8 @@ mod tests {
             ..EncoderConfig::default()
         };
         let mut enc = SegmentEncoder::new(config, 0).unwrap();
-        enc.push_video(&frame(0, 10)).unwrap();
-        let done = enc.finish(1_000_000_000).unwrap();
+        enc.push_video(frame(0, 10)).unwrap();
+        let done = enc.finish(1_000_000_000).unwrap().wait().unwrap();
         assert_eq!(done.video_size, (1280, 720));
     }
 
@@ -505,15 +529,29 @@ mod tests {
             ..EncoderConfig::default()
         };
         let mut enc = SegmentEncoder::new(config.clone(), 0).unwrap();
-        enc.push_video(&frame(0, 10)).unwrap();
-        assert_eq!(enc.finish(1_000_000_000).unwrap().video_size, (1280, 720));
+        enc.push_video(frame(0, 10)).unwrap();
+        assert_eq!(
+            enc.finish(1_000_000_000)
+                .unwrap()
+                .wait()
+                .unwrap()
+                .video_size,
+            (1280, 720)
+        );
         let too_big = EncoderConfig {
             crop: Some(CropRect { x: 1000, ..primary }),
             ..EncoderConfig::default()
         };
         let mut enc = SegmentEncoder::new(too_big, 0).unwrap();
-        enc.push_video(&frame(0, 10)).unwrap();
-        assert_eq!(enc.finish(1_000_000_000).unwrap().video_size, (1920, 1080));
+        enc.push_video(frame(0, 10)).unwrap();
+        assert_eq!(
+            enc.finish(1_000_000_000)
+                .unwrap()
+                .wait()
+                .unwrap()
+                .video_size,
+            (1920, 1080)
+        );
     }
 
     #[test]
@@ -521,9 +559,9 @@ mod tests {
         let mut enc = SegmentEncoder::new(EncoderConfig::default(), 1_000_000_000).unwrap();
         let times: Vec<u64> = (0..45).map(|i| 1_000_000_000 + i * 200_000_000).collect();
         for (i, t) in times.iter().enumerate() {
-            enc.push_video(&frame(*t, (i * 5) as u8)).unwrap();
+            enc.push_video(frame(*t, (i * 5) as u8)).unwrap();
         }
-        let done = enc.finish(11_000_000_000).unwrap();
+        let done = enc.finish(11_000_000_000).unwrap().wait().unwrap();
         let report = crate::probe(done.screen.unwrap()).unwrap();
         let video = &report.streams[0];
         assert_eq!(video.packets, times.len() as u64);

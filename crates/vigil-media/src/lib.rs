@@ -12,6 +12,7 @@ mod delay;
 mod encoder;
 mod error;
 mod redact;
+mod screen_thread;
 mod segmenter;
 
 pub use container::{join_tracks, probe, ProbeReport, ProbeStream};

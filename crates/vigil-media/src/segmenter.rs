@@ -7,7 +7,9 @@ use vigil_capture::{AudioRole, Capture, SourceEvent, SourceEventKind, VideoFrame
 use vigil_proto::{CaptureEvent, CaptureEventKind};
 
 use crate::audio_timeline::{ns_to_index, AudioTimeline};
-use crate::encoder::{EncodedSegment, EncoderConfig, SegmentEncoder};
+use std::collections::VecDeque;
+
+use crate::encoder::{EncodedSegment, EncoderConfig, PendingMedia, SegmentEncoder};
 use crate::{DelayLine, MaskSpan, MaskTimeline, MediaError};
 
 /// Segmenter settings.
@@ -39,6 +41,31 @@ pub struct FinishedSegment {
     pub last: bool,
 }
 
+/// A closed segment whose screen track may still be flushing on its encoder's thread.
+struct ClosingSegment {
+    sequence: u64,
+    start_ns: u64,
+    end_ns: u64,
+    media: PendingMedia,
+    events: Vec<CaptureEvent>,
+    masked: Vec<MaskSpan>,
+    last: bool,
+}
+
+impl ClosingSegment {
+    fn finished(self) -> Result<FinishedSegment, MediaError> {
+        Ok(FinishedSegment {
+            sequence: self.sequence,
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            media: self.media.wait()?,
+            events: self.events,
+            masked: self.masked,
+            last: self.last,
+        })
+    }
+}
+
 /// The voice tracks in container order.
 const ROLES: [AudioRole; 2] = [AudioRole::Microphone, AudioRole::SystemAudio];
 /// The system track's index in [`ROLES`].
@@ -66,6 +93,8 @@ pub struct Segmenter {
     screen_off: Vec<(u64, Option<u64>)>,
     /// A new segment length, taken at the next boundary (policy).
     next_segment_ns: Option<u64>,
+    /// Closed segments, oldest first, handed out once their screen is encoded.
+    closing: VecDeque<ClosingSegment>,
 }
 
 fn event_kind(kind: SourceEventKind) -> CaptureEventKind {
@@ -95,6 +124,7 @@ impl Segmenter {
             events: Vec::new(),
             screen_off: Vec::new(),
             next_segment_ns: None,
+            closing: VecDeque::new(),
         })
     }
 
@@ -168,7 +198,8 @@ impl Segmenter {
             .any(|(from, to)| at_ns >= *from && to.is_none_or(|to| at_ns < to))
     }
 
-    /// Encodes what has waited long enough; returns the segments completed by `now_ns`.
+    /// Encodes what has waited long enough; returns the segments completed by `now_ns` whose
+    /// screen track has been encoded (the rest come with a later call, in order).
     pub fn tick(&mut self, now_ns: u64) -> Result<Vec<FinishedSegment>, MediaError> {
         self.tick_with(now_ns, &mut |_| {})
     }
@@ -188,14 +219,27 @@ impl Segmenter {
     /// Stops the session at `now_ns`: everything captured is encoded, the last segment ends there.
     pub fn finish(mut self, now_ns: u64) -> Result<Vec<FinishedSegment>, MediaError> {
         let end = now_ns.max(self.start_ns + 1);
-        let mut done = self.process_until(end, true, &mut |_| {})?;
+        self.process_until(end, true, &mut |_| {})?;
         let (video, audio) = self.delay.drain_all();
         self.place_audio(audio);
         for frame in video.into_iter().filter(|f| f.pts_ns < end) {
             self.encode_frame(frame)?;
         }
-        done.push(self.close_segment(end, true)?);
-        Ok(done)
+        self.close_segment(end, true)?;
+        self.closing
+            .drain(..)
+            .map(ClosingSegment::finished)
+            .collect()
+    }
+
+    /// The closed segments at the front whose screen track is encoded.
+    fn take_ready(&mut self) -> Result<Vec<FinishedSegment>, MediaError> {
+        let mut ready = Vec::new();
+        while self.closing.front().is_some_and(|c| c.media.is_ready()) {
+            let closed = self.closing.pop_front().expect("front checked");
+            ready.push(closed.finished()?);
+        }
+        Ok(ready)
     }
 
     fn place_audio(&mut self, chunks: Vec<vigil_capture::AudioChunk>) {
@@ -223,7 +267,6 @@ impl Segmenter {
         stopping: bool,
         between: &mut dyn FnMut(&mut MaskTimeline),
     ) -> Result<Vec<FinishedSegment>, MediaError> {
-        let mut done = Vec::new();
         // From here on, media up to the watermark is redacted as the timeline stands now.
         self.mask.mark_applied_until(watermark);
         let audio = self.delay.release_audio(watermark);
@@ -232,7 +275,7 @@ impl Segmenter {
             between(&mut self.mask);
             while frame.pts_ns >= self.start_ns + self.config.segment_ns {
                 let end = self.start_ns + self.config.segment_ns;
-                done.push(self.close_segment(end, false)?);
+                self.close_segment(end, false)?;
             }
             self.encode_frame(frame)?;
         }
@@ -242,10 +285,10 @@ impl Segmenter {
             if watermark < end || (stopping && watermark == end) {
                 break;
             }
-            done.push(self.close_segment(end, false)?);
+            self.close_segment(end, false)?;
         }
         self.feed_audio(self.start_ns + self.config.segment_ns)?;
-        Ok(done)
+        self.take_ready()
     }
 
     /// Encodes a captured frame as the mask timeline shows it; keeps it unredacted, so that the
@@ -255,7 +298,7 @@ impl Segmenter {
         let mut shown = frame.clone();
         let masked = self.mask.redact_frame(&mut shown);
         tracing::trace!(pts_ns = frame.pts_ns, masked, "frame encoded");
-        self.encoder.push_video(&shown)?;
+        self.encoder.push_video(shown)?;
         self.last_frame = Some(frame);
         Ok(())
     }
@@ -279,7 +322,7 @@ impl Segmenter {
             raw.pts_ns = edge;
             let mut shown = raw.clone();
             self.mask.redact_frame(&mut shown);
-            self.encoder.push_video(&shown)?;
+            self.encoder.push_video(shown)?;
             self.last_frame = Some(raw);
         }
         Ok(())
@@ -311,7 +354,8 @@ impl Segmenter {
         Ok(())
     }
 
-    fn close_segment(&mut self, end_ns: u64, last: bool) -> Result<FinishedSegment, MediaError> {
+    /// Closes the segment at `end_ns`; it is handed out once its screen track is encoded.
+    fn close_segment(&mut self, end_ns: u64, last: bool) -> Result<(), MediaError> {
         // The communications source's silences are not gaps: the system track has its own.
         self.communications.settle_until(end_ns);
         self.communications.take_gaps();
@@ -350,7 +394,7 @@ impl Segmenter {
         // Spans that ended before this segment began were listed with the previous one and
         // redact nothing still to come.
         self.mask.prune_ended_before(self.start_ns);
-        let finished = FinishedSegment {
+        self.closing.push_back(ClosingSegment {
             sequence: self.sequence,
             start_ns: self.start_ns,
             end_ns,
@@ -358,7 +402,7 @@ impl Segmenter {
             events: mine,
             masked,
             last,
-        };
+        });
         self.sequence += 1;
         self.start_ns = next_start;
         if let Some(length) = self.next_segment_ns.take() {
@@ -377,7 +421,7 @@ impl Segmenter {
                 self.encode_frame(frame)?;
             }
         }
-        Ok(finished)
+        Ok(())
     }
 }
 
