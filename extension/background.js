@@ -216,10 +216,16 @@ function scheduleReconnect(error) {
 
 // Listeners are registered synchronously at the top level, as an MV3 worker must.
 api.runtime.onMessage.addListener((message, sender, sendResponse) => {
-  if (sender.id !== api.runtime.id || !message || !RELAYED.has(message.type)) return;
-  if (sender.tab && sender.frameId === 0) trackDocument(sender.tab.id, message.doc);
-  if (message.type === "fields" && sender.tab) trackFields(sender.tab.id, message);
-  post(message, true);
+  if (sender.id !== api.runtime.id || !message) return;
+  // A content script sends what has waited together, in order.
+  const batch = message.type === "batch" && Array.isArray(message.messages) ? message.messages : [message];
+  const reports = batch.filter((m) => m && RELAYED.has(m.type));
+  if (reports.length === 0) return;
+  for (const report of reports) {
+    if (sender.tab && sender.frameId === 0) trackDocument(sender.tab.id, report.doc);
+    if (report.type === "fields" && sender.tab) trackFields(sender.tab.id, report);
+    post(report, true);
+  }
   connect();
   // The acknowledgement the content script waits for before its next report.
   sendResponse({ ok: true });

@@ -16,15 +16,20 @@
   const recognise = globalThis.__vigilRecognise;
   const TOP = window === window.top;
 
-  // Reports go out one at a time, in order, each until the background acknowledges it: a
-  // report sent while the worker is still starting (browser start, extension update) fails
-  // with "Receiving end does not exist" and is sent again, never dropped — a lost focus
-  // report would leave a payment field unmasked. The queue is bounded; the oldest go first.
+  // Reports go out in order, each batch until the background acknowledges it: a report sent
+  // while the worker is still starting (browser start, extension update) fails with
+  // "Receiving end does not exist" and is sent again, never dropped — a lost focus report
+  // would leave a payment field unmasked. What waits goes in one batch, one acknowledgement
+  // for all: while a page loads, each answer waits for its busy main thread, and reports
+  // sent one round trip each fell tens of milliseconds behind. The queue is bounded; the
+  // oldest go first.
   const RETRY_MS = [100, 200, 400, 800, 1600, 3200];
   const INFLIGHT_MS = 3000;
   const MAX_PENDING = 200;
+  const MAX_BATCH = 50;
   let pending = [];
   let sending = false;
+  let inFlight = 0; // how many of `pending`, from the first, the batch in flight carries
 
   let retryTimer = null;
 
@@ -34,7 +39,9 @@
     // shown; its reports wait and go at activation (prerenderingchange), not after backoff.
     if (document.prerendering) return;
     sending = true;
-    const message = pending[0];
+    const batch = pending.slice(0, MAX_BATCH);
+    inFlight = batch.length;
+    const message = batch.length === 1 ? batch[0] : { type: "batch", messages: batch };
     let answered = false;
     // An answer that never comes (a worker stopped mid-message) must not stall every later
     // report: after 3 s the message counts as failed and goes again.
@@ -69,7 +76,8 @@
           return;
         }
         sending = false;
-        pending.shift();
+        pending.splice(0, inFlight);
+        inFlight = 0;
         flush(0);
       });
     } catch (_) {
@@ -141,7 +149,7 @@
     // The top frame names its document, so that the worker can tell a new page in the tab
     // (and report the old page's fields gone, whose own last words a navigation may cut).
     if (TOP) message.doc = FRAME_ID;
-    const waiting = pending.length > 1 ? pending[pending.length - 1] : null;
+    const waiting = pending.length > Math.max(1, inFlight) ? pending[pending.length - 1] : null;
     if (message.type === "fields" && waiting && waiting.type === "fields") {
       pending[pending.length - 1] = mergeFields(waiting, message);
       flush(0);
@@ -149,8 +157,9 @@
     }
     pending.push(message);
     if (pending.length > MAX_PENDING) {
-      // Keep the report in flight (first) and the newest: what has focus now matters most.
-      pending = [pending[0]].concat(pending.slice(pending.length - MAX_PENDING + 1));
+      // Keep the reports in flight (first) and the newest: what has focus now matters most.
+      const kept = Math.max(1, inFlight);
+      pending = pending.slice(0, kept).concat(pending.slice(pending.length - MAX_PENDING + kept));
     }
     flush(0);
   }
@@ -372,14 +381,23 @@
   let dirty = new Set(); // roots to scan (null: the whole document)
   let dirtySince = null; // wall ms of the first unscanned change
   let scanFrame = null;
-  let lastScan = 0;
-  let lastScanCost = 0; // ms the last scan took
   // Scans follow changes in the next animation frame (a card number shown by a script is
-  // masked as soon as it is painted), but take at most a tenth of the page's main thread: a
-  // page that changes text in every frame and is slow to scan is scanned less often, at most
-  // 100 ms apart.
+  // masked as soon as it is painted), but take at most a tenth of the page's main thread over
+  // time: scanning earns credit at a tenth of the time that passes, up to 20 ms of scanning at
+  // once (a page loading in a few bursts is scanned at each), and a scan that overdraws it
+  // makes the next wait until it is repaid, at most 100 ms. A page that changes text in every
+  // frame and is slow to scan is scanned less often.
   const SCAN_SHARE = 10;
+  const SCAN_BURST_MS = 20;
   const SCAN_EVERY_MAX_MS = 100;
+  let scanCredit = SCAN_BURST_MS; // ms of scanning allowed now
+  let creditAt = performance.now();
+  function creditNow() {
+    const now = performance.now();
+    scanCredit = Math.min(SCAN_BURST_MS, scanCredit + (now - creditAt) / SCAN_SHARE);
+    creditAt = now;
+    return scanCredit;
+  }
   const MAX_SCAN_NODES = 20000;
 
   function scanNode(node) {
@@ -429,11 +447,12 @@
 
   function scanText() {
     scanFrame = null;
-    lastScan = performance.now();
+    const started = performance.now();
     try {
       scanChanged();
     } finally {
-      lastScanCost = performance.now() - lastScan;
+      creditNow();
+      scanCredit -= performance.now() - started;
     }
     const since = dirtySince;
     dirtySince = null;
@@ -474,8 +493,7 @@
     dirty.add(root);
     if (dirtySince === null) dirtySince = wallMs();
     if (scanFrame !== null) return;
-    const spacing = Math.min(SCAN_EVERY_MAX_MS, lastScanCost * SCAN_SHARE);
-    const wait = Math.max(0, spacing - (performance.now() - lastScan));
+    const wait = Math.min(SCAN_EVERY_MAX_MS, Math.max(0, -creditNow() * SCAN_SHARE));
     const inFrame = () => {
       scanFrame = typeof requestAnimationFrame === "function" && document.visibilityState === "visible"
         ? requestAnimationFrame(scanText)

@@ -227,6 +227,18 @@ impl ExtensionLink {
             ExtensionMessage::Fields { at_wall_ms, fields } => {
                 let at_ns = session_time(now_ns, *at_wall_ms);
                 let age = age_ns(*at_wall_ms);
+                // Where a first sighting's time goes: in the page (change → report) and on the
+                // way (report → here). Times only.
+                let first_seen = fields
+                    .iter()
+                    .filter_map(|f| f.since_wall_ms)
+                    .reduce(f64::min);
+                tracing::debug!(
+                    transit_ms = age as f64 / 1e6,
+                    in_page_ms = first_seen.zip(*at_wall_ms).map(|(s, a)| a - s),
+                    reports = fields.len(),
+                    "extension field report"
+                );
                 events.extend(fields.iter().map(|report| {
                     let field = report.field.clone().map(|mut f| {
                         f.app = f.app.or_else(|| self.app.clone());

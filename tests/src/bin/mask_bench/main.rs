@@ -143,7 +143,8 @@ fn record(desk: &TestDesktop, options: &Options, key: &Path) -> Result<(Vec<Tria
         .arg(&spool)
         .args(["--recipient", &recipient])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .envs(agent_log_level())
+        .stderr(agent_log()?)
         .spawn()?;
     // The browser starts on the receipt: its stored card shows before the extension's host
     // has connected (the `(start)` row).
@@ -183,6 +184,21 @@ fn record(desk: &TestDesktop, options: &Options, key: &Path) -> Result<(Vec<Tria
 }
 
 /// Copies the pictures read by OCR (with their texts) and the manifests to `dir`.
+/// `VIGIL_BENCH_AGENT_LOG=<file>`: the agent's log goes there, at debug level (where the
+/// extension's reports spend their time), for a look; else nowhere.
+fn agent_log() -> Result<Stdio> {
+    Ok(match std::env::var_os("VIGIL_BENCH_AGENT_LOG") {
+        Some(path) => std::fs::File::create(&path)
+            .with_context(|| format!("agent log {}", Path::new(&path).display()))?
+            .into(),
+        None => Stdio::null(),
+    })
+}
+
+fn agent_log_level() -> Option<(&'static str, &'static str)> {
+    std::env::var_os("VIGIL_BENCH_AGENT_LOG").map(|_| ("VIGIL_LOG", "info,vigil_agent=debug"))
+}
+
 fn keep_for_a_look(
     dir: &Path,
     pictures: &[PathBuf],

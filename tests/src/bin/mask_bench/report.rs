@@ -333,6 +333,9 @@ impl Recording<'_> {
         let raised: Vec<&Span> = spans
             .iter()
             .filter(|s| s.rule == rule && s.reason.starts_with(reason))
+            // A sweep masks the whole screen from a lead *before* the sighting (the page may
+            // have painted it a little earlier): extra margin, not the time a trigger gave.
+            .filter(|s| !s.reason.starts_with("card data moving"))
             .filter(|s| s.start >= from - 100 * MS && s.start <= from + 3_000 * MS)
             .filter(|s| s.trigger == "extension" || s.trigger == "accessibility")
             // Not the continuation of a span in the next segment (decided before it starts).
