@@ -48,38 +48,85 @@ pub fn write_message(output: &mut impl Write, json: &[u8]) -> Result<(), NativeH
     Ok(())
 }
 
-/// Runs the host until the browser disconnects.
+/// The most messages relayed in one request.
+const MAX_BATCH: usize = 50;
+
+/// Runs the host until the browser disconnects. Messages are read on a thread of their own;
+/// those that arrived while the previous request was out go to the agent together, in order,
+/// in one request (a page change sends several at once: one round trip each put the last
+/// tens of milliseconds behind), and each gets its answer.
 pub fn run_native_host() -> Result<(), NativeHostError> {
     let app = browser_name();
-    let mut input = std::io::stdin().lock();
+    let (arrived, incoming) = std::sync::mpsc::channel::<Result<Vec<u8>, NativeHostError>>();
+    std::thread::Builder::new()
+        .name("native-host-reader".into())
+        .spawn(move || {
+            let mut input = std::io::stdin().lock();
+            loop {
+                let read = read_message(&mut input).transpose();
+                let last = !matches!(read, Some(Ok(_)));
+                if let Some(read) = read {
+                    if arrived.send(read).is_err() {
+                        return;
+                    }
+                }
+                if last {
+                    return;
+                }
+            }
+        })?;
     let mut output = std::io::stdout().lock();
     let mut client: Option<ControlClient> = None;
-    while let Some(body) = read_message(&mut input)? {
-        let message: ExtensionMessage = match serde_json::from_slice(&body) {
-            Ok(m) => m,
-            Err(e) => {
-                // Stderr lands in the browser's log; the message itself is not repeated.
-                eprintln!("vigil native host: unreadable message ignored: {e}");
-                continue;
+    let mut failure = None;
+    while let Ok(first) = incoming.recv() {
+        let mut bodies = vec![first];
+        while bodies.len() < MAX_BATCH {
+            match incoming.try_recv() {
+                Ok(more) => bodies.push(more),
+                Err(_) => break,
             }
-        };
-        let answer = relay(&mut client, &app, message);
-        write_message(&mut output, answer.to_string().as_bytes())?;
+        }
+        let mut messages = Vec::new();
+        for body in bodies {
+            match body {
+                Ok(body) => match serde_json::from_slice::<ExtensionMessage>(&body) {
+                    Ok(message) => messages.push(message),
+                    // Stderr lands in the browser's log; the message itself is not repeated.
+                    Err(e) => eprintln!("vigil native host: unreadable message ignored: {e}"),
+                },
+                Err(e) => failure = Some(e),
+            }
+        }
+        if !messages.is_empty() {
+            let answer = relay(&mut client, &app, messages.clone()).to_string();
+            for _ in &messages {
+                write_message(&mut output, answer.as_bytes())?;
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
     }
-    relay(&mut client, &app, ExtensionMessage::Bye);
-    Ok(())
+    relay(&mut client, &app, vec![ExtensionMessage::Bye]);
+    failure.map_or(Ok(()), Err)
 }
 
-/// Sends one message to the agent (discovering it again after a failure: it may have
-/// restarted); returns what to tell the extension.
+/// Sends messages to the agent, in order, in one request (discovering it again after a
+/// failure: it may have restarted); returns what to tell the extension.
 fn relay(
     client: &mut Option<ControlClient>,
     app: &Option<String>,
-    message: ExtensionMessage,
+    messages: Vec<ExtensionMessage>,
 ) -> serde_json::Value {
-    let command = ControlCommand::Extension {
-        app: app.clone(),
-        message: Box::new(message),
+    let command = match <[ExtensionMessage; 1]>::try_from(messages) {
+        Ok([message]) => ControlCommand::Extension {
+            app: app.clone(),
+            message: Box::new(message),
+        },
+        Err(messages) => ControlCommand::Extensions {
+            app: app.clone(),
+            messages,
+        },
     };
     for _ in 0..2 {
         if client.is_none() {

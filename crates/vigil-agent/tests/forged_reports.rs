@@ -157,29 +157,31 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
             has_value: false,
         },
     );
-    forge(
-        &client,
-        ExtensionMessage::Page {
-            at_wall_ms: Some(now_wall_ms()),
-            url: "https://elsewhere.example/".into(),
-            title: Some("Elsewhere".into()),
-        },
-    );
-    forge(
-        &client,
-        ExtensionMessage::Fields {
-            at_wall_ms: Some(now_wall_ms()),
-            fields: extension_keys
-                .iter()
-                .map(|key| FieldReport {
-                    key: key.clone(),
-                    presence: FieldPresence::Gone,
-                    field: None,
-                    since_wall_ms: None,
-                })
-                .collect(),
-        },
-    );
+    // Another page and its fields gone, in one batch as the native host sends them.
+    client
+        .send(&ControlCommand::Extensions {
+            app: Some("chromium".into()),
+            messages: vec![
+                ExtensionMessage::Page {
+                    at_wall_ms: Some(now_wall_ms()),
+                    url: "https://elsewhere.example/".into(),
+                    title: Some("Elsewhere".into()),
+                },
+                ExtensionMessage::Fields {
+                    at_wall_ms: Some(now_wall_ms()),
+                    fields: extension_keys
+                        .iter()
+                        .map(|key| FieldReport {
+                            key: key.clone(),
+                            presence: FieldPresence::Gone,
+                            field: None,
+                            since_wall_ms: None,
+                        })
+                        .collect(),
+                },
+            ],
+        })
+        .unwrap();
     // Read back after the engine took the reports (a report's own answer may be the state
     // from before it, when the engine is busy encoding).
     let after = client.send(&ControlCommand::State).unwrap();
@@ -223,6 +225,24 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
         answer.starts_with("HTTP/1.1 403") && answer.contains("pause_budget_spent"),
         "a pause beyond the budget was not refused: {answer}"
     );
+    // An extension request must carry one message or a batch, not both, not an empty one.
+    for body in [
+        r#"{"app":null,"messages":[]}"#,
+        r#"{"app":null,"message":{"type":"heartbeat"},"messages":[{"type":"heartbeat"}]}"#,
+        r#"{"app":null}"#,
+    ] {
+        let request = format!(
+            "POST /v1/extension HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            secret.trim(),
+            body.len()
+        );
+        let answer = http(port, &request);
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{body} was taken: {answer}"
+        );
+    }
     assert!(matches!(
         pause_for(3),
         Err(vigil_agent::control::ControlClientError::Refused(

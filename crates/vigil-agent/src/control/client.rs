@@ -90,6 +90,11 @@ impl ControlClient {
                 .post(format!("{base}/v1/extension"))
                 .header("Authorization", &auth)
                 .send_json(serde_json::json!({ "app": app, "message": message })),
+            ControlCommand::Extensions { app, messages } => self
+                .agent
+                .post(format!("{base}/v1/extension"))
+                .header("Authorization", &auth)
+                .send_json(serde_json::json!({ "app": app, "messages": messages })),
         }
         .map_err(unreachable)?;
         let status = response.status().as_u16();

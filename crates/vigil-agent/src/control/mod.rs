@@ -53,6 +53,13 @@ pub enum ControlCommand {
         /// The message (boxed: field descriptions are larger than every other command).
         message: Box<ExtensionMessage>,
     },
+    /// Messages of the browser extension that arrived together, applied in order.
+    Extensions {
+        /// The browser the host runs under, when known.
+        app: Option<String>,
+        /// The messages, oldest first.
+        messages: Vec<ExtensionMessage>,
+    },
 }
 
 /// Why the engine refused a command.

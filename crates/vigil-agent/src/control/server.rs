@@ -8,11 +8,12 @@
 //! | `POST /v1/pause` `{"reason", "seconds"?}` | manual pause (if allowed), bounded |
 //! | `POST /v1/resume` | ends the pause |
 //! | `POST /v1/extension` `{"app", "message"}` | a browser extension message (native host) |
+//! | `POST /v1/extension` `{"app", "messages": […]}` | extension messages, applied in order |
 //!
 //! Every request needs `Authorization: Bearer <secret>`; every answer is the applied state as
 //! JSON, or `{"refused": …}` with a 4xx/5xx status. An extension report the engine has not
 //! taken within 20 ms is answered with the state last read back (it is applied in order all
-//! the same): the native host sends one report at a time.
+//! the same): the native host sends one request at a time.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -141,8 +142,14 @@ struct MaskBody {
 #[serde(deny_unknown_fields)]
 struct ExtensionBody {
     app: Option<String>,
-    message: Box<super::ExtensionMessage>,
+    #[serde(default)]
+    message: Option<Box<super::ExtensionMessage>>,
+    #[serde(default)]
+    messages: Option<Vec<super::ExtensionMessage>>,
 }
+
+/// The most messages one request may carry (the native host sends at most 50).
+const MAX_MESSAGES: usize = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,10 +229,23 @@ fn parse(
         (Post, "/v1/resume") => Ok(ControlCommand::Resume),
         (Post, "/v1/extension") => {
             let b: ExtensionBody = serde_json::from_str(body).map_err(bad)?;
-            Ok(ControlCommand::Extension {
-                app: b.app,
-                message: b.message,
-            })
+            match (b.message, b.messages) {
+                (Some(message), None) => Ok(ControlCommand::Extension {
+                    app: b.app,
+                    message,
+                }),
+                (None, Some(messages)) if (1..=MAX_MESSAGES).contains(&messages.len()) => {
+                    Ok(ControlCommand::Extensions {
+                        app: b.app,
+                        messages,
+                    })
+                }
+                _ => Err(ControlRefusal::BadRequest {
+                    detail: format!(
+                        "an extension request carries \"message\" or 1 to {MAX_MESSAGES} \"messages\""
+                    ),
+                }),
+            }
         }
         (Delete, path) => path
             .strip_prefix("/v1/mask/")
@@ -247,7 +267,10 @@ fn ask(
 ) -> Result<super::AgentState, ControlRefusal> {
     let (reply, answer) = crossbeam_channel::bounded(1);
     let asked = std::time::Instant::now();
-    let report = matches!(command, ControlCommand::Extension { .. });
+    let report = matches!(
+        command,
+        ControlCommand::Extension { .. } | ControlCommand::Extensions { .. }
+    );
     engine
         .send(ControlRequest { command, reply })
         .map_err(|_| ControlRefusal::NotRecording)?;

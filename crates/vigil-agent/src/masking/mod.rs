@@ -165,22 +165,39 @@ impl Masking {
                 Ok(())
             }
             ControlCommand::Extension { app, message } => {
-                let events = match self.extension.as_mut() {
-                    Some(link) => link.on_message(message, app.as_deref(), now_ns),
-                    None => Vec::new(),
-                };
-                for event in events {
-                    self.on_trigger(&event, now_ns, timeline);
-                }
-                if self.extension.is_some() && matches!(**message, ExtensionMessage::Bye) {
-                    // Closed on purpose (the browser quit): nothing to mask, but say so.
-                    self.health.insert(
-                        TriggerSource::Extension.as_str(),
-                        (false, NOT_ATTACHED.to_string()),
-                    );
+                self.on_extension(message, app.as_deref(), now_ns, timeline);
+                Ok(())
+            }
+            ControlCommand::Extensions { app, messages } => {
+                for message in messages {
+                    self.on_extension(message, app.as_deref(), now_ns, timeline);
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Applies one message of the browser extension.
+    fn on_extension(
+        &mut self,
+        message: &ExtensionMessage,
+        app: Option<&str>,
+        now_ns: u64,
+        timeline: &mut MaskTimeline,
+    ) {
+        let events = match self.extension.as_mut() {
+            Some(link) => link.on_message(message, app, now_ns),
+            None => Vec::new(),
+        };
+        for event in events {
+            self.on_trigger(&event, now_ns, timeline);
+        }
+        if self.extension.is_some() && matches!(message, ExtensionMessage::Bye) {
+            // Closed on purpose (the browser quit): nothing to mask, but say so.
+            self.health.insert(
+                TriggerSource::Extension.as_str(),
+                (false, NOT_ATTACHED.to_string()),
+            );
         }
     }
 
