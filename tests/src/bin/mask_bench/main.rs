@@ -183,7 +183,6 @@ fn record(desk: &TestDesktop, options: &Options, key: &Path) -> Result<(Vec<Tria
     Ok((trials, session))
 }
 
-/// Copies the pictures read by OCR (with their texts) and the manifests to `dir`.
 /// `VIGIL_BENCH_AGENT_LOG=<file>`: the agent's log goes there, at debug level (where the
 /// extension's reports spend their time), for a look; else nowhere.
 fn agent_log() -> Result<Stdio> {
@@ -199,6 +198,7 @@ fn agent_log_level() -> Option<(&'static str, &'static str)> {
     std::env::var_os("VIGIL_BENCH_AGENT_LOG").map(|_| ("VIGIL_LOG", "info,vigil_agent=debug"))
 }
 
+/// Copies the pictures read by OCR (with their texts) and the manifests to `dir`.
 fn keep_for_a_look(
     dir: &Path,
     pictures: &[PathBuf],
