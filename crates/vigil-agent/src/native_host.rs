@@ -98,8 +98,9 @@ pub fn run_native_host() -> Result<(), NativeHostError> {
             }
         }
         if !messages.is_empty() {
-            let answer = relay(&mut client, &app, messages.clone()).to_string();
-            for _ in &messages {
+            let count = messages.len();
+            let answer = relay(&mut client, &app, messages).to_string();
+            for _ in 0..count {
                 write_message(&mut output, answer.as_bytes())?;
             }
         }

@@ -213,14 +213,18 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
     // The third, over HTTP as any caller with the secret sends it: 403.
     let port = ControlEndpoint::discover(&folder).unwrap().port;
     let secret = std::fs::read_to_string(folder.join("control.secret")).unwrap();
-    let body = r#"{"reason":"again","seconds":3}"#;
-    let request = format!(
-        "POST /v1/pause HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        secret.trim(),
-        body.len()
-    );
-    let answer = http(port, &request);
+    let post = |path: &str, body: &str| {
+        http(
+            port,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                secret.trim(),
+                body.len()
+            ),
+        )
+    };
+    let answer = post("/v1/pause", r#"{"reason":"again","seconds":3}"#);
     assert!(
         answer.starts_with("HTTP/1.1 403") && answer.contains("pause_budget_spent"),
         "a pause beyond the budget was not refused: {answer}"
@@ -231,13 +235,7 @@ fn forged_reports_cannot_end_a_card_mask_and_manual_masks_are_bounded() {
         r#"{"app":null,"message":{"type":"heartbeat"},"messages":[{"type":"heartbeat"}]}"#,
         r#"{"app":null}"#,
     ] {
-        let request = format!(
-            "POST /v1/extension HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            secret.trim(),
-            body.len()
-        );
-        let answer = http(port, &request);
+        let answer = post("/v1/extension", body);
         assert!(
             answer.starts_with("HTTP/1.1 400"),
             "{body} was taken: {answer}"

@@ -500,6 +500,17 @@ mod tests {
         }
     }
 
+    /// The encoded size of one 1920x1080 frame under `config`.
+    fn size_of_one_frame(config: EncoderConfig) -> (u32, u32) {
+        let mut enc = SegmentEncoder::new(config, 0).unwrap();
+        enc.push_video(frame(0, 10)).unwrap();
+        enc.finish(1_000_000_000)
+            .unwrap()
+            .wait()
+            .unwrap()
+            .video_size
+    }
+
     #[test]
     fn a_height_cap_scales_the_picture_down_keeping_its_aspect() {
         assert_eq!(capped(1920, 1080, 0), (1920, 1080));
@@ -528,30 +539,12 @@ mod tests {
             crop: Some(primary),
             ..EncoderConfig::default()
         };
-        let mut enc = SegmentEncoder::new(config.clone(), 0).unwrap();
-        enc.push_video(frame(0, 10)).unwrap();
-        assert_eq!(
-            enc.finish(1_000_000_000)
-                .unwrap()
-                .wait()
-                .unwrap()
-                .video_size,
-            (1280, 720)
-        );
+        assert_eq!(size_of_one_frame(config), (1280, 720));
         let too_big = EncoderConfig {
             crop: Some(CropRect { x: 1000, ..primary }),
             ..EncoderConfig::default()
         };
-        let mut enc = SegmentEncoder::new(too_big, 0).unwrap();
-        enc.push_video(frame(0, 10)).unwrap();
-        assert_eq!(
-            enc.finish(1_000_000_000)
-                .unwrap()
-                .wait()
-                .unwrap()
-                .video_size,
-            (1920, 1080)
-        );
+        assert_eq!(size_of_one_frame(too_big), (1920, 1080));
     }
 
     #[test]
