@@ -6,6 +6,8 @@
 //! that runs next to the one that queries the application, so a slow application delays the
 //! description of a field but never its timestamp.
 
+mod fields;
+
 use super::health;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -16,7 +18,6 @@ use atspi::proxy::bus::{BusProxy, StatusProxy};
 use atspi::proxy::component::ComponentProxy;
 use atspi::proxy::document::DocumentProxy;
 use atspi::proxy::registry::RegistryProxy;
-use atspi::proxy::text::TextProxy;
 use atspi::zbus::{self, proxy::CacheProperties, MessageStream};
 use atspi::{CoordType, ObjectRefOwned, RelationType, Role, State};
 use crossbeam_channel::Sender;
@@ -25,7 +26,8 @@ use vigil_capture::Clock;
 
 use super::tracker::{Change, FocusTracker};
 use super::{FocusWatcher, FocusWatcherError, WatchedFields};
-use crate::{FieldInfo, FieldPresence, Rect, TriggerEvent, TriggerSource};
+use crate::{FieldInfo, Rect, TriggerEvent, TriggerSource};
+use fields::FieldPoller;
 
 /// The registry event that makes toolkits send focus changes (and only those).
 const FOCUS_EVENT: &str = "object:state-changed:focused";
@@ -365,94 +367,4 @@ fn non_empty(value: Option<String>) -> Option<String> {
 fn object_key(item: &ObjectRefOwned) -> Option<String> {
     let name = item.name()?;
     Some(format!("{}{}", name.as_str(), item.path().as_str()))
-}
-
-/// Samples the watched fields every [`FIELD_POLL`] on a thread of its own (zbus runs the
-/// connection's I/O on its own executor, so blocking calls here do not stall the focus pump).
-struct FieldPoller {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FieldPoller {
-    fn start(
-        conn: zbus::Connection,
-        clock: Clock,
-        tx: Sender<TriggerEvent>,
-        watched: WatchedFields,
-    ) -> Option<Self> {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("vigil-field-poll".into())
-            .spawn(move || {
-                while !flag.load(std::sync::atomic::Ordering::SeqCst) {
-                    for key in watched.keys() {
-                        let at_ns = clock.now_ns();
-                        let presence = future::block_on(sample(&conn, &key));
-                        let event = TriggerEvent::FieldState {
-                            at_ns,
-                            source: TriggerSource::Accessibility,
-                            key,
-                            presence,
-                            field: None,
-                        };
-                        if tx.send(event).is_err() {
-                            return;
-                        }
-                    }
-                    std::thread::sleep(FIELD_POLL);
-                }
-            })
-            .map_err(|e| tracing::warn!(error = %e, "cannot start the field poller"))
-            .ok()?;
-        Some(Self {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for FieldPoller {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Where a watched field is now. Only a definite answer releases it: an object the
-/// application says is gone or defunct, or a text field with no characters. A slow or failing
-/// application gives "shown, position unknown" (the whole screen stays masked).
-async fn sample(conn: &zbus::Connection, key: &str) -> FieldPresence {
-    let unknown = FieldPresence::Shown { rect: None };
-    let Some((name, path)) = key.find('/').map(|at| key.split_at(at)) else {
-        return FieldPresence::Gone;
-    };
-    let Ok(accessible) = proxy_at::<AccessibleProxy>(conn, name, path).await else {
-        return unknown;
-    };
-    let states = match accessible.get_state().await {
-        Ok(states) => states,
-        Err(zbus::Error::MethodError(error, _, _)) if GONE_ERRORS.contains(&error.as_str()) => {
-            return FieldPresence::Gone
-        }
-        Err(_) => return unknown,
-    };
-    if states.contains(State::Defunct) {
-        return FieldPresence::Gone;
-    }
-    let count = async {
-        let text = proxy_at::<TextProxy>(conn, name, path).await.ok()?;
-        text.character_count().await.ok()
-    };
-    let (count, rect) = future::zip(count, screen_rect_at(conn, name, path)).await;
-    if count == Some(0) {
-        return FieldPresence::Gone;
-    }
-    if !states.contains(State::Showing) || !states.contains(State::Visible) {
-        return FieldPresence::Hidden;
-    }
-    FieldPresence::Shown { rect }
 }
