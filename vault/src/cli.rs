@@ -158,6 +158,14 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<AuditCommand>,
     },
+    /// Search the recordings (as the console's search does; audited): by agent, team, time,
+    /// call, masked, and the policy version they were recorded under.
+    Recordings {
+        #[command(flatten)]
+        data: Data,
+        #[command(flatten)]
+        filter: crate::cmd_recordings::RecordingsArgs,
+    },
     /// Give stored segments without a search entry one, from their stored manifests (after
     /// upgrading a deployment that stored segments before search existed).
     Reindex {

@@ -451,7 +451,7 @@ pub(crate) async fn change_user(
 }
 
 /// A time given as Unix seconds or RFC 3339.
-pub(crate) fn parse_when(text: &str) -> Option<i64> {
+pub fn parse_when(text: &str) -> Option<i64> {
     text.trim().parse::<i64>().ok().or_else(|| {
         crate::export::parse_time(text)
             .ok()

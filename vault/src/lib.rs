@@ -57,6 +57,7 @@ pub mod store;
 mod vault;
 pub mod verify_export;
 
+pub use console::parse_when;
 pub use init::{init, InitError, InitOptions, InitReport};
 pub use layout::{Layout, VaultConfig};
 pub use vault::{OpenError, Vault};

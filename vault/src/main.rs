@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd_policy;
+mod cmd_recordings;
 mod user_cmd;
 
 use std::io::Write;
@@ -221,6 +222,7 @@ fn main() -> anyhow::Result<()> {
             }
         },
         Command::User { command } => user_cmd::run(command)?,
+        Command::Recordings { data, filter } => cmd_recordings::run(&data.data, filter)?,
         Command::Reindex { data } => {
             let admin = Admin::open(&data.data)?;
             let blobs = admin.config().storage.open_blobs(admin.layout())?;

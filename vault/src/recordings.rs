@@ -1,7 +1,7 @@
 //! Recordings for people: search, play and download (brief §6, issue 5).
 //!
 //! Ingest writes a search entry per segment (`index_segment`: recorded user, device team, call
-//! id, masked or not, start and end). Playing or downloading asks for a short-lived link
+//! id, masked or not, start and end, the policy version it was recorded under). Playing or downloading asks for a short-lived link
 //! (60 s, bound to the account, the segment, the media kind and inline-or-attachment), audited
 //! with the stated reason *before* the link exists; fetching the link decrypts the sealed blob
 //! with the recording identity in memory and streams it chunk by chunk as age authenticates
@@ -54,7 +54,19 @@ fn entry(m: &SegmentManifest, device: Uuid, team: Option<String>, seq: i64) -> R
         masked: !m.masked_spans.is_empty(),
         start: m.start.wall.unix_timestamp(),
         end: m.end.wall.unix_timestamp(),
+        policy_version: i64::try_from(m.policy_version).unwrap_or(i64::MAX),
     }
+}
+
+/// Searches the recordings index for `actor`, audited as `recording.search` with the filter
+/// (the API and the CLI both come here).
+pub fn search_as(
+    store: &dyn MetadataStore,
+    actor: &str,
+    filter: &RecordingFilter,
+) -> Result<Vec<RecordingRecord>, StoreError> {
+    audit::record(store, actor, ACTION_SEARCH, Some(describe(filter)), None)?;
+    store.recordings(filter)
 }
 
 /// Writes the search entry of a segment just stored. A failure is logged, not returned: the
@@ -212,10 +224,12 @@ pub(crate) struct SearchParams {
     to: Option<String>,
     call_id: Option<String>,
     masked: Option<bool>,
+    policy_version: Option<i64>,
     limit: Option<usize>,
 }
 
-fn recording_json(r: &RecordingRecord) -> serde_json::Value {
+/// One search result as the API and the CLI print it.
+pub fn recording_json(r: &RecordingRecord) -> serde_json::Value {
     let t = |s: i64| {
         time::OffsetDateTime::from_unix_timestamp(s)
             .map(crate::rfc3339)
@@ -231,6 +245,7 @@ fn recording_json(r: &RecordingRecord) -> serde_json::Value {
         "masked": r.masked,
         "start": t(r.start),
         "end": t(r.end),
+        "policy_version": r.policy_version,
     })
 }
 
@@ -245,7 +260,7 @@ pub(crate) async fn search(
         return error(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "bad query parameters (masked is true or false)".into(),
+            "bad query parameters (masked is true or false, policy_version a number)".into(),
         );
     };
     let time = |t: &Option<String>| {
@@ -270,21 +285,11 @@ pub(crate) async fn search(
         to,
         call_id: p.call_id,
         masked: p.masked,
+        policy_version: p.policy_version,
         limit: p.limit.unwrap_or(500).clamp(1, 5000),
     };
-    let described = describe(&filter);
     let vault = app.vault.clone();
-    let result = blocking(move || {
-        audit::record(
-            vault.store(),
-            &principal.actor(),
-            ACTION_SEARCH,
-            Some(described),
-            None,
-        )?;
-        vault.store().recordings(&filter)
-    })
-    .await;
+    let result = blocking(move || search_as(vault.store(), &principal.actor(), &filter)).await;
     match result {
         Some(Ok(found)) => Json(serde_json::json!({
             "recordings": found.iter().map(recording_json).collect::<Vec<_>>()
@@ -310,6 +315,7 @@ fn describe(f: &RecordingFilter) -> String {
     add("to", f.to.map(|v| v.to_string()));
     add("call_id", f.call_id.clone());
     add("masked", f.masked.map(|v| v.to_string()));
+    add("policy_version", f.policy_version.map(|v| v.to_string()));
     if parts.is_empty() {
         "all".into()
     } else {

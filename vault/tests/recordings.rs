@@ -69,6 +69,12 @@ async fn analysts_play_compliance_downloads_and_the_log_says_why() {
     assert_eq!(search(&c, &ann, "call_id=call-7").await, vec![1]);
     assert_eq!(search(&c, &ann, "masked=true").await, vec![1]);
     assert_eq!(search(&c, &ann, "masked=false").await, vec![2]);
+    // The test segments were recorded under the device's local settings (policy version 0).
+    assert_eq!(search(&c, &ann, "policy_version=0").await, vec![1, 2]);
+    assert_eq!(
+        search(&c, &ann, "policy_version=7").await,
+        Vec::<i64>::new()
+    );
     // The test segments are recorded at the Unix epoch: #1 0-10 s, #2 10-20 s.
     assert_eq!(
         search(&c, &ann, "from=15&to=1970-01-01T00:00:30Z").await,
@@ -81,6 +87,17 @@ async fn analysts_play_compliance_downloads_and_the_log_says_why() {
             .send()
             .await
             .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = json(
+        c.with(
+            &ann,
+            c.http.get(c.url("/v1/recordings?policy_version=latest")),
+        )
+        .send()
+        .await
+        .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -19,7 +19,7 @@ use vigil_spool::{Spool, SpoolError};
 use crate::control::{ControlEndpoint, ControlRequest, ControlServer, ServeError};
 use crate::delivery::{check_quota, open_identity, wait_under_quota, Identity};
 use crate::enrollment::{EnrollError, Enrollment};
-use crate::live_policy::{apply_to_options, screen_template, LiveSession};
+use crate::live_policy::{apply_to_options, screen_template, LiveSession, PolicyVersions};
 use crate::masking::{FocusWatchdog, Masking, PausePolicy};
 use crate::policy_sync::{load_last_good, PolicySync, PolicyTrust};
 use crate::sealing::{seal_segment, SessionInfo};
@@ -343,6 +343,7 @@ pub fn record(
         feed(&mut segmenter, &mut masking, capture);
     }
     let policy_version = last_good.as_ref().map_or(0, |p| p.statement.version);
+    let mut versions = PolicyVersions::new(policy_version);
     let mut live = LiveSession::new(
         policy_version,
         last_good.map(|p| p.statement.policy),
@@ -382,16 +383,23 @@ pub fn record(
     let end_at = options.duration.map(|d| origin + d.as_nanos() as u64);
 
     // Sealing and disk writes run beside the encoder so that neither stalls capture.
-    let (seal_tx, seal_rx) = crossbeam_channel::bounded::<FinishedSegment>(4);
+    // Each segment goes with the policy version it was recorded under.
+    let (seal_tx, seal_rx) = crossbeam_channel::bounded::<(FinishedSegment, u64)>(4);
     let writer_spool = spool.clone();
     let quota = options.quota_bytes;
     let writer = std::thread::Builder::new()
         .name("sealer".into())
         .spawn(move || -> Result<(u64, u64), RecordError> {
             let (mut segments, mut bytes) = (0, 0);
-            for segment in seal_rx {
+            for (segment, policy_version) in seal_rx {
                 let sequence = segment.sequence;
-                let written = seal_segment(segment, &session, &mut sealer, &writer_spool)?;
+                let written = seal_segment(
+                    segment,
+                    policy_version,
+                    &session,
+                    &mut sealer,
+                    &writer_spool,
+                )?;
                 tracing::info!(sequence, bytes = written.bytes, "segment sealed");
                 segments += 1;
                 bytes += written.bytes;
@@ -447,9 +455,12 @@ pub fn record(
             recv(policies) -> update => match update {
                 Ok(update) => {
                     let version = update.statement.version;
-                    if let Err(e) = live.apply(version, update.statement.policy, &mut segmenter, &mut masking) {
-                        failure = Some(e.into());
-                        break clock.now_ns();
+                    match live.apply(version, update.statement.policy, &mut segmenter, &mut masking) {
+                        Ok(from_ns) => versions.applied(from_ns, version),
+                        Err(e) => {
+                            failure = Some(e.into());
+                            break clock.now_ns();
+                        }
                     }
                     if let Some(r) = &report {
                         set_report(r, |a| a.policy_version = version);
@@ -521,7 +532,11 @@ pub fn record(
         };
         match segmenter.tick_with(now, &mut between) {
             Ok(done) => {
-                if done.into_iter().any(|s| seal_tx.send(s).is_err()) {
+                let mut sealing = done.into_iter().map(|s| {
+                    let version = versions.for_segment(s.start_ns, s.end_ns);
+                    (s, version)
+                });
+                if sealing.any(|s| seal_tx.send(s).is_err()) {
                     break now;
                 }
             }
@@ -539,7 +554,8 @@ pub fn record(
     if failure.is_none() {
         match segmenter.finish(stop_ns) {
             Ok(done) => done.into_iter().for_each(|s| {
-                let _ = seal_tx.send(s);
+                let version = versions.for_segment(s.start_ns, s.end_ns);
+                let _ = seal_tx.send((s, version));
             }),
             Err(e) => failure = Some(e.into()),
         }

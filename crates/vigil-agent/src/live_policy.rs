@@ -132,14 +132,14 @@ impl LiveSession {
         }
     }
 
-    /// Applies a new policy now.
+    /// Applies a new policy now; returns when (the session clock), from which it governs.
     pub(crate) fn apply(
         &mut self,
         version: u64,
         policy: Policy,
         segmenter: &mut Segmenter,
         masking: &mut Masking,
-    ) -> Result<(), CaptureError> {
+    ) -> Result<u64, CaptureError> {
         let now = self.clock.now_ns();
         self.version = version;
         let fps_changed = self.template.fps != policy.fps;
@@ -226,6 +226,77 @@ impl LiveSession {
             }
         }
         self.policy = Some(policy);
-        Ok(())
+        Ok(now)
+    }
+}
+
+/// Which policy version governed which part of the session, so that each segment's manifest
+/// says under which policy it was recorded: the newest version in force during any part of
+/// it (a policy applied mid-segment governs the segment's end).
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyVersions {
+    /// (from, version), oldest first; the first from the session's start.
+    changes: Vec<(u64, u64)>,
+}
+
+impl PolicyVersions {
+    /// The version in force when the session starts (0: local configuration).
+    pub(crate) fn new(version: u64) -> Self {
+        Self {
+            changes: vec![(0, version)],
+        }
+    }
+
+    /// `version` governs from `at_ns` on.
+    pub(crate) fn applied(&mut self, at_ns: u64, version: u64) {
+        self.changes.push((at_ns, version));
+    }
+
+    /// The version for a segment ending at `end_ns` (exclusive). Segments come in order: what
+    /// only governed earlier ones is forgotten.
+    pub(crate) fn for_segment(&mut self, start_ns: u64, end_ns: u64) -> u64 {
+        let in_force_at_start = self
+            .changes
+            .iter()
+            .rposition(|(from, _)| *from <= start_ns)
+            .unwrap_or(0);
+        self.changes.drain(..in_force_at_start);
+        self.changes
+            .iter()
+            .rev()
+            .find(|(from, _)| *from < end_ns)
+            .or(self.changes.first())
+            .map_or(0, |(_, version)| *version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PolicyVersions;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn each_segment_carries_the_newest_version_that_governed_it() {
+        let mut versions = PolicyVersions::new(3);
+        assert_eq!(versions.for_segment(0, 10 * S), 3);
+        // Version 4 from the middle of the second segment, 5 from the third's start.
+        versions.applied(15 * S, 4);
+        versions.applied(20 * S, 5);
+        assert_eq!(versions.for_segment(10 * S, 20 * S), 4);
+        assert_eq!(versions.for_segment(20 * S, 30 * S), 5);
+        assert_eq!(versions.for_segment(30 * S, 40 * S), 5);
+        assert_eq!(
+            versions.changes.len(),
+            1,
+            "what governed only earlier segments is forgotten"
+        );
+    }
+
+    #[test]
+    fn without_a_vault_policy_segments_say_version_0() {
+        let mut versions = PolicyVersions::new(0);
+        assert_eq!(versions.for_segment(0, 10 * S), 0);
+        assert_eq!(versions.for_segment(10 * S, 20 * S), 0);
     }
 }

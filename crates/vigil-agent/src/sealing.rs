@@ -30,9 +30,10 @@ fn timestamp(clock: &Clock, mono_ns: u64) -> Timestamp {
     }
 }
 
-/// Seals, signs and writes one segment.
+/// Seals, signs and writes one segment, recorded under `policy_version` (0: local settings).
 pub(crate) fn seal_segment(
     segment: FinishedSegment,
+    policy_version: u64,
     session: &SessionInfo,
     sealer: &mut Sealer,
     spool: &Spool,
@@ -104,7 +105,7 @@ pub(crate) fn seal_segment(
             })
             .collect(),
         events: segment.events,
-        policy_version: 0,
+        policy_version,
         prev_manifest_sha256: None,
         encoder,
         agent_version: env!("CARGO_PKG_VERSION").into(),

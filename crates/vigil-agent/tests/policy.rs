@@ -243,6 +243,61 @@ fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
         );
     }
 
+    // Each segment says under which policy it was recorded: the organization's (version 1)
+    // before the change, the team's screen-off (2) while dark, the team's screen-on (3) after.
+    let version = |m: &serde_json::Value| m["policy_version"].as_u64().unwrap();
+    let before: Vec<u64> = manifests
+        .iter()
+        .filter(|m| span(m).1 <= off_asked)
+        .map(version)
+        .collect();
+    assert_eq!(before.last(), Some(&1), "before the change: {before:?}");
+    // (Screen-on is applied a little before the screen's first frame: a dark segment that ends
+    // between the two may say 3.)
+    for m in &dark {
+        let expected: &[u64] = if span(m).1 <= on_asked { &[2] } else { &[2, 3] };
+        assert!(
+            expected.contains(&version(m)),
+            "segment {} in the dark says {}",
+            m["sequence"],
+            version(m)
+        );
+    }
+    for m in manifests.iter().filter(|m| span(m).0 >= started[0]) {
+        assert_eq!(version(m), 3, "segment {} after the restart", m["sequence"]);
+    }
+    let all: Vec<u64> = manifests.iter().map(version).collect();
+    assert!(all.is_sorted(), "versions go back: {all:?}");
+    // The vault indexes them by it: its search (CLI and API) finds exactly those of version 2.
+    let under = |v: u64| -> Vec<u64> {
+        manifests
+            .iter()
+            .filter(|m| version(m) == v)
+            .map(|m| m["sequence"].as_u64().unwrap())
+            .collect()
+    };
+    let found = rig
+        .vault
+        .run(&["recordings", "--policy-version", "2", "--json"], true)
+        .unwrap();
+    let found: Vec<u64> = String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["sequence"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(found, under(2), "CLI search by policy version");
+    let found = alice.curl("GET", "/v1/recordings?policy_version=3", None, 200);
+    let found: Vec<u64> = found["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(found, under(3), "API search by policy version");
+
     // Voice runs on while the screen goes off and on: no voice source restarts, and no hole
     // longer than a scheduling hiccup of a loaded 2-core machine (the audio timeline reports
     // those too: ~50 ms happen at any time under load; a stopped source would leave seconds).

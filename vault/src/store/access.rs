@@ -93,6 +93,8 @@ pub struct RecordingRecord {
     pub start: i64,
     /// End, Unix seconds.
     pub end: i64,
+    /// The vault policy version it was recorded under (0: the device's local settings).
+    pub policy_version: i64,
 }
 
 /// Which recordings to list (every given condition must hold).
@@ -112,6 +114,8 @@ pub struct RecordingFilter {
     pub call_id: Option<String>,
     /// Only masked (true) or unmasked (false) segments.
     pub masked: Option<bool>,
+    /// Only segments recorded under this policy version.
+    pub policy_version: Option<i64>,
     /// At most this many rows.
     pub limit: usize,
 }

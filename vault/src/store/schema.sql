@@ -121,6 +121,7 @@ CREATE TABLE IF NOT EXISTS recordings (
   masked INTEGER NOT NULL,
   start_at INTEGER NOT NULL,
   end_at INTEGER NOT NULL,
+  policy_version INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (session_id, sequence),
   FOREIGN KEY (session_id, sequence) REFERENCES segments(session_id, sequence) ON DELETE CASCADE
 );

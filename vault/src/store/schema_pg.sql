@@ -148,6 +148,8 @@ CREATE TABLE IF NOT EXISTS recordings (
   PRIMARY KEY (session_id, sequence),
   FOREIGN KEY (session_id, sequence) REFERENCES segments(session_id, sequence) ON DELETE CASCADE
 );
+-- The policy version a segment was recorded under (added after the table first shipped).
+ALTER TABLE recordings ADD COLUMN IF NOT EXISTS policy_version BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS recordings_by_time ON recordings (start_at);
 CREATE INDEX IF NOT EXISTS recordings_by_agent ON recordings (agent, start_at);
 CREATE INDEX IF NOT EXISTS recordings_by_call ON recordings (call_id);

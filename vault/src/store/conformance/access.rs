@@ -166,6 +166,7 @@ pub fn recordings_are_searched(store: &dyn MetadataStore) {
                 masked: seq == 1,
                 start: 1000 + seq * 10,
                 end: 1010 + seq * 10,
+                policy_version: if seq == 1 { 4 } else { 5 },
             })
             .unwrap();
     }
@@ -200,6 +201,13 @@ pub fn recordings_are_searched(store: &dyn MetadataStore) {
         ..Default::default()
     };
     assert_eq!(find(time), vec![2, 3]);
+    let policy = |v: i64| RecordingFilter {
+        policy_version: Some(v),
+        ..Default::default()
+    };
+    assert_eq!(find(policy(4)), vec![1]);
+    assert_eq!(find(policy(5)), vec![2, 3]);
+    assert_eq!(find(policy(0)), Vec::<i64>::new());
     let scope = |t: &[&str]| RecordingFilter {
         teams: Some(t.iter().map(|s| s.to_string()).collect()),
         ..Default::default()
@@ -223,6 +231,7 @@ pub fn recordings_are_searched(store: &dyn MetadataStore) {
     );
     let one = store.recording(session, 2).unwrap().unwrap();
     assert_eq!(one.call_id.as_deref(), Some("call-42"));
+    assert_eq!(one.policy_version, 5);
     assert_eq!(store.recording(session, 9).unwrap(), None);
 }
 

@@ -67,8 +67,8 @@ fn api_token_row(r: &Row) -> Result<ApiTokenRecord, StoreError> {
 const MEDIA_LINK_COLUMNS: &str =
     "link_sha256, user_name, session_id, sequence, kind, disposition, expires_at";
 
-const RECORDING_COLUMNS: &str =
-    "session_id, sequence, device_id, agent, team, call_id, masked, start_at, end_at";
+const RECORDING_COLUMNS: &str = "session_id, sequence, device_id, agent, team, call_id, masked, \
+                                 start_at, end_at, policy_version";
 
 fn recording_row(r: &Row) -> Result<RecordingRecord, StoreError> {
     Ok(RecordingRecord {
@@ -81,6 +81,7 @@ fn recording_row(r: &Row) -> Result<RecordingRecord, StoreError> {
         masked: r.try_get(6)?,
         start: r.try_get(7)?,
         end: r.try_get(8)?,
+        policy_version: r.try_get(9)?,
     })
 }
 
@@ -391,9 +392,10 @@ impl AccessStore for PostgresStore {
             c.execute(
                 &format!(
                     "INSERT INTO recordings ({RECORDING_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (session_id, sequence) DO UPDATE SET device_id = $3, \
-                     agent = $4, team = $5, call_id = $6, masked = $7, start_at = $8, end_at = $9"
+                     agent = $4, team = $5, call_id = $6, masked = $7, start_at = $8, \
+                     end_at = $9, policy_version = $10"
                 ),
                 &[
                     &r.session_id,
@@ -405,6 +407,7 @@ impl AccessStore for PostgresStore {
                     &r.masked,
                     &r.start,
                     &r.end,
+                    &r.policy_version,
                 ],
             )?;
             Ok(())
@@ -440,6 +443,7 @@ impl AccessStore for PostgresStore {
                      AND ($5::bigint IS NULL OR start_at < $5) \
                      AND ($6::text IS NULL OR call_id = $6) \
                      AND ($7::boolean IS NULL OR masked = $7) \
+                     AND ($9::bigint IS NULL OR policy_version = $9) \
                      ORDER BY start_at, session_id, sequence LIMIT $8"
                 ),
                 &[
@@ -451,6 +455,7 @@ impl AccessStore for PostgresStore {
                     &f.call_id,
                     &f.masked,
                     &limit(f.limit),
+                    &f.policy_version,
                 ],
             )?;
             rows(found, recording_row)

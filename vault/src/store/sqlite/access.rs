@@ -15,17 +15,24 @@ use crate::store::{AuditDraft, AuditRecord, StoreError, UserRecord};
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(SCHEMA)?;
-    let columns: Vec<String> = tx
-        .prepare("SELECT name FROM pragma_table_info('users')")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for (column, ddl) in [
-        ("teams", "ALTER TABLE users ADD COLUMN teams TEXT"),
+    let added = [
+        ("users", "teams", "ALTER TABLE users ADD COLUMN teams TEXT"),
         (
+            "users",
             "disabled_at",
             "ALTER TABLE users ADD COLUMN disabled_at INTEGER",
         ),
-    ] {
+        (
+            "recordings",
+            "policy_version",
+            "ALTER TABLE recordings ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0",
+        ),
+    ];
+    for (table, column, ddl) in added {
+        let columns: Vec<String> = tx
+            .prepare("SELECT name FROM pragma_table_info(?1)")?
+            .query_map([table], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         if !columns.iter().any(|c| c == column) {
             tx.execute_batch(ddl)?;
         }
@@ -87,8 +94,8 @@ fn api_token_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRecord> {
 const MEDIA_LINK_COLUMNS: &str =
     "link_sha256, user_name, session_id, sequence, kind, disposition, expires_at";
 
-const RECORDING_COLUMNS: &str =
-    "session_id, sequence, device_id, agent, team, call_id, masked, start_at, end_at";
+const RECORDING_COLUMNS: &str = "session_id, sequence, device_id, agent, team, call_id, masked, \
+                                 start_at, end_at, policy_version";
 
 fn recording_row(r: &Row<'_>) -> rusqlite::Result<RecordingRecord> {
     Ok(RecordingRecord {
@@ -101,6 +108,7 @@ fn recording_row(r: &Row<'_>) -> rusqlite::Result<RecordingRecord> {
         masked: r.get(6)?,
         start: r.get(7)?,
         end: r.get(8)?,
+        policy_version: r.get(9)?,
     })
 }
 
@@ -390,7 +398,7 @@ impl AccessStore for SqliteStore {
         self.conn().execute(
             &format!(
                 "INSERT OR REPLACE INTO recordings ({RECORDING_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ),
             params![
                 r.session_id.to_string(),
@@ -401,7 +409,8 @@ impl AccessStore for SqliteStore {
                 r.call_id,
                 r.masked,
                 r.start,
-                r.end
+                r.end,
+                r.policy_version
             ],
         )?;
         Ok(())
@@ -430,6 +439,7 @@ impl AccessStore for SqliteStore {
              AND (?3 IS NULL OR team IN (SELECT value FROM json_each(?3))) \
              AND (?4 IS NULL OR end_at >= ?4) AND (?5 IS NULL OR start_at < ?5) \
              AND (?6 IS NULL OR call_id = ?6) AND (?7 IS NULL OR masked = ?7) \
+             AND (?9 IS NULL OR policy_version = ?9) \
              ORDER BY start_at, session_id, sequence LIMIT ?8"
         ))?;
         let rows = stmt.query_map(
@@ -441,7 +451,8 @@ impl AccessStore for SqliteStore {
                 f.to,
                 f.call_id,
                 f.masked,
-                limit(f.limit)
+                limit(f.limit),
+                f.policy_version
             ],
             recording_row,
         )?;

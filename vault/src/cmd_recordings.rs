@@ -1,0 +1,86 @@
+//! `vigil-vault recordings`: the recordings search of the console's API, for compliance
+//! scripts (under which policy was this recorded? what did this agent record that day?).
+//! Audited as `recording.search` by the CLI's actor, as the API's searches are.
+
+use clap::Args;
+use vigil_vault::admin::Admin;
+use vigil_vault::audit::cli_actor;
+use vigil_vault::store::RecordingFilter;
+
+/// The search's filters (every given one must hold).
+#[derive(Debug, Args)]
+pub struct RecordingsArgs {
+    /// Only this recorded (OS) user.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only this team.
+    #[arg(long)]
+    team: Option<String>,
+    /// Only segments ending at or after this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_parser = when)]
+    from: Option<i64>,
+    /// Only segments starting before this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_parser = when)]
+    to: Option<i64>,
+    /// Only this call.
+    #[arg(long)]
+    call_id: Option<String>,
+    /// Only masked (true) or unmasked (false) segments.
+    #[arg(long)]
+    masked: Option<bool>,
+    /// Only segments recorded under this policy version (0: the device's local settings).
+    #[arg(long)]
+    policy_version: Option<i64>,
+    /// At most this many rows (1 to 5000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=5000))]
+    limit: u16,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn when(text: &str) -> Result<i64, String> {
+    vigil_vault::parse_when(text)
+        .ok_or_else(|| format!("{text:?} is neither Unix seconds nor RFC 3339"))
+}
+
+/// Runs the search on the deployment at `data` and prints what it found.
+pub fn run(data: &std::path::Path, args: RecordingsArgs) -> anyhow::Result<()> {
+    let admin = Admin::open(data)?;
+    let filter = RecordingFilter {
+        agent: args.agent,
+        team: args.team,
+        teams: None,
+        from: args.from,
+        to: args.to,
+        call_id: args.call_id,
+        masked: args.masked,
+        policy_version: args.policy_version,
+        limit: usize::from(args.limit),
+    };
+    let found = vigil_vault::recordings::search_as(admin.store(), &cli_actor(), &filter)?;
+    if !args.json {
+        println!("session\tsequence\tagent\tteam\tcall\tmasked\tpolicy\tstart\tend");
+    }
+    for r in &found {
+        let entry = vigil_vault::recordings::recording_json(r);
+        if args.json {
+            println!("{entry}");
+            continue;
+        }
+        let text = |key: &str| entry[key].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.session_id,
+            r.sequence,
+            r.agent,
+            text("team"),
+            text("call_id"),
+            r.masked,
+            r.policy_version,
+            text("start"),
+            text("end")
+        );
+    }
+    Ok(())
+}
