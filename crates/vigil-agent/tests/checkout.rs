@@ -215,10 +215,6 @@ fn shows_confirmation(png: &Path) -> bool {
         .filter(|p| p[0] < 60 && p[1] > 200 && p[2] > 200)
         .count();
     eprintln!("cyan pixels: {cyan}");
-    let _ = std::fs::copy(
-        png,
-        format!("/tmp/dbg-{}", png.file_name().unwrap().to_string_lossy()),
-    );
     cyan > 15_000
 }
 
