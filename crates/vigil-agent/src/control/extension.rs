@@ -157,6 +157,16 @@ impl ExtensionLink {
     ) -> Vec<TriggerEvent> {
         let source = TriggerSource::Extension;
         let mut events = Vec::new();
+        if tracing::enabled!(tracing::Level::TRACE) {
+            // The kind and stamp only: a message's fields may describe a card field.
+            let kind = serde_json::to_value(message).ok().and_then(|v| {
+                Some((
+                    v.get("type")?.as_str()?.to_owned(),
+                    v.get("at_wall_ms").cloned(),
+                ))
+            });
+            tracing::trace!(?kind, "extension message");
+        }
         if matches!(message, ExtensionMessage::Bye) {
             self.last_seen_ns = None;
             self.attached = false;

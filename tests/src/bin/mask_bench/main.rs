@@ -195,7 +195,12 @@ fn agent_log() -> Result<Stdio> {
 }
 
 fn agent_log_level() -> Option<(&'static str, &'static str)> {
-    std::env::var_os("VIGIL_BENCH_AGENT_LOG").map(|_| ("VIGIL_LOG", "info,vigil_agent=debug"))
+    std::env::var_os("VIGIL_BENCH_AGENT_LOG").map(|_| {
+        (
+            "VIGIL_LOG",
+            "info,vigil_agent=debug,vigil_agent::control::extension=trace",
+        )
+    })
 }
 
 /// Copies the pictures read by OCR (with their texts) and the manifests to `dir`.
