@@ -59,8 +59,20 @@ pub fn run(data: &std::path::Path, args: RecordingsArgs) -> anyhow::Result<()> {
         limit: usize::from(args.limit),
     };
     let found = vigil_vault::recordings::search_as(admin.store(), &cli_actor(), &filter)?;
+    // The table's columns are the API's fields, in this order.
+    const COLUMNS: [&str; 9] = [
+        "session",
+        "sequence",
+        "agent",
+        "team",
+        "call_id",
+        "masked",
+        "policy_version",
+        "start",
+        "end",
+    ];
     if !args.json {
-        println!("session\tsequence\tagent\tteam\tcall\tmasked\tpolicy\tstart\tend");
+        println!("{}", COLUMNS.join("\t"));
     }
     for r in &found {
         let entry = vigil_vault::recordings::recording_json(r);
@@ -68,19 +80,12 @@ pub fn run(data: &std::path::Path, args: RecordingsArgs) -> anyhow::Result<()> {
             println!("{entry}");
             continue;
         }
-        let text = |key: &str| entry[key].as_str().unwrap_or("-").to_owned();
-        println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            r.session_id,
-            r.sequence,
-            r.agent,
-            text("team"),
-            text("call_id"),
-            r.masked,
-            r.policy_version,
-            text("start"),
-            text("end")
-        );
+        let cell = |key: &str| match &entry[key] {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Null => "-".into(),
+            other => other.to_string(),
+        };
+        println!("{}", COLUMNS.map(cell).join("\t"));
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! Recordings for people: search, play and download (brief §6, issue 5).
 //!
 //! Ingest writes a search entry per segment (`index_segment`: recorded user, device team, call
-//! id, masked or not, start and end, the policy version it was recorded under). Playing or downloading asks for a short-lived link
-//! (60 s, bound to the account, the segment, the media kind and inline-or-attachment), audited
+//! id, masked or not, start and end, the policy version it was recorded under). Playing or
+//! downloading asks for a short-lived link (60 s, bound to the account, the segment, the media
+//! kind and inline-or-attachment), audited
 //! with the stated reason *before* the link exists; fetching the link decrypts the sealed blob
 //! with the recording identity in memory and streams it chunk by chunk as age authenticates
 //! them. Nothing decrypted touches the disk.

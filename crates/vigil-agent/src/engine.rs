@@ -19,7 +19,7 @@ use vigil_spool::{Spool, SpoolError};
 use crate::control::{ControlEndpoint, ControlRequest, ControlServer, ServeError};
 use crate::delivery::{check_quota, open_identity, wait_under_quota, Identity};
 use crate::enrollment::{EnrollError, Enrollment};
-use crate::live_policy::{apply_to_options, screen_template, LiveSession, PolicyVersions};
+use crate::live_policy::{apply_to_options, screen_template, LiveSession};
 use crate::masking::{FocusWatchdog, Masking, PausePolicy};
 use crate::policy_sync::{load_last_good, PolicySync, PolicyTrust};
 use crate::sealing::{seal_segment, SessionInfo};
@@ -343,7 +343,6 @@ pub fn record(
         feed(&mut segmenter, &mut masking, capture);
     }
     let policy_version = last_good.as_ref().map_or(0, |p| p.statement.version);
-    let mut versions = PolicyVersions::new(policy_version);
     let mut live = LiveSession::new(
         policy_version,
         last_good.map(|p| p.statement.policy),
@@ -455,12 +454,9 @@ pub fn record(
             recv(policies) -> update => match update {
                 Ok(update) => {
                     let version = update.statement.version;
-                    match live.apply(version, update.statement.policy, &mut segmenter, &mut masking) {
-                        Ok(from_ns) => versions.applied(from_ns, version),
-                        Err(e) => {
-                            failure = Some(e.into());
-                            break clock.now_ns();
-                        }
+                    if let Err(e) = live.apply(version, update.statement.policy, &mut segmenter, &mut masking) {
+                        failure = Some(e.into());
+                        break clock.now_ns();
                     }
                     if let Some(r) = &report {
                         set_report(r, |a| a.policy_version = version);
@@ -533,7 +529,7 @@ pub fn record(
         match segmenter.tick_with(now, &mut between) {
             Ok(done) => {
                 let mut sealing = done.into_iter().map(|s| {
-                    let version = versions.for_segment(s.start_ns, s.end_ns);
+                    let version = live.version_for(s.start_ns, s.end_ns);
                     (s, version)
                 });
                 if sealing.any(|s| seal_tx.send(s).is_err()) {
@@ -547,7 +543,7 @@ pub fn record(
         }
     };
     drop(sources);
-    drop(live);
+    let mut versions = live.into_versions();
     for capture in rx.try_iter() {
         feed(&mut segmenter, &mut masking, capture);
     }

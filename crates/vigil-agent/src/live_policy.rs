@@ -76,8 +76,8 @@ pub(crate) fn screen_template(options: &RecordOptions) -> ScreenConfig {
 
 /// The parts of a session a policy can change while it runs.
 pub(crate) struct LiveSession {
-    /// The policy version in force (0: local configuration).
-    pub(crate) version: u64,
+    /// Which policy version governed which part of the session (the last: the one in force).
+    versions: PolicyVersions,
     policy: Option<Policy>,
     template: ScreenConfig,
     screen: Option<SourceHandle>,
@@ -97,7 +97,7 @@ impl LiveSession {
         clock: Clock,
     ) -> Self {
         Self {
-            version,
+            versions: PolicyVersions::new(version),
             policy,
             template,
             screen,
@@ -105,6 +105,22 @@ impl LiveSession {
             clock,
             voice_off: None,
         }
+    }
+
+    /// The policy version in force (0: local configuration).
+    fn version(&self) -> u64 {
+        self.versions.current()
+    }
+
+    /// The policy version a segment just closed was recorded under (see [`PolicyVersions`]).
+    pub(crate) fn version_for(&mut self, start_ns: u64, end_ns: u64) -> u64 {
+        self.versions.for_segment(start_ns, end_ns)
+    }
+
+    /// Ends the live part of the session (its screen source stops); what is left is which
+    /// version governed when, for the segments still to close.
+    pub(crate) fn into_versions(self) -> PolicyVersions {
+        self.versions
     }
 
     /// Whether screen capture runs.
@@ -124,7 +140,7 @@ impl LiveSession {
                 end_ns: u64::MAX,
                 screen: ScreenMask::None,
                 audio: true,
-                reason: format!("voice recording off by policy v{}", self.version),
+                reason: format!("voice recording off by policy v{}", self.version()),
                 rule_id: None,
                 trigger: "policy".into(),
                 decided_ns: Some(at_ns),
@@ -132,16 +148,16 @@ impl LiveSession {
         }
     }
 
-    /// Applies a new policy now; returns when (the session clock), from which it governs.
+    /// Applies a new policy now.
     pub(crate) fn apply(
         &mut self,
         version: u64,
         policy: Policy,
         segmenter: &mut Segmenter,
         masking: &mut Masking,
-    ) -> Result<u64, CaptureError> {
+    ) -> Result<(), CaptureError> {
         let now = self.clock.now_ns();
-        self.version = version;
+        self.versions.applied(now, version);
         let fps_changed = self.template.fps != policy.fps;
         self.template.fps = policy.fps;
         masking.set_frame_interval(crate::engine::frame_interval_ns(policy.fps));
@@ -226,7 +242,7 @@ impl LiveSession {
             }
         }
         self.policy = Some(policy);
-        Ok(now)
+        Ok(())
     }
 }
 
@@ -241,15 +257,20 @@ pub(crate) struct PolicyVersions {
 
 impl PolicyVersions {
     /// The version in force when the session starts (0: local configuration).
-    pub(crate) fn new(version: u64) -> Self {
+    fn new(version: u64) -> Self {
         Self {
             changes: vec![(0, version)],
         }
     }
 
     /// `version` governs from `at_ns` on.
-    pub(crate) fn applied(&mut self, at_ns: u64, version: u64) {
+    fn applied(&mut self, at_ns: u64, version: u64) {
         self.changes.push((at_ns, version));
+    }
+
+    /// The version in force now.
+    fn current(&self) -> u64 {
+        self.changes.last().map_or(0, |(_, version)| *version)
     }
 
     /// The version for a segment ending at `end_ns` (exclusive). Segments come in order: what

@@ -45,33 +45,7 @@ impl FieldPoller {
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-field-poll".into())
-            .spawn(move || {
-                let mut documents = Documents::default();
-                let mut last: HashMap<String, FieldPresence> = HashMap::new();
-                while !flag.load(Ordering::SeqCst) {
-                    let keys = watched.keys();
-                    documents.keep_only(&keys);
-                    last.retain(|key, _| keys.contains(key));
-                    for key in keys {
-                        let at_ns = clock.now_ns();
-                        let presence = future::block_on(sample(&conn, &key, &mut documents));
-                        if last.insert(key.clone(), presence) != Some(presence) {
-                            tracing::debug!(%key, ?presence, "watched field changed");
-                        }
-                        let event = TriggerEvent::FieldState {
-                            at_ns,
-                            source: TriggerSource::Accessibility,
-                            key,
-                            presence,
-                            field: None,
-                        };
-                        if tx.send(event).is_err() {
-                            return;
-                        }
-                    }
-                    std::thread::sleep(FIELD_POLL);
-                }
-            })
+            .spawn(move || poll(&conn, clock, &tx, &watched, &flag))
             .map_err(|e| tracing::warn!(error = %e, "cannot start the field poller"))
             .ok()?;
         Some(Self {
@@ -90,29 +64,47 @@ impl Drop for FieldPoller {
     }
 }
 
-/// Each watched field's enclosing documents, innermost first, once they have been found.
+/// What the poller remembers of a watched field between samples.
 #[derive(Default)]
-struct Documents(HashMap<String, Vec<ObjectAddress>>);
+struct Memo {
+    /// Its enclosing documents, innermost first, once found (a failed walk is tried again).
+    documents: Option<Vec<ObjectAddress>>,
+    /// Its last presence (changes are logged).
+    last: Option<FieldPresence>,
+}
 
-impl Documents {
-    fn keep_only(&mut self, keys: &[String]) {
-        self.0.retain(|key, _| keys.contains(key));
-    }
-
-    /// The field's documents: looked up on first use; a failed walk is tried again next time.
-    async fn of(
-        &mut self,
-        conn: &zbus::Connection,
-        key: &str,
-        name: &str,
-        path: &str,
-    ) -> &[ObjectAddress] {
-        if !self.0.contains_key(key) {
-            if let Some(found) = enclosing_documents(conn, name, path).await {
-                self.0.insert(key.to_string(), found);
+/// The poller's loop: every watched field sampled, then a pause, until `stop` is set or the
+/// engine hangs up.
+fn poll(
+    conn: &zbus::Connection,
+    clock: Clock,
+    tx: &Sender<TriggerEvent>,
+    watched: &WatchedFields,
+    stop: &AtomicBool,
+) {
+    let mut memos: HashMap<String, Memo> = HashMap::new();
+    while !stop.load(Ordering::SeqCst) {
+        let keys = watched.keys();
+        memos.retain(|key, _| keys.contains(key));
+        for key in keys {
+            let at_ns = clock.now_ns();
+            let memo = memos.entry(key.clone()).or_default();
+            let presence = future::block_on(sample(conn, &key, &mut memo.documents));
+            if memo.last.replace(presence) != Some(presence) {
+                tracing::debug!(%key, ?presence, "watched field changed");
+            }
+            let event = TriggerEvent::FieldState {
+                at_ns,
+                source: TriggerSource::Accessibility,
+                key,
+                presence,
+                field: None,
+            };
+            if tx.send(event).is_err() {
+                return;
             }
         }
-        self.0.get(key).map(Vec::as_slice).unwrap_or_default()
+        std::thread::sleep(FIELD_POLL);
     }
 }
 
@@ -121,7 +113,11 @@ impl Documents {
 /// application gives "shown, position unknown" (the whole screen stays masked). A field whose
 /// page was left for another (a detached document) is hidden: it still holds its value and
 /// comes back with the page.
-async fn sample(conn: &zbus::Connection, key: &str, documents: &mut Documents) -> FieldPresence {
+async fn sample(
+    conn: &zbus::Connection,
+    key: &str,
+    documents: &mut Option<Vec<ObjectAddress>>,
+) -> FieldPresence {
     let unknown = FieldPresence::Shown { rect: None };
     let Some((name, path)) = key.find('/').map(|at| key.split_at(at)) else {
         return FieldPresence::Gone;
@@ -139,7 +135,10 @@ async fn sample(conn: &zbus::Connection, key: &str, documents: &mut Documents) -
     if states.contains(State::Defunct) {
         return FieldPresence::Gone;
     }
-    let documents = documents.of(conn, key, name, path).await;
+    if documents.is_none() {
+        *documents = enclosing_documents(conn, name, path).await;
+    }
+    let documents = documents.as_deref().unwrap_or_default();
     let count = async {
         let text = proxy_at::<TextProxy>(conn, name, path).await.ok()?;
         text.character_count().await.ok()
