@@ -176,36 +176,81 @@ def inline_module_at(code, offset):
     return tuple(name for name, _ in stack)
 
 
+def absolute(here, anchor, segments):
+    """The absolute module path of a path written in module `here`."""
+    if anchor == "crate":
+        base = ()
+    elif anchor == "self":
+        base = here
+    else:
+        base = here[:-1]
+        while segments and segments[0] == "super":
+            segments = segments[1:]
+            base = base[:-1]
+    return base + tuple(s for s in segments if s not in ("self", "*"))
+
+
+def use_declarations(code, module, files):
+    """name -> absolute path of each item a module's `use` declarations bring into it."""
+    names = {}
+    for m in re.finditer(r"\buse\s+([^;]+);", code):
+        text = "{" + m.group(1) + "}"
+        group, _ = expand_group(text, 0)
+        for segments in group:
+            segments = [s.strip() for s in segments if s.strip()]
+            if not segments:
+                continue
+            last = segments[-1]
+            alias = last.split(" as ")[-1].strip()
+            segments[-1] = last.split(" as ")[0].strip()
+            head = segments[0]
+            if head in ("crate", "self", "super"):
+                anchor, rest = head, segments[1:] if head != "super" else segments
+            elif module + (head,) in files:
+                anchor, rest = "self", segments
+            else:
+                continue  # another crate
+            if alias in ("*", "self"):
+                continue
+            names[alias] = absolute(module, anchor, rest)
+    return names
+
+
 def edges_of(files):
-    """Edges file -> file inside one crate."""
-    by_module = files
-    edges = {}
+    """Edges file -> file inside one crate; paths through a re-export go to the item's module."""
+    codes = {}
     for module, path in files.items():
         with open(path, encoding="utf-8") as f:
-            code = strip_comments_and_strings(f.read())
+            codes[module] = strip_comments_and_strings(f.read())
+    imports = {module: use_declarations(code, module, files) for module, code in codes.items()}
+
+    def file_of(full, depth=0):
+        for k in range(len(full), -1, -1):
+            if full[:k] in files:
+                module = full[:k]
+                rest = full[k:]
+                if rest and rest[0] in imports[module] and depth < 8:
+                    target = imports[module][rest[0]]
+                    if target != full:
+                        return file_of(target + rest[1:], depth + 1)
+                return files[module]
+        return None
+
+    edges = {}
+    for module, path in files.items():
+        code = codes[module]
+        found = list(referenced_paths(code))
+        # Paths that start at a child module (`use child::Item;`, `child::f()`) name it directly.
+        children = {n[-1] for n in files if len(n) == len(module) + 1 and n[:len(module)] == module}
+        for m in re.finditer(r"(?<![\w:])(\w+)\s*::\s*(\w+)", code):
+            if m.group(1) in children:
+                found.append((m.start(), "self", [m.group(1), m.group(2)]))
         targets = set()
-        for offset, anchor, segments in referenced_paths(code):
-            inline = inline_module_at(code, offset)
-            here = module + inline
-            if anchor == "crate":
-                base = ()
-            elif anchor == "self":
-                base = here
-            else:
-                base = here
-                while segments and segments[0] == "super":
-                    segments = segments[1:]
-                    base = base[:-1]
-                base = base[:-1]
-            full = base + tuple(s for s in segments if s not in ("self", "*"))
-            # The deepest module of the path that is a file of this crate.
-            target = None
-            for k in range(len(full), -1, -1):
-                if full[:k] in by_module:
-                    target = full[:k]
-                    break
-            if target is not None and by_module[target] != path:
-                targets.add(by_module[target])
+        for offset, anchor, segments in found:
+            here = module + inline_module_at(code, offset)
+            target = file_of(absolute(here, anchor, list(segments)))
+            if target is not None and target != path:
+                targets.add(target)
         edges[path] = targets
     return edges
 

@@ -11,17 +11,25 @@ export CARGO_TERM_COLOR=never
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== module cycles"
+python3 scripts/check-module-cycles.py
+
 echo "== cargo clippy (linux, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo clippy -p vigil-agent --features wayland"
 cargo clippy -p vigil-agent --features wayland --all-targets --locked -- -D warnings
 
-# The crates that hold platform backends must compile for Windows and macOS.
+# The crates that hold platform backends must compile for Windows and macOS, their unit tests
+# included (nothing can run them here).
 for target in x86_64-pc-windows-gnu aarch64-apple-darwin; do
-  echo "== cargo clippy -p vigil-capture -p vigil-mask --target $target"
-  cargo clippy -p vigil-capture -p vigil-mask --target "$target" --locked -- -D warnings
+  echo "== cargo clippy -p vigil-capture -p vigil-mask --target $target --all-targets"
+  cargo clippy -p vigil-capture -p vigil-mask --target "$target" --all-targets --locked -- -D warnings
 done
+
+# The Wayland backend's unit tests (the suite below builds the default, X11-only, features).
+echo "== cargo test -p vigil-capture --features wayland --lib"
+cargo test -p vigil-capture --features wayland --lib --locked
 
 echo "== cargo test --workspace (built once; binaries run in two lanes)"
 artifacts=$(mktemp)
