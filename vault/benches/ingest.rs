@@ -39,7 +39,7 @@ use uuid::Uuid;
 use vigil_proto::frame::{SegmentBody, CONTENT_TYPE};
 use vigil_proto::MediaKind;
 use vigil_seal::{DeviceKey, Recipients, Sealer};
-use vigil_vault::enroll::EnrollResponse;
+use vigil_vault_core::enroll::EnrollResponse;
 
 const SCREEN_BYTES: usize = 140 * 1024;
 const VOICE_BYTES: usize = 10 * 1024;

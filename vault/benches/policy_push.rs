@@ -31,7 +31,7 @@ use ed25519_dalek::VerifyingKey;
 use vigil_proto::api::{PolicyPoll, SignedPolicyPoll, POLICY_POLL_KIND};
 use vigil_proto::policy::SignedPolicy;
 use vigil_seal::DeviceKey;
-use vigil_vault::enroll::EnrollResponse;
+use vigil_vault_core::enroll::EnrollResponse;
 
 struct Options {
     agents: usize,
@@ -194,7 +194,7 @@ fn main() {
     let ca = std::fs::read(data.join("tls/ca.pem")).unwrap();
 
     // Enrollment tokens from the library (a thousand CLI runs would only measure process starts).
-    let admin = vigil_vault::admin::Admin::open(&data).expect("data folder");
+    let admin = vigil_vault_core::admin::Admin::open(&data).expect("data folder");
     let tokens: Vec<String> = (0..o.agents)
         .map(|_| {
             admin

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use vigil_vault_core::when::When;
 
 /// The Vigil vault: stores sealed recordings, enrolls devices, verifies every segment.
 #[derive(Debug, Parser)]
@@ -57,8 +58,8 @@ pub struct StorageArgs {
 
 impl StorageArgs {
     /// The `[storage]` section these flags describe.
-    pub fn config(self) -> vigil_vault::storage::StorageConfig {
-        use vigil_vault::storage::{BlobBackend, MetadataBackend, StorageConfig};
+    pub fn config(self) -> vigil_vault_store::storage::StorageConfig {
+        use vigil_vault_store::storage::{BlobBackend, MetadataBackend, StorageConfig};
         StorageConfig {
             metadata: if self.metadata == "postgres" {
                 MetadataBackend::Postgres
@@ -108,7 +109,7 @@ pub enum Command {
         #[arg(long, default_value = "0.0.0.0:8443")]
         listen: SocketAddr,
         /// Largest accepted segment upload, in bytes.
-        #[arg(long, default_value_t = vigil_vault::server::DEFAULT_MAX_BODY_BYTES)]
+        #[arg(long, default_value_t = vigil_vault_http::server::DEFAULT_MAX_BODY_BYTES)]
         max_body_bytes: usize,
     },
     /// Enrollment tokens.
@@ -193,12 +194,12 @@ pub enum Command {
         /// Only this device.
         #[arg(long, value_name = "ID")]
         device: Option<uuid::Uuid>,
-        /// Only segments recorded at or after this time (RFC 3339).
-        #[arg(long, value_name = "RFC3339", value_parser = vigil_vault::export::parse_time)]
-        from: Option<time::OffsetDateTime>,
-        /// Only segments recorded before this time (RFC 3339).
-        #[arg(long, value_name = "RFC3339", value_parser = vigil_vault::export::parse_time)]
-        to: Option<time::OffsetDateTime>,
+        /// Only segments recorded at or after this time (RFC 3339 or Unix seconds).
+        #[arg(long, value_name = "TIME")]
+        from: Option<When>,
+        /// Only segments recorded before this time (RFC 3339 or Unix seconds).
+        #[arg(long, value_name = "TIME")]
+        to: Option<When>,
         /// Why the recordings leave the vault (kept in the audit log and the index; without
         /// it the log says that no reason was stated).
         #[arg(long, value_name = "TEXT", default_value = NO_REASON)]
@@ -240,12 +241,12 @@ pub enum Command {
         /// Segments of this device (agent).
         #[arg(long, value_name = "ID")]
         device: Option<uuid::Uuid>,
-        /// Range start (RFC 3339).
-        #[arg(long, value_name = "RFC3339", value_parser = vigil_vault::export::parse_time)]
-        from: time::OffsetDateTime,
-        /// Range end, exclusive (RFC 3339).
-        #[arg(long, value_name = "RFC3339", value_parser = vigil_vault::export::parse_time)]
-        to: time::OffsetDateTime,
+        /// Range start (RFC 3339 or Unix seconds).
+        #[arg(long, value_name = "TIME")]
+        from: When,
+        /// Range end, exclusive (RFC 3339 or Unix seconds).
+        #[arg(long, value_name = "TIME")]
+        to: When,
         /// The case the redaction serves.
         #[arg(long, value_name = "NAME")]
         case: String,
@@ -280,12 +281,12 @@ pub enum HoldCommand {
         /// A device (agent) to hold (repeatable).
         #[arg(long = "device", value_name = "ID")]
         devices: Vec<uuid::Uuid>,
-        /// Range start (RFC 3339).
-        #[arg(long, value_name = "RFC3339", requires = "to", value_parser = vigil_vault::export::parse_time)]
-        from: Option<time::OffsetDateTime>,
-        /// Range end, exclusive (RFC 3339).
-        #[arg(long, value_name = "RFC3339", requires = "from", value_parser = vigil_vault::export::parse_time)]
-        to: Option<time::OffsetDateTime>,
+        /// Range start (RFC 3339 or Unix seconds).
+        #[arg(long, value_name = "TIME", requires = "to")]
+        from: Option<When>,
+        /// Range end, exclusive (RFC 3339 or Unix seconds).
+        #[arg(long, value_name = "TIME", requires = "from")]
+        to: Option<When>,
         /// Why (kept in the hold and the audit log).
         #[arg(long, value_name = "TEXT")]
         reason: String,
@@ -354,7 +355,7 @@ pub enum TokenCommand {
         #[arg(long)]
         team: Option<String>,
         /// Lifetime: 90s, 30m, 24h, 7d.
-        #[arg(long, default_value = "24h", value_parser = vigil_vault::admin::parse_duration)]
+        #[arg(long, default_value = "24h", value_parser = vigil_vault_core::when::parse_duration)]
         expires: time::Duration,
         /// Why the token is made (kept in the audit log).
         #[arg(long, value_name = "TEXT")]
@@ -397,9 +398,9 @@ pub enum AuditCommand {
 }
 
 /// A role name (agent, supervisor, qa_analyst, compliance, admin).
-fn parse_role(text: &str) -> Result<vigil_vault::access::Role, String> {
+fn parse_role(text: &str) -> Result<vigil_vault_core::access::Role, String> {
     text.parse()
-        .map_err(|e: vigil_vault::access::UnknownRole| e.to_string())
+        .map_err(|e: vigil_vault_core::access::UnknownRole| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -413,7 +414,7 @@ pub enum UserCommand {
         name: String,
         /// Role: agent, supervisor, qa_analyst, compliance, admin.
         #[arg(long, value_parser = parse_role)]
-        role: vigil_vault::access::Role,
+        role: vigil_vault_core::access::Role,
         /// A team the account is limited to (supervisors; repeatable).
         #[arg(long = "team", value_name = "TEAM")]
         teams: Vec<String>,
@@ -434,7 +435,7 @@ pub enum UserCommand {
         name: String,
         /// The new role.
         #[arg(value_parser = parse_role)]
-        role: vigil_vault::access::Role,
+        role: vigil_vault_core::access::Role,
     },
     /// Replace an account's teams (none: no team).
     SetTeams {

@@ -9,9 +9,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use uuid::Uuid;
 use vigil_proto::policy::PolicyLayer;
-use vigil_vault::admin::Admin;
-use vigil_vault::audit::cli_actor;
-use vigil_vault::policy::{diff, parse_document, set_layer, PolicySnapshot, Scope};
+use vigil_vault_core::admin::Admin;
+use vigil_vault_core::audit::cli_actor;
+use vigil_vault_core::policy::{diff, parse_document, set_layer, PolicySnapshot, Scope};
 
 /// Which layer (exactly one).
 #[derive(Debug, Args)]
@@ -169,7 +169,7 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
                 &scope,
                 &document,
                 &cli_actor(),
-                vigil_vault::audit::stated_reason(reason.as_deref()).as_deref(),
+                vigil_vault_core::audit::stated_reason(reason.as_deref()).as_deref(),
             )?;
             println!(
                 "policy {scope} set: version {} ({} device(s) affected)",

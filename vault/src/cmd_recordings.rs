@@ -3,9 +3,10 @@
 //! Audited as `recording.search` by the CLI's actor, as the API's searches are.
 
 use clap::Args;
-use vigil_vault::admin::Admin;
-use vigil_vault::audit::cli_actor;
-use vigil_vault::store::RecordingFilter;
+use vigil_vault_core::admin::Admin;
+use vigil_vault_core::audit::cli_actor;
+use vigil_vault_core::when::When;
+use vigil_vault_store::metadata::RecordingFilter;
 
 /// The search's filters (every given one must hold).
 #[derive(Debug, Args)]
@@ -17,11 +18,11 @@ pub struct RecordingsArgs {
     #[arg(long)]
     team: Option<String>,
     /// Only segments ending at or after this time (RFC 3339 or Unix seconds).
-    #[arg(long, value_parser = when)]
-    from: Option<i64>,
+    #[arg(long, value_name = "TIME")]
+    from: Option<When>,
     /// Only segments starting before this time (RFC 3339 or Unix seconds).
-    #[arg(long, value_parser = when)]
-    to: Option<i64>,
+    #[arg(long, value_name = "TIME")]
+    to: Option<When>,
     /// Only this call.
     #[arg(long)]
     call_id: Option<String>,
@@ -39,11 +40,6 @@ pub struct RecordingsArgs {
     json: bool,
 }
 
-fn when(text: &str) -> Result<i64, String> {
-    vigil_vault::parse_when(text)
-        .ok_or_else(|| format!("{text:?} is neither Unix seconds nor RFC 3339"))
-}
-
 /// Runs the search on the deployment at `data` and prints what it found.
 pub fn run(data: &std::path::Path, args: RecordingsArgs) -> anyhow::Result<()> {
     let admin = Admin::open(data)?;
@@ -51,14 +47,14 @@ pub fn run(data: &std::path::Path, args: RecordingsArgs) -> anyhow::Result<()> {
         agent: args.agent,
         team: args.team,
         teams: None,
-        from: args.from,
-        to: args.to,
+        from: args.from.map(When::unix),
+        to: args.to.map(When::unix),
         call_id: args.call_id,
         masked: args.masked,
         policy_version: args.policy_version,
         limit: usize::from(args.limit),
     };
-    let found = vigil_vault::recordings::search_as(admin.store(), &cli_actor(), &filter)?;
+    let found = vigil_vault_core::search::search_as(admin.store(), &cli_actor(), &filter)?;
     // The table's columns are the API's fields, in this order.
     const COLUMNS: [&str; 9] = [
         "session",
@@ -75,7 +71,7 @@ pub fn run(data: &std::path::Path, args: RecordingsArgs) -> anyhow::Result<()> {
         println!("{}", COLUMNS.join("\t"));
     }
     for r in &found {
-        let entry = vigil_vault::recordings::recording_json(r);
+        let entry = vigil_vault_core::search::recording_json(r);
         if args.json {
             println!("{entry}");
             continue;

@@ -12,14 +12,15 @@ use std::sync::Arc;
 use age::secrecy::ExposeSecret;
 use anyhow::Context;
 use clap::Parser;
-use vigil_vault::admin::Admin;
-use vigil_vault::audit::cli_actor;
-use vigil_vault::export::Selection;
-use vigil_vault::identity::export_recording_identity;
-use vigil_vault::secrets::VaultKey;
-use vigil_vault::server::{ServeOptions, Server};
-use vigil_vault::verify_export::{verify_export, VerifyOptions};
-use vigil_vault::{init, InitOptions, Vault};
+use vigil_vault_core::admin::Admin;
+use vigil_vault_core::audit::cli_actor;
+use vigil_vault_core::export::Selection;
+use vigil_vault_core::identity::export_recording_identity;
+use vigil_vault_core::secrets::VaultKey;
+use vigil_vault_core::verify_export::{verify_export, VerifyOptions};
+use vigil_vault_core::when::When;
+use vigil_vault_core::{init, InitOptions, Vault};
+use vigil_vault_http::server::{ServeOptions, Server};
 
 use cli::{
     AuditCommand, Cli, Command, DeviceCommand, HoldCommand, KeysCommand, RetentionCommand,
@@ -87,7 +88,7 @@ fn main() -> anyhow::Result<()> {
                 let vault = Arc::new(vault);
                 let sweep_seconds = vault.config().retention.sweep_seconds;
                 let _sweeper = (sweep_seconds > 0).then(|| {
-                    vigil_vault::retention::spawn_sweeper(
+                    vigil_vault_core::retention::spawn_sweeper(
                         vault.clone(),
                         std::time::Duration::from_secs(sweep_seconds),
                     )
@@ -164,7 +165,7 @@ fn main() -> anyhow::Result<()> {
         Command::Agents { data, json } => {
             let admin = Admin::open(&data.data)?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let agents = vigil_vault::live::agents(admin.store(), now, None)?;
+            let agents = vigil_vault_core::live::agents(admin.store(), now, None)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&agents)?);
             } else {
@@ -216,7 +217,7 @@ fn main() -> anyhow::Result<()> {
                     let records = Admin::open(&data)?.audit_records()?;
                     println!("seq\tat\tactor\taction\ttarget\treason");
                     for record in &records {
-                        println!("{}", vigil_vault::audit::format_record(record));
+                        println!("{}", vigil_vault_core::audit::format_record(record));
                     }
                 }
             }
@@ -226,7 +227,7 @@ fn main() -> anyhow::Result<()> {
         Command::Reindex { data } => {
             let admin = Admin::open(&data.data)?;
             let blobs = admin.config().storage.open_blobs(admin.layout())?;
-            let report = vigil_vault::recordings::reindex(admin.store(), blobs.as_ref())?;
+            let report = vigil_vault_core::search::reindex(admin.store(), blobs.as_ref())?;
             println!(
                 "indexed {} segment(s); {} refused (manifest does not verify)",
                 report.indexed, report.refused
@@ -246,11 +247,11 @@ fn main() -> anyhow::Result<()> {
             let selection = Selection {
                 session,
                 device,
-                from,
-                to,
+                from: from.map(When::datetime),
+                to: to.map(When::datetime),
             };
             let report =
-                vigil_vault::export::export(&vault, &out, &selection, &cli_actor(), &reason)?;
+                vigil_vault_core::export::export(&vault, &out, &selection, &cli_actor(), &reason)?;
             println!(
                 "exported {} segment(s) of {} session(s), {} bytes, to {} (audit record {})",
                 report.segments,
@@ -275,7 +276,7 @@ fn main() -> anyhow::Result<()> {
             command: RetentionCommand::Sweep { data, key },
         } => {
             let vault = open_vault(&data.data, key.key_file.as_deref())?;
-            let r = vigil_vault::retention::sweep_as(
+            let r = vigil_vault_core::retention::sweep_as(
                 &vault,
                 time::OffsetDateTime::now_utc().unix_timestamp(),
                 &cli_actor(),
@@ -302,15 +303,15 @@ fn main() -> anyhow::Result<()> {
             reason,
         } => {
             let vault = open_vault(&data.data, key.key_file.as_deref())?;
-            let request = vigil_vault::redact::RedactRequest {
+            let request = vigil_vault_core::redact::RedactRequest {
                 session,
                 device,
-                from,
-                to,
+                from: from.datetime(),
+                to: to.datetime(),
                 case,
                 reason,
             };
-            let report = vigil_vault::redact::redact(&vault, &request, &cli_actor())?;
+            let report = vigil_vault_core::redact::redact(&vault, &request, &cli_actor())?;
             for s in &report.segments {
                 println!(
                     "redacted {} (session {} #{}) tombstone {}",
@@ -325,7 +326,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Tombstone { data, segment } => {
             let admin = Admin::open(&data.data)?;
-            let Some(t) = vigil_vault::redact::tombstone(admin.store(), segment)? else {
+            let Some(t) = vigil_vault_core::redact::tombstone(admin.store(), segment)? else {
                 anyhow::bail!("segment {segment} has no tombstone (not redacted)");
             };
             std::io::stdout().write_all(&t.tombstone)?;
@@ -342,7 +343,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn hold(command: HoldCommand) -> anyhow::Result<()> {
-    use vigil_vault::store::lifecycle::HoldScope;
+    use vigil_vault_store::metadata::lifecycle::HoldScope;
     match command {
         HoldCommand::Add {
             data,
@@ -354,10 +355,7 @@ fn hold(command: HoldCommand) -> anyhow::Result<()> {
             reason,
         } => {
             let admin = Admin::open(&data.data)?;
-            let (from, to) = (
-                from.map(time::OffsetDateTime::unix_timestamp),
-                to.map(time::OffsetDateTime::unix_timestamp),
-            );
+            let (from, to) = (from.map(When::unix), to.map(When::unix));
             let mut scopes: Vec<HoldScope> = sessions.into_iter().map(HoldScope::Session).collect();
             if devices.is_empty() {
                 if let (Some(from), Some(to)) = (from, to) {
@@ -369,26 +367,34 @@ fn hold(command: HoldCommand) -> anyhow::Result<()> {
                     .into_iter()
                     .map(|device| HoldScope::Device { device, from, to }),
             );
-            let hold =
-                vigil_vault::holds::add_hold(admin.store(), &case, scopes, &cli_actor(), &reason)?;
+            let hold = vigil_vault_core::holds::add_hold(
+                admin.store(),
+                &case,
+                scopes,
+                &cli_actor(),
+                &reason,
+            )?;
             println!("{}", hold.id);
-            eprintln!("hold placed: {}", vigil_vault::holds::format_hold(&hold));
+            eprintln!(
+                "hold placed: {}",
+                vigil_vault_core::holds::format_hold(&hold)
+            );
         }
         HoldCommand::List { data, all, scopes } => {
             let admin = Admin::open(&data.data)?;
             println!("id\tcase\tscopes\tcreated_by\tcreated_at\treason\tstatus");
-            for hold in vigil_vault::holds::list_holds(admin.store(), all)? {
-                println!("{}", vigil_vault::holds::format_hold(&hold));
+            for hold in vigil_vault_core::holds::list_holds(admin.store(), all)? {
+                println!("{}", vigil_vault_core::holds::format_hold(&hold));
                 if scopes {
                     for scope in &hold.scopes {
-                        println!("\t{}", vigil_vault::holds::format_scope(scope));
+                        println!("\t{}", vigil_vault_core::holds::format_scope(scope));
                     }
                 }
             }
         }
         HoldCommand::Release { data, id, reason } => {
             let admin = Admin::open(&data.data)?;
-            vigil_vault::holds::release_hold(admin.store(), id, &cli_actor(), &reason)?;
+            vigil_vault_core::holds::release_hold(admin.store(), id, &cli_actor(), &reason)?;
             println!("hold {id} released");
         }
     }

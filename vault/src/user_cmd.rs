@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use age::secrecy::{ExposeSecret, SecretString};
 use anyhow::Context;
-use vigil_vault::accounts::{self, NewAccount};
-use vigil_vault::admin::Admin;
-use vigil_vault::audit::{cli_actor, Anchor};
+use vigil_vault_core::accounts::{self, NewAccount};
+use vigil_vault_core::admin::Admin;
+use vigil_vault_core::audit::{cli_actor, Anchor};
 
 use crate::cli::{UserCommand, UserTokenCommand};
 
@@ -189,10 +189,10 @@ pub fn audit_verify(data: &Path, list: bool, anchor: Option<&Path>) -> anyhow::R
     if list {
         println!("seq\tat\tactor\taction\ttarget\treason");
         for record in &records {
-            println!("{}", vigil_vault::audit::format_record(record));
+            println!("{}", vigil_vault_core::audit::format_record(record));
         }
     }
-    let mut breaks = vigil_vault::audit::verify_chain(&records);
+    let mut breaks = vigil_vault_core::audit::verify_chain(&records);
     let anchored = match anchor {
         Some(path) if path.exists() => {
             let text = std::fs::read_to_string(path)

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use vigil_proto::frame::{SegmentBody, CONTENT_TYPE};
 use vigil_proto::{MediaKind, SignedManifest};
 use vigil_seal::{DeviceKey, Recipients, Sealer};
-use vigil_vault::admin::Admin;
-use vigil_vault::store::SegmentFilter;
+use vigil_vault_core::admin::Admin;
+use vigil_vault_store::metadata::SegmentFilter;
 
 const MAX_BODY: usize = 32 * 1024;
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use vigil_proto::frame::SegmentBody;
 use vigil_proto::{MediaKind, SignedManifest};
 use vigil_seal::{DeviceKey, Recipients, Sealer};
-use vigil_vault::enroll::EnrollResponse;
+use vigil_vault_core::enroll::EnrollResponse;
 
 struct Client {
     http: reqwest::Client,

@@ -17,8 +17,8 @@ use vigil_proto::frame::{SegmentBody, CONTENT_TYPE};
 use vigil_proto::receipt::SignedReceipt;
 use vigil_proto::{MediaKind, SignedManifest};
 use vigil_seal::{DeviceKey, ProblemKind, Recipients, Sealer};
-use vigil_vault::admin::Admin;
-use vigil_vault::enroll::EnrollResponse;
+use vigil_vault_core::admin::Admin;
+use vigil_vault_core::enroll::EnrollResponse;
 
 const MAX_BODY: usize = 64 * 1024;
 

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use vigil_proto::api::EnrollRequest;
 use vigil_proto::SignedManifest;
 use vigil_seal::{DeviceKey, Recipients, Sealer};
-use vigil_vault::secrets::VaultKey;
-use vigil_vault::Vault;
+use vigil_vault_core::secrets::VaultKey;
+use vigil_vault_core::Vault;
 
 /// A segment chained to `prev`, optionally the last of its session.
 fn segment(
@@ -91,7 +91,7 @@ fn export_verify_tampering_key_export_and_audit() {
     let vault_handle = Vault::open(&data, &VaultKey::new(VAULT_KEY).unwrap()).unwrap();
     let device = DeviceKey::generate();
     let key = device.signing_key().clone();
-    let enrolled = vigil_vault::enroll::enroll(
+    let enrolled = vigil_vault_core::enroll::enroll(
         &vault_handle,
         &EnrollRequest {
             token: token.trim().into(),
@@ -116,7 +116,7 @@ fn export_verify_tampering_key_export_and_audit() {
     let uploads = stored.iter().map(|s| (a, s)).chain([(b, &b1), (b, &b3)]);
     for (session, seg) in uploads {
         let seq = seg.manifest.manifest.sequence.to_string();
-        vigil_vault::ingest::ingest(&vault_handle, &session.to_string(), &seq, &seg.body())
+        vigil_vault_core::ingest::ingest(&vault_handle, &session.to_string(), &seq, &seg.body())
             .unwrap();
     }
     drop(vault_handle);

@@ -61,7 +61,7 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
                 .await
                 .unwrap();
             assert_eq!(resp.status(), StatusCode::OK);
-            resp.json::<vigil_vault::enroll::EnrollResponse>()
+            resp.json::<vigil_vault_core::enroll::EnrollResponse>()
                 .await
                 .unwrap()
         }

@@ -324,7 +324,7 @@ async fn holds_block_redaction_and_deletion_over_http() {
 /// today, so this runs the library the handler calls, on the served vault's data folder.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_stays_within_the_callers_teams() {
-    use vigil_vault::delete::{delete_session, DeleteError, DeleteRequest};
+    use vigil_vault_core::delete::{delete_session, DeleteError, DeleteRequest};
     let c = Console::start().await;
     let data = c.data.clone();
     let session = c.session;
@@ -335,8 +335,8 @@ async fn deletion_stays_within_the_callers_teams() {
         teams: Some(teams.iter().map(|t| (*t).to_owned()).collect()),
     };
     let (south, north) = tokio::task::spawn_blocking(move || {
-        let key = vigil_vault::secrets::VaultKey::new(support::VAULT_KEY).unwrap();
-        let vault = vigil_vault::Vault::open(&data, &key).unwrap();
+        let key = vigil_vault_core::secrets::VaultKey::new(support::VAULT_KEY).unwrap();
+        let vault = vigil_vault_core::Vault::open(&data, &key).unwrap();
         let south = delete_session(&vault, &request(&["south"]), "user:sam");
         let kept = (1..=2).all(|seq| {
             data.join("blobs")

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use vigil_proto::api::{PolicyPoll, SignedPolicyPoll, POLICY_POLL_KIND};
 use vigil_proto::policy::SignedPolicy;
 use vigil_seal::DeviceKey;
-use vigil_vault::enroll::EnrollResponse;
+use vigil_vault_core::enroll::EnrollResponse;
 
 fn poll_body(key: &DeviceKey, device: uuid::Uuid, after: u64, wait: u32, skew: i64) -> Vec<u8> {
     let poll = PolicyPoll {

@@ -23,8 +23,8 @@ use deployment::{export_and_verify, names, rfc3339, walk, Deployment, DAY};
 use ed25519_dalek::VerifyingKey;
 use time::OffsetDateTime;
 use vigil_proto::tombstone::SignedTombstone;
-use vigil_vault::retention::sweep;
-use vigil_vault::store::LifecycleStore;
+use vigil_vault_core::retention::sweep;
+use vigil_vault_store::metadata::LifecycleStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_holds_and_redaction() {
@@ -581,7 +581,7 @@ fn postgres_version_1_database_upgrades() {
     let backends = Backends::new(Meta::Postgres, Blobs::Local);
     let url = backends.pg_url().unwrap().to_owned();
     off_runtime(move || {
-        let v1 = include_str!("../src/store/schema_pg.sql")
+        let v1 = include_str!("../store/src/metadata/schema_pg.sql")
             .split("-- Version 2")
             .next()
             .unwrap();
@@ -598,7 +598,7 @@ fn postgres_version_1_database_upgrades() {
               '00000000-0000-0000-0000-000000000001', 'aa', false, 10, 11, '\\x01');",
         )
         .unwrap();
-        let store = vigil_vault::store::PostgresStore::open(&url, 1).unwrap();
+        let store = vigil_vault_store::metadata::PostgresStore::open(&url, 1).unwrap();
         let old = store.segments_without_terms(None, 10).unwrap();
         assert_eq!(old.len(), 1);
         assert!(store.holds(true).unwrap().is_empty());
@@ -609,6 +609,6 @@ fn postgres_version_1_database_upgrades() {
         assert_eq!(version, 2);
         drop(store);
         // Opening again changes nothing.
-        vigil_vault::store::PostgresStore::open(&url, 1).unwrap();
+        vigil_vault_store::metadata::PostgresStore::open(&url, 1).unwrap();
     });
 }

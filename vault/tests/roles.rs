@@ -1,5 +1,5 @@
 //! Every route of the API as every role (and as nobody), on the real server over TLS: the
-//! route table (`vigil_vault::access::ROUTES`) and the permission table (`Role::permissions`)
+//! route table (`vigil_vault_core::access::ROUTES`) and the permission table (`Role::permissions`)
 //! decide 401 / 403 / allowed, and the server must agree on every cell. A route served but
 //! missing from the table fails here (the OpenAPI description, which a unit test keeps equal to
 //! the router, must be covered by the table) and is refused by the server (fail closed).
@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use console::{Console, Login, ACCOUNTS, PASSWORD};
 use reqwest::{Method, StatusCode};
-use vigil_vault::access::{route_rule, Access, Role, RouteRule, ROUTES};
+use vigil_vault_core::access::{route_rule, Access, Role, RouteRule, ROUTES};
 
 /// The request for one route: a concrete path and a body that passes validation where it can.
 fn request(

@@ -22,10 +22,10 @@ use support::{next_segment, pinned_client};
 use uuid::Uuid;
 use vigil_proto::frame::CONTENT_TYPE;
 use vigil_seal::{DeviceKey, Recipients, Sealer};
-use vigil_vault::enroll::EnrollResponse;
-use vigil_vault::store::{
-    conformance, AccessStore, AuditDraft, MetadataStore, PostgresStore, RecordingFilter,
-    SegmentFilter,
+use vigil_vault_core::enroll::EnrollResponse;
+use vigil_vault_store::conformance;
+use vigil_vault_store::metadata::{
+    AccessStore, AuditDraft, MetadataStore, PostgresStore, RecordingFilter, SegmentFilter,
 };
 
 // ---- metadata conformance -------------------------------------------------------------------
@@ -72,7 +72,7 @@ fn postgres_database_of_an_older_schema_is_upgraded() {
     let server = PgServer::shared();
     let url = server.create_database();
     off_runtime(move || {
-        let schema = include_str!("../src/store/schema_pg.sql");
+        let schema = include_str!("../store/src/metadata/schema_pg.sql");
         let old = &schema[..schema
             .find("-- Access control and recordings search")
             .expect("marker in schema_pg.sql")];
@@ -123,9 +123,9 @@ fn postgres_audit_log_is_append_only_and_serialized() {
         for t in threads {
             t.join().unwrap();
         }
-        let records = vigil_vault::audit::records(store.as_ref()).unwrap();
+        let records = vigil_vault_core::audit::records(store.as_ref()).unwrap();
         assert_eq!(records.len(), 60);
-        assert!(vigil_vault::audit::verify_chain(&records).is_empty());
+        assert!(vigil_vault_core::audit::verify_chain(&records).is_empty());
         let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         for edit in [
             "UPDATE audit_log SET actor = 'x' WHERE seq = 1",
@@ -187,10 +187,10 @@ fn blob_suite(blobs: Blobs) {
     let backends = Backends::new(Meta::Sqlite, blobs);
     let dir = tempfile::tempdir().unwrap();
     let store = backends.blob_store(dir.path());
-    vigil_vault::blob_conformance::stage_commit_get(store.as_ref());
-    vigil_vault::blob_conformance::discard_leaves_nothing(store.as_ref());
-    vigil_vault::blob_conformance::bad_names_are_refused(store.as_ref());
-    vigil_vault::blob_conformance::delete_removes_one_file(store.as_ref());
+    vigil_vault_store::conformance::blobs::stage_commit_get(store.as_ref());
+    vigil_vault_store::conformance::blobs::discard_leaves_nothing(store.as_ref());
+    vigil_vault_store::conformance::blobs::bad_names_are_refused(store.as_ref());
+    vigil_vault_store::conformance::blobs::delete_removes_one_file(store.as_ref());
     // Nothing staged is left behind anywhere in the backend's storage.
     let leftovers: Vec<String> = backends
         .all_files(dir.path())

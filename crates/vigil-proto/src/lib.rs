@@ -9,6 +9,7 @@ mod envelope;
 pub mod frame;
 mod manifest;
 pub mod mask_rules;
+pub mod naming;
 pub mod policy;
 pub mod receipt;
 mod signed;

@@ -29,6 +29,9 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
+    /// Both kinds.
+    pub const ALL: [MediaKind; 2] = [MediaKind::Screen, MediaKind::Voice];
+
     /// The short name used in file names (`000001.screen.age`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -135,7 +135,7 @@ impl Spool {
 
     /// The file name of a manifest.
     pub fn manifest_name(sequence: u64) -> String {
-        format!("{sequence:06}.manifest.json")
+        vigil_proto::naming::manifest_file(sequence)
     }
 
     /// The spool's root.
@@ -155,7 +155,7 @@ impl Spool {
 
     /// The file name of a sealed blob.
     pub fn blob_name(sequence: u64, kind: MediaKind) -> String {
-        format!("{sequence:06}.{}.age", kind.as_str())
+        vigil_proto::naming::blob_file(sequence, kind)
     }
 
     /// Writes a segment: its sealed blobs, then its manifest, each atomically and durably.
@@ -216,7 +216,7 @@ impl Spool {
     /// Deletes an acknowledged segment's files (and its session folder once empty).
     pub fn delete_segment(&self, session: Uuid, sequence: u64) -> Result<(), SpoolError> {
         let dir = self.session_dir(session);
-        let prefix = format!("{sequence:06}.");
+        let prefix = vigil_proto::naming::segment_prefix(sequence);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

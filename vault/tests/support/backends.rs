@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
-use vigil_vault::blobs::{BlobStore, LocalBlobStore};
-use vigil_vault::s3_blobs::{S3BlobStore, S3Settings};
-use vigil_vault::store::{MetadataStore, PostgresStore, SqliteStore};
+use vigil_vault_store::blobs::{BlobStore, LocalBlobStore};
+use vigil_vault_store::metadata::{MetadataStore, PostgresStore, SqliteStore};
+use vigil_vault_store::s3_blobs::{S3BlobStore, S3Settings};
 
 const INSTALL_HINT: &str = "run scripts/install-deps.sh (apt postgresql; cargo install s3s-fs)";
 

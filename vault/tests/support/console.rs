@@ -109,7 +109,7 @@ impl Console {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        let enrolled: vigil_vault::enroll::EnrollResponse = resp.json().await.unwrap();
+        let enrolled: vigil_vault_core::enroll::EnrollResponse = resp.json().await.unwrap();
         let mut sealer = Sealer::new(Recipients::parse(&enrolled.recipients).unwrap(), key);
         let session = Uuid::new_v4();
         for seq in 1..=2u64 {

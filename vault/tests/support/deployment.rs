@@ -16,9 +16,9 @@ use uuid::Uuid;
 use vigil_proto::frame::CONTENT_TYPE;
 use vigil_proto::{SignedManifest, Timestamp};
 use vigil_seal::{DeviceKey, Recipients, Sealer};
-use vigil_vault::enroll::EnrollResponse;
-use vigil_vault::secrets::VaultKey;
-use vigil_vault::Vault;
+use vigil_vault_core::enroll::EnrollResponse;
+use vigil_vault_core::secrets::VaultKey;
+use vigil_vault_core::Vault;
 
 use crate::backends::Backends;
 use crate::support::{manifest, pinned_client, vault, Segment, VAULT_KEY};

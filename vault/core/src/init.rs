@@ -1,0 +1,264 @@
+//! `vigil-vault init`: creates an embedded deployment in a data folder.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use age::secrecy::SecretString;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ed25519_dalek::SigningKey;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+
+use crate::config::{VaultConfig, LAYOUT_FORMAT};
+use crate::secrets::{KeyBundleError, PrivateKeys, VaultKey};
+use uuid::Uuid;
+use vigil_vault_store::Layout;
+
+use vigil_vault_store::metadata::{StoreError, UserRecord};
+use vigil_vault_store::storage::{StorageConfig, StorageError};
+
+/// What `init` needs.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The data folder (created if missing; must not hold a deployment).
+    pub data: PathBuf,
+    /// Host names and IP addresses for the server certificate; empty means
+    /// `localhost`, `127.0.0.1` and `::1`.
+    pub hosts: Vec<String>,
+    /// Name of the first admin account.
+    pub admin: String,
+    /// The key that encrypts the private keys at rest.
+    pub key: VaultKey,
+    /// Storage backends (default: SQLite and the local blob folder).
+    pub storage: StorageConfig,
+}
+
+/// What `init` made; the admin password appears here once and is stored only as a hash.
+#[derive(Debug)]
+pub struct InitReport {
+    /// The data folder's layout.
+    pub layout: Layout,
+    /// The admin account's name.
+    pub admin: String,
+    /// Its one-time password.
+    pub admin_password: SecretString,
+    /// The recording recipient (`age1…`).
+    pub recording_recipient: String,
+    /// The policy-signing public key (base64).
+    pub policy_public_key: String,
+    /// The receipt-signing public key (base64).
+    pub receipt_public_key: String,
+    /// Host names in the server certificate.
+    pub hosts: Vec<String>,
+}
+
+/// Why `init` failed. A failed `init` may leave a partial folder: `vault.toml`, written last,
+/// is absent then, and nothing else will open it.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The folder already holds a deployment.
+    #[error("{0} already holds a vault deployment")]
+    AlreadyInitialized(PathBuf),
+    /// A host name is not valid in a certificate.
+    #[error("host name {0:?} is not a valid DNS name or IP address")]
+    BadHost(String),
+    /// Writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Certificate generation failed.
+    #[error("TLS certificate generation failed: {0}")]
+    Tls(#[from] rcgen::Error),
+    /// The private keys could not be encrypted.
+    #[error(transparent)]
+    Keys(#[from] KeyBundleError),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing the admin password failed.
+    #[error("password hashing failed: {0}")]
+    Password(String),
+    /// The configured storage backends are unusable or unreachable.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
+    move |source| InitError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(unix)]
+fn create_file(path: &Path, private: bool) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if private { 0o600 } else { 0o644 })
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn create_file(path: &Path, _private: bool) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), InitError> {
+    create_file(path, private)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .map_err(io_err(path))
+}
+
+struct Tls {
+    ca_pem: String,
+    ca_key_pem: String,
+    chain_pem: String,
+    server_key_pem: String,
+}
+
+fn make_tls(hosts: &[String]) -> Result<Tls, InitError> {
+    let now = crate::clock::now();
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "Vigil vault CA");
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "Vigil");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = now - time::Duration::hours(1);
+    ca.not_after = now + time::Duration::days(3650);
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let ca_key_pem = ca_key.serialize_pem();
+
+    for host in hosts {
+        CertificateParams::new(vec![host.clone()]).map_err(|_| InitError::BadHost(host.clone()))?;
+    }
+    let mut server = CertificateParams::new(hosts.to_vec())?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, hosts[0].as_str());
+    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    server.use_authority_key_identifier_extension = true;
+    server.not_before = now - time::Duration::hours(1);
+    server.not_after = now + time::Duration::days(825);
+    let server_key = KeyPair::generate()?;
+    let issuer = Issuer::new(ca, ca_key);
+    let server_cert = server.signed_by(&server_key, &issuer)?;
+    Ok(Tls {
+        ca_pem: ca_cert.pem(),
+        ca_key_pem,
+        chain_pem: format!("{}{}", server_cert.pem(), ca_cert.pem()),
+        server_key_pem: server_key.serialize_pem(),
+    })
+}
+
+/// Creates a deployment: keys, certificates, metadata, blob folder and the first admin.
+pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
+    let layout = Layout::new(&options.data);
+    if layout.config().exists() || layout.metadata().exists() {
+        return Err(InitError::AlreadyInitialized(options.data));
+    }
+    options.storage.validate()?;
+    let hosts = if options.hosts.is_empty() {
+        vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+    } else {
+        options.hosts.clone()
+    };
+    let tls = make_tls(&hosts)?;
+    for dir in [
+        layout.root().to_owned(),
+        layout.keys(),
+        layout.tls(),
+        layout.blobs(),
+        layout.staging(),
+    ] {
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    }
+
+    let keys = PrivateKeys {
+        recording: age::x25519::Identity::generate(),
+        policy: SigningKey::generate(&mut rand::rngs::OsRng),
+        receipt: SigningKey::generate(&mut rand::rngs::OsRng),
+        tls_ca_key: SecretString::from(tls.ca_key_pem),
+        tls_server_key: SecretString::from(tls.server_key_pem),
+    };
+    let recording_recipient = keys.recording.to_public().to_string();
+    let policy_public_key = B64.encode(keys.policy.verifying_key().as_bytes());
+    let receipt_public_key = B64.encode(keys.receipt.verifying_key().as_bytes());
+    write_file(&layout.private_keys(), &keys.seal(&options.key)?, true)?;
+    write_file(
+        &layout.recording_pub(),
+        format!("{recording_recipient}\n").as_bytes(),
+        false,
+    )?;
+    write_file(
+        &layout.policy_pub(),
+        format!("{policy_public_key}\n").as_bytes(),
+        false,
+    )?;
+    write_file(
+        &layout.receipt_pub(),
+        format!("{receipt_public_key}\n").as_bytes(),
+        false,
+    )?;
+    write_file(&layout.ca_cert(), tls.ca_pem.as_bytes(), false)?;
+    write_file(&layout.server_cert(), tls.chain_pem.as_bytes(), false)?;
+
+    // Both backends are reachable (a blob listing proves the bucket and credentials).
+    let store = options.storage.open_metadata(&layout)?;
+    options
+        .storage
+        .open_blobs(&layout)?
+        .list(Uuid::nil())
+        .map_err(StorageError::from)?;
+    let password = crate::credentials::random_secret(15);
+    store.create_user(&UserRecord {
+        name: options.admin.clone(),
+        role: "admin".into(),
+        password_hash: crate::credentials::hash_password(&password)
+            .map_err(|e| InitError::Password(e.to_string()))?,
+        must_change_password: true,
+    })?;
+    drop(store);
+
+    let config = VaultConfig {
+        format: LAYOUT_FORMAT,
+        hosts: hosts.clone(),
+        created_at: crate::clock::rfc3339(crate::clock::now()),
+        storage: options.storage.clone(),
+        retention: Default::default(),
+    };
+    let text = toml::to_string(&config).expect("the config always serializes");
+    write_file(&layout.config(), text.as_bytes(), false)?;
+    Ok(InitReport {
+        layout,
+        admin: options.admin,
+        admin_password: SecretString::from(password),
+        recording_recipient,
+        policy_public_key,
+        receipt_public_key,
+        hosts,
+    })
+}

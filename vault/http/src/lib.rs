@@ -1,0 +1,16 @@
+//! The vault's HTTPS API (brief §6): the axum router with its guard (who calls, what their role
+//! may do), the handlers grouped by resource, and the OpenAPI document. Every handler parses its
+//! request, calls into `vigil-vault-core` on a blocking thread and turns the outcome into an
+//! answer; no rule of the vault lives here.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod console;
+mod lifecycle_api;
+pub mod metrics;
+pub mod openapi;
+mod policy_api;
+mod recordings;
+pub mod server;
+
+pub use server::{router, ServeError, ServeOptions, Server, DEFAULT_MAX_BODY_BYTES};
