@@ -84,34 +84,9 @@ impl StorageArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a deployment: metadata, blob folder, keys, TLS CA and certificate, first admin.
-    Init {
-        #[command(flatten)]
-        data: Data,
-        #[command(flatten)]
-        key: Key,
-        /// Host name or IP address for the server certificate (repeatable;
-        /// default: localhost, 127.0.0.1, ::1).
-        #[arg(long = "host", value_name = "NAME")]
-        hosts: Vec<String>,
-        /// Name of the first admin account.
-        #[arg(long, default_value = "admin")]
-        admin: String,
-        #[command(flatten)]
-        storage: StorageArgs,
-    },
+    Init(InitArgs),
     /// Serve the HTTPS API.
-    Serve {
-        #[command(flatten)]
-        data: Data,
-        #[command(flatten)]
-        key: Key,
-        /// Address to listen on (port 0: any free port; the bound address is printed).
-        #[arg(long, default_value = "0.0.0.0:8443")]
-        listen: SocketAddr,
-        /// Largest accepted segment upload, in bytes.
-        #[arg(long, default_value_t = vigil_vault_http::server::DEFAULT_MAX_BODY_BYTES)]
-        max_body_bytes: usize,
-    },
+    Serve(ServeArgs),
     /// Enrollment tokens.
     Token {
         #[command(subcommand)]
@@ -123,30 +98,18 @@ pub enum Command {
         command: DeviceCommand,
     },
     /// Missing sequence numbers per session.
-    Gaps {
-        #[command(flatten)]
-        data: Data,
-        /// Only this session.
-        #[arg(long, value_name = "ID")]
-        session: Option<uuid::Uuid>,
-    },
+    Gaps(GapsArgs),
     /// The vault's keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
     /// Agents' live state: recording, screen, masked, paused, backlog, policy and agent versions.
-    Agents {
-        #[command(flatten)]
-        data: Data,
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Agents(AgentsArgs),
     /// Recording policy: get, set, diff, history (organization, team and device layers).
     Policy {
         #[command(subcommand)]
-        command: crate::cmd_policy::PolicyCommand,
+        command: crate::commands::policy::PolicyCommand,
     },
     /// List the audit log (who did what, when, why); `audit verify` re-checks its hash chain.
     Audit {
@@ -161,18 +124,10 @@ pub enum Command {
     },
     /// Search the recordings (as the console's search does; audited): by agent, team, time,
     /// call, masked, and the policy version they were recorded under.
-    Recordings {
-        #[command(flatten)]
-        data: Data,
-        #[command(flatten)]
-        filter: crate::cmd_recordings::RecordingsArgs,
-    },
+    Recordings(RecordingsArgs),
     /// Give stored segments without a search entry one, from their stored manifests (after
     /// upgrading a deployment that stored segments before search existed).
-    Reindex {
-        #[command(flatten)]
-        data: Data,
-    },
+    Reindex(ReindexArgs),
     /// Console accounts and their API tokens.
     User {
         #[command(subcommand)]
@@ -180,44 +135,10 @@ pub enum Command {
     },
     /// Export stored segments as evidence (sealed blobs, signed manifests and receipts, a
     /// signed index) into a new or empty folder. Audited.
-    Export {
-        #[command(flatten)]
-        data: Data,
-        #[command(flatten)]
-        key: Key,
-        /// The folder to write (created; must be empty if it exists).
-        #[arg(long, value_name = "OUT")]
-        out: PathBuf,
-        /// Only this session.
-        #[arg(long, value_name = "ID")]
-        session: Option<uuid::Uuid>,
-        /// Only this device.
-        #[arg(long, value_name = "ID")]
-        device: Option<uuid::Uuid>,
-        /// Only segments recorded at or after this time (RFC 3339 or Unix seconds).
-        #[arg(long, value_name = "TIME")]
-        from: Option<When>,
-        /// Only segments recorded before this time (RFC 3339 or Unix seconds).
-        #[arg(long, value_name = "TIME")]
-        to: Option<When>,
-        /// Why the recordings leave the vault (kept in the audit log and the index; without
-        /// it the log says that no reason was stated).
-        #[arg(long, value_name = "TEXT", default_value = NO_REASON)]
-        reason: String,
-    },
+    Export(ExportArgs),
     /// Verify an export offline: signatures, hashes, chains, receipts, the index, gaps.
     /// Exit 0: all verifies; 1: altered; 2: segments missing (see --allow-gaps).
-    Verify {
-        /// The export folder.
-        out: PathBuf,
-        /// Exit 0 even when segments are missing (tampering still exits 1).
-        #[arg(long)]
-        allow_gaps: bool,
-        /// The vault's receipt public key as you know it (base64), instead of trusting the
-        /// copy inside the export.
-        #[arg(long, value_name = "BASE64")]
-        receipt_key: Option<String>,
-    },
+    Verify(VerifyArgs),
     /// Legal holds.
     Hold {
         #[command(subcommand)]
@@ -230,38 +151,9 @@ pub enum Command {
     },
     /// Destroy the media of every segment of a session (or device) overlapping a time range,
     /// both kinds, keeping the signed manifests and a signed tombstone per segment. Audited.
-    Redact {
-        #[command(flatten)]
-        data: Data,
-        #[command(flatten)]
-        key: Key,
-        /// Segments of this session.
-        #[arg(long, value_name = "ID", required_unless_present = "device")]
-        session: Option<uuid::Uuid>,
-        /// Segments of this device (agent).
-        #[arg(long, value_name = "ID")]
-        device: Option<uuid::Uuid>,
-        /// Range start (RFC 3339 or Unix seconds).
-        #[arg(long, value_name = "TIME")]
-        from: When,
-        /// Range end, exclusive (RFC 3339 or Unix seconds).
-        #[arg(long, value_name = "TIME")]
-        to: When,
-        /// The case the redaction serves.
-        #[arg(long, value_name = "NAME")]
-        case: String,
-        /// Why (kept in the audit log and each tombstone).
-        #[arg(long, value_name = "TEXT")]
-        reason: String,
-    },
+    Redact(RedactArgs),
     /// Print the signed tombstone of a redacted segment (JSON, verifiable with the receipt key).
-    Tombstone {
-        #[command(flatten)]
-        data: Data,
-        /// The segment id.
-        #[arg(long, value_name = "ID")]
-        segment: uuid::Uuid,
-    },
+    Tombstone(TombstoneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,60 +161,17 @@ pub enum HoldCommand {
     /// Place a legal hold: the recordings it covers are never deleted while it is active.
     /// Scopes add up (no cap): every --session, every --device, and the --from/--to range
     /// (which, given with --device, limits those devices to the range). Audited.
-    Add {
-        #[command(flatten)]
-        data: Data,
-        /// The legal case.
-        #[arg(long, value_name = "NAME")]
-        case: String,
-        /// A session to hold (repeatable).
-        #[arg(long = "session", value_name = "ID")]
-        sessions: Vec<uuid::Uuid>,
-        /// A device (agent) to hold (repeatable).
-        #[arg(long = "device", value_name = "ID")]
-        devices: Vec<uuid::Uuid>,
-        /// Range start (RFC 3339 or Unix seconds).
-        #[arg(long, value_name = "TIME", requires = "to")]
-        from: Option<When>,
-        /// Range end, exclusive (RFC 3339 or Unix seconds).
-        #[arg(long, value_name = "TIME", requires = "from")]
-        to: Option<When>,
-        /// Why (kept in the hold and the audit log).
-        #[arg(long, value_name = "TEXT")]
-        reason: String,
-    },
+    Add(HoldAddArgs),
     /// List holds (active ones; --all for released ones too).
-    List {
-        #[command(flatten)]
-        data: Data,
-        /// Include released holds.
-        #[arg(long)]
-        all: bool,
-        /// Print every scope of each hold, one per line.
-        #[arg(long)]
-        scopes: bool,
-    },
+    List(HoldListArgs),
     /// Release a hold. Audited.
-    Release {
-        #[command(flatten)]
-        data: Data,
-        /// The hold id (from `hold list`).
-        id: uuid::Uuid,
-        /// Why.
-        #[arg(long, value_name = "TEXT")]
-        reason: String,
-    },
+    Release(HoldReleaseArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RetentionCommand {
     /// Delete expired blobs now (those no active hold covers), as the server does periodically.
-    Sweep {
-        #[command(flatten)]
-        data: Data,
-        #[command(flatten)]
-        key: Key,
-    },
+    Sweep(RetentionSweepArgs),
 }
 
 /// What the audit log says when an export names no reason (the commands IT scripts keep
@@ -333,68 +182,27 @@ pub const NO_REASON: &str = "not stated (no --reason given)";
 pub enum KeysCommand {
     /// Print the recording identity (AGE-SECRET-KEY-1…) on stdout, for `age -d -i`. Audited;
     /// needs the vault key and a reason.
-    ExportRecordingIdentity {
-        #[command(flatten)]
-        data: Data,
-        #[command(flatten)]
-        key: Key,
-        /// Why the identity leaves the vault (kept in the audit log; without it the log says
-        /// that no reason was stated).
-        #[arg(long, value_name = "TEXT", default_value = NO_REASON)]
-        reason: String,
-    },
+    ExportRecordingIdentity(KeysExportRecordingIdentityArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Print a new one-use enrollment token (stored only as a hash).
-    Create {
-        #[command(flatten)]
-        data: Data,
-        /// Team the enrolled device joins.
-        #[arg(long)]
-        team: Option<String>,
-        /// Lifetime: 90s, 30m, 24h, 7d.
-        #[arg(long, default_value = "24h", value_parser = vigil_vault_core::when::parse_duration)]
-        expires: time::Duration,
-        /// Why the token is made (kept in the audit log).
-        #[arg(long, value_name = "TEXT")]
-        reason: Option<String>,
-    },
+    Create(TokenCreateArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// List enrolled devices.
-    List {
-        #[command(flatten)]
-        data: Data,
-    },
+    List(DeviceListArgs),
     /// Revoke a device: its uploads are refused from now on.
-    Revoke {
-        #[command(flatten)]
-        data: Data,
-        /// The device id (from `device list`).
-        id: uuid::Uuid,
-        /// Why the device is revoked (kept in the audit log).
-        #[arg(long, value_name = "TEXT")]
-        reason: Option<String>,
-    },
+    Revoke(DeviceRevokeArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Re-check the audit log's hash chain; exit 1 naming each broken record.
-    Verify {
-        /// The deployment's data folder.
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
-        /// A file outside the data folder holding the head verified last (`<seq> <sha256>`):
-        /// the log must still hold it (deleting the newest records is caught); rewritten with
-        /// the new head when the chain holds. Created if missing.
-        #[arg(long, value_name = "FILE")]
-        anchor: Option<PathBuf>,
-    },
+    Verify(AuditVerifyArgs),
 }
 
 /// A role name (agent, supervisor, qa_analyst, compliance, admin).
@@ -506,4 +314,272 @@ pub enum UserTokenCommand {
         /// The token's id (from `user token list`).
         id: uuid::Uuid,
     },
+}
+
+/// The arguments of `Command::Init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub data: Data,
+    #[command(flatten)]
+    pub key: Key,
+    /// Host name or IP address for the server certificate (repeatable;
+    /// default: localhost, 127.0.0.1, ::1).
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+    /// Name of the first admin account.
+    #[arg(long, default_value = "admin")]
+    pub admin: String,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// The arguments of `Command::Serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: Data,
+    #[command(flatten)]
+    pub key: Key,
+    /// Address to listen on (port 0: any free port; the bound address is printed).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Largest accepted segment upload, in bytes.
+    #[arg(long, default_value_t = vigil_vault_http::server::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+}
+
+/// The arguments of `Command::Gaps`.
+#[derive(Debug, Args)]
+pub struct GapsArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Only this session.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<uuid::Uuid>,
+}
+
+/// The arguments of `Command::Agents`.
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `Command::Recordings`.
+#[derive(Debug, Args)]
+pub struct RecordingsArgs {
+    #[command(flatten)]
+    pub data: Data,
+    #[command(flatten)]
+    pub filter: crate::commands::recordings::RecordingFilterArgs,
+}
+
+/// The arguments of `Command::Reindex`.
+#[derive(Debug, Args)]
+pub struct ReindexArgs {
+    #[command(flatten)]
+    pub data: Data,
+}
+
+/// The arguments of `Command::Export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub data: Data,
+    #[command(flatten)]
+    pub key: Key,
+    /// The folder to write (created; must be empty if it exists).
+    #[arg(long, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Only this session.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<uuid::Uuid>,
+    /// Only this device.
+    #[arg(long, value_name = "ID")]
+    pub device: Option<uuid::Uuid>,
+    /// Only segments recorded at or after this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<When>,
+    /// Only segments recorded before this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<When>,
+    /// Why the recordings leave the vault (kept in the audit log and the index; without
+    /// it the log says that no reason was stated).
+    #[arg(long, value_name = "TEXT", default_value = NO_REASON)]
+    pub reason: String,
+}
+
+/// The arguments of `Command::Verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The export folder.
+    pub out: PathBuf,
+    /// Exit 0 even when segments are missing (tampering still exits 1).
+    #[arg(long)]
+    pub allow_gaps: bool,
+    /// The vault's receipt public key as you know it (base64), instead of trusting the
+    /// copy inside the export.
+    #[arg(long, value_name = "BASE64")]
+    pub receipt_key: Option<String>,
+}
+
+/// The arguments of `Command::Redact`.
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    #[command(flatten)]
+    pub data: Data,
+    #[command(flatten)]
+    pub key: Key,
+    /// Segments of this session.
+    #[arg(long, value_name = "ID", required_unless_present = "device")]
+    pub session: Option<uuid::Uuid>,
+    /// Segments of this device (agent).
+    #[arg(long, value_name = "ID")]
+    pub device: Option<uuid::Uuid>,
+    /// Range start (RFC 3339 or Unix seconds).
+    #[arg(long, value_name = "TIME")]
+    pub from: When,
+    /// Range end, exclusive (RFC 3339 or Unix seconds).
+    #[arg(long, value_name = "TIME")]
+    pub to: When,
+    /// The case the redaction serves.
+    #[arg(long, value_name = "NAME")]
+    pub case: String,
+    /// Why (kept in the audit log and each tombstone).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// The arguments of `Command::Tombstone`.
+#[derive(Debug, Args)]
+pub struct TombstoneArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// The segment id.
+    #[arg(long, value_name = "ID")]
+    pub segment: uuid::Uuid,
+}
+
+/// The arguments of `HoldCommand::Add`.
+#[derive(Debug, Args)]
+pub struct HoldAddArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// The legal case.
+    #[arg(long, value_name = "NAME")]
+    pub case: String,
+    /// A session to hold (repeatable).
+    #[arg(long = "session", value_name = "ID")]
+    pub sessions: Vec<uuid::Uuid>,
+    /// A device (agent) to hold (repeatable).
+    #[arg(long = "device", value_name = "ID")]
+    pub devices: Vec<uuid::Uuid>,
+    /// Range start (RFC 3339 or Unix seconds).
+    #[arg(long, value_name = "TIME", requires = "to")]
+    pub from: Option<When>,
+    /// Range end, exclusive (RFC 3339 or Unix seconds).
+    #[arg(long, value_name = "TIME", requires = "from")]
+    pub to: Option<When>,
+    /// Why (kept in the hold and the audit log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// The arguments of `HoldCommand::List`.
+#[derive(Debug, Args)]
+pub struct HoldListArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Include released holds.
+    #[arg(long)]
+    pub all: bool,
+    /// Print every scope of each hold, one per line.
+    #[arg(long)]
+    pub scopes: bool,
+}
+
+/// The arguments of `HoldCommand::Release`.
+#[derive(Debug, Args)]
+pub struct HoldReleaseArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// The hold id (from `hold list`).
+    pub id: uuid::Uuid,
+    /// Why.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// The arguments of `RetentionCommand::Sweep`.
+#[derive(Debug, Args)]
+pub struct RetentionSweepArgs {
+    #[command(flatten)]
+    pub data: Data,
+    #[command(flatten)]
+    pub key: Key,
+}
+
+/// The arguments of `KeysCommand::ExportRecordingIdentity`.
+#[derive(Debug, Args)]
+pub struct KeysExportRecordingIdentityArgs {
+    #[command(flatten)]
+    pub data: Data,
+    #[command(flatten)]
+    pub key: Key,
+    /// Why the identity leaves the vault (kept in the audit log; without it the log says
+    /// that no reason was stated).
+    #[arg(long, value_name = "TEXT", default_value = NO_REASON)]
+    pub reason: String,
+}
+
+/// The arguments of `TokenCommand::Create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Team the enrolled device joins.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Lifetime: 90s, 30m, 24h, 7d.
+    #[arg(long, default_value = "24h", value_parser = vigil_vault_core::when::parse_duration)]
+    pub expires: time::Duration,
+    /// Why the token is made (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// The arguments of `DeviceCommand::List`.
+#[derive(Debug, Args)]
+pub struct DeviceListArgs {
+    #[command(flatten)]
+    pub data: Data,
+}
+
+/// The arguments of `DeviceCommand::Revoke`.
+#[derive(Debug, Args)]
+pub struct DeviceRevokeArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// The device id (from `device list`).
+    pub id: uuid::Uuid,
+    /// Why the device is revoked (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// The arguments of `AuditCommand::Verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The deployment's data folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// A file outside the data folder holding the head verified last (`<seq> <sha256>`):
+    /// the log must still hold it (deleting the newest records is caught); rewritten with
+    /// the new head when the chain holds. Created if missing.
+    #[arg(long, value_name = "FILE")]
+    pub anchor: Option<PathBuf>,
 }

@@ -255,7 +255,7 @@ fn export_verify_tampering_key_export_and_audit() {
         "yesterday",
     ]);
     assert!(!bad_time.status.success());
-    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("not an RFC 3339 time"));
+    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("neither Unix seconds nor an RFC 3339 time"));
 
     // Tampering: exit 1, and the report names the file and the cause.
     let seg_dir = format!("sessions/{a}");

@@ -36,6 +36,7 @@ pub mod identity;
 pub mod ingest;
 mod init;
 pub mod live;
+pub mod playback;
 pub mod policy;
 pub mod policy_push;
 pub mod redact;

@@ -46,13 +46,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use age::secrecy::ExposeSecret;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post, put};
-use axum::{Json, Router};
+use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -61,25 +57,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::metrics::Metrics;
-use vigil_vault_core::enroll::{EnrollError, EnrollRequest};
-use vigil_vault_core::ingest::IngestError;
 use vigil_vault_core::Vault;
 
-/// What every handler sees.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) vault: Arc<Vault>,
-    pub(crate) metrics: Arc<Metrics>,
-    /// Failed password attempts ([`vigil_vault_core::api_auth::Throttle`]).
-    pub(crate) throttle: Arc<vigil_vault_core::api_auth::Throttle>,
-    /// The policy snapshot and its change notifications ([`vigil_vault_core::policy_push`]).
-    pub(crate) policy: vigil_vault_core::policy_push::PolicyHub,
-}
-
-/// The client's address, attached to each request by the connection loop.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+use crate::app::{AppState, ClientAddr};
+use crate::guard::guard;
+use crate::metrics::Metrics;
+use crate::routes::{agents, audit, holds, policy, recordings, redactions, session, system, users};
 
 /// The largest upload body accepted by default (64 MiB; a 10 s segment is a few MB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
@@ -134,303 +117,8 @@ pub fn tls_config(vault: &Vault) -> Result<Arc<rustls::ServerConfig>, ServeError
     Ok(Arc::new(config))
 }
 
-pub(crate) fn error(status: StatusCode, code: &str, detail: String) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": code, "detail": detail })),
-    )
-        .into_response()
-}
-
-pub(crate) fn internal(e: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "internal error");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error".into(),
-    )
-}
-
-/// Runs blocking work (SQLite, files, signatures) off the async workers; `None` if it panicked.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(t) => Some(t),
-        Err(e) => {
-            tracing::error!(error = %e, "request task failed");
-            None
-        }
-    }
-}
-
-pub(crate) fn task_failed() -> Response {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error".into(),
-    )
-}
-
-async fn health(State(app): State<AppState>) -> Response {
-    match blocking(move || app.vault.store().ping()).await {
-        Some(Ok(())) => Json(serde_json::json!({ "status": "ok" })).into_response(),
-        Some(Err(e)) => {
-            tracing::error!(error = %e, "health check failed");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "metadata store unavailable".into(),
-            )
-        }
-        None => task_failed(),
-    }
-}
-
-async fn metrics(State(app): State<AppState>) -> Response {
-    let vault = app.vault.clone();
-    let figures = blocking(move || vigil_vault_core::gaps::gaps(vault.store(), None))
-        .await
-        .and_then(|r| r.ok())
-        .map(|all| {
-            let count = |r: &[(i64, i64)]| r.iter().map(|(a, b)| (b - a + 1) as u64).sum::<u64>();
-            let mut f = crate::metrics::GapFigures::default();
-            for g in &all {
-                f.in_transit += count(&g.in_transit);
-                f.lost += count(&g.lost);
-                if !g.reported {
-                    f.unreported += count(&g.missing);
-                }
-            }
-            f
-        })
-        .unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render_with_gaps(figures),
-    )
-        .into_response()
-}
-
-async fn heartbeat(State(app): State<AppState>, body: Bytes) -> Response {
-    let vault = app.vault.clone();
-    match blocking(move || vigil_vault_core::heartbeat::record_heartbeat(&vault, &body)).await {
-        Some(Ok(accepted)) => {
-            app.metrics.heartbeat(accepted.device_id, accepted.backlog);
-            Json(serde_json::json!({ "status": "ok", "sessions": accepted.sessions }))
-                .into_response()
-        }
-        Some(Err(e)) => {
-            app.metrics.heartbeat_refused(e.code());
-            let status = match &e {
-                vigil_vault_core::heartbeat::HeartbeatRefusal::Envelope(
-                    vigil_proto::api::HeartbeatError::BadSignature,
-                )
-                | vigil_vault_core::heartbeat::HeartbeatRefusal::UnknownDevice
-                | vigil_vault_core::heartbeat::HeartbeatRefusal::Revoked(_) => {
-                    StatusCode::FORBIDDEN
-                }
-                vigil_vault_core::heartbeat::HeartbeatRefusal::Store(_) => return internal(&e),
-                _ => StatusCode::BAD_REQUEST,
-            };
-            tracing::warn!(code = e.code(), error = %e, "heartbeat refused");
-            error(status, e.code(), e.to_string())
-        }
-        None => task_failed(),
-    }
-}
-
-async fn policy_poll(State(app): State<AppState>, body: Bytes) -> Response {
-    use vigil_vault_core::policy_push::{answer_poll, check_poll, PollRefusal};
-    let vault = app.vault.clone();
-    let refused = |e: PollRefusal| {
-        let status = match &e {
-            PollRefusal::BadSignature | PollRefusal::UnknownDevice | PollRefusal::Revoked(_) => {
-                StatusCode::FORBIDDEN
-            }
-            PollRefusal::Malformed(_) | PollRefusal::Stale(_) => StatusCode::BAD_REQUEST,
-            PollRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            PollRefusal::Store(_) => return internal(&e),
-        };
-        tracing::warn!(code = e.code(), error = %e, "policy poll refused");
-        error(status, e.code(), e.to_string())
-    };
-    let checked = match blocking(move || check_poll(&vault, &body)).await {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => return refused(e),
-        None => return task_failed(),
-    };
-    match answer_poll(&app.vault, &app.policy, checked).await {
-        Ok(Some(signed)) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            signed,
-        )
-            .into_response(),
-        Ok(None) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => refused(e),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct GapsQuery {
-    session: Option<uuid::Uuid>,
-}
-
-async fn gaps(
-    State(app): State<AppState>,
-    axum::extract::Query(query): axum::extract::Query<GapsQuery>,
-) -> Response {
-    let vault = app.vault.clone();
-    let result = blocking(move || vigil_vault_core::gaps::gaps(vault.store(), query.session)).await;
-    match result {
-        Some(Ok(all)) => {
-            let ranges = |r: &[(i64, i64)]| r.iter().map(|(a, b)| [*a, *b]).collect::<Vec<_>>();
-            let sessions: Vec<_> = all
-                .iter()
-                .map(|g| {
-                    serde_json::json!({
-                        "session": g.session,
-                        "stored": g.stored,
-                        "last_sequence": g.last_sequence,
-                        "closed": g.closed,
-                        "reported": g.reported,
-                        "produced": g.produced,
-                        "missing": ranges(&g.missing),
-                        "in_transit": ranges(&g.in_transit),
-                        "lost": ranges(&g.lost),
-                    })
-                })
-                .collect();
-            Json(serde_json::json!({ "sessions": sessions })).into_response()
-        }
-        Some(Err(e)) => internal(&e),
-        None => task_failed(),
-    }
-}
-
-async fn enroll(State(app): State<AppState>, Json(request): Json<EnrollRequest>) -> Response {
-    let vault = app.vault.clone();
-    match blocking(move || vigil_vault_core::enroll::enroll(&vault, &request)).await {
-        Some(Ok(answer)) => {
-            app.metrics.enrolled();
-            Json(answer).into_response()
-        }
-        Some(Err(e)) => {
-            let (status, code) = match &e {
-                EnrollError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-                EnrollError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
-                EnrollError::Revoked => (StatusCode::FORBIDDEN, "revoked_device"),
-                EnrollError::Store(e) => return internal(e),
-            };
-            tracing::warn!(error = %e, "enrollment refused");
-            app.metrics.enroll_refused(code);
-            let detail = match &e {
-                EnrollError::InvalidToken(_) => "invalid or expired enrollment token".into(),
-                _ => e.to_string(),
-            };
-            error(status, code, detail)
-        }
-        None => task_failed(),
-    }
-}
-
-fn ingest_status(e: &IngestError) -> StatusCode {
-    match e {
-        IngestError::BadId(_)
-        | IngestError::Body(_)
-        | IngestError::Malformed(_)
-        | IngestError::Mismatch(_) => StatusCode::BAD_REQUEST,
-        IngestError::BadSignature(_)
-        | IngestError::UnknownDevice(_)
-        | IngestError::Revoked(_)
-        | IngestError::WrongDevice(_) => StatusCode::FORBIDDEN,
-        IngestError::Conflict(_) | IngestError::ChainBroken(_) => StatusCode::CONFLICT,
-        IngestError::BlobMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-async fn put_segment(
-    State(app): State<AppState>,
-    Path((session, sequence)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            let cause = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                "body_too_large"
-            } else {
-                "body_unreadable"
-            };
-            tracing::warn!(cause, "segment upload refused: {rejection}");
-            app.metrics.rejected(cause);
-            return error(rejection.status(), cause, rejection.body_text());
-        }
-    };
-    let size = body.len();
-    let vault = app.vault.clone();
-    let result =
-        blocking(move || vigil_vault_core::ingest::ingest(&vault, &session, &sequence, &body))
-            .await;
-    match result {
-        Some(Ok(accepted)) => {
-            let status = if accepted.duplicate {
-                app.metrics.duplicate();
-                StatusCode::OK
-            } else {
-                app.metrics.stored(size);
-                StatusCode::CREATED
-            };
-            (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                accepted.receipt,
-            )
-                .into_response()
-        }
-        Some(Err(e)) => {
-            let status = ingest_status(&e);
-            app.metrics.rejected(e.code());
-            if status == StatusCode::INTERNAL_SERVER_ERROR {
-                return internal(&e);
-            }
-            tracing::warn!(code = e.code(), error = %e, "segment refused");
-            error(status, e.code(), e.to_string())
-        }
-        None => task_failed(),
-    }
-}
-
-async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::OPENAPI_JSON,
-    )
-        .into_response()
-}
-
-/// Unknown paths answer in JSON like every other refusal. A segment path of the wrong shape
-/// (`/v1/segments/../../etc/1`) is an upload refused for its ids.
-async fn not_found(State(app): State<AppState>, uri: axum::http::Uri) -> Response {
-    if uri.path().starts_with("/v1/segments/") {
-        app.metrics.rejected("bad_id");
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            "segment path must be /v1/segments/{session}/{sequence}".into(),
-        );
-    }
-    error(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such resource".into(),
-    )
-}
-
 /// The API's routes. Every one has its access rule in [`vigil_vault_core::access::ROUTES`], enforced by
-/// the guard in `console.rs` before the handler runs.
+/// the guard ([`crate::guard`]) before the handler runs.
 pub fn router(
     vault: Arc<Vault>,
     policy: vigil_vault_core::policy_push::PolicyHub,
@@ -443,65 +131,50 @@ pub fn router(
         policy,
     };
     Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .route("/v1/enroll", post(enroll))
-        .route("/v1/heartbeat", post(heartbeat))
-        .route("/v1/policy/poll", post(policy_poll))
+        .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .route("/v1/enroll", post(agents::enroll))
+        .route("/v1/heartbeat", post(agents::heartbeat))
+        .route("/v1/policy/poll", post(agents::policy_poll))
         .route(
             "/v1/policy/{scope}",
-            get(crate::policy_api::get_policy).put(crate::policy_api::put_policy),
+            get(policy::get_policy).put(policy::put_policy),
         )
-        .route("/v1/agents", get(crate::policy_api::agents))
-        .route("/v1/gaps", get(gaps))
-        .route("/v1/devices", get(crate::console::devices))
+        .route("/v1/agents", get(policy::agents))
+        .route("/v1/gaps", get(agents::gaps))
+        .route("/v1/devices", get(audit::devices))
         .route(
             "/v1/segments/{session}/{sequence}",
-            put(put_segment).layer(DefaultBodyLimit::max(max_body_bytes)),
+            put(agents::put_segment).layer(DefaultBodyLimit::max(max_body_bytes)),
         )
-        .route("/v1/login", post(crate::console::login))
-        .route("/v1/logout", post(crate::console::logout))
-        .route("/v1/me", get(crate::console::me))
-        .route("/v1/password", post(crate::console::change_password))
-        .route(
-            "/v1/users",
-            get(crate::console::list_users).post(crate::console::add_user),
-        )
-        .route("/v1/users/{name}", patch(crate::console::change_user))
-        .route("/v1/audit", get(crate::console::audit))
-        .route("/v1/recordings", get(crate::recordings::search))
+        .route("/v1/login", post(session::login))
+        .route("/v1/logout", post(session::logout))
+        .route("/v1/me", get(session::me))
+        .route("/v1/password", post(session::change_password))
+        .route("/v1/users", get(users::list_users).post(users::add_user))
+        .route("/v1/users/{name}", patch(users::change_user))
+        .route("/v1/audit", get(audit::audit))
+        .route("/v1/recordings", get(recordings::search))
         .route(
             "/v1/recordings/{session}/{sequence}/play",
-            post(crate::recordings::play),
+            post(recordings::play),
         )
         .route(
             "/v1/recordings/{session}/{sequence}/download",
-            post(crate::recordings::download),
+            post(recordings::download),
         )
-        .route("/v1/media/{link}", get(crate::recordings::media))
+        .route("/v1/media/{link}", get(recordings::media))
         .route(
             "/v1/recordings/{session}",
-            delete(crate::lifecycle_api::delete_recording),
+            delete(redactions::delete_recording),
         )
-        .route(
-            "/v1/holds",
-            get(crate::lifecycle_api::list_holds).post(crate::lifecycle_api::add_hold),
-        )
-        .route(
-            "/v1/holds/{id}/release",
-            post(crate::lifecycle_api::release_hold),
-        )
-        .route("/v1/redactions", post(crate::lifecycle_api::redact))
-        .route(
-            "/v1/tombstones/{segment}",
-            get(crate::lifecycle_api::tombstone),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::console::guard,
-        ))
-        .fallback(not_found)
+        .route("/v1/holds", get(holds::list_holds).post(holds::add_hold))
+        .route("/v1/holds/{id}/release", post(holds::release_hold))
+        .route("/v1/redactions", post(redactions::redact))
+        .route("/v1/tombstones/{segment}", get(redactions::tombstone))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .fallback(system::not_found)
         .with_state(state)
 }
 

@@ -10,7 +10,7 @@ use vigil_vault_store::metadata::RecordingFilter;
 
 /// The search's filters (every given one must hold).
 #[derive(Debug, Args)]
-pub struct RecordingsArgs {
+pub struct RecordingFilterArgs {
     /// Only this recorded (OS) user.
     #[arg(long)]
     agent: Option<String>,
@@ -41,7 +41,7 @@ pub struct RecordingsArgs {
 }
 
 /// Runs the search on the deployment at `data` and prints what it found.
-pub fn run(data: &std::path::Path, args: RecordingsArgs) -> anyhow::Result<()> {
+pub fn run(data: &std::path::Path, args: RecordingFilterArgs) -> anyhow::Result<()> {
     let admin = Admin::open(data)?;
     let filter = RecordingFilter {
         agent: args.agent,

@@ -1,0 +1,25 @@
+//! What every handler sees.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use vigil_vault_core::api_auth::Throttle;
+use vigil_vault_core::policy_push::PolicyHub;
+use vigil_vault_core::Vault;
+
+use crate::metrics::Metrics;
+
+/// The state shared by every handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Failed password attempts.
+    pub(crate) throttle: Arc<Throttle>,
+    /// The policy snapshot and its change notifications.
+    pub(crate) policy: PolicyHub,
+}
+
+/// The client's address, attached to each request by the connection loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);

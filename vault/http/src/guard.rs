@@ -1,0 +1,195 @@
+//! The guard every route passes: it resolves the caller (session cookie with CSRF token, API
+//! token, or Basic) and enforces the matched route's access rule
+//! ([`vigil_vault_core::access::ROUTES`]) before the handler runs.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use vigil_vault_core::access::{route_rule, Access, Principal, ROUTES};
+use vigil_vault_core::api_auth::{self, AuthError, Credentials, CSRF_HEADER, SESSION_COOKIE};
+
+use crate::app::{AppState, ClientAddr};
+use crate::error::{blocking, ApiError, ApiResult};
+
+/// Audit action: an authenticated account called a route its role does not allow.
+pub const ACTION_ACCESS_DENIED: &str = "access.denied";
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication required",
+            )
+            .with_header(header::WWW_AUTHENTICATE, "Basic realm=\"vigil-vault\""),
+            AuthError::Invalid => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "invalid credentials",
+            ),
+            AuthError::Forbidden => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the account's role may not do this",
+            ),
+            AuthError::Csrf => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "missing or wrong X-CSRF-Token",
+            ),
+            AuthError::Throttled(secs) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                format!("too many failed attempts; retry in {secs} s"),
+            )
+            .with_header(header::RETRY_AFTER, secs.to_string()),
+            AuthError::Store(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+/// Enforces the access rule of the matched route: resolves the caller, checks its permission,
+/// and hands the [`Principal`] to the handler. A route without a rule is refused (500), so none
+/// can be served unguarded.
+pub(crate) async fn guard(
+    State(app): State<AppState>,
+    matched: Option<MatchedPath>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(path) = matched.map(|m| m.as_str().to_owned()) else {
+        return next.run(request).await;
+    };
+    let method = if request.method() == Method::HEAD {
+        "GET".to_owned()
+    } else {
+        request.method().as_str().to_owned()
+    };
+    let Some(rule) = route_rule(&method, &path) else {
+        if ROUTES.iter().any(|r| r.path == path.as_str()) {
+            // Another method of a guarded path: the router answers 405.
+            return next.run(request).await;
+        }
+        tracing::error!(%method, %path, "route without an access rule refused");
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no_access_rule",
+            "this route has no access rule",
+        )
+        .into_response();
+    };
+    let needed = match rule.access {
+        Access::Public | Access::EnrollToken | Access::DeviceSigned => {
+            return next.run(request).await
+        }
+        Access::Authenticated => None,
+        a @ (Access::Permission(_) | Access::AnyOf(_)) => Some(a),
+    };
+    let offered = offered(&request, &method);
+    let checked = async {
+        let principal = authenticate(&app, offered).await?;
+        if let Some(access) = needed {
+            if !access.allows(principal.role) {
+                return Err(deny(&app, &principal, access, &method, &path).await);
+            }
+        }
+        Ok(principal)
+    };
+    match checked.await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The credentials a request offers, read off it before anything is awaited.
+struct Offered {
+    cookie: Option<String>,
+    csrf: Option<String>,
+    authorization: Option<String>,
+    unsafe_method: bool,
+    addr: Option<std::net::IpAddr>,
+}
+
+fn offered(request: &Request, method: &str) -> Offered {
+    let headers = request.headers();
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Offered {
+        cookie: text(header::COOKIE.as_str())
+            .and_then(|c| api_auth::cookie_value(&c, SESSION_COOKIE).map(str::to_owned)),
+        csrf: text(CSRF_HEADER),
+        authorization: text(header::AUTHORIZATION.as_str()),
+        unsafe_method: !matches!(method, "GET" | "HEAD" | "OPTIONS"),
+        addr: request.extensions().get::<ClientAddr>().map(|a| a.0.ip()),
+    }
+}
+
+/// The caller, from the credentials offered.
+async fn authenticate(app: &AppState, offered: Offered) -> ApiResult<Principal> {
+    let vault = app.vault.clone();
+    let throttle = app.throttle.clone();
+    let resolved = blocking(move || {
+        api_auth::authenticate(
+            vault.store(),
+            &throttle,
+            &Credentials {
+                session: offered.cookie.as_deref(),
+                csrf: offered.csrf.as_deref(),
+                authorization: offered.authorization.as_deref(),
+                unsafe_method: offered.unsafe_method,
+                addr: offered.addr,
+            },
+        )
+    })
+    .await??;
+    resolved.ok_or_else(|| AuthError::Missing.into())
+}
+
+/// Refuses a caller whose role lacks the route's permission; attempts beyond one's role are
+/// part of the record (`access.denied`).
+async fn deny(
+    app: &AppState,
+    principal: &Principal,
+    access: Access,
+    method: &str,
+    path: &str,
+) -> ApiError {
+    let permission = match access {
+        Access::Permission(p) => p.as_str().to_owned(),
+        Access::AnyOf(ps) => ps
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => String::new(),
+    };
+    tracing::warn!(user = %principal.name, role = %principal.role, %permission, %path, "refused");
+    let vault = app.vault.clone();
+    let target = format!("{method} {path}");
+    let reason = format!("role {} lacks {permission}", principal.role);
+    let actor = principal.actor();
+    let logged = blocking(move || {
+        vigil_vault_core::audit::record(
+            vault.store(),
+            &actor,
+            ACTION_ACCESS_DENIED,
+            Some(target),
+            Some(reason),
+        )
+    })
+    .await;
+    match logged {
+        Ok(Ok(_)) => AuthError::Forbidden.into(),
+        Ok(Err(e)) => ApiError::internal(&e),
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,212 @@
+//! What agents call, each request signed by the device key (or, to enroll, carrying a one-use
+//! token): `POST /v1/enroll`, `PUT /v1/segments/{session}/{sequence}`, `POST /v1/heartbeat`,
+//! `POST /v1/policy/poll`; and `GET /v1/gaps`, what is missing of their sessions.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use vigil_vault_core::enroll::{EnrollError, EnrollRequest};
+use vigil_vault_core::heartbeat::HeartbeatRefusal;
+use vigil_vault_core::ingest::IngestError;
+use vigil_vault_core::policy_push::{answer_poll, check_poll, PollRefusal};
+
+use crate::app::AppState;
+use crate::error::{blocking, ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+
+impl From<EnrollError> for ApiError {
+    fn from(e: EnrollError) -> Self {
+        match e {
+            EnrollError::BadRequest(_) => ApiError::bad_request("bad_request", e.to_string()),
+            EnrollError::InvalidToken(_) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "invalid or expired enrollment token",
+            ),
+            EnrollError::Revoked => {
+                ApiError::new(StatusCode::FORBIDDEN, "revoked_device", e.to_string())
+            }
+            EnrollError::Store(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        let status = match &e {
+            IngestError::BadId(_)
+            | IngestError::Body(_)
+            | IngestError::Malformed(_)
+            | IngestError::Mismatch(_) => StatusCode::BAD_REQUEST,
+            IngestError::BadSignature(_)
+            | IngestError::UnknownDevice(_)
+            | IngestError::Revoked(_)
+            | IngestError::WrongDevice(_) => StatusCode::FORBIDDEN,
+            IngestError::Conflict(_) | IngestError::ChainBroken(_) => StatusCode::CONFLICT,
+            IngestError::BlobMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => return ApiError::internal(&e),
+        };
+        tracing::warn!(code = e.code(), error = %e, "segment refused");
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<HeartbeatRefusal> for ApiError {
+    fn from(e: HeartbeatRefusal) -> Self {
+        let status = match &e {
+            HeartbeatRefusal::Envelope(vigil_proto::api::HeartbeatError::BadSignature)
+            | HeartbeatRefusal::UnknownDevice
+            | HeartbeatRefusal::Revoked(_) => StatusCode::FORBIDDEN,
+            HeartbeatRefusal::Store(_) => return ApiError::internal(&e),
+            _ => StatusCode::BAD_REQUEST,
+        };
+        tracing::warn!(code = e.code(), error = %e, "heartbeat refused");
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<PollRefusal> for ApiError {
+    fn from(e: PollRefusal) -> Self {
+        let status = match &e {
+            PollRefusal::BadSignature | PollRefusal::UnknownDevice | PollRefusal::Revoked(_) => {
+                StatusCode::FORBIDDEN
+            }
+            PollRefusal::Malformed(_) | PollRefusal::Stale(_) => StatusCode::BAD_REQUEST,
+            PollRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PollRefusal::Store(_) => return ApiError::internal(&e),
+        };
+        tracing::warn!(code = e.code(), error = %e, "policy poll refused");
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+/// `POST /v1/enroll`.
+pub(crate) async fn enroll(
+    State(app): State<AppState>,
+    ApiJson(request): ApiJson<EnrollRequest>,
+) -> ApiResult {
+    let vault = app.vault.clone();
+    match blocking(move || vigil_vault_core::enroll::enroll(&vault, &request)).await? {
+        Ok(answer) => {
+            app.metrics.enrolled();
+            Ok(Json(answer).into_response())
+        }
+        Err(e) => {
+            let code = match &e {
+                EnrollError::BadRequest(_) => "bad_request",
+                EnrollError::InvalidToken(_) => "invalid_token",
+                EnrollError::Revoked => "revoked_device",
+                EnrollError::Store(_) => return Err(e.into()),
+            };
+            tracing::warn!(error = %e, "enrollment refused");
+            app.metrics.enroll_refused(code);
+            Err(e.into())
+        }
+    }
+}
+
+/// `PUT /v1/segments/{session}/{sequence}`: verified ingest; 201 with the signed receipt, 200
+/// for a segment stored before.
+pub(crate) async fn put_segment(
+    State(app): State<AppState>,
+    Path((session, sequence)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let body = body.map_err(|rejection| {
+        let cause = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "body_unreadable"
+        };
+        tracing::warn!(cause, "segment upload refused: {rejection}");
+        app.metrics.rejected(cause);
+        ApiError::new(rejection.status(), cause, rejection.body_text())
+    })?;
+    let size = body.len();
+    let vault = app.vault.clone();
+    let result =
+        blocking(move || vigil_vault_core::ingest::ingest(&vault, &session, &sequence, &body))
+            .await?;
+    let accepted = result.map_err(|e| {
+        app.metrics.rejected(e.code());
+        ApiError::from(e)
+    })?;
+    let status = if accepted.duplicate {
+        app.metrics.duplicate();
+        StatusCode::OK
+    } else {
+        app.metrics.stored(size);
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        accepted.receipt,
+    )
+        .into_response())
+}
+
+/// `POST /v1/heartbeat`.
+pub(crate) async fn heartbeat(State(app): State<AppState>, body: Bytes) -> ApiResult {
+    let vault = app.vault.clone();
+    let result =
+        blocking(move || vigil_vault_core::heartbeat::record_heartbeat(&vault, &body)).await?;
+    let accepted = result.map_err(|e| {
+        app.metrics.heartbeat_refused(e.code());
+        ApiError::from(e)
+    })?;
+    app.metrics.heartbeat(accepted.device_id, accepted.backlog);
+    Ok(Json(serde_json::json!({ "status": "ok", "sessions": accepted.sessions })).into_response())
+}
+
+/// `POST /v1/policy/poll`: the device's signed policy when newer than it has, else 204 after
+/// the wait.
+pub(crate) async fn policy_poll(State(app): State<AppState>, body: Bytes) -> ApiResult {
+    let vault = app.vault.clone();
+    let checked = blocking(move || check_poll(&vault, &body)).await??;
+    Ok(match answer_poll(&app.vault, &app.policy, checked).await? {
+        Some(signed) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            signed,
+        )
+            .into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct GapsQuery {
+    session: Option<uuid::Uuid>,
+}
+
+/// `GET /v1/gaps[?session=ID]`: per session, what was stored, reported and is missing.
+pub(crate) async fn gaps(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<GapsQuery>,
+) -> ApiResult<Response> {
+    let vault = app.vault.clone();
+    let all =
+        blocking(move || vigil_vault_core::gaps::gaps(vault.store(), query.session)).await??;
+    let ranges = |r: &[(i64, i64)]| r.iter().map(|(a, b)| [*a, *b]).collect::<Vec<_>>();
+    let sessions: Vec<_> = all
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "session": g.session,
+                "stored": g.stored,
+                "last_sequence": g.last_sequence,
+                "closed": g.closed,
+                "reported": g.reported,
+                "produced": g.produced,
+                "missing": ranges(&g.missing),
+                "in_transit": ranges(&g.in_transit),
+                "lost": ranges(&g.lost),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "sessions": sessions })).into_response())
+}

@@ -1,0 +1,128 @@
+//! Creating and serving a deployment, and handing its recording identity out.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use age::secrecy::ExposeSecret;
+use anyhow::Context;
+use vigil_vault_core::audit::cli_actor;
+use vigil_vault_core::identity;
+use vigil_vault_core::secrets::VaultKey;
+use vigil_vault_core::{init as init_deployment, InitOptions};
+use vigil_vault_http::server::{ServeOptions, Server};
+
+use super::open_vault;
+use crate::cli::{InitArgs, KeysExportRecordingIdentityArgs, ServeArgs};
+
+/// `vigil-vault init`.
+pub fn init(args: InitArgs) -> anyhow::Result<()> {
+    let InitArgs {
+        data,
+        key,
+        hosts,
+        admin,
+        storage,
+    } = args;
+    let key = VaultKey::resolve(key.key_file.as_deref())?;
+    let report = init_deployment(InitOptions {
+        data: data.data.clone(),
+        hosts,
+        admin,
+        key,
+        storage: storage.config(),
+    })?;
+    let l = &report.layout;
+    println!("vault initialized in {}", l.root().display());
+    println!("  recording recipient: {}", report.recording_recipient);
+    println!("  policy public key:   {}", report.policy_public_key);
+    println!("  receipt public key:  {}", report.receipt_public_key);
+    println!("  server hosts:        {}", report.hosts.join(", "));
+    println!(
+        "  CA certificate:      {} (give it to agents)",
+        l.ca_cert().display()
+    );
+    println!("admin account: {}", report.admin);
+    println!(
+        "one-time password: {}",
+        report.admin_password.expose_secret()
+    );
+    println!("(shown once: only its argon2id hash is stored)");
+
+    Ok(())
+}
+
+/// `vigil-vault serve`.
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
+        data,
+        key,
+        listen,
+        max_body_bytes,
+    } = args;
+    let key = VaultKey::resolve(key.key_file.as_deref())?;
+    let vault = vigil_vault_core::Vault::open(&data.data, &key)
+        .with_context(|| format!("opening {}", data.data.display()))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let vault = Arc::new(vault);
+        let sweep_seconds = vault.config().retention.sweep_seconds;
+        let _sweeper = (sweep_seconds > 0).then(|| {
+            vigil_vault_core::retention::spawn_sweeper(
+                vault.clone(),
+                std::time::Duration::from_secs(sweep_seconds),
+            )
+        });
+        let server = Server::bind(
+            vault,
+            &ServeOptions {
+                listen,
+                max_body_bytes,
+            },
+        )
+        .await?;
+        println!("listening on https://{}", server.local_addr()?);
+        std::io::stdout().flush()?;
+        server.run(shutdown_signal()).await;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })?;
+
+    Ok(())
+}
+
+/// `vigil-vault keys export-recording-identity`.
+pub fn export_recording_identity(args: KeysExportRecordingIdentityArgs) -> anyhow::Result<()> {
+    let KeysExportRecordingIdentityArgs { data, key, reason } = args;
+    let vault = open_vault(&data.data, key.key_file.as_deref())?;
+    let identity = identity::export_recording_identity(&vault, &cli_actor(), &reason)?;
+    println!("{}", identity.expose_secret());
+    eprintln!("recording identity exported; the export is recorded in the audit log");
+
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate() => {},
+    }
+}
+
+#[cfg(unix)]
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminate() {
+    std::future::pending().await
+}
