@@ -120,7 +120,8 @@ async fn wait_for_policy(
             after,
             wait_seconds: 25,
         };
-        let body = SignedPolicyPoll::sign(&poll, agent.key.signing_key())
+        let body = SignedPolicyPoll::sign(poll, agent.key.signing_key())
+            .expect("a poll signs")
             .as_bytes()
             .to_vec();
         let request = agent
@@ -140,9 +141,9 @@ async fn wait_for_policy(
         }
         assert_eq!(resp.status(), reqwest::StatusCode::OK);
         let bytes = resp.bytes().await.expect("policy body");
-        let signed = SignedPolicy::verify(&bytes, &policy_key, agent.enrolled.device_id)
+        let signed = SignedPolicy::verify_for(&bytes, &policy_key, agent.enrolled.device_id)
             .expect("a policy signed by the vault for this device");
-        if signed.statement.version > after && !signed.statement.policy.screen {
+        if signed.document.version > after && !signed.document.policy.screen {
             return Instant::now();
         }
     }

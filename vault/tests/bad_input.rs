@@ -241,7 +241,7 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
         .await
         .refused(StatusCode::BAD_REQUEST, "manifest_mismatch");
     // A's manifest re-signed by B (still naming A's device and session).
-    let resigned = SignedManifest::sign(a2.manifest.manifest.clone(), &sign_b).unwrap();
+    let resigned = SignedManifest::sign(a2.manifest.document.clone(), &sign_b).unwrap();
     let body = SegmentBody::encode(
         resigned.as_bytes(),
         &[
@@ -253,7 +253,7 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
         .await
         .refused(StatusCode::BAD_REQUEST, "manifest_mismatch");
     // Re-signed by B under B's own id, into A's session: the session is A's.
-    let mut as_b = a2.manifest.manifest.clone();
+    let mut as_b = a2.manifest.document.clone();
     as_b.device_id = id_b.to_string();
     let as_b = SignedManifest::sign(as_b, &sign_b).unwrap();
     let body = SegmentBody::encode(

@@ -149,10 +149,10 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
         "{}",
         String::from_utf8_lossy(&receipt1)
     );
-    let receipt = SignedReceipt::verify(&receipt1, &receipt_key)
+    let receipt = SignedReceipt::verify(&receipt1, Some(&receipt_key))
         .unwrap()
-        .receipt;
-    assert_eq!(receipt.segment_id, seg1.manifest.manifest.segment_id);
+        .document;
+    assert_eq!(receipt.segment_id, seg1.manifest.document.segment_id);
     assert_eq!(receipt.session_id, session);
     assert_eq!(receipt.sequence, 1);
     assert_eq!(receipt.device_id, enrolled.device_id);
@@ -235,7 +235,7 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
         "{}",
         String::from_utf8_lossy(&r3)
     );
-    SignedReceipt::verify(&r3, &receipt_key).unwrap();
+    SignedReceipt::verify(&r3, Some(&receipt_key)).unwrap();
     let gaps = run_ok(&["gaps", "--data", d, "--session", &session.to_string()]);
     assert!(
         gaps.contains(&format!("{session} stored=2 last=3 closed=no missing=2")),

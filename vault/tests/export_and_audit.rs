@@ -115,7 +115,7 @@ fn export_verify_tampering_key_export_and_audit() {
     let b3 = segment(&sealer, &key, &device_id, b, 3, Some(&b2), false);
     let uploads = stored.iter().map(|s| (a, s)).chain([(b, &b1), (b, &b3)]);
     for (session, seg) in uploads {
-        let seq = seg.manifest.manifest.sequence.to_string();
+        let seq = seg.manifest.document.sequence.to_string();
         vigil_vault_core::ingest::ingest(&vault_handle, &session.to_string(), &seq, &seg.body())
             .unwrap();
     }
@@ -255,7 +255,8 @@ fn export_verify_tampering_key_export_and_audit() {
         "yesterday",
     ]);
     assert!(!bad_time.status.success());
-    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("neither Unix seconds nor an RFC 3339 time"));
+    assert!(String::from_utf8_lossy(&bad_time.stderr)
+        .contains("neither Unix seconds nor an RFC 3339 time"));
 
     // Tampering: exit 1, and the report names the file and the cause.
     let seg_dir = format!("sessions/{a}");

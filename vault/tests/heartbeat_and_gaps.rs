@@ -110,7 +110,7 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
         closed: false,
     };
     let hb = heartbeat(me.device_id, vec![report.clone()], 2);
-    let signed = SignedHeartbeat::sign(&hb, &signing);
+    let signed = SignedHeartbeat::sign(hb.clone(), &signing).unwrap();
     assert_eq!(post(signed.as_bytes().to_vec()).await.0, StatusCode::OK);
 
     // Forged (signed by another key), foreign (another enrolled device claiming this id), and
@@ -122,7 +122,7 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
         post(forged.into_bytes()).await,
         (StatusCode::FORBIDDEN, "bad_signature".into())
     );
-    let claiming = SignedHeartbeat::sign(&hb, &other_key);
+    let claiming = SignedHeartbeat::sign(hb.clone(), &other_key).unwrap();
     assert_eq!(
         post(claiming.as_bytes().to_vec()).await,
         (StatusCode::FORBIDDEN, "unknown_device".into())
@@ -140,7 +140,8 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
     );
     assert_eq!(
         post(
-            SignedHeartbeat::sign(&hijack, &other_key)
+            SignedHeartbeat::sign(hijack.clone(), &other_key)
+                .unwrap()
                 .as_bytes()
                 .to_vec()
         )

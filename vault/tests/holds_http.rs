@@ -227,7 +227,9 @@ async fn holds_block_redaction_and_deletion_over_http() {
             vigil_proto::sha256_hex(&bytes),
             segments[0]["tombstone_sha256"].as_str().unwrap()
         );
-        let t = SignedTombstone::verify(&bytes, &key).unwrap().tombstone;
+        let t = SignedTombstone::verify(&bytes, Some(&key))
+            .unwrap()
+            .document;
         assert_eq!(t.case, "PCI-7");
         assert_eq!(t.actor, "user:cat");
         assert_eq!(t.session_id, c.session);

@@ -31,7 +31,8 @@ fn poll_body(key: &DeviceKey, device: uuid::Uuid, after: u64, wait: u32, skew: i
         after,
         wait_seconds: wait,
     };
-    SignedPolicyPoll::sign(&poll, key.signing_key())
+    SignedPolicyPoll::sign(poll, key.signing_key())
+        .unwrap()
         .as_bytes()
         .to_vec()
 }
@@ -163,10 +164,10 @@ async fn policy_is_validated_scoped_versioned_and_pushed_by_signed_long_poll() {
     assert_eq!(answer.status(), StatusCode::OK);
     assert!(waited < Duration::from_secs(2), "answered after {waited:?}");
     let bytes = answer.bytes().await.unwrap();
-    let signed = SignedPolicy::verify(&bytes, &policy_key, device).unwrap();
-    assert_eq!(signed.statement.version, 1);
-    assert!(!signed.statement.policy.screen);
-    assert!(SignedPolicy::verify(&bytes, &policy_key, uuid::Uuid::new_v4()).is_err());
+    let signed = SignedPolicy::verify_for(&bytes, &policy_key, device).unwrap();
+    assert_eq!(signed.document.version, 1);
+    assert!(!signed.document.policy.screen);
+    assert!(SignedPolicy::verify_for(&bytes, &policy_key, uuid::Uuid::new_v4()).is_err());
     // Holding version 1, an immediate poll waits again.
     let resp = poll(poll_body(&key, device, 1, 1, 0)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);

@@ -520,7 +520,7 @@ fn open_segments(dir: &Path, identity: &Path, out: &Path) -> anyhow::Result<()> 
         let Ok(signed) = vigil_proto::SignedManifest::verify(&bytes, None) else {
             continue;
         };
-        let m = &signed.manifest;
+        let m = &signed.document;
         let folder = path.parent().unwrap_or(dir);
         let mut parts = Vec::new();
         for blob in &m.blobs {

@@ -213,9 +213,9 @@ pub fn record(
         .and_then(|t| load_last_good(&spool.config_dir(), t));
     let screen_template = screen_template(&options);
     if let Some(policy) = &last_good {
-        apply_to_options(&mut options, &policy.statement.policy);
+        apply_to_options(&mut options, &policy.document.policy);
         tracing::info!(
-            version = policy.statement.version,
+            version = policy.document.version,
             "recording under the vault's policy"
         );
     }
@@ -342,10 +342,10 @@ pub fn record(
     for capture in early {
         feed(&mut segmenter, &mut masking, capture);
     }
-    let policy_version = last_good.as_ref().map_or(0, |p| p.statement.version);
+    let policy_version = last_good.as_ref().map_or(0, |p| p.document.version);
     let mut live = LiveSession::new(
         policy_version,
-        last_good.map(|p| p.statement.policy),
+        last_good.map(|p| p.document.policy),
         ScreenConfig {
             fps: options.encoder.max_fps,
             ..screen_template
@@ -453,8 +453,8 @@ pub fn record(
             },
             recv(policies) -> update => match update {
                 Ok(update) => {
-                    let version = update.statement.version;
-                    if let Err(e) = live.apply(version, update.statement.policy, &mut segmenter, &mut masking) {
+                    let version = update.document.version;
+                    if let Err(e) = live.apply(version, update.document.policy, &mut segmenter, &mut masking) {
                         failure = Some(e.into());
                         break clock.now_ns();
                     }

@@ -78,7 +78,7 @@ pub struct PolicyTrust {
 /// like a policy altered in transit).
 pub fn load_last_good(config_dir: &Path, trust: &PolicyTrust) -> Option<SignedPolicy> {
     let bytes = std::fs::read(policy_path(config_dir)).ok()?;
-    match SignedPolicy::verify(&bytes, &trust.policy_key, trust.device_id) {
+    match SignedPolicy::verify_for(&bytes, &trust.policy_key, trust.device_id) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::error!(error = %e, "stored policy refused; local configuration in force");
@@ -188,7 +188,13 @@ impl Poller {
                 after: version,
                 wait_seconds: POLL_WAIT_SECONDS,
             };
-            let signed = SignedPolicyPoll::sign(&poll, &self.device_key);
+            let signed = match SignedPolicyPoll::sign(poll, &self.device_key) {
+                Ok(signed) => signed,
+                Err(e) => {
+                    tracing::error!(error = %e, "policy poll not signed");
+                    return;
+                }
+            };
             let request = self.client.poll_policy(signed.as_bytes().to_vec());
             // Checked every 200 ms so a stop does not wait for the vault's answer.
             let answer = tokio::select! {
@@ -218,13 +224,13 @@ impl Poller {
 
     /// Verifies and keeps a policy; `Some` when the poll should back off (a refusal).
     fn accept(&self, bytes: &[u8], version: &mut u64) -> Option<()> {
-        match SignedPolicy::verify(bytes, &self.trust.policy_key, self.trust.device_id) {
-            Ok(policy) if policy.statement.version > *version => {
+        match SignedPolicy::verify_for(bytes, &self.trust.policy_key, self.trust.device_id) {
+            Ok(policy) if policy.document.version > *version => {
                 if let Err(e) = vigil_spool::write_atomic(&policy_path(&self.config_dir), bytes) {
                     // Applied anyway: losing it on restart only means fetching it again.
                     tracing::warn!(error = %e, "policy not kept in the spool");
                 }
-                *version = policy.statement.version;
+                *version = policy.document.version;
                 let mut state = PolicyState::load(&self.config_dir);
                 state.version = *version;
                 state.received_at = Some(crate::rfc3339(time::OffsetDateTime::now_utc()));
@@ -236,7 +242,7 @@ impl Poller {
             // An older or equal version (a replay, or a vault restored from backup): ignored.
             Ok(policy) => {
                 tracing::warn!(
-                    received = policy.statement.version,
+                    received = policy.document.version,
                     held = *version,
                     "policy not newer than the one in force: ignored"
                 );
@@ -277,10 +283,10 @@ mod tests {
             issued_at: time::OffsetDateTime::UNIX_EPOCH,
             policy: Policy::default(),
         };
-        let signed = SignedPolicy::sign(&statement, &key);
+        let signed = SignedPolicy::sign(statement, &key).unwrap();
         std::fs::write(policy_path(dir.path()), signed.as_bytes()).unwrap();
         let kept = load_last_good(dir.path(), &trust).unwrap();
-        assert_eq!(kept.statement.version, 4);
+        assert_eq!(kept.document.version, 4);
 
         let edited = String::from_utf8(signed.as_bytes().to_vec())
             .unwrap()

@@ -426,7 +426,8 @@ fn a_policy_altered_in_transit_or_signed_by_another_key_is_refused_and_reported(
             serde_json::from_value(envelope["statement"].clone()).unwrap();
         statement.policy.screen = false;
         statement.version += 100;
-        vigil_proto::policy::SignedPolicy::sign(&statement, &forger)
+        vigil_proto::policy::SignedPolicy::sign(statement, &forger)
+            .unwrap()
             .as_bytes()
             .to_vec()
     })));

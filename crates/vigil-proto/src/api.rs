@@ -1,11 +1,10 @@
 //! The messages of the vault's HTTP API that the agent and the vault both speak (JSON bodies).
 //! The segment upload body is [`crate::frame`]; its answer is a [`crate::receipt`].
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-
-use crate::envelope::{self, EnvelopeError};
 use uuid::Uuid;
+
+use crate::signed::{check_kind, Document, KeyRole, Signed};
 
 /// The `kind` of every heartbeat.
 pub const HEARTBEAT_KIND: &str = "vigil.heartbeat";
@@ -140,48 +139,14 @@ pub struct PolicyPoll {
 }
 
 /// A policy poll with the device's signature.
-#[derive(Debug, Clone)]
-pub struct SignedPolicyPoll {
-    /// The parsed poll.
-    pub poll: PolicyPoll,
-    /// The key that signed it.
-    pub signer: VerifyingKey,
-    bytes: Vec<u8>,
-}
+pub type SignedPolicyPoll = Signed<PolicyPoll>;
 
-impl SignedPolicyPoll {
-    /// Signs a poll with the device key.
-    pub fn sign(poll: &PolicyPoll, key: &SigningKey) -> Self {
-        Self {
-            poll: poll.clone(),
-            signer: key.verifying_key(),
-            bytes: envelope::seal("poll", poll, key),
-        }
-    }
+impl Document for PolicyPoll {
+    const FIELD: &'static str = "poll";
+    const SIGNER: KeyRole = KeyRole::Device;
 
-    /// Parses an envelope and checks its signature with the key it names; the caller checks
-    /// that key belongs to the device the poll names.
-    pub fn verify(bytes: &[u8]) -> Result<Self, HeartbeatError> {
-        let (signer, signed) = envelope::open(bytes, "poll", None).map_err(|e| match e {
-            EnvelopeError::BadSignature => HeartbeatError::BadSignature,
-            EnvelopeError::Malformed(m) => HeartbeatError::Malformed(m),
-            EnvelopeError::WrongSigner => HeartbeatError::Malformed("unexpected signer".into()),
-        })?;
-        let poll: PolicyPoll =
-            serde_json::from_slice(signed).map_err(|e| HeartbeatError::Malformed(e.to_string()))?;
-        if poll.kind != POLICY_POLL_KIND {
-            return Err(HeartbeatError::Malformed(format!("kind {}", poll.kind)));
-        }
-        Ok(Self {
-            poll,
-            signer,
-            bytes: bytes.to_vec(),
-        })
-    }
-
-    /// The envelope's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+    fn check(&self) -> Result<(), String> {
+        check_kind(&self.kind, POLICY_POLL_KIND, 0, 0)
     }
 }
 
@@ -212,70 +177,23 @@ pub struct Backlog {
     pub oldest: Option<time::OffsetDateTime>,
 }
 
-/// Why a signed heartbeat was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HeartbeatError {
-    /// Not a heartbeat envelope.
-    #[error("malformed heartbeat: {0}")]
-    Malformed(String),
-    /// The signature does not match.
-    #[error("heartbeat signature does not verify")]
-    BadSignature,
-}
-
 /// A heartbeat with the device's signature (the body of `POST /v1/heartbeat`).
-#[derive(Debug, Clone)]
-pub struct SignedHeartbeat {
-    /// The parsed heartbeat.
-    pub heartbeat: Heartbeat,
-    /// The key that signed it (the vault looks the device up by it).
-    pub signer: VerifyingKey,
-    bytes: Vec<u8>,
-}
+pub type SignedHeartbeat = Signed<Heartbeat>;
 
-impl SignedHeartbeat {
-    /// Signs a heartbeat with the device key.
-    pub fn sign(heartbeat: &Heartbeat, key: &SigningKey) -> Self {
-        Self {
-            heartbeat: heartbeat.clone(),
-            signer: key.verifying_key(),
-            bytes: envelope::seal("heartbeat", heartbeat, key),
-        }
-    }
+impl Document for Heartbeat {
+    const FIELD: &'static str = "heartbeat";
+    const SIGNER: KeyRole = KeyRole::Device;
 
-    /// Parses an envelope and checks its signature with the key it names; the caller then
-    /// checks that key belongs to the device the heartbeat names.
-    pub fn verify(bytes: &[u8]) -> Result<Self, HeartbeatError> {
-        let (signer, signed) = envelope::open(bytes, "heartbeat", None).map_err(|e| match e {
-            EnvelopeError::BadSignature => HeartbeatError::BadSignature,
-            EnvelopeError::Malformed(m) => HeartbeatError::Malformed(m),
-            EnvelopeError::WrongSigner => HeartbeatError::Malformed("unexpected signer".into()),
-        })?;
-        let heartbeat: Heartbeat =
-            serde_json::from_slice(signed).map_err(|e| HeartbeatError::Malformed(e.to_string()))?;
-        if heartbeat.kind != HEARTBEAT_KIND {
-            return Err(HeartbeatError::Malformed(format!(
-                "kind {}",
-                heartbeat.kind
-            )));
-        }
-        Ok(Self {
-            heartbeat,
-            signer,
-            bytes: bytes.to_vec(),
-        })
-    }
-
-    /// The envelope's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+    fn check(&self) -> Result<(), String> {
+        check_kind(&self.kind, HEARTBEAT_KIND, 0, 0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SignedErrorKind;
+    use ed25519_dalek::SigningKey;
 
     #[test]
     fn heartbeats_verify_and_forgeries_do_not() {
@@ -297,15 +215,17 @@ mod tests {
                 ..Default::default()
             }),
         };
-        let signed = SignedHeartbeat::sign(&heartbeat, &key);
-        let back = SignedHeartbeat::verify(signed.as_bytes()).unwrap();
-        assert_eq!(back.heartbeat, heartbeat);
+        let signed = SignedHeartbeat::sign(heartbeat.clone(), &key).unwrap();
+        let back = SignedHeartbeat::verify(signed.as_bytes(), None).unwrap();
+        assert_eq!(back.document, heartbeat);
         assert_eq!(back.signer, key.verifying_key());
         let text = String::from_utf8(signed.as_bytes().to_vec()).unwrap();
         let forged = text.replace("\"produced\":4", "\"produced\":2");
         assert_eq!(
-            SignedHeartbeat::verify(forged.as_bytes()).unwrap_err(),
-            HeartbeatError::BadSignature
+            SignedHeartbeat::verify(forged.as_bytes(), None)
+                .unwrap_err()
+                .kind(),
+            SignedErrorKind::BadSignature
         );
     }
 }

@@ -5,7 +5,6 @@
 #![deny(missing_docs)]
 
 pub mod api;
-mod envelope;
 pub mod frame;
 mod manifest;
 pub mod mask_rules;
@@ -16,10 +15,9 @@ mod signed;
 pub mod tombstone;
 
 pub use manifest::{
-    BlobRef, CaptureEvent, CaptureEventKind, EncoderSettings, MaskedSpan, MediaKind,
-    SegmentManifest, Timestamp, TrackInfo, MANIFEST_FORMAT,
+    BlobRef, CaptureEvent, CaptureEventKind, EncoderSettings, ManifestDigest, MaskedSpan,
+    MediaKind, SegmentManifest, SignedManifest, Timestamp, TrackInfo, MANIFEST_FORMAT,
 };
 pub use signed::{
-    device_key_id, sha256_hex, ManifestDigest, SignManifestError, SignedManifest,
-    VerifyManifestError, VerifyManifestErrorKind,
+    device_key_id, sha256_hex, Document, KeyRole, Signed, SignedError, SignedErrorKind,
 };

@@ -1,6 +1,8 @@
 //! The segment manifest of brief §3: what a segment holds and how it was made.
 
 use serde::{Deserialize, Serialize};
+
+use crate::signed::{sha256_hex, Document, KeyRole, Signed};
 use uuid::Uuid;
 
 /// Version of the manifest layout; bumped on any incompatible change.
@@ -198,5 +200,34 @@ impl SegmentManifest {
     /// The blob of a given kind, if the segment has one.
     pub fn blob(&self, kind: MediaKind) -> Option<&BlobRef> {
         self.blobs.iter().find(|b| b.kind == kind)
+    }
+}
+
+/// SHA-256 of a signed manifest's bytes: what the next manifest of the session chains to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestDigest(pub String);
+
+/// A manifest with the device's signature, as stored next to the sealed blobs
+/// (`NNNNNN.manifest.json`).
+pub type SignedManifest = Signed<SegmentManifest>;
+
+impl Document for SegmentManifest {
+    const FIELD: &'static str = "manifest";
+    const SIGNER: KeyRole = KeyRole::Device;
+    const NEWLINE: bool = true;
+
+    fn check(&self) -> Result<(), String> {
+        if self.format == MANIFEST_FORMAT {
+            Ok(())
+        } else {
+            Err(format!("manifest format {}", self.format))
+        }
+    }
+}
+
+impl Signed<SegmentManifest> {
+    /// The digest the next manifest of the session chains to.
+    pub fn digest(&self) -> ManifestDigest {
+        ManifestDigest(sha256_hex(self.as_bytes()))
     }
 }

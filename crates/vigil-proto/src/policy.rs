@@ -6,11 +6,11 @@
 //! fields are refused (a misspelt `fsp` must not silently do nothing), and resolution validates
 //! every value with an error that names the field and the layer it came from.
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{self, EnvelopeError};
 use crate::mask_rules::{validate_rules, Rule, RuleError};
+use crate::signed::{check_kind, Document, KeyRole, Signed, SignedError};
 use uuid::Uuid;
 
 /// The `kind` of every signed policy.
@@ -386,78 +386,40 @@ pub struct PolicyStatement {
     pub policy: Policy,
 }
 
-/// Why a signed policy was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SignedPolicyError {
-    /// Not a policy envelope.
-    #[error("malformed policy: {0}")]
-    Malformed(String),
-    /// Signed by another key than the vault's policy key.
-    #[error("policy signed by another key than the vault's")]
-    WrongSigner,
-    /// The signature does not match (altered in transit).
-    #[error("policy signature does not verify")]
-    BadSignature,
-    /// Addressed to another device.
-    #[error("policy is for device {0}, not this one")]
-    OtherDevice(Uuid),
-}
-
 /// A policy statement with the vault's signature.
-#[derive(Debug, Clone)]
-pub struct SignedPolicy {
-    /// The verified statement.
-    pub statement: PolicyStatement,
-    bytes: Vec<u8>,
+pub type SignedPolicy = Signed<PolicyStatement>;
+
+impl Document for PolicyStatement {
+    const FIELD: &'static str = "statement";
+    const SIGNER: KeyRole = KeyRole::VaultPolicy;
+
+    fn check(&self) -> Result<(), String> {
+        check_kind(&self.kind, POLICY_KIND, 0, 0)
+    }
 }
 
-impl SignedPolicy {
-    /// Signs a statement with the vault's policy key.
-    pub fn sign(statement: &PolicyStatement, key: &SigningKey) -> Self {
-        Self {
-            statement: statement.clone(),
-            bytes: envelope::seal("statement", statement, key),
-        }
-    }
-
+impl Signed<PolicyStatement> {
     /// Verifies a policy against the vault's policy key and this device's id.
-    pub fn verify(
+    pub fn verify_for(
         bytes: &[u8],
         key: &VerifyingKey,
         device_id: Uuid,
-    ) -> Result<Self, SignedPolicyError> {
-        let (_, signed) = envelope::open(bytes, "statement", Some(key)).map_err(|e| match e {
-            EnvelopeError::Malformed(m) => SignedPolicyError::Malformed(m),
-            EnvelopeError::WrongSigner => SignedPolicyError::WrongSigner,
-            EnvelopeError::BadSignature => SignedPolicyError::BadSignature,
-        })?;
-        let statement: PolicyStatement = serde_json::from_slice(signed)
-            .map_err(|e| SignedPolicyError::Malformed(e.to_string()))?;
-        if statement.kind != POLICY_KIND {
-            return Err(SignedPolicyError::Malformed(format!(
-                "kind {}",
-                statement.kind
-            )));
+    ) -> Result<Self, SignedError> {
+        let signed = Self::verify(bytes, Some(key))?;
+        if signed.document.device_id != device_id {
+            return Err(SignedError::other_device::<PolicyStatement>(
+                signed.document.device_id,
+            ));
         }
-        if statement.device_id != device_id {
-            return Err(SignedPolicyError::OtherDevice(statement.device_id));
-        }
-        Ok(Self {
-            statement,
-            bytes: bytes.to_vec(),
-        })
-    }
-
-    /// The envelope's bytes, as signed (what the agent keeps as its last good policy).
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        Ok(signed)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SignedErrorKind;
+    use ed25519_dalek::SigningKey;
 
     #[test]
     fn layers_override_in_order_and_bad_values_name_their_field_and_layer() {
@@ -528,25 +490,30 @@ mod tests {
             issued_at: time::OffsetDateTime::UNIX_EPOCH,
             policy: Policy::default(),
         };
-        let signed = SignedPolicy::sign(&statement, &key);
-        let back = SignedPolicy::verify(signed.as_bytes(), &key.verifying_key(), device).unwrap();
-        assert_eq!(back.statement, statement);
+        let signed = SignedPolicy::sign(statement.clone(), &key).unwrap();
+        let back =
+            SignedPolicy::verify_for(signed.as_bytes(), &key.verifying_key(), device).unwrap();
+        assert_eq!(back.document, statement);
         let text = String::from_utf8(signed.as_bytes().to_vec()).unwrap();
         let altered = text.replace("\"screen\":true", "\"screen\":false");
         assert_ne!(altered, text);
         assert_eq!(
-            SignedPolicy::verify(altered.as_bytes(), &key.verifying_key(), device).unwrap_err(),
-            SignedPolicyError::BadSignature
+            SignedPolicy::verify_for(altered.as_bytes(), &key.verifying_key(), device)
+                .unwrap_err()
+                .kind(),
+            SignedErrorKind::BadSignature
         );
         let other = SigningKey::from_bytes(&[8; 32]);
-        let foreign = SignedPolicy::sign(&statement, &other);
+        let foreign = SignedPolicy::sign(statement.clone(), &other).unwrap();
         assert_eq!(
-            SignedPolicy::verify(foreign.as_bytes(), &key.verifying_key(), device).unwrap_err(),
-            SignedPolicyError::WrongSigner
+            SignedPolicy::verify_for(foreign.as_bytes(), &key.verifying_key(), device)
+                .unwrap_err()
+                .kind(),
+            SignedErrorKind::WrongSigner
         );
         assert!(matches!(
-            SignedPolicy::verify(signed.as_bytes(), &key.verifying_key(), Uuid::new_v4()),
-            Err(SignedPolicyError::OtherDevice(_))
+            SignedPolicy::verify_for(signed.as_bytes(), &key.verifying_key(), Uuid::new_v4()),
+            Err(e) if e.kind() == SignedErrorKind::OtherDevice
         ));
     }
 }

@@ -7,12 +7,10 @@
 //! Same envelope as receipts (`{"tombstone": {…}, "signature": {…}}`), signed by the vault's
 //! receipt key, with its own `kind` so that neither can pass for the other.
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::envelope;
-use crate::receipt::{open_signed_by_receipt_key, ReceiptError};
+use crate::signed::{check_kind, Document, KeyRole, Signed};
 
 /// The `kind` of every tombstone.
 pub const TOMBSTONE_KIND: &str = "vigil.segment-tombstone";
@@ -70,47 +68,23 @@ pub struct Tombstone {
     pub redacted_at: time::OffsetDateTime,
 }
 
-/// A tombstone with its signature.
-#[derive(Debug, Clone)]
-pub struct SignedTombstone {
-    /// The parsed tombstone.
-    pub tombstone: Tombstone,
-    bytes: Vec<u8>,
-}
+/// A tombstone with the vault's signature.
+pub type SignedTombstone = Signed<Tombstone>;
 
-impl SignedTombstone {
-    /// Signs a tombstone with the vault's receipt key.
-    pub fn sign(tombstone: &Tombstone, key: &SigningKey) -> Self {
-        Self {
-            tombstone: tombstone.clone(),
-            bytes: envelope::seal("tombstone", tombstone, key),
-        }
-    }
+impl Document for Tombstone {
+    const FIELD: &'static str = "tombstone";
+    const SIGNER: KeyRole = KeyRole::VaultReceipt;
 
-    /// Verifies tombstone bytes against the vault's receipt key.
-    pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<Self, ReceiptError> {
-        let tombstone: Tombstone = open_signed_by_receipt_key(bytes, "tombstone", key)?;
-        if tombstone.kind != TOMBSTONE_KIND || tombstone.format != TOMBSTONE_FORMAT {
-            return Err(ReceiptError::Malformed(format!(
-                "kind {} format {}",
-                tombstone.kind, tombstone.format
-            )));
-        }
-        Ok(Self {
-            tombstone,
-            bytes: bytes.to_vec(),
-        })
-    }
-
-    /// The tombstone's bytes, exactly as signed and stored.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+    fn check(&self) -> Result<(), String> {
+        check_kind(&self.kind, TOMBSTONE_KIND, self.format, TOMBSTONE_FORMAT)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SignedErrorKind;
+    use ed25519_dalek::SigningKey;
 
     #[test]
     fn tombstones_verify_with_the_key_and_are_not_receipts() {
@@ -136,23 +110,29 @@ mod tests {
             actor: "cli:test".into(),
             redacted_at: time::OffsetDateTime::UNIX_EPOCH,
         };
-        let signed = SignedTombstone::sign(&t, &key);
-        let back = SignedTombstone::verify(signed.as_bytes(), &key.verifying_key()).unwrap();
-        assert_eq!(back.tombstone, t);
+        let signed = SignedTombstone::sign(t.clone(), &key).unwrap();
+        let back = SignedTombstone::verify(signed.as_bytes(), Some(&key.verifying_key())).unwrap();
+        assert_eq!(back.document, t);
         let other = SigningKey::from_bytes(&[6; 32]);
         assert_eq!(
-            SignedTombstone::verify(signed.as_bytes(), &other.verifying_key()).unwrap_err(),
-            ReceiptError::WrongSigner
+            SignedTombstone::verify(signed.as_bytes(), Some(&other.verifying_key()))
+                .unwrap_err()
+                .kind(),
+            SignedErrorKind::WrongSigner
         );
         let forged = String::from_utf8(signed.as_bytes().to_vec())
             .unwrap()
             .replace("\"sequence\":3", "\"sequence\":4");
         assert_eq!(
-            SignedTombstone::verify(forged.as_bytes(), &key.verifying_key()).unwrap_err(),
-            ReceiptError::BadSignature
+            SignedTombstone::verify(forged.as_bytes(), Some(&key.verifying_key()))
+                .unwrap_err()
+                .kind(),
+            SignedErrorKind::BadSignature
         );
-        assert!(
-            crate::receipt::SignedReceipt::verify(signed.as_bytes(), &key.verifying_key()).is_err()
-        );
+        assert!(crate::receipt::SignedReceipt::verify(
+            signed.as_bytes(),
+            Some(&key.verifying_key())
+        )
+        .is_err());
     }
 }

@@ -190,21 +190,21 @@ proptest! {
         let _ = SignedManifest::verify(&bytes, None);
         let _ = SignedManifest::verify(&bytes, Some(&device_key().verifying_key()));
         let _ = SegmentBody::parse(&bytes);
-        let _ = SignedReceipt::verify(&bytes, &vault_key().verifying_key());
-        let _ = SignedHeartbeat::verify(&bytes);
+        let _ = SignedReceipt::verify(&bytes, Some(&vault_key().verifying_key()));
+        let _ = SignedHeartbeat::verify(&bytes, None);
     }
 
     #[test]
     fn mutated_heartbeats_verify_consistently(
         mutations in proptest::collection::vec(mutation(), 1..6),
     ) {
-        let original = SignedHeartbeat::sign(&heartbeat(), &device_key());
+        let original = SignedHeartbeat::sign(heartbeat(), &device_key()).unwrap();
         let bytes = apply(original.as_bytes().to_vec(), &mutations);
-        if let Ok(verified) = SignedHeartbeat::verify(&bytes) {
-            let again = SignedHeartbeat::verify(verified.as_bytes()).unwrap();
-            prop_assert_eq!(&again.heartbeat, &verified.heartbeat);
+        if let Ok(verified) = SignedHeartbeat::verify(&bytes, None) {
+            let again = SignedHeartbeat::verify(verified.as_bytes(), None).unwrap();
+            prop_assert_eq!(&again.document, &verified.document);
             if verified.signer == device_key().verifying_key() {
-                prop_assert_eq!(&verified.heartbeat, &heartbeat());
+                prop_assert_eq!(&verified.document, &heartbeat());
             }
         }
     }
@@ -218,11 +218,11 @@ proptest! {
         if let Ok(signed) = SignedManifest::verify(&bytes, None) {
             prop_assert_eq!(signed.as_bytes(), bytes.as_slice());
             let again = SignedManifest::verify(signed.as_bytes(), Some(&signed.signer)).unwrap();
-            prop_assert_eq!(&again.manifest, &signed.manifest);
+            prop_assert_eq!(&again.document, &signed.document);
             prop_assert_eq!(again.digest().0, sha256_hex(&bytes));
             if signed.signer == device_key().verifying_key() {
                 // Only the envelope around the signed bytes can have changed.
-                prop_assert_eq!(&signed.manifest, &original.manifest);
+                prop_assert_eq!(&signed.document, &original.document);
             }
         }
     }
@@ -244,12 +244,12 @@ proptest! {
         mutations in proptest::collection::vec(mutation(), 1..6),
     ) {
         let key = vault_key();
-        let original = SignedReceipt::sign(&receipt(), &key);
+        let original = SignedReceipt::sign(receipt(), &key).unwrap();
         let bytes = apply(original.as_bytes().to_vec(), &mutations);
-        if let Ok(verified) = SignedReceipt::verify(&bytes, &key.verifying_key()) {
-            prop_assert_eq!(&verified.receipt, &receipt());
-            let again = SignedReceipt::verify(verified.as_bytes(), &key.verifying_key()).unwrap();
-            prop_assert_eq!(again.receipt, verified.receipt);
+        if let Ok(verified) = SignedReceipt::verify(&bytes, Some(&key.verifying_key())) {
+            prop_assert_eq!(&verified.document, &receipt());
+            let again = SignedReceipt::verify(verified.as_bytes(), Some(&key.verifying_key())).unwrap();
+            prop_assert_eq!(again.document, verified.document);
         }
     }
 }
@@ -262,11 +262,13 @@ fn valid_messages_verify() {
     let parsed = SegmentBody::parse(&parsed_body).unwrap();
     assert_eq!(parsed.manifest, signed.as_bytes());
     let key = vault_key();
-    let r = SignedReceipt::sign(&receipt(), &key);
-    SignedReceipt::verify(r.as_bytes(), &key.verifying_key()).unwrap();
-    let h = SignedHeartbeat::sign(&heartbeat(), &device_key());
+    let r = SignedReceipt::sign(receipt(), &key).unwrap();
+    SignedReceipt::verify(r.as_bytes(), Some(&key.verifying_key())).unwrap();
+    let h = SignedHeartbeat::sign(heartbeat(), &device_key()).unwrap();
     assert_eq!(
-        SignedHeartbeat::verify(h.as_bytes()).unwrap().heartbeat,
+        SignedHeartbeat::verify(h.as_bytes(), None)
+            .unwrap()
+            .document,
         heartbeat()
     );
 }
@@ -277,7 +279,7 @@ fn whitespace_around_the_signed_bytes_keeps_the_manifest_but_not_the_digest() {
     let mut bytes = original.as_bytes().to_vec();
     bytes.insert(1, b' ');
     let rewrapped = SignedManifest::verify(&bytes, Some(&device_key().verifying_key())).unwrap();
-    assert_eq!(rewrapped.manifest, original.manifest);
+    assert_eq!(rewrapped.document, original.document);
     // The chain and receipts name the bytes as stored, so a re-wrapped envelope is another
     // object: the vault refuses it at a taken position (409), never silently swaps it.
     assert_ne!(rewrapped.digest(), original.digest());

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::str::FromStr;
 
-use vigil_proto::{ManifestDigest, SegmentManifest, SignManifestError, SignedManifest};
+use vigil_proto::{ManifestDigest, SegmentManifest, SignedError, SignedManifest};
 
 use crate::DeviceKey;
 
@@ -64,7 +64,7 @@ pub enum SealError {
     Encrypt(String),
     /// The manifest could not be signed.
     #[error(transparent)]
-    Sign(#[from] SignManifestError),
+    Sign(#[from] SignedError),
 }
 
 /// Seals segment media and signs manifests for one recording session, keeping its hash chain.

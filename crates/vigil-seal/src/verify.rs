@@ -117,12 +117,12 @@ pub fn verify_tree(root: &Path) -> std::io::Result<VerifyReport> {
         let bytes = fs::read(&file)?;
         match SignedManifest::verify(&bytes, None) {
             Ok(signed) => by_session
-                .entry(signed.manifest.session_id)
+                .entry(signed.document.session_id)
                 .or_default()
                 .push((file, signed)),
             Err(e) => {
                 let kind = match e.kind() {
-                    vigil_proto::VerifyManifestErrorKind::BadSignature => ProblemKind::BadSignature,
+                    vigil_proto::SignedErrorKind::BadSignature => ProblemKind::BadSignature,
                     _ => ProblemKind::MalformedManifest,
                 };
                 report.unattributed.push(Problem {
@@ -135,7 +135,7 @@ pub fn verify_tree(root: &Path) -> std::io::Result<VerifyReport> {
         }
     }
     for (session, mut segments) in by_session {
-        segments.sort_by_key(|(_, s)| s.manifest.sequence);
+        segments.sort_by_key(|(_, s)| s.document.sequence);
         report.sessions.insert(session, verify_session(&segments));
     }
     Ok(report)
@@ -151,7 +151,7 @@ fn verify_session(segments: &[(PathBuf, SignedManifest)]) -> SessionReport {
     let mut expected_seq = 1u64;
     let mut previous: Option<&SignedManifest> = None;
     for (file, signed) in segments {
-        let m = &signed.manifest;
+        let m = &signed.document;
         let problem = |kind, detail: String| Problem {
             kind,
             file: Some(file.clone()),
@@ -182,7 +182,7 @@ fn verify_session(segments: &[(PathBuf, SignedManifest)]) -> SessionReport {
             });
         }
         // The chain is checked only between neighbours: across a gap it cannot be.
-        let chained_prev = previous.filter(|p| p.manifest.sequence + 1 == m.sequence);
+        let chained_prev = previous.filter(|p| p.document.sequence + 1 == m.sequence);
         match (chained_prev, &m.prev_manifest_sha256) {
             (Some(p), Some(h)) if &p.digest().0 != h => report.problems.push(problem(
                 ProblemKind::ChainBroken,

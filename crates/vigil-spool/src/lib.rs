@@ -167,7 +167,7 @@ impl Spool {
     ) -> Result<WrittenSegment, SpoolError> {
         let dir = self.session_dir(session);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let sequence = manifest.manifest.sequence;
+        let sequence = manifest.document.sequence;
         let mut blobs = Vec::new();
         let mut bytes = 0;
         for (kind, data) in sealed_blobs {
@@ -184,7 +184,7 @@ impl Spool {
             session,
             sequence,
             bytes,
-            manifest.manifest.last_in_session,
+            manifest.document.last_in_session,
             outbox::now_ms(),
         )?;
         Ok(WrittenSegment {
@@ -206,7 +206,7 @@ impl Spool {
             detail: e.to_string(),
         })?;
         let mut blobs = Vec::new();
-        for blob in &parsed.manifest.blobs {
+        for blob in &parsed.document.blobs {
             let blob_path = dir.join(Self::blob_name(sequence, blob.kind));
             blobs.push((blob.kind, fs::read(&blob_path).map_err(io(&blob_path))?));
         }
@@ -286,7 +286,7 @@ impl Spool {
                         })?;
                         let bytes = manifest.len() as u64
                             + parsed
-                                .manifest
+                                .document
                                 .blobs
                                 .iter()
                                 .map(|b| bytes_of(&Self::blob_name(sequence, b.kind)))
@@ -295,7 +295,7 @@ impl Spool {
                             session,
                             sequence,
                             bytes,
-                            parsed.manifest.last_in_session,
+                            parsed.document.last_in_session,
                             outbox::now_ms(),
                         )?;
                         done.requeued += 1;

@@ -325,7 +325,13 @@ impl Worker {
             },
             agent: Some(report),
         };
-        let signed = SignedHeartbeat::sign(&heartbeat, &self.delivery.device_key);
+        let signed = match SignedHeartbeat::sign(heartbeat, &self.delivery.device_key) {
+            Ok(signed) => signed,
+            Err(e) => {
+                tracing::error!(error = %e, "heartbeat not signed");
+                return;
+            }
+        };
         match self
             .delivery
             .client
@@ -395,9 +401,9 @@ async fn upload_one(
     let body = SegmentBody::encode(&segment.manifest, &blobs);
     pace(pacer, config, body.len()).await;
     let answer = delivery.client.upload(session, sequence, body).await?;
-    let receipt = SignedReceipt::verify(&answer.receipt, &delivery.receipt_key)
+    let receipt = SignedReceipt::verify(&answer.receipt, Some(&delivery.receipt_key))
         .map_err(|e| AttemptError::Receipt(e.to_string()))?;
-    let r = &receipt.receipt;
+    let r = &receipt.document;
     let digest = sha256_hex(&segment.manifest);
     if r.session_id != session || r.sequence != sequence || r.manifest_sha256 != digest {
         return Err(AttemptError::Receipt(format!(

@@ -176,7 +176,7 @@ fn export_segment(
     let signed = SignedManifest::verify(&manifest, None).map_err(|e| corrupt(e.to_string()))?;
     let (deleted, tombstone) = deleted::deleted_of(vault, record, &signed)?;
     let mut files = vec![(manifest_name, manifest)];
-    for blob in &signed.manifest.blobs {
+    for blob in &signed.document.blobs {
         // A blob missing without a deletion record is an error (NotFound), as before.
         if !deleted.iter().any(|d| d.file == blob.file) {
             files.push((blob.file.clone(), vault.blobs().get(session, &blob.file)?));
@@ -204,7 +204,7 @@ fn export_segment(
         sequence,
         segment_id: record.segment_id,
         device_id: record.device_id,
-        recorded_at: signed.manifest.start.wall,
+        recorded_at: signed.document.start.wall,
         manifest_sha256: record.manifest_sha256.clone(),
         files: indexed,
         deleted,

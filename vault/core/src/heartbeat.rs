@@ -3,7 +3,8 @@
 //! the fleet's backlog shows in the metrics.
 
 use uuid::Uuid;
-use vigil_proto::api::{AgentReport, Backlog, HeartbeatError, SignedHeartbeat};
+use vigil_proto::api::{AgentReport, Backlog, SignedHeartbeat};
+use vigil_proto::{SignedError, SignedErrorKind};
 
 use crate::Vault;
 use vigil_vault_store::metadata::{AgentStateRow, SessionReport, StoreError};
@@ -16,7 +17,7 @@ pub const MAX_SESSIONS: usize = 1000;
 pub enum HeartbeatRefusal {
     /// Not a signed heartbeat.
     #[error(transparent)]
-    Envelope(#[from] HeartbeatError),
+    Envelope(#[from] SignedError),
     /// The key is not an enrolled device's, or the device id is another's.
     #[error("heartbeat from an unknown device")]
     UnknownDevice,
@@ -35,7 +36,7 @@ impl HeartbeatRefusal {
     /// A stable, matchable name of the cause.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Envelope(HeartbeatError::BadSignature) => "bad_signature",
+            Self::Envelope(e) if e.kind() == SignedErrorKind::BadSignature => "bad_signature",
             Self::Envelope(_) => "malformed",
             Self::UnknownDevice => "unknown_device",
             Self::Revoked(_) => "revoked_device",
@@ -131,16 +132,16 @@ fn record_agent_state(
 
 /// Verifies a heartbeat and stores its session reports.
 pub fn record_heartbeat(vault: &Vault, body: &[u8]) -> Result<HeartbeatAccepted, HeartbeatRefusal> {
-    let signed = SignedHeartbeat::verify(body)?;
+    let signed = SignedHeartbeat::verify(body, None)?;
     let device = vault
         .store()
         .device_by_key(signed.signer.as_bytes())?
-        .filter(|d| d.id == signed.heartbeat.device_id)
+        .filter(|d| d.id == signed.document.device_id)
         .ok_or(HeartbeatRefusal::UnknownDevice)?;
     if device.revoked_at.is_some() {
         return Err(HeartbeatRefusal::Revoked(device.id));
     }
-    let hb = signed.heartbeat;
+    let hb = signed.document;
     if hb.sessions.len() > MAX_SESSIONS {
         return Err(HeartbeatRefusal::Implausible(format!(
             "{} sessions",

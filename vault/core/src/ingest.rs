@@ -11,8 +11,8 @@
 //! content is refused (409) and logged.
 
 use uuid::Uuid;
-use vigil_proto::VerifyManifestErrorKind as ManifestKind;
-use vigil_proto::{sha256_hex, MediaKind, SignedManifest, VerifyManifestError};
+use vigil_proto::SignedErrorKind as ManifestKind;
+use vigil_proto::{sha256_hex, MediaKind, SignedError, SignedManifest};
 
 use crate::Vault;
 use vigil_proto::frame::{FrameError, SegmentBody};
@@ -40,10 +40,10 @@ pub enum IngestError {
     Body(#[from] FrameError),
     /// The manifest envelope is malformed or of an unsupported format.
     #[error("malformed manifest: {0}")]
-    Malformed(VerifyManifestError),
+    Malformed(SignedError),
     /// The signature does not verify with the key in the envelope.
     #[error("forged manifest: {0}")]
-    BadSignature(VerifyManifestError),
+    BadSignature(SignedError),
     /// The signing key belongs to no enrolled device.
     #[error("device key {0} is not enrolled")]
     UnknownDevice(String),
@@ -76,6 +76,9 @@ pub enum IngestError {
     /// The blob store failed.
     #[error(transparent)]
     Blobs(#[from] BlobError),
+    /// The receipt could not be signed.
+    #[error("receipt not signed: {0}")]
+    Receipt(vigil_proto::SignedError),
 }
 
 impl IngestError {
@@ -93,7 +96,7 @@ impl IngestError {
             IngestError::WrongDevice(_) => "wrong_device",
             IngestError::Conflict(_) => "conflict",
             IngestError::ChainBroken(_) => "chain_broken",
-            IngestError::Store(_) | IngestError::Blobs(_) => "internal",
+            IngestError::Store(_) | IngestError::Blobs(_) | IngestError::Receipt(_) => "internal",
         }
     }
 }
@@ -118,7 +121,7 @@ fn check_blobs<'a>(
     signed: &SignedManifest,
     body: &SegmentBody<'a>,
 ) -> Result<Vec<(String, &'a [u8])>, IngestError> {
-    let m = &signed.manifest;
+    let m = &signed.document;
     let mut files = Vec::new();
     for (i, blob) in m.blobs.iter().enumerate() {
         if m.blobs[..i].iter().any(|b| b.kind == blob.kind) {
@@ -243,7 +246,7 @@ fn check_locked(
     device: Uuid,
     sha: &str,
 ) -> Result<Option<Accepted>, IngestError> {
-    let m = &signed.manifest;
+    let m = &signed.document;
     let seq = m.sequence as i64;
     if let Some(done) = existing(vault, m.session_id, seq, m.segment_id, sha)? {
         return Ok(Some(done));
@@ -285,7 +288,7 @@ pub fn ingest(
     if device.revoked_at.is_some() {
         return Err(IngestError::Revoked(device.id));
     }
-    let m = &signed.manifest;
+    let m = &signed.document;
     if m.session_id != session || m.sequence != sequence {
         return Err(IngestError::Mismatch(format!(
             "manifest is #{} of session {}",
@@ -326,7 +329,7 @@ pub fn ingest(
     }
     let now = crate::clock::now();
     let receipt = SignedReceipt::sign(
-        &Receipt {
+        Receipt {
             kind: RECEIPT_KIND.into(),
             format: RECEIPT_FORMAT,
             segment_id: m.segment_id,
@@ -337,7 +340,15 @@ pub fn ingest(
             received_at: now,
         },
         &vault.keys().receipt,
-    );
+    )
+    .map_err(IngestError::Receipt);
+    let receipt = match receipt {
+        Ok(receipt) => receipt,
+        Err(e) => {
+            vault.blobs().discard(staged);
+            return Err(e);
+        }
+    };
     vault.blobs().commit(staged)?;
     let row = SegmentRecord {
         segment_id: m.segment_id,

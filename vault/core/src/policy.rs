@@ -236,9 +236,14 @@ pub fn effective_for_device(
 }
 
 /// Signs a device's effective policy for delivery.
-pub fn sign_for(key: &SigningKey, device: Uuid, version: u64, policy: Policy) -> SignedPolicy {
+pub fn sign_for(
+    key: &SigningKey,
+    device: Uuid,
+    version: u64,
+    policy: Policy,
+) -> Result<SignedPolicy, vigil_proto::SignedError> {
     SignedPolicy::sign(
-        &PolicyStatement {
+        PolicyStatement {
             kind: POLICY_KIND.into(),
             version,
             device_id: device,

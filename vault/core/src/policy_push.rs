@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use vigil_proto::api::{SignedPolicyPoll, POLICY_POLL_KIND};
+use vigil_proto::api::SignedPolicyPoll;
 
 use crate::policy::{sign_for, PolicySnapshot};
 use crate::Vault;
@@ -164,30 +164,27 @@ pub struct CheckedPoll {
 
 /// Verifies a poll's signature, its device and its time (blocking: reads the store).
 pub fn check_poll(vault: &Vault, body: &[u8]) -> Result<CheckedPoll, PollRefusal> {
-    use vigil_proto::api::HeartbeatError;
-    let signed = SignedPolicyPoll::verify(body).map_err(|e| match e {
-        HeartbeatError::BadSignature => PollRefusal::BadSignature,
-        other => PollRefusal::Malformed(other.to_string()),
+    let signed = SignedPolicyPoll::verify(body, None).map_err(|e| match e.kind() {
+        vigil_proto::SignedErrorKind::BadSignature => PollRefusal::BadSignature,
+        _ => PollRefusal::Malformed(e.to_string()),
     })?;
-    if signed.poll.kind != POLICY_POLL_KIND {
-        return Err(PollRefusal::Malformed("kind".into()));
-    }
+    let poll = &signed.document;
     let device = vault
         .store()
         .device_by_key(signed.signer.as_bytes())?
-        .filter(|d| d.id == signed.poll.device_id)
+        .filter(|d| d.id == poll.device_id)
         .ok_or(PollRefusal::UnknownDevice)?;
     if device.revoked_at.is_some() {
         return Err(PollRefusal::Revoked(device.id));
     }
-    let sent = signed.poll.sent_at.unix_timestamp();
+    let sent = poll.sent_at.unix_timestamp();
     if (sent - crate::clock::now().unix_timestamp()).abs() > CLOCK_SKEW_SECONDS {
         return Err(PollRefusal::Stale(sent));
     }
     Ok(CheckedPoll {
         device,
-        after: signed.poll.after,
-        wait: Duration::from_secs(u64::from(signed.poll.wait_seconds)).min(MAX_WAIT),
+        after: poll.after,
+        wait: Duration::from_secs(u64::from(poll.wait_seconds)).min(MAX_WAIT),
     })
 }
 
@@ -206,7 +203,8 @@ pub async fn answer_poll(
             .effective(&poll.device)
             .map_err(|e| PollRefusal::Unavailable(e.to_string()))?;
         if version > poll.after {
-            let signed = sign_for(&vault.keys().policy, poll.device.id, version, policy);
+            let signed = sign_for(&vault.keys().policy, poll.device.id, version, policy)
+                .map_err(|e| PollRefusal::Unavailable(e.to_string()))?;
             return Ok(Some(signed.as_bytes().to_vec()));
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {

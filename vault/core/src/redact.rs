@@ -136,7 +136,7 @@ fn tombstone_for(
     let signed = SignedManifest::verify(&manifest, None)
         .map_err(|e| RedactError::StoredCorrupt(s.segment_id, e.to_string()))?;
     let blobs = signed
-        .manifest
+        .document
         .blobs
         .iter()
         .map(|b| DestroyedBlob {
@@ -151,8 +151,8 @@ fn tombstone_for(
             },
         })
         .collect();
-    Ok(SignedTombstone::sign(
-        &Tombstone {
+    SignedTombstone::sign(
+        Tombstone {
             kind: TOMBSTONE_KIND.into(),
             format: TOMBSTONE_FORMAT,
             segment_id: s.segment_id,
@@ -168,7 +168,8 @@ fn tombstone_for(
             redacted_at: now,
         },
         &vault.keys().receipt,
-    ))
+    )
+    .map_err(|e| RedactError::StoredCorrupt(s.segment_id, format!("tombstone not signed: {e}")))
 }
 
 /// Redacts the range; see the module documentation.
@@ -231,10 +232,10 @@ pub(crate) fn redact_as(
             }
         };
         let blobs = match &tombstone {
-            Some(t) => t.tombstone.blobs.clone(),
+            Some(t) => t.document.blobs.clone(),
             // Stored by an earlier run: its blobs, if it still verifies (it names them).
-            None => SignedTombstone::verify(&bytes, &vault.keys().receipt.verifying_key())
-                .map(|t| t.tombstone.blobs)
+            None => SignedTombstone::verify(&bytes, Some(&vault.keys().receipt.verifying_key()))
+                .map(|t| t.document.blobs)
                 .unwrap_or_default(),
         };
         work.push((

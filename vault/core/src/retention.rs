@@ -188,7 +188,7 @@ fn manifest_end(vault: &Vault, seg: &SegmentRecord) -> Option<i64> {
         .get(seg.session_id, &vigil_proto::naming::manifest_file(seq))
         .ok()?;
     let signed = SignedManifest::verify(&bytes, None).ok()?;
-    Some(signed.manifest.end.wall.unix_timestamp())
+    Some(signed.document.end.wall.unix_timestamp())
 }
 
 /// A deletion to do: segment, session, sequence, kind.

@@ -103,7 +103,7 @@ pub fn reindex(
         };
         let team = teams.get(&segment.device_id).cloned().flatten();
         store.put_recording(&entry(
-            &signed.manifest,
+            &signed.document,
             segment.device_id,
             team,
             segment.sequence,

@@ -21,7 +21,7 @@ pub(super) fn deleted_of(
         return Ok((Vec::new(), None));
     };
     let mut deleted = Vec::new();
-    for blob in &signed.manifest.blobs {
+    for blob in &signed.document.blobs {
         let kind = if blob.kind.as_str() == MediaKind::Voice.as_str() {
             MediaKind::Voice
         } else {

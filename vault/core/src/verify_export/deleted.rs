@@ -46,11 +46,11 @@ fn check_segment(
                 Some(tombstone_rel.clone()),
                 "the index says the segment was redacted, but its tombstone is missing".into(),
             ),
-            Ok(bytes) => match SignedTombstone::verify(&bytes, key) {
+            Ok(bytes) => match SignedTombstone::verify(&bytes, Some(key)) {
                 Err(e) => report.tampered(session, seq, Some(tombstone_rel.clone()), e.to_string()),
                 Ok(t)
-                    if t.tombstone.segment_id != seg.segment_id
-                        || t.tombstone.manifest_sha256 != seg.manifest_sha256 =>
+                    if t.document.segment_id != seg.segment_id
+                        || t.document.manifest_sha256 != seg.manifest_sha256 =>
                 {
                     report.tampered(
                         session,
@@ -59,7 +59,7 @@ fn check_segment(
                         "the tombstone names another segment".into(),
                     )
                 }
-                Ok(t) => tombstone = Some(t.tombstone),
+                Ok(t) => tombstone = Some(t.document),
             },
         }
     }

@@ -225,7 +225,7 @@ fn check_receipt(
     let Ok(signed) = SignedManifest::verify(&manifest, None) else {
         return;
     };
-    let m = &signed.manifest;
+    let m = &signed.document;
     let (session, seq) = (Some(m.session_id), Some(m.sequence));
     let expected_rel = format!(
         "{SESSIONS_DIR}/{}/{}",
@@ -248,8 +248,8 @@ fn check_receipt(
             return report.tampered(session, seq, Some(receipt_rel), "receipt missing".into())
         }
     };
-    let receipt = match SignedReceipt::verify(&bytes, key) {
-        Ok(r) => r.receipt,
+    let receipt = match SignedReceipt::verify(&bytes, Some(key)) {
+        Ok(r) => r.document,
         Err(e) => return report.tampered(session, seq, Some(receipt_rel), e.to_string()),
     };
     let sha = sha256_hex(&manifest);

@@ -57,9 +57,12 @@ impl From<IngestError> for ApiError {
 impl From<HeartbeatRefusal> for ApiError {
     fn from(e: HeartbeatRefusal) -> Self {
         let status = match &e {
-            HeartbeatRefusal::Envelope(vigil_proto::api::HeartbeatError::BadSignature)
-            | HeartbeatRefusal::UnknownDevice
-            | HeartbeatRefusal::Revoked(_) => StatusCode::FORBIDDEN,
+            HeartbeatRefusal::Envelope(signed)
+                if signed.kind() == vigil_proto::SignedErrorKind::BadSignature =>
+            {
+                StatusCode::FORBIDDEN
+            }
+            HeartbeatRefusal::UnknownDevice | HeartbeatRefusal::Revoked(_) => StatusCode::FORBIDDEN,
             HeartbeatRefusal::Store(_) => return ApiError::internal(&e),
             _ => StatusCode::BAD_REQUEST,
         };
