@@ -143,6 +143,7 @@ pub type SignedPolicyPoll = Signed<PolicyPoll>;
 
 impl Document for PolicyPoll {
     const FIELD: &'static str = "poll";
+    const NAME: &'static str = "policy poll";
     const SIGNER: KeyRole = KeyRole::Device;
 
     fn check(&self) -> Result<(), String> {

@@ -391,6 +391,7 @@ pub type SignedPolicy = Signed<PolicyStatement>;
 
 impl Document for PolicyStatement {
     const FIELD: &'static str = "statement";
+    const NAME: &'static str = "policy";
     const SIGNER: KeyRole = KeyRole::VaultPolicy;
 
     fn check(&self) -> Result<(), String> {

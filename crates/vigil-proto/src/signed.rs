@@ -55,6 +55,8 @@ impl fmt::Display for KeyRole {
 pub trait Document: Serialize + DeserializeOwned {
     /// The envelope's field holding the document (`manifest`, `receipt`, …).
     const FIELD: &'static str;
+    /// What people call it, in messages (the field name unless said otherwise).
+    const NAME: &'static str = Self::FIELD;
     /// Whose key signs it.
     const SIGNER: KeyRole;
     /// Whether the stored envelope ends with a newline (files kept on disk).
@@ -83,7 +85,7 @@ pub enum SignedErrorKind {
 
 /// A document that failed verification or could not be signed, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {}: {detail}", describe(*.kind, *.signer))]
+#[error("{field} {}{}{detail}", describe(*.kind, *.signer), if .detail.is_empty() { "" } else { ": " })]
 pub struct SignedError {
     kind: SignedErrorKind,
     field: &'static str,
@@ -106,7 +108,7 @@ impl SignedError {
     fn new<D: Document>(kind: SignedErrorKind, detail: impl Into<String>) -> Self {
         Self {
             kind,
-            field: D::FIELD,
+            field: D::NAME,
             signer: D::SIGNER,
             detail: detail.into(),
         }
@@ -244,7 +246,7 @@ fn open<'a, D: Document>(
     let signed = payload.get().as_bytes();
     signer
         .verify_strict(signed, &Signature::from_bytes(&sig))
-        .map_err(|_| SignedError::new::<D>(K::BadSignature, "signature does not match"))?;
+        .map_err(|_| SignedError::new::<D>(K::BadSignature, ""))?;
     Ok((signer, signed))
 }
 

@@ -2,7 +2,6 @@
 //! folder, readable by its owner only (0600); enrollment moves it to the OS keystore.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
@@ -99,57 +98,24 @@ impl DeviceKey {
     }
 }
 
-/// Writes a key file atomically with mode 0600.
+/// Writes a key file atomically, readable by its owner only (0600 in a 0700 folder).
 pub fn write_device_key(path: &Path, key: &DeviceKey) -> Result<(), DeviceKeyError> {
-    let io = |source| DeviceKeyError::Io {
+    let pem = key.to_pkcs8_pem()?;
+    vigil_files::write_private(path, pem.as_bytes()).map_err(|source| DeviceKeyError::Io {
         path: path.display().to_string(),
         source,
-    };
-    let pem = key.to_pkcs8_pem()?;
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = private_file(&tmp).map_err(io)?;
-    file.write_all(pem.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)
+    })
 }
 
-#[cfg(unix)]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-}
-
-#[cfg(unix)]
+/// Refuses a key file others may read (it was loosened after we wrote it).
 fn check_private(path: &Path) -> Result<(), DeviceKeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(path).map_err(|source| DeviceKeyError::Io {
+    let private = vigil_files::is_private(path).map_err(|source| DeviceKeyError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(DeviceKeyError::Permissions(path.display().to_string()));
+    if private {
+        Ok(())
+    } else {
+        Err(DeviceKeyError::Permissions(path.display().to_string()))
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), DeviceKeyError> {
-    Ok(())
 }

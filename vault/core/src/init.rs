@@ -1,8 +1,7 @@
 //! `vigil-vault init`: creates an embedded deployment in a data folder.
 
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use vigil_files::Access;
 
 use age::secrecy::SecretString;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -98,31 +97,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
     }
 }
 
-#[cfg(unix)]
-fn create_file(path: &Path, private: bool) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(if private { 0o600 } else { 0o644 })
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn create_file(path: &Path, _private: bool) -> std::io::Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-}
-
-fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), InitError> {
-    create_file(path, private)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .map_err(io_err(path))
+fn write_file(path: &Path, bytes: &[u8], access: Access) -> Result<(), InitError> {
+    vigil_files::create_new(path, bytes, access).map_err(io_err(path))
 }
 
 struct Tls {
@@ -194,7 +170,8 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         layout.blobs(),
         layout.staging(),
     ] {
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        // Sealed recordings, keys and metadata: the deployment's service account alone.
+        vigil_files::private_dir(&dir).map_err(io_err(&dir))?;
     }
 
     let keys = PrivateKeys {
@@ -207,24 +184,32 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
     let recording_recipient = keys.recording.to_public().to_string();
     let policy_public_key = B64.encode(keys.policy.verifying_key().as_bytes());
     let receipt_public_key = B64.encode(keys.receipt.verifying_key().as_bytes());
-    write_file(&layout.private_keys(), &keys.seal(&options.key)?, true)?;
+    write_file(
+        &layout.private_keys(),
+        &keys.seal(&options.key)?,
+        Access::Private,
+    )?;
     write_file(
         &layout.recording_pub(),
         format!("{recording_recipient}\n").as_bytes(),
-        false,
+        Access::Public,
     )?;
     write_file(
         &layout.policy_pub(),
         format!("{policy_public_key}\n").as_bytes(),
-        false,
+        Access::Public,
     )?;
     write_file(
         &layout.receipt_pub(),
         format!("{receipt_public_key}\n").as_bytes(),
-        false,
+        Access::Public,
     )?;
-    write_file(&layout.ca_cert(), tls.ca_pem.as_bytes(), false)?;
-    write_file(&layout.server_cert(), tls.chain_pem.as_bytes(), false)?;
+    write_file(&layout.ca_cert(), tls.ca_pem.as_bytes(), Access::Public)?;
+    write_file(
+        &layout.server_cert(),
+        tls.chain_pem.as_bytes(),
+        Access::Public,
+    )?;
 
     // Both backends are reachable (a blob listing proves the bucket and credentials).
     let store = options.storage.open_metadata(&layout)?;
@@ -251,7 +236,7 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         retention: Default::default(),
     };
     let text = toml::to_string(&config).expect("the config always serializes");
-    write_file(&layout.config(), text.as_bytes(), false)?;
+    write_file(&layout.config(), text.as_bytes(), Access::Public)?;
     Ok(InitReport {
         layout,
         admin: options.admin,

@@ -3,7 +3,6 @@
 //! the loopback port, `control.secret` 32 random bytes in hex, mode 0600. Another user of the
 //! same machine can reach the port but cannot read the secret.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Why the endpoint files could not be written or read.
@@ -71,10 +70,10 @@ impl ControlEndpoint {
         let mut bytes = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
         let secret = hex::encode(bytes);
-        std::fs::create_dir_all(folder).map_err(io(folder))?;
-        restrict(folder, 0o700).map_err(io(folder))?;
-        write_private(&folder.join("control.secret"), secret.as_bytes()).map_err(io(folder))?;
-        write_private(&folder.join("control.port"), port.to_string().as_bytes())
+        vigil_files::private_dir(folder).map_err(io(folder))?;
+        vigil_files::write_private(&folder.join("control.secret"), secret.as_bytes())
+            .map_err(io(folder))?;
+        vigil_files::write_private(&folder.join("control.port"), port.to_string().as_bytes())
             .map_err(io(folder))?;
         Ok(Self { port, secret })
     }
@@ -123,31 +122,6 @@ impl ControlEndpoint {
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
     }
-}
-
-/// Writes a file only its owner can read, atomically.
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-#[cfg(unix)]
-fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
-    // The per-user profile folder already keeps other users out on Windows.
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,9 +2,7 @@
 //! user and then restored from a token kept on disk, so agents are not asked at every start.
 
 use std::future::Future;
-use std::io::Write as _;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -295,20 +293,5 @@ fn save_token(token: &str) -> std::io::Result<()> {
             "neither XDG_STATE_HOME nor HOME is set",
         )
     })?;
-    let dir = path.parent().unwrap_or(&path);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let tmp = path.with_extension("tmp");
-    // A leftover temporary file could carry other permissions; `mode` applies only on creation.
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(token.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)
+    vigil_files::write_private(&path, token.as_bytes())
 }
