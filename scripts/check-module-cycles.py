@@ -64,7 +64,8 @@ def strip_comments_and_strings(source):
         else:
             out.append(c)
             i += 1
-    return "".join(out)
+    # `pub(in crate::a)` names where an item is visible, not a dependency.
+    return re.sub(r"\bpub\s*\(\s*in\s+[^)]*\)", "pub", "".join(out))
 
 
 def crate_files(crate_dir):
@@ -204,15 +205,16 @@ def use_declarations(code, module, files):
             alias = last.split(" as ")[-1].strip()
             segments[-1] = last.split(" as ")[0].strip()
             head = segments[0]
+            here = module + inline_module_at(code, m.start())
             if head in ("crate", "self", "super"):
-                anchor, rest = head, segments[1:] if head != "super" else segments
-            elif module + (head,) in files:
+                anchor, rest = head, segments[1:]
+            elif here + (head,) in files:
                 anchor, rest = "self", segments
             else:
                 continue  # another crate
-            if alias in ("*", "self"):
-                continue
-            names[alias] = absolute(module, anchor, rest)
+            if alias in ("*", "self") or here != module:
+                continue  # a glob, or an import inside an inline module (tests): not a re-export
+            names[alias] = absolute(here, anchor, rest)
     return names
 
 

@@ -159,7 +159,7 @@ pub const KIOSK_FLAGS: [&str; 10] = [
 /// Stops a browser started by [`start_chromium_with_extension`]: SIGTERM (Chromium closes its
 /// native hosts' pipes and exits), then SIGKILL after 5 s; always reaps it.
 pub fn stop_chromium(child: &mut Child) {
-    crate::stop_gracefully(child, Duration::from_secs(5));
+    crate::desktop::stop_gracefully(child, Duration::from_secs(5));
 }
 
 /// A browser that is stopped on drop (also when a test fails).

@@ -6,27 +6,29 @@
 //! that runs next to the one that queries the application, so a slow application delays the
 //! description of a field but never its timestamp.
 
+mod bus;
 mod fields;
 
-use super::health;
+use super::watcher::health;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use atspi::events::object::StateChangedEvent;
 use atspi::proxy::accessible::AccessibleProxy;
 use atspi::proxy::bus::{BusProxy, StatusProxy};
-use atspi::proxy::component::ComponentProxy;
+
 use atspi::proxy::document::DocumentProxy;
 use atspi::proxy::registry::RegistryProxy;
 use atspi::zbus::{self, proxy::CacheProperties, MessageStream};
-use atspi::{CoordType, ObjectRefOwned, RelationType, Role, State};
+use atspi::{ObjectRefOwned, RelationType, Role, State};
 use crossbeam_channel::Sender;
 use futures_lite::{future, StreamExt};
 use vigil_capture::Clock;
 
 use super::tracker::{Change, FocusTracker};
-use super::{FocusWatcher, FocusWatcherError, WatchedFields};
-use crate::{FieldInfo, Rect, TriggerEvent, TriggerSource};
+use super::watcher::{FocusWatcher, FocusWatcherError, WatchedFields};
+use crate::{FieldInfo, TriggerEvent, TriggerSource};
+use bus::{proxy, screen_rect, MAX_ANCESTORS};
 use fields::FieldPoller;
 
 /// The registry event that makes toolkits send focus changes (and only those).
@@ -34,22 +36,10 @@ const FOCUS_EVENT: &str = "object:state-changed:focused";
 /// The matching bus rule: the bus forwards focus changes, not every state change.
 const FOCUS_RULE: &str = "type='signal',interface='org.a11y.atspi.Event.Object',\
                           member='StateChanged',arg0='focused'";
-/// Bounds the walk up to the document and the application (cycles, huge trees).
-const MAX_ANCESTORS: usize = 64;
 /// A hung application must not stall the description of the next field for long.
 const APP_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Start-up is a handful of calls to local buses.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often watched fields are sampled.
-const FIELD_POLL: Duration = Duration::from_millis(100);
-/// D-Bus errors that mean the object (or its whole application) no longer exists.
-const GONE_ERRORS: [&str; 4] = [
-    "org.freedesktop.DBus.Error.UnknownObject",
-    "org.freedesktop.DBus.Error.ServiceUnknown",
-    "org.freedesktop.DBus.Error.NameHasNoOwner",
-    "org.freedesktop.DBus.Error.UnknownMethod",
-];
-
 type StartResult = Result<(), FocusWatcherError>;
 
 pub(super) fn start(
@@ -217,31 +207,6 @@ async fn pump(
     future::or(process, receive).await
 }
 
-/// A proxy for one interface of an accessible, without property caching (which would cost a
-/// round trip for every property at creation).
-async fn proxy<'c, P>(conn: &'c zbus::Connection, object: &ObjectRefOwned) -> zbus::Result<P>
-where
-    P: zbus::proxy::Defaults + From<zbus::Proxy<'c>>,
-{
-    let name = object
-        .name()
-        .ok_or_else(|| zbus::Error::Failure("object reference without bus name".into()))?;
-    proxy_at(conn, name.as_str(), object.path().as_str()).await
-}
-
-/// [`proxy`] for an object named by its bus name and path.
-async fn proxy_at<'c, P>(conn: &'c zbus::Connection, name: &str, path: &str) -> zbus::Result<P>
-where
-    P: zbus::proxy::Defaults + From<zbus::Proxy<'c>>,
-{
-    zbus::proxy::Builder::<P>::new(conn)
-        .destination(name.to_string())?
-        .path(path.to_string())?
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-}
-
 /// Everything that identifies the focused object. Each query may fail (the object may already
 /// be gone); what was learned is kept. Its text is never read.
 async fn describe(conn: &zbus::Connection, item: &ObjectRefOwned) -> FieldInfo {
@@ -281,22 +246,6 @@ async fn describe(conn: &zbus::Connection, item: &ObjectRefOwned) -> FieldInfo {
 
 async fn role_of(accessible: &AccessibleProxy<'_>) -> Option<Role> {
     accessible.get_role().await.ok()
-}
-
-async fn screen_rect(conn: &zbus::Connection, item: &ObjectRefOwned) -> Option<Rect> {
-    let name = item.name()?;
-    screen_rect_at(conn, name.as_str(), item.path().as_str()).await
-}
-
-async fn screen_rect_at(conn: &zbus::Connection, name: &str, path: &str) -> Option<Rect> {
-    let component = proxy_at::<ComponentProxy>(conn, name, path).await.ok()?;
-    let (x, y, width, height) = component.get_extents(CoordType::Screen).await.ok()?;
-    Some(Rect {
-        x,
-        y,
-        width: u32::try_from(width).ok()?,
-        height: u32::try_from(height).ok()?,
-    })
 }
 
 /// The name of the label that labels the object, for toolkits that leave the name empty.

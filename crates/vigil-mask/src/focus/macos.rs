@@ -15,7 +15,7 @@
 mod ax;
 mod displays;
 
-use super::health;
+use super::watcher::health;
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::panic::{self, AssertUnwindSafe};
@@ -32,7 +32,7 @@ use objc2_core_foundation::{
 use vigil_capture::Clock;
 
 use super::tracker::{Change, FocusTracker};
-use super::{FocusWatcher, FocusWatcherError};
+use super::watcher::{FocusWatcher, FocusWatcherError};
 use crate::{TriggerEvent, TriggerSource};
 
 /// How often the frontmost application and the stop signal are checked.

@@ -12,7 +12,7 @@
 
 mod describe;
 
-use super::health;
+use super::watcher::health;
 use std::sync::{mpsc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ use windows::Win32::UI::Accessibility::{
 use windows_core::{implement, Interface, Ref};
 
 use super::tracker::{Change, FocusTracker};
-use super::{FocusWatcher, FocusWatcherError};
+use super::watcher::{FocusWatcher, FocusWatcherError};
 use crate::{TriggerEvent, TriggerSource};
 
 /// Start-up is a handful of in-process COM calls.

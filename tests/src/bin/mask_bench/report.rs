@@ -3,7 +3,7 @@
 
 use crate::judge::{self, FrameVerdict, WHOLE_MASK_SHARE};
 use crate::script::{Transition, Trial, CARD, CODE, EXPIRY, ORDER_NUMBER, STORED_CARD};
-use crate::Segment;
+use crate::segments::Segment;
 
 const MS: i128 = 1_000_000;
 

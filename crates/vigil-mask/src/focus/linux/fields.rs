@@ -20,7 +20,7 @@ use crossbeam_channel::Sender;
 use futures_lite::future;
 use vigil_capture::Clock;
 
-use super::{proxy, proxy_at, screen_rect_at, FIELD_POLL, GONE_ERRORS, MAX_ANCESTORS};
+use super::bus::{proxy, proxy_at, screen_rect_at, FIELD_POLL, GONE_ERRORS, MAX_ANCESTORS};
 use crate::focus::WatchedFields;
 use crate::{FieldPresence, TriggerEvent, TriggerSource};
 
