@@ -215,74 +215,20 @@ fn parse_role(text: &str) -> Result<vigil_vault_core::access::Role, String> {
 pub enum UserCommand {
     /// Add an account. The password is read from stdin with --password-stdin, else generated
     /// and printed once.
-    Add {
-        #[command(flatten)]
-        data: Data,
-        /// Login name.
-        name: String,
-        /// Role: agent, supervisor, qa_analyst, compliance, admin.
-        #[arg(long, value_parser = parse_role)]
-        role: vigil_vault_core::access::Role,
-        /// A team the account is limited to (supervisors; repeatable).
-        #[arg(long = "team", value_name = "TEAM")]
-        teams: Vec<String>,
-        /// Read the password from the first line of stdin.
-        #[arg(long)]
-        password_stdin: bool,
-    },
+    Add(UserAddArgs),
     /// List accounts.
-    List {
-        #[command(flatten)]
-        data: Data,
-    },
+    List(UserListArgs),
     /// Change an account's role.
-    SetRole {
-        #[command(flatten)]
-        data: Data,
-        /// Login name.
-        name: String,
-        /// The new role.
-        #[arg(value_parser = parse_role)]
-        role: vigil_vault_core::access::Role,
-    },
+    SetRole(UserSetRoleArgs),
     /// Replace an account's teams (none: no team).
-    SetTeams {
-        #[command(flatten)]
-        data: Data,
-        /// Login name.
-        name: String,
-        /// A team (repeatable).
-        #[arg(long = "team", value_name = "TEAM")]
-        teams: Vec<String>,
-    },
+    SetTeams(UserSetTeamsArgs),
     /// Set an account's password (a reset): from stdin with --password-stdin, else generated
     /// and printed once. It must be changed at the next login.
-    SetPassword {
-        #[command(flatten)]
-        data: Data,
-        /// Login name.
-        name: String,
-        /// Read the password from the first line of stdin.
-        #[arg(long)]
-        password_stdin: bool,
-    },
+    SetPassword(UserSetPasswordArgs),
     /// Disable an account: its sessions end, its password and API tokens stop working.
-    Disable {
-        #[command(flatten)]
-        data: Data,
-        /// Login name.
-        name: String,
-        /// Why (kept in the audit log).
-        #[arg(long, value_name = "TEXT")]
-        reason: Option<String>,
-    },
+    Disable(UserDisableArgs),
     /// Enable a disabled account again.
-    Enable {
-        #[command(flatten)]
-        data: Data,
-        /// Login name.
-        name: String,
-    },
+    Enable(UserEnableArgs),
     /// API tokens (for automation: `Authorization: Bearer <token>`).
     Token {
         #[command(subcommand)]
@@ -293,27 +239,11 @@ pub enum UserCommand {
 #[derive(Debug, Subcommand)]
 pub enum UserTokenCommand {
     /// Print a new API token acting as the account (shown once, stored as a hash).
-    Create {
-        #[command(flatten)]
-        data: Data,
-        /// Login name.
-        name: String,
-        /// Lifetime in days (default: until revoked).
-        #[arg(long, value_name = "N")]
-        expires_days: Option<u32>,
-    },
+    Create(UserTokenCreateArgs),
     /// List API tokens (ids, accounts, expiry; never the tokens).
-    List {
-        #[command(flatten)]
-        data: Data,
-    },
+    List(UserTokenListArgs),
     /// Revoke an API token.
-    Revoke {
-        #[command(flatten)]
-        data: Data,
-        /// The token's id (from `user token list`).
-        id: uuid::Uuid,
-    },
+    Revoke(UserTokenRevokeArgs),
 }
 
 /// The arguments of `Command::Init`.
@@ -582,4 +512,114 @@ pub struct AuditVerifyArgs {
     /// the new head when the chain holds. Created if missing.
     #[arg(long, value_name = "FILE")]
     pub anchor: Option<PathBuf>,
+}
+
+/// The arguments of `UserCommand::Add`.
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Login name.
+    pub name: String,
+    /// Role: agent, supervisor, qa_analyst, compliance, admin.
+    #[arg(long, value_parser = parse_role)]
+    pub role: vigil_vault_core::access::Role,
+    /// A team the account is limited to (supervisors; repeatable).
+    #[arg(long = "team", value_name = "TEAM")]
+    pub teams: Vec<String>,
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// The arguments of `UserCommand::List`.
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    #[command(flatten)]
+    pub data: Data,
+}
+
+/// The arguments of `UserCommand::SetRole`.
+#[derive(Debug, Args)]
+pub struct UserSetRoleArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Login name.
+    pub name: String,
+    /// The new role.
+    #[arg(value_parser = parse_role)]
+    pub role: vigil_vault_core::access::Role,
+}
+
+/// The arguments of `UserCommand::SetTeams`.
+#[derive(Debug, Args)]
+pub struct UserSetTeamsArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Login name.
+    pub name: String,
+    /// A team (repeatable).
+    #[arg(long = "team", value_name = "TEAM")]
+    pub teams: Vec<String>,
+}
+
+/// The arguments of `UserCommand::SetPassword`.
+#[derive(Debug, Args)]
+pub struct UserSetPasswordArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Login name.
+    pub name: String,
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// The arguments of `UserCommand::Disable`.
+#[derive(Debug, Args)]
+pub struct UserDisableArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Login name.
+    pub name: String,
+    /// Why (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// The arguments of `UserCommand::Enable`.
+#[derive(Debug, Args)]
+pub struct UserEnableArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Login name.
+    pub name: String,
+}
+
+/// The arguments of `UserTokenCommand::Create`.
+#[derive(Debug, Args)]
+pub struct UserTokenCreateArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Login name.
+    pub name: String,
+    /// Lifetime in days (default: until revoked).
+    #[arg(long, value_name = "N")]
+    pub expires_days: Option<u32>,
+}
+
+/// The arguments of `UserTokenCommand::List`.
+#[derive(Debug, Args)]
+pub struct UserTokenListArgs {
+    #[command(flatten)]
+    pub data: Data,
+}
+
+/// The arguments of `UserTokenCommand::Revoke`.
+#[derive(Debug, Args)]
+pub struct UserTokenRevokeArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// The token's id (from `user token list`).
+    pub id: uuid::Uuid,
 }

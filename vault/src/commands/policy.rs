@@ -47,54 +47,70 @@ impl ScopeArgs {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Prints a layer as set (JSON), or with `--effective` a device's resolved policy and version.
-    Get {
-        /// Data folder.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
-        /// The layer to print.
-        #[command(flatten)]
-        scope: ScopeArgs,
-        /// A device's effective policy (organization, then team, then device).
-        #[arg(long, value_name = "ID", conflicts_with = "scope")]
-        effective: Option<Uuid>,
-    },
+    Get(PolicyGetArgs),
     /// Replaces a layer with the document in FILE (`-`: standard input); validated against every
     /// policy it affects, versioned and audited. Agents receive it within seconds.
-    Set {
-        /// Data folder.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
-        /// The layer to replace.
-        #[command(flatten)]
-        scope: ScopeArgs,
-        /// The new layer (JSON).
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
-        /// Why (kept in the audit log).
-        #[arg(long, value_name = "TEXT")]
-        reason: Option<String>,
-    },
+    Set(PolicySetArgs),
     /// Shows what `set` with this document would change in the layer (`field: old -> new`).
-    Diff {
-        /// Data folder.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
-        /// The layer to compare with.
-        #[command(flatten)]
-        scope: ScopeArgs,
-        /// The proposed layer (JSON).
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
-    },
+    Diff(PolicyDiffArgs),
     /// Every change (of one layer, or all): version, time, scope, author, reason.
-    History {
-        /// Data folder.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
-        /// Only this layer.
-        #[command(flatten)]
-        scope: ScopeArgs,
-    },
+    History(PolicyHistoryArgs),
+}
+
+/// The arguments of `PolicyCommand::Get`.
+#[derive(Debug, Args)]
+pub struct PolicyGetArgs {
+    /// Data folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The layer to print.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// A device's effective policy (organization, then team, then device).
+    #[arg(long, value_name = "ID", conflicts_with = "scope")]
+    pub effective: Option<Uuid>,
+}
+
+/// The arguments of `PolicyCommand::Set`.
+#[derive(Debug, Args)]
+pub struct PolicySetArgs {
+    /// Data folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The layer to replace.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// The new layer (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Why (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// The arguments of `PolicyCommand::Diff`.
+#[derive(Debug, Args)]
+pub struct PolicyDiffArgs {
+    /// Data folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The layer to compare with.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// The proposed layer (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// The arguments of `PolicyCommand::History`.
+#[derive(Debug, Args)]
+pub struct PolicyHistoryArgs {
+    /// Data folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Only this layer.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 }
 
 fn read_document(file: &PathBuf) -> anyhow::Result<String> {
@@ -120,95 +136,118 @@ fn rfc3339(at: i64) -> String {
 /// Runs a policy command; the exit status is the caller's (errors are `anyhow`).
 pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
-        PolicyCommand::Get {
-            data,
-            scope,
-            effective,
-        } => {
-            let admin = Admin::open(&data)?;
-            let snapshot = PolicySnapshot::load(admin.store())?;
-            if let Some(id) = effective {
-                let device = admin
-                    .devices()?
-                    .into_iter()
-                    .find(|d| d.id == id)
-                    .with_context(|| format!("no device with id {id}"))?;
-                let (version, policy) = snapshot.effective(&device)?;
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "device": id,
-                        "version": version,
-                        "policy": policy,
-                    }))?
-                );
-                return Ok(());
-            }
-            let scope = scope.scope().unwrap_or(Scope::Organization);
-            let layer = snapshot.layer(&scope);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "scope": scope.key(),
-                    "version": layer.map_or(0, |l| l.version),
-                    "layer": layer.map(|l| l.layer.clone()).unwrap_or_default(),
-                }))?
-            );
-        }
-        PolicyCommand::Set {
-            data,
-            scope,
-            file,
-            reason,
-        } => {
-            let admin = Admin::open(&data)?;
-            let document = read_document(&file)?;
-            let scope = scope.required()?;
-            let change = set_layer(
-                admin.store(),
-                &scope,
-                &document,
-                &cli_actor(),
-                vigil_vault_core::audit::stated_reason(reason.as_deref()).as_deref(),
-            )?;
-            println!(
-                "policy {scope} set: version {} ({} device(s) affected)",
-                change.version, change.devices_affected
-            );
-        }
-        PolicyCommand::Diff { data, scope, file } => {
-            let admin = Admin::open(&data)?;
-            let scope = scope.required()?;
-            let proposed = parse_document(&scope, &read_document(&file)?)?;
-            let snapshot = PolicySnapshot::load(admin.store())?;
-            let current: PolicyLayer = snapshot
-                .layer(&scope)
-                .map(|l| l.layer.clone())
-                .unwrap_or_default();
-            let lines = diff(&current, &proposed);
-            if lines.is_empty() {
-                println!("no change");
-            }
-            for line in lines {
-                println!("{line}");
-            }
-        }
-        PolicyCommand::History { data, scope } => {
-            let admin = Admin::open(&data)?;
-            let key = scope.scope().map(|s| s.key());
-            println!("version\tat\tscope\tauthor\treason\tdocument");
-            for row in admin.store().policy_history(key.as_deref())? {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    row.version,
-                    rfc3339(row.at),
-                    row.scope,
-                    row.author,
-                    row.reason.as_deref().unwrap_or("-"),
-                    row.document
-                );
-            }
-        }
+        PolicyCommand::Get(args) => get(args),
+        PolicyCommand::Set(args) => set(args),
+        PolicyCommand::Diff(args) => diff_layer(args),
+        PolicyCommand::History(args) => history(args),
     }
+}
+
+/// `vigil-vault policy get`.
+fn get(args: PolicyGetArgs) -> anyhow::Result<()> {
+    let PolicyGetArgs {
+        data,
+        scope,
+        effective,
+    } = args;
+    let admin = Admin::open(&data)?;
+    let snapshot = PolicySnapshot::load(admin.store())?;
+    if let Some(id) = effective {
+        let device = admin
+            .devices()?
+            .into_iter()
+            .find(|d| d.id == id)
+            .with_context(|| format!("no device with id {id}"))?;
+        let (version, policy) = snapshot.effective(&device)?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "device": id,
+                "version": version,
+                "policy": policy,
+            }))?
+        );
+        return Ok(());
+    }
+    let scope = scope.scope().unwrap_or(Scope::Organization);
+    let layer = snapshot.layer(&scope);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "scope": scope.key(),
+            "version": layer.map_or(0, |l| l.version),
+            "layer": layer.map(|l| l.layer.clone()).unwrap_or_default(),
+        }))?
+    );
+
+    Ok(())
+}
+
+/// `vigil-vault policy set`.
+fn set(args: PolicySetArgs) -> anyhow::Result<()> {
+    let PolicySetArgs {
+        data,
+        scope,
+        file,
+        reason,
+    } = args;
+    let admin = Admin::open(&data)?;
+    let document = read_document(&file)?;
+    let scope = scope.required()?;
+    let change = set_layer(
+        admin.store(),
+        &scope,
+        &document,
+        &cli_actor(),
+        vigil_vault_core::audit::stated_reason(reason.as_deref()).as_deref(),
+    )?;
+    println!(
+        "policy {scope} set: version {} ({} device(s) affected)",
+        change.version, change.devices_affected
+    );
+
+    Ok(())
+}
+
+/// `vigil-vault policy diff`.
+fn diff_layer(args: PolicyDiffArgs) -> anyhow::Result<()> {
+    let PolicyDiffArgs { data, scope, file } = args;
+    let admin = Admin::open(&data)?;
+    let scope = scope.required()?;
+    let proposed = parse_document(&scope, &read_document(&file)?)?;
+    let snapshot = PolicySnapshot::load(admin.store())?;
+    let current: PolicyLayer = snapshot
+        .layer(&scope)
+        .map(|l| l.layer.clone())
+        .unwrap_or_default();
+    let lines = diff(&current, &proposed);
+    if lines.is_empty() {
+        println!("no change");
+    }
+    for line in lines {
+        println!("{line}");
+    }
+
+    Ok(())
+}
+
+/// `vigil-vault policy history`.
+fn history(args: PolicyHistoryArgs) -> anyhow::Result<()> {
+    let PolicyHistoryArgs { data, scope } = args;
+    let admin = Admin::open(&data)?;
+    let key = scope.scope().map(|s| s.key());
+    println!("version\tat\tscope\tauthor\treason\tdocument");
+    for row in admin.store().policy_history(key.as_deref())? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            row.version,
+            rfc3339(row.at),
+            row.scope,
+            row.author,
+            row.reason.as_deref().unwrap_or("-"),
+            row.document
+        );
+    }
+
     Ok(())
 }

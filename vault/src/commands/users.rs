@@ -9,7 +9,11 @@ use vigil_vault_core::accounts::{self, NewAccount};
 use vigil_vault_core::admin::Admin;
 use vigil_vault_core::audit::{cli_actor, Anchor};
 
-use crate::cli::{UserCommand, UserTokenCommand};
+use crate::cli::{
+    UserAddArgs, UserCommand, UserDisableArgs, UserEnableArgs, UserListArgs, UserSetPasswordArgs,
+    UserSetRoleArgs, UserSetTeamsArgs, UserTokenCommand, UserTokenCreateArgs, UserTokenListArgs,
+    UserTokenRevokeArgs,
+};
 
 fn when(secs: Option<i64>) -> String {
     secs.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
@@ -32,146 +36,206 @@ fn read_password() -> anyhow::Result<SecretString> {
     ))
 }
 
+/// `vigil-vault user …`: one function per subcommand.
 pub fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
-        UserCommand::Add {
-            data,
+        UserCommand::Add(args) => add(args),
+        UserCommand::List(args) => list(args),
+        UserCommand::SetRole(args) => set_role(args),
+        UserCommand::SetTeams(args) => set_teams(args),
+        UserCommand::SetPassword(args) => set_password(args),
+        UserCommand::Disable(args) => disable(args),
+        UserCommand::Enable(args) => enable(args),
+        UserCommand::Token { command } => match command {
+            UserTokenCommand::Create(args) => create_token(args),
+            UserTokenCommand::List(args) => list_tokens(args),
+            UserTokenCommand::Revoke(args) => revoke_token(args),
+        },
+    }
+}
+
+/// `vigil-vault user add`.
+fn add(args: UserAddArgs) -> anyhow::Result<()> {
+    let UserAddArgs {
+        data,
+        name,
+        role,
+        teams,
+        password_stdin,
+    } = args;
+    let admin = Admin::open(&data.data)?;
+    let password = password_stdin.then(read_password).transpose()?;
+    let created = accounts::add_user(
+        admin.store(),
+        NewAccount {
             name,
             role,
             teams,
-            password_stdin,
-        } => {
-            let admin = Admin::open(&data.data)?;
-            let password = password_stdin.then(read_password).transpose()?;
-            let created = accounts::add_user(
-                admin.store(),
-                NewAccount {
-                    name,
-                    role,
-                    teams,
-                    password,
-                },
-                &cli_actor(),
-            )?;
-            println!(
-                "account {} ({}) created",
-                created.account.user.name, created.account.user.role
-            );
-            if let Some(p) = created.generated_password {
-                println!("password: {}", p.expose_secret());
-                println!("(shown once: only its argon2id hash is stored)");
-            }
-        }
-        UserCommand::List { data } => {
-            let admin = Admin::open(&data.data)?;
-            println!("name\trole\tteams\tstatus");
-            for a in accounts::list_users(admin.store())? {
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    a.user.name,
-                    a.user.role,
-                    if a.teams.is_empty() {
-                        "-".into()
-                    } else {
-                        a.teams.join(",")
-                    },
-                    if a.disabled_at.is_some() {
-                        "disabled"
-                    } else {
-                        "active"
-                    }
-                );
-            }
-        }
-        UserCommand::SetRole { data, name, role } => {
-            accounts::set_role(Admin::open(&data.data)?.store(), &name, role, &cli_actor())?;
-            println!("account {name} is now {role}");
-        }
-        UserCommand::SetTeams { data, name, teams } => {
-            accounts::set_teams(
-                Admin::open(&data.data)?.store(),
-                &name,
-                &teams,
-                &cli_actor(),
-            )?;
-            println!("account {name} teams: {}", teams.join(","));
-        }
-        UserCommand::SetPassword {
-            data,
-            name,
-            password_stdin,
-        } => {
-            let password = password_stdin.then(read_password).transpose()?;
-            let generated = accounts::set_password(
-                Admin::open(&data.data)?.store(),
-                &name,
-                password,
-                &cli_actor(),
-            )?;
-            println!("password of {name} set; it must be changed at the next login");
-            if let Some(p) = generated {
-                println!("password: {}", p.expose_secret());
-            }
-        }
-        UserCommand::Disable { data, name, reason } => {
-            accounts::set_disabled(
-                Admin::open(&data.data)?.store(),
-                &name,
-                true,
-                &cli_actor(),
-                reason.as_deref(),
-            )?;
-            println!("account {name} disabled");
-        }
-        UserCommand::Enable { data, name } => {
-            accounts::set_disabled(
-                Admin::open(&data.data)?.store(),
-                &name,
-                false,
-                &cli_actor(),
-                None,
-            )?;
-            println!("account {name} enabled");
-        }
-        UserCommand::Token { command } => match command {
-            UserTokenCommand::Create {
-                data,
-                name,
-                expires_days,
-            } => {
-                let created = accounts::create_api_token(
-                    Admin::open(&data.data)?.store(),
-                    &name,
-                    expires_days,
-                    &cli_actor(),
-                )?;
-                println!("{}", created.token.expose_secret());
-                eprintln!(
-                    "API token {} for {name}, expires {} (shown once: only its hash is stored)",
-                    created.id,
-                    when(created.expires_at)
-                );
-            }
-            UserTokenCommand::List { data } => {
-                let admin = Admin::open(&data.data)?;
-                println!("id\taccount\tcreated\texpires\trevoked");
-                for t in admin.store().api_tokens()? {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}",
-                        t.id,
-                        t.user_name,
-                        when(Some(t.created_at)),
-                        when(t.expires_at),
-                        when(t.revoked_at)
-                    );
-                }
-            }
-            UserTokenCommand::Revoke { data, id } => {
-                accounts::revoke_api_token(Admin::open(&data.data)?.store(), id, &cli_actor())?;
-                println!("API token {id} revoked");
-            }
+            password,
         },
+        &cli_actor(),
+    )?;
+    println!(
+        "account {} ({}) created",
+        created.account.user.name, created.account.user.role
+    );
+    if let Some(p) = created.generated_password {
+        println!("password: {}", p.expose_secret());
+        println!("(shown once: only its argon2id hash is stored)");
     }
+
+    Ok(())
+}
+
+/// `vigil-vault user list`.
+fn list(args: UserListArgs) -> anyhow::Result<()> {
+    let UserListArgs { data } = args;
+    let admin = Admin::open(&data.data)?;
+    println!("name\trole\tteams\tstatus");
+    for a in accounts::list_users(admin.store())? {
+        println!(
+            "{}\t{}\t{}\t{}",
+            a.user.name,
+            a.user.role,
+            if a.teams.is_empty() {
+                "-".into()
+            } else {
+                a.teams.join(",")
+            },
+            if a.disabled_at.is_some() {
+                "disabled"
+            } else {
+                "active"
+            }
+        );
+    }
+
+    Ok(())
+}
+
+/// `vigil-vault user set-role`.
+fn set_role(args: UserSetRoleArgs) -> anyhow::Result<()> {
+    let UserSetRoleArgs { data, name, role } = args;
+    accounts::set_role(Admin::open(&data.data)?.store(), &name, role, &cli_actor())?;
+    println!("account {name} is now {role}");
+
+    Ok(())
+}
+
+/// `vigil-vault user set-teams`.
+fn set_teams(args: UserSetTeamsArgs) -> anyhow::Result<()> {
+    let UserSetTeamsArgs { data, name, teams } = args;
+    accounts::set_teams(
+        Admin::open(&data.data)?.store(),
+        &name,
+        &teams,
+        &cli_actor(),
+    )?;
+    println!("account {name} teams: {}", teams.join(","));
+
+    Ok(())
+}
+
+/// `vigil-vault user set-password`.
+fn set_password(args: UserSetPasswordArgs) -> anyhow::Result<()> {
+    let UserSetPasswordArgs {
+        data,
+        name,
+        password_stdin,
+    } = args;
+    let password = password_stdin.then(read_password).transpose()?;
+    let generated = accounts::set_password(
+        Admin::open(&data.data)?.store(),
+        &name,
+        password,
+        &cli_actor(),
+    )?;
+    println!("password of {name} set; it must be changed at the next login");
+    if let Some(p) = generated {
+        println!("password: {}", p.expose_secret());
+    }
+
+    Ok(())
+}
+
+/// `vigil-vault user disable`.
+fn disable(args: UserDisableArgs) -> anyhow::Result<()> {
+    let UserDisableArgs { data, name, reason } = args;
+    accounts::set_disabled(
+        Admin::open(&data.data)?.store(),
+        &name,
+        true,
+        &cli_actor(),
+        reason.as_deref(),
+    )?;
+    println!("account {name} disabled");
+
+    Ok(())
+}
+
+/// `vigil-vault user enable`.
+fn enable(args: UserEnableArgs) -> anyhow::Result<()> {
+    let UserEnableArgs { data, name } = args;
+    accounts::set_disabled(
+        Admin::open(&data.data)?.store(),
+        &name,
+        false,
+        &cli_actor(),
+        None,
+    )?;
+    println!("account {name} enabled");
+
+    Ok(())
+}
+
+/// `vigil-vault user token create`.
+fn create_token(args: UserTokenCreateArgs) -> anyhow::Result<()> {
+    let UserTokenCreateArgs {
+        data,
+        name,
+        expires_days,
+    } = args;
+    let created = accounts::create_api_token(
+        Admin::open(&data.data)?.store(),
+        &name,
+        expires_days,
+        &cli_actor(),
+    )?;
+    println!("{}", created.token.expose_secret());
+    eprintln!(
+        "API token {} for {name}, expires {} (shown once: only its hash is stored)",
+        created.id,
+        when(created.expires_at)
+    );
+
+    Ok(())
+}
+
+/// `vigil-vault user token list`.
+fn list_tokens(args: UserTokenListArgs) -> anyhow::Result<()> {
+    let UserTokenListArgs { data } = args;
+    let admin = Admin::open(&data.data)?;
+    println!("id\taccount\tcreated\texpires\trevoked");
+    for t in admin.store().api_tokens()? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            t.id,
+            t.user_name,
+            when(Some(t.created_at)),
+            when(t.expires_at),
+            when(t.revoked_at)
+        );
+    }
+
+    Ok(())
+}
+
+/// `vigil-vault user token revoke`.
+fn revoke_token(args: UserTokenRevokeArgs) -> anyhow::Result<()> {
+    let UserTokenRevokeArgs { data, id } = args;
+    accounts::revoke_api_token(Admin::open(&data.data)?.store(), id, &cli_actor())?;
+    println!("API token {id} revoked");
+
     Ok(())
 }
 
