@@ -8,12 +8,9 @@ use std::time::Duration;
 use crossbeam_channel::{unbounded, Receiver};
 use uuid::Uuid;
 use vigil_capture::{AudioRole, AudioSourceConfig, Capture, CaptureError, Clock, ScreenConfig};
-use vigil_media::{
-    EncoderConfig, FinishedSegment, MaskTimeline, MediaError, Segmenter, SegmenterConfig,
-};
+use vigil_media::{FinishedSegment, MaskTimeline, MediaError, Segmenter, SegmenterConfig};
 use vigil_proto::EncoderSettings;
 use vigil_seal::{DeviceKeyError, RecipientsError, SealError};
-use vigil_spool::uploader::UploaderConfig;
 use vigil_spool::{Spool, SpoolError};
 
 use crate::control::{ControlEndpoint, ControlRequest, ControlServer, ServeError};
@@ -21,61 +18,11 @@ use crate::delivery::{check_quota, open_identity, wait_under_quota, Identity};
 use crate::enrollment::{EnrollError, Enrollment};
 use crate::live_policy::{apply_to_options, screen_template, LiveSession};
 use crate::masking::{FocusWatchdog, Masking, PausePolicy};
+use crate::options::RecordOptions;
 use crate::policy_sync::{load_last_good, PolicySync, PolicyTrust};
 use crate::sealing::{seal_segment, SessionInfo};
 use vigil_mask::{MaskController, RuleSet, TriggerEvent};
 use vigil_spool::uploader::AgentReportHandle;
-
-/// What to record and where.
-#[derive(Debug, Clone)]
-pub struct RecordOptions {
-    /// Spool folder.
-    pub spool: PathBuf,
-    /// `age1…` recipients: the only ones before enrollment, escrow recipients added to the
-    /// vault's after it. Recording is refused without a valid one.
-    pub recipients: Vec<String>,
-    /// How the uploader delivers (enrolled agents only).
-    pub upload: UploaderConfig,
-    /// Unacknowledged bytes the spool may hold; capture stops when it is reached.
-    pub quota_bytes: u64,
-    /// How long a stop waits for uploads in flight and due.
-    pub drain_on_stop: Duration,
-    /// Stop after this long (`None`: until stopped).
-    pub duration: Option<Duration>,
-    /// Segment length.
-    pub segment: Duration,
-    /// Delay line length.
-    pub delay: Duration,
-    /// Screen capture (`None`: voice only).
-    pub screen: Option<ScreenConfig>,
-    /// Record voice (false: both voice tracks are silenced by a mask span from the start).
-    pub voice: bool,
-    /// Microphone device id (`None`: default).
-    pub microphone: Option<String>,
-    /// System-audio output id (`None`: default).
-    pub system_audio: Option<String>,
-    /// A second output mixed into the system-audio track (`None`: the OS communications
-    /// device where there is one).
-    pub communications_output: Option<String>,
-    /// Encoder settings.
-    pub encoder: EncoderConfig,
-    /// Silence both voice tracks while DTMF tones sound.
-    pub dtmf_masking: bool,
-    /// Mask sensitive fields when they gain focus (accessibility watcher).
-    pub focus_masking: bool,
-    /// Site masking rules, ahead of the built-in payment rules.
-    pub mask_rules: Vec<vigil_mask::Rule>,
-    /// Whether the agent may pause, and for how long at most.
-    pub pause_allowed: bool,
-    /// The longest manual pause.
-    pub pause_max: Duration,
-    /// All pauses of a day together.
-    pub pause_daily_budget: Duration,
-    /// The longest API mask.
-    pub api_mask_max: Duration,
-    /// Serve the local control API on this loopback port (0: any free one); `None`: off.
-    pub control_port: Option<u16>,
-}
 
 /// What a finished recording produced.
 #[derive(Debug, Clone)]
@@ -141,11 +88,6 @@ pub enum RecordError {
 /// Updates what the next heartbeat says about this agent.
 fn set_report(report: &AgentReportHandle, f: impl FnOnce(&mut vigil_proto::api::AgentReport)) {
     f(&mut report.lock().unwrap_or_else(|p| p.into_inner()));
-}
-
-/// The time between two frames at `fps` (at least 1 frame a second).
-pub(crate) fn frame_interval_ns(fps: u32) -> u64 {
-    1_000_000_000 / u64::from(fps.max(1))
 }
 
 /// Hands captured media to the segmenter, after the masking stage has seen new audio.
@@ -327,7 +269,7 @@ pub fn record(
             api_mask_max_ns: options.api_mask_max.as_nanos() as u64,
         },
     );
-    masking.set_frame_interval(frame_interval_ns(options.encoder.max_fps));
+    masking.set_frame_rate(options.encoder.max_fps);
     masking.set_delay(options.delay.as_nanos() as u64);
     let mut usage = crate::masking::DailyUsage::load(&spool.config_dir());
     masking.set_paused_today(usage.paused_seconds * 1_000_000_000);

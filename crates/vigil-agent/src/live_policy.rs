@@ -12,8 +12,8 @@ use vigil_capture::{Capture, CaptureError, Clock, ScreenConfig, SourceHandle};
 use vigil_media::{CropRect, MaskSpan, ScreenMask, Segmenter};
 use vigil_proto::policy::{Monitors, Policy};
 
-use crate::engine::RecordOptions;
 use crate::masking::{Masking, PausePolicy};
+use crate::options::RecordOptions;
 
 /// The local configuration with the policy's settings in place of its own.
 pub(crate) fn apply_to_options(options: &mut RecordOptions, policy: &Policy) {
@@ -160,7 +160,7 @@ impl LiveSession {
         self.versions.applied(now, version);
         let fps_changed = self.template.fps != policy.fps;
         self.template.fps = policy.fps;
-        masking.set_frame_interval(crate::engine::frame_interval_ns(policy.fps));
+        masking.set_frame_rate(policy.fps);
         match (policy.screen, self.screen.is_some()) {
             (false, true) => {
                 // Off from now: the segmenter drops any frame stamped later. The capture

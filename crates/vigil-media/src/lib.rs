@@ -10,14 +10,17 @@ mod banner;
 mod container;
 mod delay;
 mod encoder;
+mod encoder_config;
 mod error;
 mod redact;
 mod screen_thread;
+mod screen_track;
 mod segmenter;
 
 pub use container::{join_tracks, probe, ProbeReport, ProbeStream};
 pub use delay::DelayLine;
-pub use encoder::{CropRect, EncodedSegment, EncoderConfig};
+pub use encoder::EncodedSegment;
+pub use encoder_config::{CropRect, EncoderConfig};
 pub use error::{MediaError, MediaErrorKind};
 pub use redact::{MaskSpan, MaskTimeline, ScreenMask};
 pub use segmenter::{FinishedSegment, Segmenter, SegmenterConfig};

@@ -9,7 +9,8 @@ use vigil_proto::{CaptureEvent, CaptureEventKind};
 use crate::audio_timeline::{ns_to_index, AudioTimeline};
 use std::collections::VecDeque;
 
-use crate::encoder::{EncodedSegment, EncoderConfig, PendingMedia, SegmentEncoder};
+use crate::encoder::{EncodedSegment, PendingMedia, SegmentEncoder};
+use crate::EncoderConfig;
 use crate::{DelayLine, MaskSpan, MaskTimeline, MediaError};
 
 /// Segmenter settings.

@@ -82,9 +82,11 @@ impl Masking {
         self.watched.clone()
     }
 
-    /// The recording's frame interval: held fields whose position is older mask the screen.
-    pub(crate) fn set_frame_interval(&mut self, interval_ns: u64) {
-        self.controller.set_frame_interval(interval_ns);
+    /// The recording's frame rate (at least 1 frame a second): held fields whose position is
+    /// older than a frame interval mask the screen.
+    pub(crate) fn set_frame_rate(&mut self, fps: u32) {
+        self.controller
+            .set_frame_interval(1_000_000_000 / u64::from(fps.max(1)));
     }
 
     /// The delay line: how long a position report may take before the screen is masked.
