@@ -17,9 +17,11 @@ pub mod policy_sync;
 mod sealing;
 
 pub use config::{AgentConfig, ConfigError};
+pub use delivery::DeliveryError;
 pub use engine::{record, RecordError, RecordSummary};
 pub use masking::todays_usage;
 pub use options::RecordOptions;
+pub use sealing::SealingError;
 
 /// The OS user the agent records for.
 pub(crate) fn os_user() -> String {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use vigil_capture::{Capture, CaptureError, Clock, ScreenConfig, SourceHandle};
-use vigil_media::{CropRect, MaskSpan, ScreenMask, Segmenter};
+use vigil_media::{CropRect, MaskSpan, MaskTimelineHandle, ScreenMask, Segmenter};
 use vigil_proto::policy::{Monitors, Policy};
 
 use crate::masking::{Masking, PausePolicy};
@@ -83,6 +83,8 @@ pub(crate) struct LiveSession {
     screen: Option<SourceHandle>,
     tx: Sender<Capture>,
     clock: Clock,
+    /// The session's mask timeline, where voice is silenced while the policy turns it off.
+    timeline: MaskTimelineHandle,
     /// The mask span silencing voice while the policy turns voice off.
     voice_off: Option<usize>,
 }
@@ -95,6 +97,7 @@ impl LiveSession {
         screen: Option<SourceHandle>,
         tx: Sender<Capture>,
         clock: Clock,
+        timeline: MaskTimelineHandle,
     ) -> Self {
         Self {
             versions: PolicyVersions::new(version),
@@ -103,6 +106,7 @@ impl LiveSession {
             screen,
             tx,
             clock,
+            timeline,
             voice_off: None,
         }
     }
@@ -129,13 +133,13 @@ impl LiveSession {
     }
 
     /// Voice off from the start of the session (the policy in force said so).
-    pub(crate) fn start_voice_off(&mut self, at_ns: u64, segmenter: &mut Segmenter) {
-        self.silence_voice(at_ns, segmenter);
+    pub(crate) fn start_voice_off(&mut self, at_ns: u64) {
+        self.silence_voice(at_ns);
     }
 
-    fn silence_voice(&mut self, at_ns: u64, segmenter: &mut Segmenter) {
+    fn silence_voice(&mut self, at_ns: u64) {
         if self.voice_off.is_none() {
-            self.voice_off = Some(segmenter.mask_timeline_mut().add(MaskSpan {
+            self.voice_off = Some(self.timeline.lock().add(MaskSpan {
                 start_ns: at_ns,
                 end_ns: u64::MAX,
                 screen: ScreenMask::None,
@@ -200,9 +204,9 @@ impl LiveSession {
             _ => {}
         }
         match (policy.voice, self.voice_off) {
-            (false, None) => self.silence_voice(now, segmenter),
+            (false, None) => self.silence_voice(now),
             (true, Some(index)) => {
-                segmenter.mask_timeline_mut().close(index, now);
+                self.timeline.lock().close(index, now);
                 self.voice_off = None;
             }
             _ => {}

@@ -22,7 +22,7 @@ pub use delay::DelayLine;
 pub use encoder::EncodedSegment;
 pub use encoder_config::{CropRect, EncoderConfig};
 pub use error::{MediaError, MediaErrorKind};
-pub use redact::{MaskSpan, MaskTimeline, ScreenMask};
+pub use redact::{MaskSpan, MaskTimeline, MaskTimelineHandle, ScreenMask};
 pub use segmenter::{FinishedSegment, Segmenter, SegmenterConfig};
 
 /// Sample rate of the voice tracks: wideband speech (7 kHz audio bandwidth, above any telephone

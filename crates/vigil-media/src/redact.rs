@@ -2,6 +2,8 @@
 //! silence both voice tracks, by capture timestamp, before anything reaches the encoder. The
 //! triggers that fill the timeline come with the masking stage; an empty timeline redacts nothing.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
 use vigil_capture::VideoFrame;
 
 /// Audio silenced beyond each end of a span: the voice codec smears sound over about two of
@@ -198,6 +200,20 @@ impl MaskTimeline {
             let to = (to.min(samples.len() as u128)) as usize;
             samples[(from as usize).min(to)..to].fill(0.0);
         }
+    }
+}
+
+/// A handle to one session's mask timeline, shared by the segmenter that redacts by it and the
+/// masking stage that fills it. Both run on the engine's thread: the lock is never contended,
+/// it lets each side hold the timeline without borrowing it from the other.
+#[derive(Debug, Clone, Default)]
+pub struct MaskTimelineHandle(Arc<Mutex<MaskTimeline>>);
+
+impl MaskTimelineHandle {
+    /// The timeline, until the guard drops (locking it again meanwhile would wait forever).
+    pub fn lock(&self) -> MutexGuard<'_, MaskTimeline> {
+        // A panic while it was held left no half-made change: every change is one call.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

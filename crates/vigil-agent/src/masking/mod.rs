@@ -15,7 +15,7 @@ use vigil_mask::{
     DtmfDetector, MaskCommand, MaskController, ScreenMask, ToneSpan, TriggerEvent, TriggerSource,
     WatchedFields,
 };
-use vigil_media::{MaskSpan, MaskTimeline};
+use vigil_media::{MaskSpan, MaskTimeline, MaskTimelineHandle};
 
 use crate::control::{
     ActiveMask, AgentState, ControlCommand, ControlRefusal, ExtensionLink, ExtensionMessage,
@@ -34,6 +34,8 @@ const DTMF_LEAD_NS: u64 = 150_000_000;
 
 /// Masking state of one recording session.
 pub(crate) struct Masking {
+    /// The media stage's mask timeline, which every decision changes.
+    timeline: MaskTimelineHandle,
     controller: MaskController,
     /// Controller keys → timeline indexes.
     spans: HashMap<u64, usize>,
@@ -50,6 +52,7 @@ pub(crate) struct Masking {
 
 impl Masking {
     pub(crate) fn new(
+        timeline: MaskTimelineHandle,
         mut controller: MaskController,
         dtmf: bool,
         fields: bool,
@@ -66,6 +69,7 @@ impl Masking {
             );
         }
         Self {
+            timeline,
             controller,
             spans: HashMap::new(),
             dtmf: dtmf.then(HashMap::new),
@@ -100,8 +104,8 @@ impl Masking {
     }
 
     /// Pause time used today, up to `now_ns`.
-    pub(crate) fn paused_today_ns(&self, now_ns: u64, timeline: &MaskTimeline) -> u64 {
-        self.manual.paused_ns(now_ns, timeline)
+    pub(crate) fn paused_today_ns(&self, now_ns: u64) -> u64 {
+        self.manual.paused_ns(now_ns, &self.timeline.lock())
     }
 
     /// Pauses refused since the last call (for the heartbeat).
@@ -129,10 +133,12 @@ impl Masking {
 
     /// Time-driven checks: a browser extension host that fell silent masks the screen; held
     /// fields whose position went stale mask it too.
-    pub(crate) fn tick(&mut self, now_ns: u64, timeline: &mut MaskTimeline) {
+    pub(crate) fn tick(&mut self, now_ns: u64) {
+        let handle = self.timeline.clone();
+        let timeline = &mut handle.lock();
         if let Some(event) = self.extension.as_mut().and_then(|l| l.check(now_ns)) {
             tracing::warn!("browser extension host stopped answering: screen masked");
-            self.on_trigger(&event, now_ns, timeline);
+            self.apply_trigger(&event, now_ns, timeline);
         }
         for command in self.controller.tick(now_ns) {
             self.apply(command, now_ns, timeline);
@@ -144,8 +150,9 @@ impl Masking {
         &mut self,
         command: &ControlCommand,
         now_ns: u64,
-        timeline: &mut MaskTimeline,
     ) -> Result<(), ControlRefusal> {
+        let handle = self.timeline.clone();
+        let timeline = &mut handle.lock();
         match command {
             ControlCommand::State => Ok(()),
             ControlCommand::StartMask {
@@ -192,7 +199,7 @@ impl Masking {
             None => Vec::new(),
         };
         for event in events {
-            self.on_trigger(&event, now_ns, timeline);
+            self.apply_trigger(&event, now_ns, timeline);
         }
         if self.extension.is_some() && matches!(message, ExtensionMessage::Bye) {
             // Closed on purpose (the browser quit): nothing to mask, but say so.
@@ -204,12 +211,8 @@ impl Masking {
     }
 
     /// The state in force at `now_ns`, read from the mask timeline itself.
-    pub(crate) fn state(
-        &self,
-        now_ns: u64,
-        timeline: &MaskTimeline,
-        session: Option<String>,
-    ) -> AgentState {
+    pub(crate) fn state(&self, now_ns: u64, session: Option<String>) -> AgentState {
+        let timeline = self.timeline.lock();
         let now_wall = time::OffsetDateTime::now_utc();
         let to_wall = |at_ns: u64| {
             let offset =
@@ -233,8 +236,8 @@ impl Masking {
             recording: true,
             session,
             masked,
-            paused: self.manual.pause_state(now_ns, timeline, to_wall),
-            api_masks: self.manual.open_api_masks(now_ns, timeline),
+            paused: self.manual.pause_state(now_ns, &timeline, to_wall),
+            api_masks: self.manual.open_api_masks(now_ns, &timeline),
             held: self
                 .controller
                 .held()
@@ -264,12 +267,12 @@ impl Masking {
     }
 
     /// Applies a trigger event.
-    pub(crate) fn on_trigger(
-        &mut self,
-        event: &TriggerEvent,
-        now_ns: u64,
-        timeline: &mut MaskTimeline,
-    ) {
+    pub(crate) fn on_trigger(&mut self, event: &TriggerEvent, now_ns: u64) {
+        let handle = self.timeline.clone();
+        self.apply_trigger(event, now_ns, &mut handle.lock());
+    }
+
+    fn apply_trigger(&mut self, event: &TriggerEvent, now_ns: u64, timeline: &mut MaskTimeline) {
         if let TriggerEvent::Health {
             source,
             healthy,
@@ -344,10 +347,11 @@ impl Masking {
 
     /// Runs DTMF detection on newly captured audio; a tone silences both tracks from its onset
     /// until the tail after it ends.
-    pub(crate) fn on_audio(&mut self, chunk: &AudioChunk, timeline: &mut MaskTimeline) {
+    pub(crate) fn on_audio(&mut self, chunk: &AudioChunk) {
         let Some(detectors) = self.dtmf.as_mut() else {
             return;
         };
+        let mut timeline = self.timeline.lock();
         let (detector, open) = detectors
             .entry(chunk.role)
             .or_insert_with(|| (DtmfDetector::new(chunk.sample_rate), None));
