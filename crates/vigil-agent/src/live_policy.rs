@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use vigil_capture::{Capture, CaptureError, Clock, ScreenConfig, SourceHandle};
-use vigil_media::{CropRect, MaskSpan, MaskTimelineHandle, ScreenMask, Segmenter};
+use vigil_media::{CropRect, MaskSpan, MaskTimelineHandle, Segmenter};
 use vigil_proto::policy::{Monitors, Policy};
+use vigil_proto::ScreenMask;
 
 use crate::masking::{Masking, PausePolicy};
 use crate::options::RecordOptions;

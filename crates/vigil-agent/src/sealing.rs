@@ -7,10 +7,7 @@ use crossbeam_channel::Sender;
 use uuid::Uuid;
 use vigil_capture::Clock;
 use vigil_media::FinishedSegment;
-use vigil_proto::{
-    sha256_hex, BlobRef, EncoderSettings, MaskedSpan, MediaKind, SegmentManifest, Timestamp,
-    TrackInfo, MANIFEST_FORMAT,
-};
+use vigil_proto::{sha256_hex, BlobRef, MediaKind, SegmentManifest, Timestamp, MANIFEST_FORMAT};
 use vigil_seal::{SealError, Sealer};
 use vigil_spool::{Spool, SpoolError, WrittenSegment};
 
@@ -36,9 +33,17 @@ pub(crate) struct SessionInfo {
     pub session_id: Uuid,
     pub user: String,
     pub clock: Clock,
-    pub encoder: EncoderSettings,
-    pub microphone: String,
-    pub system_audio: String,
+}
+
+impl SessionInfo {
+    /// A session of the OS user the agent records for.
+    pub(crate) fn new(session_id: Uuid, clock: Clock) -> Self {
+        Self {
+            session_id,
+            user: crate::os_user(),
+            clock,
+        }
+    }
 }
 
 fn timestamp(clock: &Clock, mono_ns: u64) -> Timestamp {
@@ -49,6 +54,8 @@ fn timestamp(clock: &Clock, mono_ns: u64) -> Timestamp {
 }
 
 /// Seals, signs and writes one segment, recorded under `policy_version` (0: local settings).
+/// The media stage described its files, spans and events as the manifest lists them: this
+/// adds what only sealing knows (ciphertext names, sizes and hashes; the chain; the session).
 fn seal_segment(
     segment: FinishedSegment,
     policy_version: u64,
@@ -56,78 +63,51 @@ fn seal_segment(
     sealer: &mut Sealer,
     spool: &Spool,
 ) -> Result<WrittenSegment, SealingError> {
+    let FinishedSegment {
+        sequence,
+        start_ns,
+        end_ns,
+        media,
+        events,
+        masked,
+        last,
+    } = segment;
     let mut sealed: Vec<(MediaKind, Vec<u8>)> = Vec::new();
     let mut blobs = Vec::new();
-    let mut encoder = session.encoder.clone();
-    let mut add =
-        |kind: MediaKind, plaintext: &[u8], tracks: Vec<TrackInfo>| -> Result<(), SealingError> {
-            let ciphertext = sealer.seal_blob(plaintext).map_err(SealingError::Seal)?;
-            blobs.push(BlobRef {
-                kind,
-                file: Spool::blob_name(segment.sequence, kind),
-                size: ciphertext.len() as u64,
-                sha256: sha256_hex(&ciphertext),
-                container: "matroska".into(),
-                tracks,
-            });
-            sealed.push((kind, ciphertext));
-            Ok(())
-        };
-    let track = |role: &str, codec: &str, source: &str| TrackInfo {
-        role: role.into(),
-        codec: codec.into(),
-        source: source.into(),
-    };
-    if let Some(screen) = &segment.media.screen {
-        encoder.video_size = segment.media.video_size;
-        add(
-            MediaKind::Screen,
-            screen,
-            vec![track("screen", "h264", "display")],
-        )?;
+    for blob in media.blobs {
+        let ciphertext = sealer
+            .seal_blob(&blob.plaintext)
+            .map_err(SealingError::Seal)?;
+        // The plaintext is not needed any more.
+        drop(blob.plaintext);
+        blobs.push(BlobRef {
+            kind: blob.kind,
+            file: Spool::blob_name(sequence, blob.kind),
+            size: ciphertext.len() as u64,
+            sha256: sha256_hex(&ciphertext),
+            container: blob.container,
+            tracks: blob.tracks,
+        });
+        sealed.push((blob.kind, ciphertext));
     }
-    add(
-        MediaKind::Voice,
-        &segment.media.voice,
-        vec![
-            track("microphone", "opus", &session.microphone),
-            track("system_audio", "opus", &session.system_audio),
-        ],
-    )?;
-    // The plaintext is not needed any more.
-    drop(segment.media);
-
     let manifest = SegmentManifest {
         format: MANIFEST_FORMAT,
         segment_id: Uuid::new_v4(),
         device_id: sealer.device_id(),
         user: session.user.clone(),
         session_id: session.session_id,
-        sequence: segment.sequence,
+        sequence,
         call_id: None,
-        start: timestamp(&session.clock, segment.start_ns),
-        end: timestamp(&session.clock, segment.end_ns),
+        start: timestamp(&session.clock, start_ns),
+        end: timestamp(&session.clock, end_ns),
         blobs,
-        masked_spans: segment
-            .masked
-            .into_iter()
-            .map(|s| MaskedSpan {
-                start_ns: s.start_ns,
-                end_ns: s.end_ns,
-                screen: s.screen.as_str().into(),
-                audio: s.audio,
-                decided_ns: s.decided_ns,
-                reason: s.reason,
-                rule_id: s.rule_id,
-                trigger: s.trigger,
-            })
-            .collect(),
-        events: segment.events,
+        masked_spans: masked,
+        events,
         policy_version,
         prev_manifest_sha256: None,
-        encoder,
+        encoder: media.encoder,
         agent_version: env!("CARGO_PKG_VERSION").into(),
-        last_in_session: segment.last,
+        last_in_session: last,
     };
     let signed = sealer.sign(manifest).map_err(SealingError::Seal)?;
     let refs: Vec<(MediaKind, &[u8])> = sealed.iter().map(|(k, b)| (*k, b.as_slice())).collect();
@@ -207,7 +187,8 @@ impl SealerThread {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_media::EncodedSegment;
+    use vigil_media::{EncodedBlob, EncodedSegment};
+    use vigil_proto::EncoderSettings;
     use vigil_seal::{DeviceKey, Recipients};
 
     /// An age X25519 public key (its identity is not needed: nothing is opened here).
@@ -225,18 +206,6 @@ mod tests {
             session_id: Uuid::new_v4(),
             user: "agent".into(),
             clock: Clock::new(),
-            encoder: EncoderSettings {
-                video_codec: "libx264".into(),
-                video_preset: "veryfast".into(),
-                video_crf: 32,
-                video_max_fps: 5,
-                video_size: (0, 0),
-                audio_codec: "libopus".into(),
-                audio_bitrate: 16_000,
-                audio_sample_rate: 16_000,
-            },
-            microphone: "default".into(),
-            system_audio: "default output".into(),
         }
     }
 
@@ -246,10 +215,23 @@ mod tests {
             start_ns: (sequence - 1) * 1_000_000_000,
             end_ns: sequence * 1_000_000_000,
             media: EncodedSegment {
-                screen: None,
+                blobs: vec![EncodedBlob {
+                    kind: MediaKind::Voice,
+                    container: "matroska".into(),
+                    tracks: Vec::new(),
+                    plaintext: vec![7; 1_000],
+                }],
                 video_frames: 0,
-                video_size: (0, 0),
-                voice: vec![7; 1_000],
+                encoder: EncoderSettings {
+                    video_codec: "libx264".into(),
+                    video_preset: "veryfast".into(),
+                    video_crf: 32,
+                    video_max_fps: 5,
+                    video_size: (0, 0),
+                    audio_codec: "libopus".into(),
+                    audio_bitrate: 16_000,
+                    audio_sample_rate: 16_000,
+                },
             },
             events: Vec::new(),
             masked: Vec::new(),

@@ -3,13 +3,58 @@
 
 use ffmpeg_next as ffmpeg;
 
-use crate::container::{memory_output, MemoryFile};
+use crate::container::{memory_output, MemoryFile, CONTAINER};
 use crate::encoder_config::EncoderConfig;
 use crate::screen_thread::{EndingScreen, ScreenThread};
+use crate::screen_track::{screen_track_info, SCREEN_ENCODER};
 use crate::{MediaError, MediaErrorKind, VOICE_RATE};
 use vigil_capture::VideoFrame;
+use vigil_proto::{EncoderSettings, MediaKind, TrackInfo};
 
 const MS: u64 = 1_000_000;
+
+/// The Opus encoder of the voice tracks (the manifest's `audio_codec`).
+const VOICE_ENCODER: &str = "libopus";
+/// The voice tracks' titles, in container order: the roles the manifest names.
+const VOICE_TITLES: [&str; 2] = ["microphone", "system_audio"];
+
+/// The devices the voice tracks are captured from, as the manifest names them.
+#[derive(Debug, Clone)]
+pub struct VoiceSources {
+    /// The microphone.
+    pub microphone: String,
+    /// The system audio output.
+    pub system_audio: String,
+}
+
+impl VoiceSources {
+    /// The voice tracks as the manifest describes them, in container order.
+    fn tracks(&self) -> Vec<TrackInfo> {
+        VOICE_TITLES
+            .iter()
+            .zip([&self.microphone, &self.system_audio])
+            .map(|(title, source)| TrackInfo {
+                role: (*title).into(),
+                codec: "opus".into(),
+                source: source.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The manifest's account of the encoders, with the segment's encoded picture size.
+fn settings(config: &EncoderConfig, video_size: (u32, u32)) -> EncoderSettings {
+    EncoderSettings {
+        video_codec: SCREEN_ENCODER.into(),
+        video_preset: config.preset.clone(),
+        video_crf: config.crf,
+        video_max_fps: config.max_fps,
+        video_size,
+        audio_codec: VOICE_ENCODER.into(),
+        audio_bitrate: config.audio_bitrate,
+        audio_sample_rate: VOICE_RATE,
+    }
+}
 
 struct VoiceEncoder {
     encoder: ffmpeg::encoder::Audio,
@@ -26,8 +71,11 @@ struct VoiceTracks {
 
 impl VoiceTracks {
     fn new(config: &EncoderConfig, titles: &[&str]) -> Result<Self, MediaError> {
-        let codec = ffmpeg::encoder::find_by_name("libopus").ok_or_else(|| {
-            MediaError::new(MediaErrorKind::CodecMissing, "libopus encoder not found")
+        let codec = ffmpeg::encoder::find_by_name(VOICE_ENCODER).ok_or_else(|| {
+            MediaError::new(
+                MediaErrorKind::CodecMissing,
+                format!("{VOICE_ENCODER} encoder not found"),
+            )
         })?;
         let file = MemoryFile::default();
         let mut output = memory_output(&file)?;
@@ -132,16 +180,35 @@ impl VoiceTracks {
     }
 }
 
-/// A segment's media, encoded and muxed, still in memory (plaintext: seal it next).
+/// One file of a segment, as the manifest describes it, with its content (plaintext: seal it
+/// next).
+pub struct EncodedBlob {
+    /// What it holds.
+    pub kind: MediaKind,
+    /// Its container.
+    pub container: String,
+    /// Its tracks, in stream order.
+    pub tracks: Vec<TrackInfo>,
+    /// The muxed file, in memory.
+    pub plaintext: Vec<u8>,
+}
+
+/// A segment's media, encoded and muxed, still in memory.
 pub struct EncodedSegment {
-    /// The screen as H.264 in Matroska, if any frame was captured.
-    pub screen: Option<Vec<u8>>,
+    /// The screen as H.264 in Matroska (if any frame was captured), then the microphone and
+    /// the system audio as two Opus tracks in Matroska.
+    pub blobs: Vec<EncodedBlob>,
     /// Frames encoded.
     pub video_frames: u64,
-    /// Encoded size of the screen.
-    pub video_size: (u32, u32),
-    /// Microphone and system audio as two Opus tracks in Matroska.
-    pub voice: Vec<u8>,
+    /// The encoders' settings, with the screen's encoded size ((0, 0) without a screen).
+    pub encoder: EncoderSettings,
+}
+
+impl EncodedSegment {
+    /// The file of a kind, if the segment has one.
+    pub fn blob(&self, kind: MediaKind) -> Option<&EncodedBlob> {
+        self.blobs.iter().find(|b| b.kind == kind)
+    }
 }
 
 /// The encoders of one segment: voice here, the screen on its own thread.
@@ -150,19 +217,25 @@ pub(crate) struct SegmentEncoder {
     start_ns: u64,
     screen: Option<ScreenThread>,
     voice: VoiceTracks,
+    voice_tracks: Vec<TrackInfo>,
 }
 
 impl SegmentEncoder {
-    pub(crate) fn new(config: EncoderConfig, start_ns: u64) -> Result<Self, MediaError> {
+    pub(crate) fn new(
+        config: EncoderConfig,
+        sources: &VoiceSources,
+        start_ns: u64,
+    ) -> Result<Self, MediaError> {
         ffmpeg::init().map_err(MediaError::encode)?;
         // Encoder statistics on stderr are noise in an agent's log.
         ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
-        let voice = VoiceTracks::new(&config, &["microphone", "system_audio"])?;
+        let voice = VoiceTracks::new(&config, &VOICE_TITLES)?;
         Ok(Self {
             config,
             start_ns,
             screen: None,
             voice,
+            voice_tracks: sources.tracks(),
         })
     }
 
@@ -188,7 +261,13 @@ impl SegmentEncoder {
         let screen = self.screen.map(|s| s.end(end_ms));
         Ok(PendingMedia {
             screen,
-            voice: self.voice.finish()?,
+            voice: EncodedBlob {
+                kind: MediaKind::Voice,
+                container: CONTAINER.into(),
+                tracks: self.voice_tracks,
+                plaintext: self.voice.finish()?,
+            },
+            encoder: settings(&self.config, (0, 0)),
         })
     }
 }
@@ -196,7 +275,8 @@ impl SegmentEncoder {
 /// A segment's media whose screen track may still be flushing.
 pub(crate) struct PendingMedia {
     screen: Option<EndingScreen>,
-    voice: Vec<u8>,
+    voice: EncodedBlob,
+    encoder: EncoderSettings,
 }
 
 impl PendingMedia {
@@ -211,15 +291,24 @@ impl PendingMedia {
             Some(ending) => ending.wait()?,
             None => None,
         };
-        let (screen, video_frames, video_size) = match screen {
-            Some((bytes, frames, size)) => (Some(bytes), frames, size),
-            None => (None, 0, (0, 0)),
-        };
+        let mut encoder = self.encoder;
+        let mut blobs = Vec::new();
+        let mut video_frames = 0;
+        if let Some((plaintext, frames, size)) = screen {
+            blobs.push(EncodedBlob {
+                kind: MediaKind::Screen,
+                container: CONTAINER.into(),
+                tracks: vec![screen_track_info()],
+                plaintext,
+            });
+            video_frames = frames;
+            encoder.video_size = size;
+        }
+        blobs.push(self.voice);
         Ok(EncodedSegment {
-            screen,
+            blobs,
             video_frames,
-            video_size,
-            voice: self.voice,
+            encoder,
         })
     }
 }
@@ -244,15 +333,19 @@ mod tests {
         }
     }
 
+    fn sources() -> VoiceSources {
+        VoiceSources {
+            microphone: "headset".into(),
+            system_audio: "speakers".into(),
+        }
+    }
+
     /// The encoded size of one 1920x1080 frame under `config`.
     fn size_of_one_frame(config: EncoderConfig) -> (u32, u32) {
-        let mut enc = SegmentEncoder::new(config, 0).unwrap();
+        let mut enc = SegmentEncoder::new(config, &sources(), 0).unwrap();
         enc.push_video(frame(0, 10)).unwrap();
-        enc.finish(1_000_000_000)
-            .unwrap()
-            .wait()
-            .unwrap()
-            .video_size
+        let done = enc.finish(1_000_000_000).unwrap().wait().unwrap();
+        done.encoder.video_size
     }
 
     #[test]
@@ -261,10 +354,10 @@ mod tests {
             max_height: 720,
             ..EncoderConfig::default()
         };
-        let mut enc = SegmentEncoder::new(config, 0).unwrap();
+        let mut enc = SegmentEncoder::new(config, &sources(), 0).unwrap();
         enc.push_video(frame(0, 10)).unwrap();
         let done = enc.finish(1_000_000_000).unwrap().wait().unwrap();
-        assert_eq!(done.video_size, (1280, 720));
+        assert_eq!(done.encoder.video_size, (1280, 720));
     }
 
     #[test]
@@ -289,15 +382,70 @@ mod tests {
 
     #[test]
     fn every_segment_starts_with_a_keyframe_at_zero_and_keeps_every_frame() {
-        let mut enc = SegmentEncoder::new(EncoderConfig::default(), 1_000_000_000).unwrap();
+        let mut enc =
+            SegmentEncoder::new(EncoderConfig::default(), &sources(), 1_000_000_000).unwrap();
         let times: Vec<u64> = (0..45).map(|i| 1_000_000_000 + i * 200_000_000).collect();
         for (i, t) in times.iter().enumerate() {
             enc.push_video(frame(*t, (i * 5) as u8)).unwrap();
         }
         let done = enc.finish(11_000_000_000).unwrap().wait().unwrap();
-        let report = crate::probe(done.screen.unwrap()).unwrap();
+        let screen = done.blob(MediaKind::Screen).unwrap().plaintext.clone();
+        let report = crate::probe(screen).unwrap();
         let video = &report.streams[0];
         assert_eq!(video.packets, times.len() as u64);
         assert_eq!(video.first_pts, 0.0);
+    }
+
+    /// What the manifest says of a segment's files comes from the encoders that made them.
+    #[test]
+    fn each_file_comes_with_its_manifest_description() {
+        let describe = |done: &EncodedSegment| -> Vec<(MediaKind, String, Vec<String>)> {
+            let track = |t: &TrackInfo| format!("{} {} {}", t.role, t.codec, t.source);
+            let blobs = done.blobs.iter();
+            blobs
+                .map(|b| {
+                    (
+                        b.kind,
+                        b.container.clone(),
+                        b.tracks.iter().map(track).collect(),
+                    )
+                })
+                .collect()
+        };
+        let voice = (
+            MediaKind::Voice,
+            "matroska".to_string(),
+            vec![
+                "microphone opus headset".to_string(),
+                "system_audio opus speakers".to_string(),
+            ],
+        );
+        let mut enc = SegmentEncoder::new(EncoderConfig::default(), &sources(), 0).unwrap();
+        enc.push_video(frame(0, 10)).unwrap();
+        for track in 0..2 {
+            enc.push_audio(track, &[0.0; VOICE_RATE as usize]).unwrap();
+        }
+        let done = enc.finish(1_000_000_000).unwrap().wait().unwrap();
+        let screen = (
+            MediaKind::Screen,
+            "matroska".to_string(),
+            vec!["screen h264 display".to_string()],
+        );
+        assert_eq!(describe(&done), vec![screen, voice.clone()]);
+        assert_eq!(
+            (
+                done.encoder.video_codec.as_str(),
+                done.encoder.audio_codec.as_str()
+            ),
+            ("libx264", "libopus")
+        );
+        assert_eq!(done.encoder.video_size, (1920, 1080));
+        let probed = crate::probe(done.blobs[1].plaintext.clone()).unwrap();
+        assert_eq!(probed.streams.len(), 2, "two voice tracks");
+
+        let voice_only = SegmentEncoder::new(EncoderConfig::default(), &sources(), 0).unwrap();
+        let done = voice_only.finish(1_000_000_000).unwrap().wait().unwrap();
+        assert_eq!(describe(&done), vec![voice]);
+        assert_eq!(done.encoder.video_size, (0, 0));
     }
 }

@@ -19,10 +19,10 @@ mod segmenter;
 
 pub use container::{join_tracks, probe, ProbeReport, ProbeStream};
 pub use delay::DelayLine;
-pub use encoder::EncodedSegment;
+pub use encoder::{EncodedBlob, EncodedSegment, VoiceSources};
 pub use encoder_config::{CropRect, EncoderConfig};
 pub use error::{MediaError, MediaErrorKind};
-pub use redact::{MaskSpan, MaskTimeline, MaskTimelineHandle, ScreenMask};
+pub use redact::{MaskSpan, MaskTimeline, MaskTimelineHandle};
 pub use segmenter::{FinishedSegment, Segmenter, SegmenterConfig};
 
 /// Sample rate of the voice tracks: wideband speech (7 kHz audio bandwidth, above any telephone

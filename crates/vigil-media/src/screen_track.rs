@@ -9,6 +9,19 @@ use crate::container::{memory_output, MemoryFile};
 use crate::encoder_config::{CropRect, EncoderConfig};
 use crate::{MediaError, MediaErrorKind};
 use vigil_capture::VideoFrame;
+use vigil_proto::TrackInfo;
+
+/// The H.264 encoder of the screen track (the manifest's `video_codec`).
+pub(crate) const SCREEN_ENCODER: &str = "libx264";
+
+/// The screen track as the manifest describes it.
+pub(crate) fn screen_track_info() -> TrackInfo {
+    TrackInfo {
+        role: "screen".into(),
+        codec: "h264".into(),
+        source: "display".into(),
+    }
+}
 
 /// The encoded screen track: the muxed file, frames encoded and the encoded size.
 pub(crate) type ScreenOutput = (Vec<u8>, u64, (u32, u32));
@@ -51,8 +64,11 @@ impl ScreenTrack {
         let (width, height) = capped(region.width, region.height, config.max_height);
         // H.264 4:2:0 needs even dimensions.
         let (width, height) = (width & !1, height & !1);
-        let codec = ffmpeg::encoder::find_by_name("libx264").ok_or_else(|| {
-            MediaError::new(MediaErrorKind::CodecMissing, "libx264 encoder not found")
+        let codec = ffmpeg::encoder::find_by_name(SCREEN_ENCODER).ok_or_else(|| {
+            MediaError::new(
+                MediaErrorKind::CodecMissing,
+                format!("{SCREEN_ENCODER} encoder not found"),
+            )
         })?;
         let file = MemoryFile::default();
         let mut output = memory_output(&file)?;
@@ -89,7 +105,7 @@ impl ScreenTrack {
             stream.set_parameters(&encoder);
             stream.set_time_base((1, 1000));
             let mut meta = ffmpeg::Dictionary::new();
-            meta.set("title", "screen");
+            meta.set("title", &screen_track_info().role);
             stream.set_metadata(meta);
         }
         output.write_header().map_err(MediaError::mux)?;

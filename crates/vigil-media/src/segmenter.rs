@@ -4,14 +4,14 @@
 //! repeated at the boundary when the screen did not change).
 
 use vigil_capture::{AudioRole, Capture, SourceEvent, SourceEventKind, VideoFrame};
-use vigil_proto::{CaptureEvent, CaptureEventKind};
+use vigil_proto::{CaptureEvent, CaptureEventKind, MaskedSpan};
 
 use crate::audio_timeline::{ns_to_index, AudioTimeline};
 use std::collections::VecDeque;
 
-use crate::encoder::{EncodedSegment, PendingMedia, SegmentEncoder};
+use crate::encoder::{EncodedSegment, PendingMedia, SegmentEncoder, VoiceSources};
 use crate::EncoderConfig;
-use crate::{DelayLine, MaskSpan, MaskTimelineHandle, MediaError};
+use crate::{DelayLine, MaskTimelineHandle, MediaError};
 
 /// Segmenter settings.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub struct SegmenterConfig {
     pub delay_ns: u64,
     /// Encoder settings.
     pub encoder: EncoderConfig,
+    /// What the voice tracks record, for the manifest.
+    pub voice_sources: VoiceSources,
 }
 
 /// A segment ready for sealing.
@@ -37,7 +39,7 @@ pub struct FinishedSegment {
     /// Device changes, failures and gaps during the segment.
     pub events: Vec<CaptureEvent>,
     /// Mask spans overlapping the segment, clipped to it.
-    pub masked: Vec<MaskSpan>,
+    pub masked: Vec<MaskedSpan>,
     /// Whether this is the session's last segment.
     pub last: bool,
 }
@@ -49,7 +51,7 @@ struct ClosingSegment {
     end_ns: u64,
     media: PendingMedia,
     events: Vec<CaptureEvent>,
-    masked: Vec<MaskSpan>,
+    masked: Vec<MaskedSpan>,
     last: bool,
 }
 
@@ -110,7 +112,8 @@ fn event_kind(kind: SourceEventKind) -> CaptureEventKind {
 impl Segmenter {
     /// A session starting at `origin_ns` on the session clock.
     pub fn new(config: SegmenterConfig, origin_ns: u64) -> Result<Self, MediaError> {
-        let encoder = SegmentEncoder::new(config.encoder.clone(), origin_ns)?;
+        let encoder =
+            SegmentEncoder::new(config.encoder.clone(), &config.voice_sources, origin_ns)?;
         Ok(Self {
             delay: DelayLine::new(config.delay_ns),
             config,
@@ -380,7 +383,11 @@ impl Segmenter {
         self.feed_audio(end_ns)?;
         let next_start = end_ns;
         // The new segment's screen encoder opens with its first frame, after the old one is done.
-        let replacement = SegmentEncoder::new(self.config.encoder.clone(), next_start)?;
+        let replacement = SegmentEncoder::new(
+            self.config.encoder.clone(),
+            &self.config.voice_sources,
+            next_start,
+        )?;
         let encoder = std::mem::replace(&mut self.encoder, replacement);
         let media = encoder.finish(end_ns)?;
         let (mine, later): (Vec<_>, Vec<_>) = self.events.drain(..).partition(|e| e.at_ns < end_ns);
@@ -389,11 +396,7 @@ impl Segmenter {
             let mut mask = self.mask.lock();
             let masked = mask
                 .overlapping(self.start_ns, end_ns)
-                .map(|s| MaskSpan {
-                    start_ns: s.start_ns.max(self.start_ns),
-                    end_ns: s.end_ns.min(end_ns),
-                    ..s.clone()
-                })
+                .map(|s| s.clipped_for_manifest(self.start_ns, end_ns))
                 .collect();
             // Spans that ended before this segment began were listed with the previous one and
             // redact nothing still to come.
@@ -434,9 +437,10 @@ impl Segmenter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ScreenMask;
+    use crate::MaskSpan;
     use std::sync::Arc;
     use vigil_capture::PixelFormat;
+    use vigil_proto::{MediaKind, ScreenMask};
 
     const S: u64 = 1_000_000_000;
 
@@ -461,6 +465,10 @@ mod tests {
             segment_ns: S,
             delay_ns: 0,
             encoder: EncoderConfig::default(),
+            voice_sources: VoiceSources {
+                microphone: "default".into(),
+                system_audio: "default output".into(),
+            },
         };
         Segmenter::new(config, 0).unwrap()
     }
@@ -473,6 +481,10 @@ mod tests {
             segment_ns: S,
             delay_ns: 0,
             encoder: EncoderConfig::default(),
+            voice_sources: VoiceSources {
+                microphone: "default".into(),
+                system_audio: "default output".into(),
+            },
         };
         let mut s = Segmenter::new(config, origin).unwrap();
         for pts in [
@@ -532,7 +544,10 @@ mod tests {
             done.extend(seg.tick(t).unwrap());
         }
         done.extend(seg.finish(5 * S).unwrap());
-        let screens: Vec<bool> = done.iter().map(|s| s.media.screen.is_some()).collect();
+        let screens: Vec<bool> = done
+            .iter()
+            .map(|s| s.media.blob(MediaKind::Screen).is_some())
+            .collect();
         assert_eq!(screens, vec![true, true, false, true, true]);
         assert!(done[1]
             .events

@@ -10,9 +10,8 @@ use crossbeam_channel::{never, unbounded, Receiver};
 use uuid::Uuid;
 use vigil_capture::{Capture, Clock, ScreenConfig, SourceHandle};
 use vigil_mask::{MaskController, RuleSet, TriggerEvent};
-use vigil_media::{MaskTimelineHandle, Segmenter, SegmenterConfig};
+use vigil_media::{MaskTimelineHandle, Segmenter, SegmenterConfig, VoiceSources};
 use vigil_proto::policy::SignedPolicy;
-use vigil_proto::EncoderSettings;
 use vigil_spool::uploader::Uploader;
 use vigil_spool::Spool;
 
@@ -142,40 +141,18 @@ fn take_vault_policy(
     Ok((trust, last_good, screen_template))
 }
 
-/// Session-wide facts that go into every manifest.
-fn session_info(session_id: Uuid, clock: Clock, options: &RecordOptions) -> SessionInfo {
-    let encoder = &options.encoder;
-    SessionInfo {
-        session_id,
-        user: crate::os_user(),
-        clock,
-        encoder: EncoderSettings {
-            video_codec: "libx264".into(),
-            video_preset: encoder.preset.clone(),
-            video_crf: encoder.crf,
-            video_max_fps: encoder.max_fps,
-            video_size: (0, 0),
-            audio_codec: "libopus".into(),
-            audio_bitrate: encoder.audio_bitrate,
-            audio_sample_rate: vigil_media::VOICE_RATE,
-        },
-        microphone: options
-            .microphone
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        system_audio: options
-            .system_audio
-            .clone()
-            .unwrap_or_else(|| "default output".into()),
-    }
-}
-
 /// The media stage's settings.
 fn segmenter_config(options: &RecordOptions) -> SegmenterConfig {
+    let microphone = options.microphone.as_deref().unwrap_or("default");
+    let system_audio = options.system_audio.as_deref().unwrap_or("default output");
     SegmenterConfig {
         segment_ns: options.segment.as_nanos() as u64,
         delay_ns: options.delay.as_nanos() as u64,
         encoder: options.encoder.clone(),
+        voice_sources: VoiceSources {
+            microphone: microphone.into(),
+            system_audio: system_audio.into(),
+        },
     }
 }
 
@@ -271,7 +248,7 @@ impl RecordingSession {
         let early = sources.await_opened();
         let origin_ns = clock.now_ns();
         let session_id = Uuid::new_v4();
-        let session = session_info(session_id, clock, &options);
+        let session = SessionInfo::new(session_id, clock);
         tracing::info!(session = %session_id, spool = %spool.root().display(), "recording started");
         let mut segmenter = Segmenter::new(segmenter_config(&options), origin_ns)?;
         let heartbeat = Heartbeat::new(identity.report.clone(), spool.config_dir());

@@ -246,12 +246,7 @@ impl Masking {
                     trigger: h.trigger.as_str().into(),
                     key: h.key,
                     rule_id: h.rule_id,
-                    screen: match h.screen {
-                        ScreenMask::Full => "full",
-                        ScreenMask::Region(_) => "region",
-                        ScreenMask::None => "none",
-                    }
-                    .into(),
+                    screen: h.screen.as_str().into(),
                 })
                 .collect(),
             triggers: self
@@ -300,13 +295,6 @@ impl Masking {
                 rule_id,
                 trigger,
             } => {
-                let screen = match screen {
-                    ScreenMask::Full => vigil_media::ScreenMask::Full,
-                    ScreenMask::Region(r) => {
-                        vigil_media::ScreenMask::Region(r.x, r.y, r.width, r.height)
-                    }
-                    ScreenMask::None => vigil_media::ScreenMask::None,
-                };
                 if start_ns < timeline.applied_until() {
                     // The timeline starts it where it can still act (the manifest says so).
                     tracing::debug!(
@@ -376,7 +364,7 @@ fn dtmf_span(tone: ToneSpan) -> MaskSpan {
     MaskSpan {
         start_ns: tone.start_ns.saturating_sub(DTMF_LEAD_NS),
         end_ns: u64::MAX,
-        screen: vigil_media::ScreenMask::None,
+        screen: ScreenMask::None,
         audio: true,
         reason: "DTMF tones".into(),
         rule_id: None,
