@@ -6,12 +6,43 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use vigil_seal::{DeviceKey, Recipients, Sealer};
+use vigil_seal::{DeviceKey, DeviceKeyError, Recipients, RecipientsError, Sealer};
 use vigil_spool::uploader::{AgentReportHandle, Delivery, Uploader, UploaderConfig};
-use vigil_spool::Spool;
+use vigil_spool::{Spool, SpoolError};
 
-use crate::enrollment::Enrollment;
-use crate::RecordError;
+use crate::enrollment::{EnrollError, Enrollment};
+
+/// Why this device cannot seal or deliver a recording; each refuses it before capture starts,
+/// except a quota reached while recording, which stops capture.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// No valid recipient: Vigil does not record what nobody authorised can open.
+    #[error(transparent)]
+    Recipients(#[from] RecipientsError),
+    /// The device key could not be loaded.
+    #[error(transparent)]
+    DeviceKey(#[from] DeviceKeyError),
+    /// The enrollment is unusable (keystore, vault CA).
+    #[error(transparent)]
+    Enrollment(#[from] EnrollError),
+    /// The spool holds as much as it may: capture stopped, nothing sealed was dropped.
+    #[error(
+        "spool quota reached: {segments} segments ({bytes} bytes, quota {quota}) wait for the \
+         vault; capture stopped"
+    )]
+    QuotaReached {
+        /// Segments waiting.
+        segments: u64,
+        /// Their bytes.
+        bytes: u64,
+        /// The quota.
+        quota: u64,
+    },
+    /// The spool's backlog could not be read.
+    #[error("spool")]
+    Spool(#[source] SpoolError),
+}
 
 /// The sealer of this device and, when enrolled, its running uploader.
 pub(crate) struct Identity {
@@ -28,7 +59,7 @@ pub(crate) fn open_identity(
     spool: &Spool,
     extra_recipients: &[String],
     upload: &UploaderConfig,
-) -> Result<Identity, RecordError> {
+) -> Result<Identity, DeliveryError> {
     match Enrollment::load(spool.root())? {
         Some(enrollment) => {
             let mut all = enrollment.recipients.clone();
@@ -65,15 +96,15 @@ pub(crate) fn open_identity(
     }
 }
 
-/// Fails with [`RecordError::QuotaReached`] when the spool holds `quota` bytes or more that
+/// Fails with [`DeliveryError::QuotaReached`] when the spool holds `quota` bytes or more that
 /// the vault has not acknowledged.
-pub(crate) fn check_quota(spool: &Spool, quota: u64) -> Result<(), RecordError> {
+pub(crate) fn check_quota(spool: &Spool, quota: u64) -> Result<(), DeliveryError> {
     let backlog = spool
         .outbox()
         .backlog()
-        .map_err(|e| RecordError::Spool(e.into()))?;
+        .map_err(|e| DeliveryError::Spool(e.into()))?;
     if backlog.bytes >= quota {
-        return Err(RecordError::QuotaReached {
+        return Err(DeliveryError::QuotaReached {
             segments: backlog.segments,
             bytes: backlog.bytes,
             quota,
@@ -89,7 +120,7 @@ pub(crate) fn wait_under_quota(
     quota: u64,
     uploading: bool,
     stop: &AtomicBool,
-) -> Result<(), RecordError> {
+) -> Result<(), DeliveryError> {
     let mut alarmed = false;
     loop {
         match check_quota(spool, quota - quota / 10) {

@@ -12,12 +12,16 @@ pub mod keystore;
 mod live_policy;
 mod masking;
 pub mod native_host;
+mod options;
 pub mod policy_sync;
 mod sealing;
 
 pub use config::{AgentConfig, ConfigError};
-pub use engine::{record, RecordError, RecordOptions, RecordSummary};
+pub use delivery::DeliveryError;
+pub use engine::{record, RecordError, RecordSummary};
 pub use masking::todays_usage;
+pub use options::RecordOptions;
+pub use sealing::SealingError;
 
 /// The OS user the agent records for.
 pub(crate) fn os_user() -> String {

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use vigil_capture::{Capture, CaptureError, Clock, ScreenConfig, SourceHandle};
-use vigil_media::{CropRect, MaskSpan, ScreenMask, Segmenter};
+use vigil_media::{CropRect, MaskSpan, MaskTimelineHandle, Segmenter};
 use vigil_proto::policy::{Monitors, Policy};
+use vigil_proto::ScreenMask;
 
-use crate::engine::RecordOptions;
 use crate::masking::{Masking, PausePolicy};
+use crate::options::RecordOptions;
 
 /// The local configuration with the policy's settings in place of its own.
 pub(crate) fn apply_to_options(options: &mut RecordOptions, policy: &Policy) {
@@ -83,6 +84,8 @@ pub(crate) struct LiveSession {
     screen: Option<SourceHandle>,
     tx: Sender<Capture>,
     clock: Clock,
+    /// The session's mask timeline, where voice is silenced while the policy turns it off.
+    timeline: MaskTimelineHandle,
     /// The mask span silencing voice while the policy turns voice off.
     voice_off: Option<usize>,
 }
@@ -95,6 +98,7 @@ impl LiveSession {
         screen: Option<SourceHandle>,
         tx: Sender<Capture>,
         clock: Clock,
+        timeline: MaskTimelineHandle,
     ) -> Self {
         Self {
             versions: PolicyVersions::new(version),
@@ -103,6 +107,7 @@ impl LiveSession {
             screen,
             tx,
             clock,
+            timeline,
             voice_off: None,
         }
     }
@@ -129,13 +134,13 @@ impl LiveSession {
     }
 
     /// Voice off from the start of the session (the policy in force said so).
-    pub(crate) fn start_voice_off(&mut self, at_ns: u64, segmenter: &mut Segmenter) {
-        self.silence_voice(at_ns, segmenter);
+    pub(crate) fn start_voice_off(&mut self, at_ns: u64) {
+        self.silence_voice(at_ns);
     }
 
-    fn silence_voice(&mut self, at_ns: u64, segmenter: &mut Segmenter) {
+    fn silence_voice(&mut self, at_ns: u64) {
         if self.voice_off.is_none() {
-            self.voice_off = Some(segmenter.mask_timeline_mut().add(MaskSpan {
+            self.voice_off = Some(self.timeline.lock().add(MaskSpan {
                 start_ns: at_ns,
                 end_ns: u64::MAX,
                 screen: ScreenMask::None,
@@ -160,7 +165,7 @@ impl LiveSession {
         self.versions.applied(now, version);
         let fps_changed = self.template.fps != policy.fps;
         self.template.fps = policy.fps;
-        masking.set_frame_interval(crate::engine::frame_interval_ns(policy.fps));
+        masking.set_frame_rate(policy.fps);
         match (policy.screen, self.screen.is_some()) {
             (false, true) => {
                 // Off from now: the segmenter drops any frame stamped later. The capture
@@ -200,9 +205,9 @@ impl LiveSession {
             _ => {}
         }
         match (policy.voice, self.voice_off) {
-            (false, None) => self.silence_voice(now, segmenter),
+            (false, None) => self.silence_voice(now),
             (true, Some(index)) => {
-                segmenter.mask_timeline_mut().close(index, now);
+                self.timeline.lock().close(index, now);
                 self.voice_off = None;
             }
             _ => {}

@@ -9,7 +9,10 @@ use cpal::traits::{DeviceTrait, StreamTrait};
 use crossbeam_channel::Sender;
 
 use crate::platform;
-use crate::{AudioChunk, Capture, Clock, SourceEventKind};
+use crate::stoppable::sleep_unless_stopped;
+use crate::{
+    AudioChunk, Capture, CaptureError, CaptureErrorKind, Clock, SourceEventKind, SourceHandle,
+};
 
 /// Which voice track a source feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,13 +118,24 @@ fn event(clock: &Clock, role: AudioRole, kind: SourceEventKind, detail: String) 
     Capture::event(clock, role.as_str(), kind, detail)
 }
 
-/// Runs one supervised audio source until `stop` is set.
-pub(crate) fn run(
+/// Starts an audio source on its own thread; it sends [`Capture::Audio`] and events to `tx`
+/// until the handle is dropped. It never gives up: a missing device is retried and reported.
+pub fn start_audio(
     config: AudioSourceConfig,
     clock: Clock,
     tx: Sender<Capture>,
-    stop: Arc<AtomicBool>,
-) {
+) -> Result<SourceHandle, CaptureError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("capture-{}", config.role.as_str()))
+        .spawn(move || run(config, clock, tx, thread_stop))
+        .map_err(|e| CaptureError::new(CaptureErrorKind::Backend, e.to_string()))?;
+    Ok(SourceHandle::new(stop, thread))
+}
+
+/// Runs one supervised audio source until `stop` is set.
+fn run(config: AudioSourceConfig, clock: Clock, tx: Sender<Capture>, stop: Arc<AtomicBool>) {
     let role = config.role;
     let mut current: Option<String> = None;
     let mut last_error: Option<String> = None;
@@ -292,13 +306,6 @@ fn open_stream(
     )?;
     stream.play()?;
     Ok((stream, failed, active))
-}
-
-pub(crate) fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
-    let until = Instant::now() + total;
-    while !stop.load(Ordering::SeqCst) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[cfg(test)]

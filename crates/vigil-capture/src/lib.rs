@@ -18,13 +18,14 @@ mod canvas;
 mod clock;
 mod error;
 mod platform;
+mod stoppable;
 mod types;
 
-pub use audio::{AudioRole, AudioSourceConfig};
+pub use audio::{start_audio, AudioRole, AudioSourceConfig};
 pub use canvas::{DesktopCanvas, MonitorRect};
 pub use clock::Clock;
 pub use error::{CaptureError, CaptureErrorKind};
-pub use platform::{has_communications_device, list_devices, start_audio, start_screen};
+pub use platform::{has_communications_device, list_devices, start_screen};
 pub use types::{
     AudioChunk, Capture, DeviceList, MonitorInfo, PixelFormat, ScreenConfig, SourceEvent,
     SourceEventKind, SourceHandle, VideoFrame,

@@ -1,19 +1,11 @@
-//! What the controller decides, as data: mask commands, what a mask does to the screen, the
-//! page or window a field belongs to, and the held fields the status shows. Shared by the
-//! controller and the held fields below it, so that neither imports the other.
+//! What the controller decides, as data: mask commands (what they do to the screen is
+//! `vigil_proto::ScreenMask`), the page or window a field belongs to, and the held fields the
+//! status shows. Shared by the controller and the held fields below it, so that neither imports
+//! the other.
 
-use crate::{FieldInfo, Rect, TriggerSource};
+use vigil_proto::ScreenMask;
 
-/// What a mask does to the screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScreenMask {
-    /// Black out everything.
-    Full,
-    /// Black out this rectangle (desktop coordinates).
-    Region(Rect),
-    /// Leave the screen.
-    None,
-}
+use crate::{FieldInfo, TriggerSource};
 
 /// A change of the mask timeline, or of what the triggers follow.
 #[derive(Debug, Clone, PartialEq)]

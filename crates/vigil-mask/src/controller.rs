@@ -15,10 +15,10 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::browser::UnwatchedBrowser;
 use crate::command::{Context, SpanKeys};
-pub use crate::command::{HeldField, MaskCommand, ScreenMask};
+pub use crate::command::{HeldField, MaskCommand};
 use crate::held::{padded, FieldKey, HeldFields, HoldRequest};
 use crate::rules::{Decision, RuleSet, ScreenAction};
-use crate::{FieldInfo, FieldPresence, Rect, TriggerEvent, TriggerSource};
+use crate::{FieldInfo, FieldPresence, Rect, ScreenMask, TriggerEvent, TriggerSource};
 
 /// An accessibility focus this close to an extension focus, on the same place of the screen,
 /// is taken as the same field.

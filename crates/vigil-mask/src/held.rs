@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 
-use crate::command::{Context, HeldField, MaskCommand, ScreenMask, SpanKeys};
-use crate::{FieldPresence, Rect, TriggerSource};
+use crate::command::{Context, HeldField, MaskCommand, SpanKeys};
+use crate::{FieldPresence, Rect, ScreenMask, TriggerSource};
 
 /// Padding around a field's rectangle for region masks, in pixels.
 pub(crate) const REGION_PADDING: i32 = 12;

@@ -27,11 +27,13 @@ mod rules;
 #[allow(clippy::large_enum_variant)]
 mod trigger;
 
-pub use controller::{HeldField, MaskCommand, MaskController, ScreenMask};
+pub use controller::{HeldField, MaskCommand, MaskController};
 pub use dtmf::{DtmfDetector, ToneSpan};
 pub use focus::{start_focus_watcher, FocusWatcher, FocusWatcherError, WatchedFields};
 pub use rules::{
     default_rules, Action, Decision, Match, Rule, RuleError, RuleSet, ScreenAction, CARD_TEXT_ROLE,
     PASSWORD_RULE,
 };
-pub use trigger::{FieldInfo, FieldPresence, Rect, TriggerEvent, TriggerSource};
+pub use trigger::{FieldInfo, FieldPresence, TriggerEvent, TriggerSource};
+// What a mask does to the screen, as the media stage and the manifest say it too.
+pub use vigil_proto::{Rect, ScreenMask};

@@ -4,19 +4,7 @@
 //! applies from that instant, retroactively through the delay line.
 
 use serde::{Deserialize, Serialize};
-
-/// A rectangle in screen coordinates (pixels of the captured desktop).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rect {
-    /// Left edge.
-    pub x: i32,
-    /// Top edge.
-    pub y: i32,
-    /// Width.
-    pub width: u32,
-    /// Height.
-    pub height: u32,
-}
+use vigil_proto::Rect;
 
 /// Everything a trigger knows about the focused field. Text values are never included: only
 /// what identifies the field.

@@ -35,13 +35,16 @@ impl Seek for MemoryFile {
     }
 }
 
+/// The container of every segment file, as FFmpeg and the manifest name it.
+pub(crate) const CONTAINER: &str = "matroska";
+
 /// Opens a Matroska muxer writing into memory.
 pub(crate) fn memory_output(
     file: &MemoryFile,
 ) -> Result<ffmpeg::format::context::Output, MediaError> {
     let io = StreamIo::from_write_seek(file.clone())
         .map_err(|e| MediaError::new(MediaErrorKind::Mux, e))?;
-    ffmpeg::format::output_to_stream(io, None, Some("matroska"))
+    ffmpeg::format::output_to_stream(io, None, Some(CONTAINER))
         .map_err(|e| MediaError::new(MediaErrorKind::CodecMissing, format!("matroska muxer: {e}")))
 }
 

@@ -29,6 +29,16 @@ impl MediaError {
             message: message.to_string(),
         }
     }
+    /// The encoder refused a setting or a frame.
+    pub(crate) fn encode(e: impl std::fmt::Display) -> Self {
+        Self::new(MediaErrorKind::Encode, e)
+    }
+
+    /// The muxer failed.
+    pub(crate) fn mux(e: impl std::fmt::Display) -> Self {
+        Self::new(MediaErrorKind::Mux, e)
+    }
+
     /// The matchable kind.
     pub fn kind(&self) -> MediaErrorKind {
         self.kind

@@ -10,16 +10,19 @@ mod banner;
 mod container;
 mod delay;
 mod encoder;
+mod encoder_config;
 mod error;
 mod redact;
 mod screen_thread;
+mod screen_track;
 mod segmenter;
 
 pub use container::{join_tracks, probe, ProbeReport, ProbeStream};
 pub use delay::DelayLine;
-pub use encoder::{CropRect, EncodedSegment, EncoderConfig};
+pub use encoder::{EncodedBlob, EncodedSegment, VoiceSources};
+pub use encoder_config::{CropRect, EncoderConfig};
 pub use error::{MediaError, MediaErrorKind};
-pub use redact::{MaskSpan, MaskTimeline, ScreenMask};
+pub use redact::{MaskSpan, MaskTimeline, MaskTimelineHandle};
 pub use segmenter::{FinishedSegment, Segmenter, SegmenterConfig};
 
 /// Sample rate of the voice tracks: wideband speech (7 kHz audio bandwidth, above any telephone

@@ -2,33 +2,14 @@
 //! silence both voice tracks, by capture timestamp, before anything reaches the encoder. The
 //! triggers that fill the timeline come with the masking stage; an empty timeline redacts nothing.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
 use vigil_capture::VideoFrame;
+use vigil_proto::{MaskedSpan, Rect, ScreenMask};
 
 /// Audio silenced beyond each end of a span: the voice codec smears sound over about two of
 /// its 20 ms frames (look-ahead and overlap), which must not carry masked sound into the file.
 pub const AUDIO_GUARD_NS: u64 = 60_000_000;
-
-/// What a span does to the screen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScreenMask {
-    /// The whole picture is blacked out.
-    Full,
-    /// Only this rectangle (x, y, width, height) is blacked out.
-    Region(i32, i32, u32, u32),
-    /// The screen is left as is (audio-only span).
-    None,
-}
-
-impl ScreenMask {
-    /// The name used in manifests and the status: `full`, `region` or `none`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ScreenMask::Full => "full",
-            ScreenMask::Region(..) => "region",
-            ScreenMask::None => "none",
-        }
-    }
-}
 
 /// One masked span on the session clock.
 #[derive(Debug, Clone)]
@@ -50,6 +31,22 @@ pub struct MaskSpan {
     /// When the decision to mask was taken (session clock), when known: it must come before
     /// the delay line releases the media at `start_ns`.
     pub decided_ns: Option<u64>,
+}
+
+impl MaskSpan {
+    /// The span as a segment's manifest lists it, clipped to the segment [start_ns, end_ns).
+    pub fn clipped_for_manifest(&self, start_ns: u64, end_ns: u64) -> MaskedSpan {
+        MaskedSpan {
+            start_ns: self.start_ns.max(start_ns),
+            end_ns: self.end_ns.min(end_ns),
+            reason: self.reason.clone(),
+            rule_id: self.rule_id.clone(),
+            trigger: self.trigger.clone(),
+            screen: self.screen.as_str().into(),
+            audio: self.audio,
+            decided_ns: self.decided_ns,
+        }
+    }
 }
 
 /// The spans known to the media stage, each under a stable id (ids survive pruning).
@@ -154,13 +151,11 @@ impl MaskTimeline {
             let (x, y, w, h) = match span.screen {
                 ScreenMask::None => continue,
                 ScreenMask::Full => (0, 0, frame.width, frame.height),
-                ScreenMask::Region(x, y, w, h) => {
-                    match picture_rect(frame.origin, (x, y, w, h)) {
-                        Some(rect) => rect,
-                        // Wholly outside the picture: nothing of it is recorded.
-                        None => continue,
-                    }
-                }
+                ScreenMask::Region(region) => match picture_rect(frame.origin, region) {
+                    Some(rect) => rect,
+                    // Wholly outside the picture: nothing of it is recorded.
+                    None => continue,
+                },
             };
             let data = std::sync::Arc::make_mut(&mut frame.data);
             let x_start = x.min(frame.width) as usize;
@@ -201,16 +196,27 @@ impl MaskTimeline {
     }
 }
 
+/// A handle to one session's mask timeline, shared by the segmenter that redacts by it and the
+/// masking stage that fills it. Both run on the engine's thread: the lock is never contended,
+/// it lets each side hold the timeline without borrowing it from the other.
+#[derive(Debug, Clone, Default)]
+pub struct MaskTimelineHandle(Arc<Mutex<MaskTimeline>>);
+
+impl MaskTimelineHandle {
+    /// The timeline, until the guard drops (locking it again meanwhile would wait forever).
+    pub fn lock(&self) -> MutexGuard<'_, MaskTimeline> {
+        // A panic while it was held left no half-made change: every change is one call.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// A desktop rectangle in the picture's pixels (the picture's top-left is the desktop point
 /// `origin`), clipped at its top and left edges; `None` when nothing of it is inside.
-fn picture_rect(
-    origin: (i32, i32),
-    (x, y, w, h): (i32, i32, u32, u32),
-) -> Option<(u32, u32, u32, u32)> {
-    let left = x as i64 - origin.0 as i64;
-    let top = y as i64 - origin.1 as i64;
-    let right = left + w as i64;
-    let bottom = top + h as i64;
+fn picture_rect(origin: (i32, i32), region: Rect) -> Option<(u32, u32, u32, u32)> {
+    let left = region.x as i64 - origin.0 as i64;
+    let top = region.y as i64 - origin.1 as i64;
+    let right = left + region.width as i64;
+    let bottom = top + region.height as i64;
     if right <= 0 || bottom <= 0 {
         return None;
     }
@@ -237,11 +243,16 @@ mod tests {
         }
     }
 
-    fn region(x: i32, y: i32, w: u32, h: u32) -> MaskSpan {
+    fn region(x: i32, y: i32, width: u32, height: u32) -> MaskSpan {
         MaskSpan {
             start_ns: 0,
             end_ns: u64::MAX,
-            screen: ScreenMask::Region(x, y, w, h),
+            screen: ScreenMask::Region(Rect {
+                x,
+                y,
+                width,
+                height,
+            }),
             audio: false,
             reason: "test".into(),
             rule_id: None,
@@ -317,5 +328,30 @@ mod tests {
         assert!(timeline.span(a).is_none());
         timeline.close(b, 20);
         assert_eq!(timeline.span(b).map(|s| s.end_ns), Some(20));
+    }
+
+    #[test]
+    fn the_manifest_lists_a_span_clipped_to_its_segment_with_its_screen_action_named() {
+        let span = MaskSpan {
+            start_ns: 500,
+            end_ns: u64::MAX,
+            decided_ns: Some(450),
+            rule_id: Some("card".into()),
+            ..region(0, 0, 10, 10)
+        };
+        let listed = span.clipped_for_manifest(1_000, 2_000);
+        assert_eq!(
+            listed,
+            MaskedSpan {
+                start_ns: 1_000,
+                end_ns: 2_000,
+                reason: "test".into(),
+                rule_id: Some("card".into()),
+                trigger: "test".into(),
+                screen: "region".into(),
+                audio: false,
+                decided_ns: Some(450),
+            }
+        );
     }
 }

@@ -9,16 +9,14 @@ use std::thread::JoinHandle;
 
 use vigil_capture::VideoFrame;
 
-use crate::encoder::{EncoderConfig, ScreenTrack};
+use crate::encoder_config::EncoderConfig;
+use crate::screen_track::{ScreenOutput, ScreenTrack};
 use crate::{MediaError, MediaErrorKind};
 
 /// Frames waiting for the thread: enough to ride out a slow frame or two without holding the
 /// engine. A longer backlog means the machine cannot keep up: the engine then waits (and
 /// capture queues), as it did when it encoded itself.
 const QUEUE: usize = 4;
-
-/// The encoded screen track: the muxed file, frames encoded and the encoded size.
-pub(crate) type ScreenOutput = (Vec<u8>, u64, (u32, u32));
 
 enum Job {
     Frame(VideoFrame, i64),

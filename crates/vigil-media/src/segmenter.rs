@@ -4,13 +4,14 @@
 //! repeated at the boundary when the screen did not change).
 
 use vigil_capture::{AudioRole, Capture, SourceEvent, SourceEventKind, VideoFrame};
-use vigil_proto::{CaptureEvent, CaptureEventKind};
+use vigil_proto::{CaptureEvent, CaptureEventKind, MaskedSpan};
 
 use crate::audio_timeline::{ns_to_index, AudioTimeline};
 use std::collections::VecDeque;
 
-use crate::encoder::{EncodedSegment, EncoderConfig, PendingMedia, SegmentEncoder};
-use crate::{DelayLine, MaskSpan, MaskTimeline, MediaError};
+use crate::encoder::{EncodedSegment, PendingMedia, SegmentEncoder, VoiceSources};
+use crate::EncoderConfig;
+use crate::{DelayLine, MaskTimelineHandle, MediaError};
 
 /// Segmenter settings.
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct SegmenterConfig {
     pub delay_ns: u64,
     /// Encoder settings.
     pub encoder: EncoderConfig,
+    /// What the voice tracks record, for the manifest.
+    pub voice_sources: VoiceSources,
 }
 
 /// A segment ready for sealing.
@@ -36,7 +39,7 @@ pub struct FinishedSegment {
     /// Device changes, failures and gaps during the segment.
     pub events: Vec<CaptureEvent>,
     /// Mask spans overlapping the segment, clipped to it.
-    pub masked: Vec<MaskSpan>,
+    pub masked: Vec<MaskedSpan>,
     /// Whether this is the session's last segment.
     pub last: bool,
 }
@@ -48,7 +51,7 @@ struct ClosingSegment {
     end_ns: u64,
     media: PendingMedia,
     events: Vec<CaptureEvent>,
-    masked: Vec<MaskSpan>,
+    masked: Vec<MaskedSpan>,
     last: bool,
 }
 
@@ -79,7 +82,7 @@ pub struct Segmenter {
     config: SegmenterConfig,
     origin_ns: u64,
     delay: DelayLine,
-    mask: MaskTimeline,
+    mask: MaskTimelineHandle,
     audio: [AudioTimeline; 2],
     /// A second output's loopback, mixed into the system track.
     communications: AudioTimeline,
@@ -109,12 +112,13 @@ fn event_kind(kind: SourceEventKind) -> CaptureEventKind {
 impl Segmenter {
     /// A session starting at `origin_ns` on the session clock.
     pub fn new(config: SegmenterConfig, origin_ns: u64) -> Result<Self, MediaError> {
-        let encoder = SegmentEncoder::new(config.encoder.clone(), origin_ns)?;
+        let encoder =
+            SegmentEncoder::new(config.encoder.clone(), &config.voice_sources, origin_ns)?;
         Ok(Self {
             delay: DelayLine::new(config.delay_ns),
             config,
             origin_ns,
-            mask: MaskTimeline::default(),
+            mask: MaskTimelineHandle::default(),
             audio: [AudioTimeline::new(origin_ns), AudioTimeline::new(origin_ns)],
             communications: AudioTimeline::new(origin_ns),
             encoder,
@@ -128,9 +132,9 @@ impl Segmenter {
         })
     }
 
-    /// The mask timeline, for the masking stage to add spans to.
-    pub fn mask_timeline_mut(&mut self) -> &mut MaskTimeline {
-        &mut self.mask
+    /// A handle to the mask timeline, for the masking stage to add spans to.
+    pub fn mask_timeline(&self) -> MaskTimelineHandle {
+        self.mask.clone()
     }
 
     /// Accepts captured media or a source event.
@@ -201,16 +205,16 @@ impl Segmenter {
     /// Encodes what has waited long enough; returns the segments completed by `now_ns` whose
     /// screen track has been encoded (the rest come with a later call, in order).
     pub fn tick(&mut self, now_ns: u64) -> Result<Vec<FinishedSegment>, MediaError> {
-        self.tick_with(now_ns, &mut |_| {})
+        self.tick_with(now_ns, &mut || {})
     }
 
-    /// [`Segmenter::tick`], calling `between` with the mask timeline before each frame it
-    /// encodes: masking decisions made there apply to the frames still to come, and wait for
+    /// [`Segmenter::tick`], calling `between` before each frame it encodes (the mask timeline
+    /// unlocked): masking decisions made there apply to the frames still to come, and wait for
     /// one frame's encoding at most, not for a whole backlog.
     pub fn tick_with(
         &mut self,
         now_ns: u64,
-        between: &mut dyn FnMut(&mut MaskTimeline),
+        between: &mut dyn FnMut(),
     ) -> Result<Vec<FinishedSegment>, MediaError> {
         let watermark = self.delay.watermark(now_ns);
         self.process_until(watermark, false, between)
@@ -219,7 +223,7 @@ impl Segmenter {
     /// Stops the session at `now_ns`: everything captured is encoded, the last segment ends there.
     pub fn finish(mut self, now_ns: u64) -> Result<Vec<FinishedSegment>, MediaError> {
         let end = now_ns.max(self.start_ns + 1);
-        self.process_until(end, true, &mut |_| {})?;
+        self.process_until(end, true, &mut || {})?;
         let (video, audio) = self.delay.drain_all();
         self.place_audio(audio);
         for frame in video.into_iter().filter(|f| f.pts_ns < end) {
@@ -247,9 +251,11 @@ impl Segmenter {
             // A chunk released by its first sample's time carries later samples with it.
             let rate = u64::from(chunk.sample_rate.max(1));
             let end_ns = chunk.pts_ns + chunk.samples.len() as u64 * 1_000_000_000 / rate;
-            self.mask.mark_applied_until(end_ns);
-            self.mask
-                .redact_samples(chunk.pts_ns, chunk.sample_rate, &mut chunk.samples);
+            {
+                let mut mask = self.mask.lock();
+                mask.mark_applied_until(end_ns);
+                mask.redact_samples(chunk.pts_ns, chunk.sample_rate, &mut chunk.samples);
+            }
             let timeline = match chunk.role {
                 AudioRole::Communications => &mut self.communications,
                 role => {
@@ -265,14 +271,14 @@ impl Segmenter {
         &mut self,
         watermark: u64,
         stopping: bool,
-        between: &mut dyn FnMut(&mut MaskTimeline),
+        between: &mut dyn FnMut(),
     ) -> Result<Vec<FinishedSegment>, MediaError> {
         // From here on, media up to the watermark is redacted as the timeline stands now.
-        self.mask.mark_applied_until(watermark);
+        self.mask.lock().mark_applied_until(watermark);
         let audio = self.delay.release_audio(watermark);
         self.place_audio(audio);
         for frame in self.delay.release_video(watermark) {
-            between(&mut self.mask);
+            between();
             while frame.pts_ns >= self.start_ns + self.config.segment_ns {
                 let end = self.start_ns + self.config.segment_ns;
                 self.close_segment(end, false)?;
@@ -296,7 +302,7 @@ impl Segmenter {
     fn encode_frame(&mut self, frame: VideoFrame) -> Result<(), MediaError> {
         self.fill_mask_edges(frame.pts_ns)?;
         let mut shown = frame.clone();
-        let masked = self.mask.redact_frame(&mut shown);
+        let masked = self.mask.lock().redact_frame(&mut shown);
         tracing::trace!(pts_ns = frame.pts_ns, masked, "frame encoded");
         self.encoder.push_video(shown)?;
         self.last_frame = Some(frame);
@@ -309,7 +315,7 @@ impl Segmenter {
     /// end, even when nothing on screen changed since).
     fn fill_mask_edges(&mut self, before_ns: u64) -> Result<(), MediaError> {
         while let Some(last) = &self.last_frame {
-            let Some(edge) = self.mask.screen_edge_between(last.pts_ns, before_ns) else {
+            let Some(edge) = self.mask.lock().screen_edge_between(last.pts_ns, before_ns) else {
                 break;
             };
             if self.is_screen_off(edge) {
@@ -321,7 +327,7 @@ impl Segmenter {
             let mut raw = last.clone();
             raw.pts_ns = edge;
             let mut shown = raw.clone();
-            self.mask.redact_frame(&mut shown);
+            self.mask.lock().redact_frame(&mut shown);
             self.encoder.push_video(shown)?;
             self.last_frame = Some(raw);
         }
@@ -377,23 +383,26 @@ impl Segmenter {
         self.feed_audio(end_ns)?;
         let next_start = end_ns;
         // The new segment's screen encoder opens with its first frame, after the old one is done.
-        let replacement = SegmentEncoder::new(self.config.encoder.clone(), next_start)?;
+        let replacement = SegmentEncoder::new(
+            self.config.encoder.clone(),
+            &self.config.voice_sources,
+            next_start,
+        )?;
         let encoder = std::mem::replace(&mut self.encoder, replacement);
         let media = encoder.finish(end_ns)?;
         let (mine, later): (Vec<_>, Vec<_>) = self.events.drain(..).partition(|e| e.at_ns < end_ns);
         self.events = later;
-        let masked = self
-            .mask
-            .overlapping(self.start_ns, end_ns)
-            .map(|s| MaskSpan {
-                start_ns: s.start_ns.max(self.start_ns),
-                end_ns: s.end_ns.min(end_ns),
-                ..s.clone()
-            })
-            .collect();
-        // Spans that ended before this segment began were listed with the previous one and
-        // redact nothing still to come.
-        self.mask.prune_ended_before(self.start_ns);
+        let masked = {
+            let mut mask = self.mask.lock();
+            let masked = mask
+                .overlapping(self.start_ns, end_ns)
+                .map(|s| s.clipped_for_manifest(self.start_ns, end_ns))
+                .collect();
+            // Spans that ended before this segment began were listed with the previous one and
+            // redact nothing still to come.
+            mask.prune_ended_before(self.start_ns);
+            masked
+        };
         self.closing.push_back(ClosingSegment {
             sequence: self.sequence,
             start_ns: self.start_ns,
@@ -428,8 +437,10 @@ impl Segmenter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MaskSpan;
     use std::sync::Arc;
     use vigil_capture::PixelFormat;
+    use vigil_proto::{MediaKind, ScreenMask};
 
     const S: u64 = 1_000_000_000;
 
@@ -454,6 +465,10 @@ mod tests {
             segment_ns: S,
             delay_ns: 0,
             encoder: EncoderConfig::default(),
+            voice_sources: VoiceSources {
+                microphone: "default".into(),
+                system_audio: "default output".into(),
+            },
         };
         Segmenter::new(config, 0).unwrap()
     }
@@ -466,6 +481,10 @@ mod tests {
             segment_ns: S,
             delay_ns: 0,
             encoder: EncoderConfig::default(),
+            voice_sources: VoiceSources {
+                microphone: "default".into(),
+                system_audio: "default output".into(),
+            },
         };
         let mut s = Segmenter::new(config, origin).unwrap();
         for pts in [
@@ -525,11 +544,47 @@ mod tests {
             done.extend(seg.tick(t).unwrap());
         }
         done.extend(seg.finish(5 * S).unwrap());
-        let screens: Vec<bool> = done.iter().map(|s| s.media.screen.is_some()).collect();
+        let screens: Vec<bool> = done
+            .iter()
+            .map(|s| s.media.blob(MediaKind::Screen).is_some())
+            .collect();
         assert_eq!(screens, vec![true, true, false, true, true]);
         assert!(done[1]
             .events
             .iter()
             .any(|e| e.kind == CaptureEventKind::SourceStopped));
+    }
+
+    #[test]
+    fn spans_added_through_the_handle_between_frames_are_applied_and_listed() {
+        let mut seg = segmenter();
+        let timeline = seg.mask_timeline();
+        let mut done = Vec::new();
+        for i in 0..20u64 {
+            let t = i * S / 10;
+            seg.push(frame(t));
+            // Decisions between frames take the timeline: it is not held while they run.
+            let mut between = || {
+                if t == S / 2 && timeline.lock().overlapping(0, u64::MAX).count() == 0 {
+                    timeline.lock().add(MaskSpan {
+                        start_ns: t,
+                        end_ns: 3 * S / 2,
+                        screen: ScreenMask::Full,
+                        audio: true,
+                        reason: "test".into(),
+                        rule_id: None,
+                        trigger: "api".into(),
+                        decided_ns: Some(t),
+                    });
+                }
+            };
+            done.extend(seg.tick_with(t, &mut between).unwrap());
+        }
+        done.extend(seg.finish(2 * S).unwrap());
+        let spans: Vec<Vec<(u64, u64)>> = done
+            .iter()
+            .map(|s| s.masked.iter().map(|m| (m.start_ns, m.end_ns)).collect())
+            .collect();
+        assert_eq!(spans, vec![vec![(S / 2, S)], vec![(S, 3 * S / 2)]]);
     }
 }

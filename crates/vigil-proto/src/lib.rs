@@ -11,6 +11,7 @@ pub mod mask_rules;
 pub mod naming;
 pub mod policy;
 pub mod receipt;
+mod screen_mask;
 mod signed;
 pub mod tombstone;
 
@@ -18,6 +19,7 @@ pub use manifest::{
     BlobRef, CaptureEvent, CaptureEventKind, EncoderSettings, ManifestDigest, MaskedSpan,
     MediaKind, SegmentManifest, SignedManifest, Timestamp, TrackInfo, MANIFEST_FORMAT,
 };
+pub use screen_mask::{Rect, ScreenMask};
 pub use signed::{
     device_key_id, sha256_hex, Document, KeyRole, Signed, SignedError, SignedErrorKind,
 };

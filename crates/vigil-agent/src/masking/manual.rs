@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use vigil_mask::TriggerSource;
-use vigil_media::{MaskSpan, MaskTimeline, ScreenMask};
+use vigil_mask::{ScreenMask, TriggerSource};
+use vigil_media::{MaskSpan, MaskTimeline};
 
 use crate::control::{ControlRefusal, PauseState};
 

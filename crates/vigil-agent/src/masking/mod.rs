@@ -15,7 +15,7 @@ use vigil_mask::{
     DtmfDetector, MaskCommand, MaskController, ScreenMask, ToneSpan, TriggerEvent, TriggerSource,
     WatchedFields,
 };
-use vigil_media::{MaskSpan, MaskTimeline};
+use vigil_media::{MaskSpan, MaskTimeline, MaskTimelineHandle};
 
 use crate::control::{
     ActiveMask, AgentState, ControlCommand, ControlRefusal, ExtensionLink, ExtensionMessage,
@@ -34,6 +34,8 @@ const DTMF_LEAD_NS: u64 = 150_000_000;
 
 /// Masking state of one recording session.
 pub(crate) struct Masking {
+    /// The media stage's mask timeline, which every decision changes.
+    timeline: MaskTimelineHandle,
     controller: MaskController,
     /// Controller keys → timeline indexes.
     spans: HashMap<u64, usize>,
@@ -50,6 +52,7 @@ pub(crate) struct Masking {
 
 impl Masking {
     pub(crate) fn new(
+        timeline: MaskTimelineHandle,
         mut controller: MaskController,
         dtmf: bool,
         fields: bool,
@@ -66,6 +69,7 @@ impl Masking {
             );
         }
         Self {
+            timeline,
             controller,
             spans: HashMap::new(),
             dtmf: dtmf.then(HashMap::new),
@@ -82,9 +86,11 @@ impl Masking {
         self.watched.clone()
     }
 
-    /// The recording's frame interval: held fields whose position is older mask the screen.
-    pub(crate) fn set_frame_interval(&mut self, interval_ns: u64) {
-        self.controller.set_frame_interval(interval_ns);
+    /// The recording's frame rate (at least 1 frame a second): held fields whose position is
+    /// older than a frame interval mask the screen.
+    pub(crate) fn set_frame_rate(&mut self, fps: u32) {
+        self.controller
+            .set_frame_interval(1_000_000_000 / u64::from(fps.max(1)));
     }
 
     /// The delay line: how long a position report may take before the screen is masked.
@@ -98,8 +104,8 @@ impl Masking {
     }
 
     /// Pause time used today, up to `now_ns`.
-    pub(crate) fn paused_today_ns(&self, now_ns: u64, timeline: &MaskTimeline) -> u64 {
-        self.manual.paused_ns(now_ns, timeline)
+    pub(crate) fn paused_today_ns(&self, now_ns: u64) -> u64 {
+        self.manual.paused_ns(now_ns, &self.timeline.lock())
     }
 
     /// Pauses refused since the last call (for the heartbeat).
@@ -127,10 +133,12 @@ impl Masking {
 
     /// Time-driven checks: a browser extension host that fell silent masks the screen; held
     /// fields whose position went stale mask it too.
-    pub(crate) fn tick(&mut self, now_ns: u64, timeline: &mut MaskTimeline) {
+    pub(crate) fn tick(&mut self, now_ns: u64) {
+        let handle = self.timeline.clone();
+        let timeline = &mut handle.lock();
         if let Some(event) = self.extension.as_mut().and_then(|l| l.check(now_ns)) {
             tracing::warn!("browser extension host stopped answering: screen masked");
-            self.on_trigger(&event, now_ns, timeline);
+            self.apply_trigger(&event, now_ns, timeline);
         }
         for command in self.controller.tick(now_ns) {
             self.apply(command, now_ns, timeline);
@@ -142,8 +150,9 @@ impl Masking {
         &mut self,
         command: &ControlCommand,
         now_ns: u64,
-        timeline: &mut MaskTimeline,
     ) -> Result<(), ControlRefusal> {
+        let handle = self.timeline.clone();
+        let timeline = &mut handle.lock();
         match command {
             ControlCommand::State => Ok(()),
             ControlCommand::StartMask {
@@ -190,7 +199,7 @@ impl Masking {
             None => Vec::new(),
         };
         for event in events {
-            self.on_trigger(&event, now_ns, timeline);
+            self.apply_trigger(&event, now_ns, timeline);
         }
         if self.extension.is_some() && matches!(message, ExtensionMessage::Bye) {
             // Closed on purpose (the browser quit): nothing to mask, but say so.
@@ -202,12 +211,8 @@ impl Masking {
     }
 
     /// The state in force at `now_ns`, read from the mask timeline itself.
-    pub(crate) fn state(
-        &self,
-        now_ns: u64,
-        timeline: &MaskTimeline,
-        session: Option<String>,
-    ) -> AgentState {
+    pub(crate) fn state(&self, now_ns: u64, session: Option<String>) -> AgentState {
+        let timeline = self.timeline.lock();
         let now_wall = time::OffsetDateTime::now_utc();
         let to_wall = |at_ns: u64| {
             let offset =
@@ -231,8 +236,8 @@ impl Masking {
             recording: true,
             session,
             masked,
-            paused: self.manual.pause_state(now_ns, timeline, to_wall),
-            api_masks: self.manual.open_api_masks(now_ns, timeline),
+            paused: self.manual.pause_state(now_ns, &timeline, to_wall),
+            api_masks: self.manual.open_api_masks(now_ns, &timeline),
             held: self
                 .controller
                 .held()
@@ -241,12 +246,7 @@ impl Masking {
                     trigger: h.trigger.as_str().into(),
                     key: h.key,
                     rule_id: h.rule_id,
-                    screen: match h.screen {
-                        ScreenMask::Full => "full",
-                        ScreenMask::Region(_) => "region",
-                        ScreenMask::None => "none",
-                    }
-                    .into(),
+                    screen: h.screen.as_str().into(),
                 })
                 .collect(),
             triggers: self
@@ -262,12 +262,12 @@ impl Masking {
     }
 
     /// Applies a trigger event.
-    pub(crate) fn on_trigger(
-        &mut self,
-        event: &TriggerEvent,
-        now_ns: u64,
-        timeline: &mut MaskTimeline,
-    ) {
+    pub(crate) fn on_trigger(&mut self, event: &TriggerEvent, now_ns: u64) {
+        let handle = self.timeline.clone();
+        self.apply_trigger(event, now_ns, &mut handle.lock());
+    }
+
+    fn apply_trigger(&mut self, event: &TriggerEvent, now_ns: u64, timeline: &mut MaskTimeline) {
         if let TriggerEvent::Health {
             source,
             healthy,
@@ -295,13 +295,6 @@ impl Masking {
                 rule_id,
                 trigger,
             } => {
-                let screen = match screen {
-                    ScreenMask::Full => vigil_media::ScreenMask::Full,
-                    ScreenMask::Region(r) => {
-                        vigil_media::ScreenMask::Region(r.x, r.y, r.width, r.height)
-                    }
-                    ScreenMask::None => vigil_media::ScreenMask::None,
-                };
                 if start_ns < timeline.applied_until() {
                     // The timeline starts it where it can still act (the manifest says so).
                     tracing::debug!(
@@ -342,10 +335,11 @@ impl Masking {
 
     /// Runs DTMF detection on newly captured audio; a tone silences both tracks from its onset
     /// until the tail after it ends.
-    pub(crate) fn on_audio(&mut self, chunk: &AudioChunk, timeline: &mut MaskTimeline) {
+    pub(crate) fn on_audio(&mut self, chunk: &AudioChunk) {
         let Some(detectors) = self.dtmf.as_mut() else {
             return;
         };
+        let mut timeline = self.timeline.lock();
         let (detector, open) = detectors
             .entry(chunk.role)
             .or_insert_with(|| (DtmfDetector::new(chunk.sample_rate), None));
@@ -370,7 +364,7 @@ fn dtmf_span(tone: ToneSpan) -> MaskSpan {
     MaskSpan {
         start_ns: tone.start_ns.saturating_sub(DTMF_LEAD_NS),
         end_ns: u64::MAX,
-        screen: vigil_media::ScreenMask::None,
+        screen: ScreenMask::None,
         audio: true,
         reason: "DTMF tones".into(),
         rule_id: None,

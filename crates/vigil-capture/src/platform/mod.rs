@@ -1,5 +1,6 @@
-//! Per-OS backends behind `cfg`, and the entry points that start sources on whichever backend
-//! this build has. Each OS module provides the same functions:
+//! Per-OS backends behind `cfg`, and the entry points that start the screen source and list
+//! devices on whichever backend this build has (audio sources start in `audio`, which uses
+//! the backend's device resolution). Each OS module provides the same functions:
 //! `resolve_audio_device`, `stream_config`, `list_screens` and `run_screen`.
 
 use std::sync::atomic::AtomicBool;
@@ -9,8 +10,8 @@ use cpal::traits::{DeviceTrait, HostTrait};
 use crossbeam_channel::Sender;
 
 use crate::{
-    AudioRole, AudioSourceConfig, Capture, CaptureError, CaptureErrorKind, Clock, DeviceList,
-    ScreenConfig, SourceHandle,
+    AudioRole, Capture, CaptureError, CaptureErrorKind, Clock, DeviceList, ScreenConfig,
+    SourceHandle,
 };
 
 #[cfg(target_os = "linux")]
@@ -34,22 +35,6 @@ pub(crate) use os::{resolve_audio_device, stream_config};
 /// [`AudioRole::Communications`] source is worth running without configuration.
 pub fn has_communications_device() -> bool {
     os::HAS_COMMUNICATIONS_DEVICE
-}
-
-/// Starts an audio source on its own thread; it sends [`Capture::Audio`] and events to `tx`
-/// until the handle is dropped. It never gives up: a missing device is retried and reported.
-pub fn start_audio(
-    config: AudioSourceConfig,
-    clock: Clock,
-    tx: Sender<Capture>,
-) -> Result<SourceHandle, CaptureError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread_stop = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name(format!("capture-{}", config.role.as_str()))
-        .spawn(move || crate::audio::run(config, clock, tx, thread_stop))
-        .map_err(|e| CaptureError::new(CaptureErrorKind::Backend, e.to_string()))?;
-    Ok(SourceHandle::new(stop, thread))
 }
 
 /// Starts the screen source: every monitor of the desktop, as one image. Fails at once when no

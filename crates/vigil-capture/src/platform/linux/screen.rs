@@ -13,7 +13,7 @@ use x11rb::connection::Connection;
 use x11rb::protocol::randr::ConnectionExt as _;
 use x11rb::protocol::xproto::ConnectionExt as _;
 
-use crate::audio::sleep_unless_stopped;
+use crate::stoppable::sleep_unless_stopped;
 use crate::{
     Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, PixelFormat, ScreenConfig,
     SourceEventKind, VideoFrame,

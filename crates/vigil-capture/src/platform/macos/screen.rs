@@ -13,7 +13,7 @@ use crossbeam_channel::Sender;
 use super::completion::shareable_content;
 use super::displays::{capturable_displays, monitor_infos};
 use super::streams::{DisplayPlace, RunningDesktop, StreamEnd};
-use crate::audio::sleep_unless_stopped;
+use crate::stoppable::sleep_unless_stopped;
 use crate::{
     Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, ScreenConfig, SourceEventKind,
 };

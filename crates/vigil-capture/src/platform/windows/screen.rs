@@ -23,7 +23,7 @@ use windows_capture::settings::{
 };
 
 use super::monitors::{desktop_monitors, DesktopMonitor};
-use crate::audio::sleep_unless_stopped;
+use crate::stoppable::sleep_unless_stopped;
 use crate::{
     Capture, CaptureError, CaptureErrorKind, Clock, DesktopCanvas, MonitorInfo, MonitorRect,
     ScreenConfig, SourceEventKind, VideoFrame,

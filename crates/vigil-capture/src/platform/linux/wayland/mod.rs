@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
-use crate::audio::sleep_unless_stopped;
+use crate::stoppable::sleep_unless_stopped;
 use crate::{
     Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, ScreenConfig, SourceEventKind,
 };
