@@ -12,6 +12,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== module cycles"
+python3 scripts/check-module-cycles.py --self-test
 python3 scripts/check-module-cycles.py
 
 echo "== cargo clippy (linux, all targets)"

@@ -209,7 +209,7 @@ pub fn enroll(options: &EnrollOptions) -> Result<Enrollment, EnrollError> {
         token: options.token.clone(),
         device_public_key: B64.encode(key.signing_key().verifying_key().as_bytes()),
         hostname: host_name(),
-        user: crate::os_user(),
+        user: crate::os::os_user(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -13,6 +13,7 @@ mod live_policy;
 mod masking;
 pub mod native_host;
 mod options;
+mod os;
 pub mod policy_sync;
 mod sealing;
 
@@ -22,17 +23,3 @@ pub use engine::{record, RecordError, RecordSummary};
 pub use masking::todays_usage;
 pub use options::RecordOptions;
 pub use sealing::SealingError;
-
-/// The OS user the agent records for.
-pub(crate) fn os_user() -> String {
-    ["USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// RFC 3339 text of a time (UTC).
-pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}

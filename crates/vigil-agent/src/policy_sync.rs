@@ -92,7 +92,7 @@ fn note_refusal(config_dir: &Path, report: Option<&AgentReportHandle>, reason: S
     let mut state = PolicyState::load(config_dir);
     state.refusals.push(format!(
         "{} {reason}",
-        crate::rfc3339(time::OffsetDateTime::now_utc())
+        crate::os::rfc3339(time::OffsetDateTime::now_utc())
     ));
     let excess = state.refusals.len().saturating_sub(KEPT_REFUSALS);
     state.refusals.drain(..excess);
@@ -233,7 +233,7 @@ impl Poller {
                 *version = policy.document.version;
                 let mut state = PolicyState::load(&self.config_dir);
                 state.version = *version;
-                state.received_at = Some(crate::rfc3339(time::OffsetDateTime::now_utc()));
+                state.received_at = Some(crate::os::rfc3339(time::OffsetDateTime::now_utc()));
                 state.save(&self.config_dir);
                 tracing::info!(version = *version, "policy received");
                 let _ = self.updates.send(policy);

@@ -40,7 +40,7 @@ impl SessionInfo {
     pub(crate) fn new(session_id: Uuid, clock: Clock) -> Self {
         Self {
             session_id,
-            user: crate::os_user(),
+            user: crate::os::os_user(),
             clock,
         }
     }

@@ -11,39 +11,9 @@ use crossbeam_channel::Sender;
 use crate::platform;
 use crate::stoppable::sleep_unless_stopped;
 use crate::{
-    AudioChunk, Capture, CaptureError, CaptureErrorKind, Clock, SourceEventKind, SourceHandle,
+    AudioChunk, AudioRole, Capture, CaptureError, CaptureErrorKind, Clock, SourceEventKind,
+    SourceHandle,
 };
-
-/// Which voice track a source feeds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AudioRole {
-    /// The agent's microphone.
-    Microphone,
-    /// What the computer plays: the caller, on a softphone.
-    SystemAudio,
-    /// A second output softphones play calls on (Windows' communications device, or one
-    /// configured): mixed into the system-audio track.
-    Communications,
-}
-
-impl AudioRole {
-    /// The source name used in manifests and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AudioRole::Microphone => "microphone",
-            AudioRole::SystemAudio => "system_audio",
-            AudioRole::Communications => "communications",
-        }
-    }
-
-    /// The voice track a role feeds: communications audio is part of the system track.
-    pub fn track(self) -> AudioRole {
-        match self {
-            AudioRole::Communications => AudioRole::SystemAudio,
-            role => role,
-        }
-    }
-}
 
 /// Settings of one audio source.
 #[derive(Debug, Clone)]

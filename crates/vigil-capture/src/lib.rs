@@ -21,12 +21,12 @@ mod platform;
 mod stoppable;
 mod types;
 
-pub use audio::{start_audio, AudioRole, AudioSourceConfig};
+pub use audio::{start_audio, AudioSourceConfig};
 pub use canvas::{DesktopCanvas, MonitorRect};
 pub use clock::Clock;
 pub use error::{CaptureError, CaptureErrorKind};
 pub use platform::{has_communications_device, list_devices, start_screen};
 pub use types::{
-    AudioChunk, Capture, DeviceList, MonitorInfo, PixelFormat, ScreenConfig, SourceEvent,
-    SourceEventKind, SourceHandle, VideoFrame,
+    AudioChunk, AudioRole, Capture, DeviceList, MonitorInfo, PixelFormat, ScreenConfig,
+    SourceEvent, SourceEventKind, SourceHandle, VideoFrame,
 };

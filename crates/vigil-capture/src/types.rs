@@ -4,8 +4,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::AudioRole;
-
 /// Pixel layout of a captured frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelFormat {
@@ -170,5 +168,36 @@ impl SourceHandle {
 impl Drop for SourceHandle {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Which voice track a source feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudioRole {
+    /// The agent's microphone.
+    Microphone,
+    /// What the computer plays: the caller, on a softphone.
+    SystemAudio,
+    /// A second output softphones play calls on (Windows' communications device, or one
+    /// configured): mixed into the system-audio track.
+    Communications,
+}
+
+impl AudioRole {
+    /// The source name used in manifests and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioRole::Microphone => "microphone",
+            AudioRole::SystemAudio => "system_audio",
+            AudioRole::Communications => "communications",
+        }
+    }
+
+    /// The voice track a role feeds: communications audio is part of the system track.
+    pub fn track(self) -> AudioRole {
+        match self {
+            AudioRole::Communications => AudioRole::SystemAudio,
+            role => role,
+        }
     }
 }

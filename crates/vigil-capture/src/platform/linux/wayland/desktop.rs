@@ -13,24 +13,8 @@ use crossbeam_channel::Sender;
 
 use super::format::{pack_rows, Layout};
 use super::portal::PortalStream;
-use super::{event, Sink};
+use super::sink::{event, ReportedDesktop, Sink};
 use crate::{Capture, Clock, DesktopCanvas, MonitorRect, SourceEventKind, VideoFrame};
-
-/// The layout last reported in an event; kept across portal sessions to report changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct ReportedDesktop {
-    /// Sorted: a new session may list the same monitors in another order.
-    rects: Vec<MonitorRect>,
-    size: (u32, u32),
-}
-
-impl ReportedDesktop {
-    fn new(rects: &[MonitorRect], size: (u32, u32)) -> Self {
-        let mut rects = rects.to_vec();
-        rects.sort_unstable_by_key(|r| (r.x, r.y, r.width, r.height));
-        Self { rects, size }
-    }
-}
 
 /// Pixel rectangles of monitors from the portal's logical places and the streams' pixel sizes.
 /// A monitor without a position goes in a row right of the others.

@@ -11,6 +11,7 @@ mod format;
 #[cfg(test)]
 mod live_test;
 mod portal;
+mod sink;
 mod stream;
 
 use std::cell::{Cell, RefCell};
@@ -26,28 +27,13 @@ use crate::{
     Capture, CaptureError, CaptureErrorKind, Clock, MonitorInfo, ScreenConfig, SourceEventKind,
 };
 
-use desktop::ReportedDesktop;
+use sink::{event, Sink};
 use stream::Ended;
 
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// After the user refused the portal dialog, asking again every second would bury them in
 /// dialogs; they get this long before the next one.
 const ASK_AGAIN_AFTER: Duration = Duration::from_secs(30);
-
-/// What the capture callbacks need from the screen thread.
-pub(super) struct Sink {
-    clock: Clock,
-    tx: Sender<Capture>,
-    stop: Arc<AtomicBool>,
-    /// Last layout sent in an event, kept across sessions to report geometry changes.
-    reported: Rc<RefCell<Option<ReportedDesktop>>>,
-    /// Whether the current session got as far as DeviceOpened.
-    opened: Rc<Cell<bool>>,
-}
-
-fn event(clock: &Clock, kind: SourceEventKind, detail: String) -> Capture {
-    Capture::event(clock, "screen", kind, detail)
-}
 
 /// The portal answers and can share monitors. Does not ask the user (that happens on start).
 pub(crate) fn check_screen(_config: &ScreenConfig) -> Result<(), CaptureError> {

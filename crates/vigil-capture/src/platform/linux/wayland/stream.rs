@@ -20,7 +20,7 @@ use spa::utils::Direction;
 use super::desktop::Desktop;
 use super::format::{enum_formats, negotiated};
 use super::portal::PortalStream;
-use super::Sink;
+use super::sink::Sink;
 use crate::{CaptureError, CaptureErrorKind, Clock};
 
 /// How often the main loop checks the stop flag.
