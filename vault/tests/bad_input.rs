@@ -28,6 +28,8 @@ const MAX_BODY: usize = 32 * 1024;
 struct Api {
     http: reqwest::Client,
     base: String,
+    /// A monitoring account's API token, for `/metrics`.
+    monitor: String,
 }
 
 /// A refusal as the client sees it.
@@ -170,6 +172,7 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
     let api = Api {
         http: pinned_client(&ca),
         base: served.base.clone(),
+        monitor: support::monitor_token(d),
     };
 
     let key_a = DeviceKey::generate();
@@ -365,6 +368,7 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
     let metrics = api
         .http
         .get(format!("{}/metrics", api.base))
+        .bearer_auth(&api.monitor)
         .send()
         .await
         .unwrap()

@@ -2,6 +2,7 @@
 //! checked when the second segment of a link arrives, a session belongs to one device, unknown
 //! keys, malformed manifests and truncated bodies are refused.
 
+#[allow(dead_code)]
 mod support;
 
 use std::fs;

@@ -255,7 +255,12 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
     assert_eq!(error_code(&err), "revoked_device");
 
     // Every outcome above is counted in the metrics.
-    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(support::monitor_token(d))
+        .send()
+        .await
+        .unwrap();
     let metrics = metrics.text().await.unwrap();
     for line in [
         "vigil_vault_segments_stored_total 2",

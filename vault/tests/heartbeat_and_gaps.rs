@@ -186,6 +186,7 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
     // Metrics: backlog as reported, gap gauges, refusals by cause.
     let metrics = http
         .get(format!("{base}/metrics"))
+        .bearer_auth(support::monitor_token(d))
         .send()
         .await
         .unwrap()

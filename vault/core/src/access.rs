@@ -42,11 +42,13 @@ pub enum Permission {
     Users,
     /// Manage devices (enrollment, revocation, gaps).
     Devices,
+    /// Read the service's metrics (`GET /metrics`): counts and gap figures, no names.
+    Metrics,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::Search,
         Permission::Play,
         Permission::Download,
@@ -57,6 +59,7 @@ impl Permission {
         Permission::Audit,
         Permission::Users,
         Permission::Devices,
+        Permission::Metrics,
     ];
 
     /// The permission's name.
@@ -72,6 +75,7 @@ impl Permission {
             Permission::Audit => "audit",
             Permission::Users => "users",
             Permission::Devices => "devices",
+            Permission::Metrics => "metrics",
         }
     }
 }
@@ -96,21 +100,24 @@ pub enum Role {
     Compliance,
     /// Runs the system.
     Admin,
+    /// A monitoring system's account (Prometheus with an API token): metrics and nothing else.
+    Monitor,
 }
 
 /// A role name that is not one of [`Role::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?} (agent, supervisor, qa_analyst, compliance, admin)")]
+#[error("unknown role {0:?} (agent, supervisor, qa_analyst, compliance, admin, monitor)")]
 pub struct UnknownRole(pub String);
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Agent,
         Role::Supervisor,
         Role::QaAnalyst,
         Role::Compliance,
         Role::Admin,
+        Role::Monitor,
     ];
 
     /// The role's name as stored.
@@ -121,6 +128,7 @@ impl Role {
             Role::QaAnalyst => "qa_analyst",
             Role::Compliance => "compliance",
             Role::Admin => "admin",
+            Role::Monitor => "monitor",
         }
     }
 
@@ -132,7 +140,8 @@ impl Role {
             Role::Supervisor => &[Search, Play, Policy],
             Role::QaAnalyst => &[Search, Play],
             Role::Compliance => &[Search, Play, Download, Delete, Redact, Hold, Audit],
-            Role::Admin => &[Users, Devices, Policy, Audit, Search],
+            Role::Admin => &[Users, Devices, Policy, Audit, Search, Metrics],
+            Role::Monitor => &[Metrics],
         }
     }
 
@@ -278,7 +287,7 @@ const fn rule(method: &'static str, path: &'static str, access: Access) -> Route
 /// the same set (a unit test compares them; the server refuses a route without a rule).
 pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/health", Access::Public),
-    rule("GET", "/metrics", Access::Public),
+    rule("GET", "/metrics", Access::Permission(Permission::Metrics)),
     rule("GET", "/openapi.json", Access::Public),
     rule("POST", "/v1/enroll", Access::EnrollToken),
     rule("POST", "/v1/heartbeat", Access::DeviceSigned),
@@ -393,7 +402,7 @@ mod tests {
     /// The table spelled out cell by cell, so a change to it is a deliberate change here too.
     #[test]
     fn the_permission_table_is_the_documented_one() {
-        let expected: [(Role, &str); 5] = [
+        let expected: [(Role, &str); 6] = [
             (Role::Agent, ""),
             (Role::Supervisor, "search play policy"),
             (Role::QaAnalyst, "search play"),
@@ -401,7 +410,8 @@ mod tests {
                 Role::Compliance,
                 "search play download delete redact hold audit",
             ),
-            (Role::Admin, "search policy audit users devices"),
+            (Role::Admin, "search policy audit users devices metrics"),
+            (Role::Monitor, "metrics"),
         ];
         for (role, names) in expected {
             let held: Vec<&str> = Permission::ALL

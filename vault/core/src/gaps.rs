@@ -51,17 +51,6 @@ pub fn ranges_text(ranges: &[(i64, i64)]) -> String {
         .join(", ")
 }
 
-fn to_ranges(sorted: &[i64]) -> Vec<(i64, i64)> {
-    let mut out: Vec<(i64, i64)> = Vec::new();
-    for &n in sorted {
-        match out.last_mut() {
-            Some((_, end)) if *end + 1 == n => *end = n,
-            _ => out.push((n, n)),
-        }
-    }
-    out
-}
-
 impl SessionGaps {
     /// The missing sequence numbers as text (`2, 5-7`), or `none`.
     pub fn missing_text(&self) -> String {
@@ -113,7 +102,43 @@ pub fn missing_ranges(sorted: &[i64]) -> Vec<(i64, i64)> {
     out
 }
 
-/// The gap report of one session, or of every session.
+/// Inclusive ranges of sequence numbers.
+type Range = (i64, i64);
+
+/// How far ahead of what the vault stores for a session a device may claim to be, in sequence
+/// numbers (about 115 days of 10-s segments). Heartbeats and uploads beyond it are refused, so
+/// no number a device sends can make a report large.
+pub const MAX_AHEAD: i64 = 1_000_000;
+
+/// `ranges` (ascending, disjoint) split by `marked` (ascending): the parts made of marked
+/// numbers, and the rest. Works on ranges, never on every number, so its cost follows the
+/// number of ranges and marks, not their size.
+fn split_ranges(ranges: &[Range], marked: &[i64]) -> (Vec<Range>, Vec<Range>) {
+    let (mut hit, mut rest) = (Vec::new(), Vec::new());
+    for &(from, to) in ranges {
+        let first = marked.partition_point(|&m| m < from);
+        let last = marked.partition_point(|&m| m <= to);
+        let mut cursor = from;
+        for &m in &marked[first..last] {
+            if m > cursor {
+                rest.push((cursor, m - 1));
+            }
+            match hit.last_mut() {
+                Some((_, end)) if *end + 1 == m => *end = m,
+                _ => hit.push((m, m)),
+            }
+            cursor = m + 1;
+        }
+        if cursor <= to {
+            rest.push((cursor, to));
+        }
+    }
+    (hit, rest)
+}
+
+/// The gap report of one session, or of every session. Every figure is computed on ranges:
+/// its cost follows the number of stored segments and reported pending ones, whatever the
+/// sequence numbers claimed.
 pub fn gaps(
     store: &dyn MetadataStore,
     session: Option<Uuid>,
@@ -126,27 +151,37 @@ pub fn gaps(
     for id in sessions {
         let s = stored.get(&id).cloned().unwrap_or_default();
         let report = reports.remove(&id);
-        let last = s.sequences.last().copied().unwrap_or(0);
+        let mut held = s.sequences.clone();
+        held.sort_unstable();
+        held.dedup();
+        let last = held.last().copied().unwrap_or(0);
         let upto = report.as_ref().map_or(last, |r| r.produced.max(last));
-        let held: std::collections::BTreeSet<i64> = s.sequences.iter().copied().collect();
-        let missing: Vec<i64> = (1..=upto).filter(|n| !held.contains(n)).collect();
-        let (in_transit, lost): (Vec<i64>, Vec<i64>) = match &report {
-            Some(r) => missing.iter().partition(|n| r.pending.contains(n)),
+        let mut missing = missing_ranges(&held);
+        if upto > last {
+            missing.push((last + 1, upto));
+        }
+        let (in_transit, lost) = match &report {
+            Some(r) => {
+                let mut pending = r.pending.clone();
+                pending.sort_unstable();
+                pending.dedup();
+                split_ranges(&missing, &pending)
+            }
             None => (Vec::new(), Vec::new()),
         };
         out.push(SessionGaps {
             session: id,
-            stored: s.sequences.len(),
+            stored: held.len(),
             last_sequence: last,
             closed: s.closed
                 || report
                     .as_ref()
-                    .is_some_and(|r| r.closed && held.contains(&r.produced)),
-            missing: to_ranges(&missing),
+                    .is_some_and(|r| r.closed && held.binary_search(&r.produced).is_ok()),
+            missing,
             reported: report.is_some(),
             produced: report.as_ref().map(|r| r.produced),
-            in_transit: to_ranges(&in_transit),
-            lost: to_ranges(&lost),
+            in_transit,
+            lost,
         });
     }
     Ok(out)
@@ -173,7 +208,22 @@ mod tests {
             in_transit: vec![],
             lost: vec![],
         };
-        assert_eq!(to_ranges(&[1, 2, 3, 6, 8, 9]), vec![(1, 3), (6, 6), (8, 9)]);
         assert_eq!(g.missing_text(), "1-3, 6");
+    }
+
+    #[test]
+    fn ranges_split_by_marks_without_enumerating() {
+        assert_eq!(
+            split_ranges(&[(1, 3), (6, 8)], &[2, 6, 7, 20]),
+            (vec![(2, 2), (6, 7)], vec![(1, 1), (3, 3), (8, 8)])
+        );
+        assert_eq!(split_ranges(&[(5, 9)], &[]), (vec![], vec![(5, 9)]));
+        // Four billion missing numbers cost two ranges, not four billion steps.
+        let (hit, rest) = split_ranges(&[(2, 4_000_000_000)], &[3, 3_999_999_999]);
+        assert_eq!(hit, vec![(3, 3), (3_999_999_999, 3_999_999_999)]);
+        assert_eq!(
+            rest,
+            vec![(2, 2), (4, 3_999_999_998), (4_000_000_000, 4_000_000_000)]
+        );
     }
 }

@@ -6,11 +6,16 @@ use uuid::Uuid;
 use vigil_proto::api::{AgentReport, Backlog, SignedHeartbeat};
 use vigil_proto::{SignedError, SignedErrorKind};
 
+use crate::gaps::MAX_AHEAD;
 use crate::Vault;
 use vigil_vault_store::metadata::{AgentStateRow, SessionReport, StoreError};
 
 /// Most sessions one heartbeat may report (an agent reports the last day's).
 pub const MAX_SESSIONS: usize = 1000;
+
+/// How far a heartbeat's `sent_at` may be from the vault's clock (agents send one every
+/// minute or so; a captured one replayed later is refused).
+pub const MAX_SKEW_SECONDS: i64 = 300;
 
 /// Why a heartbeat was refused. [`HeartbeatRefusal::code`] is a stable name.
 #[derive(Debug, thiserror::Error)]
@@ -24,9 +29,13 @@ pub enum HeartbeatRefusal {
     /// The device was revoked.
     #[error("device {0} is revoked")]
     Revoked(Uuid),
-    /// Too many sessions, or pending numbers out of range.
+    /// Too many sessions, or numbers out of range.
     #[error("implausible heartbeat: {0}")]
     Implausible(String),
+    /// Sent too long ago (or in the future): a replayed heartbeat must not show a dead agent
+    /// as alive.
+    #[error("heartbeat sent at {0} (Unix seconds), outside the vault's clock by more than {MAX_SKEW_SECONDS} s")]
+    Stale(i64),
     /// The metadata store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -41,6 +50,7 @@ impl HeartbeatRefusal {
             Self::UnknownDevice => "unknown_device",
             Self::Revoked(_) => "revoked_device",
             Self::Implausible(_) => "implausible",
+            Self::Stale(_) => "stale",
             Self::Store(_) => "internal",
         }
     }
@@ -130,6 +140,26 @@ fn record_agent_state(
     Ok(())
 }
 
+/// Refuses a claim of `produced` segments further ahead of what the vault stores for the
+/// session than [`MAX_AHEAD`] (the common case, a number below it, needs no query).
+fn check_ahead(vault: &Vault, session: Uuid, produced: i64) -> Result<(), HeartbeatRefusal> {
+    if produced <= MAX_AHEAD {
+        return Ok(());
+    }
+    let last = vault
+        .store()
+        .session_sequences(Some(session))?
+        .get(&session)
+        .and_then(|s| s.sequences.iter().max().copied())
+        .unwrap_or(0);
+    if produced - last > MAX_AHEAD {
+        return Err(HeartbeatRefusal::Implausible(format!(
+            "session {session} claims {produced} segments, {last} stored"
+        )));
+    }
+    Ok(())
+}
+
 /// Verifies a heartbeat and stores its session reports.
 pub fn record_heartbeat(vault: &Vault, body: &[u8]) -> Result<HeartbeatAccepted, HeartbeatRefusal> {
     let signed = SignedHeartbeat::verify(body, None)?;
@@ -149,6 +179,10 @@ pub fn record_heartbeat(vault: &Vault, body: &[u8]) -> Result<HeartbeatAccepted,
         )));
     }
     let now = crate::clock::now().unix_timestamp();
+    let sent = hb.sent_at.unix_timestamp();
+    if (sent - now).abs() > MAX_SKEW_SECONDS {
+        return Err(HeartbeatRefusal::Stale(sent));
+    }
     let mut recorded = 0;
     for s in &hb.sessions {
         if s.produced > i64::MAX as u64 || s.pending.iter().any(|p| *p == 0 || *p > s.produced) {
@@ -157,6 +191,7 @@ pub fn record_heartbeat(vault: &Vault, body: &[u8]) -> Result<HeartbeatAccepted,
                 s.session_id, s.produced
             )));
         }
+        check_ahead(vault, s.session_id, s.produced as i64)?;
         // A device speaks only for its own sessions.
         match vault.store().session_device(s.session_id)? {
             Some(owner) if owner != device.id => continue,

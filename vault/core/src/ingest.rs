@@ -117,6 +117,28 @@ pub fn parse_ids(session: &str, sequence: &str) -> Result<(Uuid, u64), IngestErr
     Ok((id, seq))
 }
 
+/// Refuses a sequence number further ahead of what the session holds than
+/// [`crate::gaps::MAX_AHEAD`], so that no upload can make a gap report large (numbers below it
+/// need no query).
+fn check_ahead(vault: &Vault, session: Uuid, seq: i64) -> Result<(), IngestError> {
+    if seq <= crate::gaps::MAX_AHEAD {
+        return Ok(());
+    }
+    let last = vault
+        .store()
+        .session_sequences(Some(session))?
+        .get(&session)
+        .and_then(|s| s.sequences.iter().max().copied())
+        .unwrap_or(0);
+    if seq - last > crate::gaps::MAX_AHEAD {
+        return Err(IngestError::BadId(format!(
+            "sequence {seq} is more than {} ahead of the session's last stored segment ({last})",
+            crate::gaps::MAX_AHEAD
+        )));
+    }
+    Ok(())
+}
+
 fn check_blobs<'a>(
     signed: &SignedManifest,
     body: &SegmentBody<'a>,
@@ -304,6 +326,7 @@ pub fn ingest(
     let blob_files = check_blobs(&signed, &body)?;
     let seq =
         i64::try_from(sequence).map_err(|_| IngestError::BadId("sequence too large".into()))?;
+    check_ahead(vault, session, seq)?;
     let sha = sha256_hex(body.manifest);
     if let Some(done) = existing(vault, session, seq, m.segment_id, &sha)? {
         return Ok(done);

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The server's counters.
 #[derive(Debug, Default)]
@@ -21,7 +22,12 @@ pub struct Metrics {
     heartbeats_refused: Mutex<BTreeMap<&'static str, u64>>,
     /// The last backlog each device reported.
     backlogs: Mutex<BTreeMap<uuid::Uuid, vigil_proto::api::Backlog>>,
+    /// The gap figures of the last scrape, and when they were computed.
+    gaps: Mutex<Option<(Instant, GapFigures)>>,
 }
+
+/// How long computed gap figures serve scrapes (a gap report reads every session).
+pub const GAP_FIGURES_LIFETIME: Duration = Duration::from_secs(15);
 
 /// Gap figures computed at scrape time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,6 +48,19 @@ fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, cause: &'static str) {
 }
 
 impl Metrics {
+    /// The gap figures computed less than [`GAP_FIGURES_LIFETIME`] ago, if any.
+    pub fn cached_gaps(&self) -> Option<GapFigures> {
+        let cached = *self.gaps.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .filter(|(at, _)| at.elapsed() < GAP_FIGURES_LIFETIME)
+            .map(|(_, figures)| figures)
+    }
+
+    /// Keeps freshly computed gap figures for the next scrapes.
+    pub fn cache_gaps(&self, figures: GapFigures) {
+        *self.gaps.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), figures));
+    }
+
     /// A segment was stored; `bytes` is the upload body's size.
     pub fn stored(&self, bytes: usize) {
         self.stored.fetch_add(1, Ordering::Relaxed);

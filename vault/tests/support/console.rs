@@ -32,11 +32,12 @@ pub fn large_media(what: &str, seq: u64) -> Vec<u8> {
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The role accounts: (name, role, teams).
-pub const ACCOUNTS: [(&str, &str, &[&str]); 4] = [
+pub const ACCOUNTS: [(&str, &str, &[&str]); 5] = [
     ("agt", "agent", &[]),
     ("sup", "supervisor", &["north"]),
     ("ann", "qa_analyst", &[]),
     ("cat", "compliance", &[]),
+    ("mon", "monitor", &[]),
 ];
 
 /// A logged-in console session.

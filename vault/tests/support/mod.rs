@@ -37,6 +37,23 @@ pub fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// An API token of a new `monitor` account (the `metrics` permission only), as Prometheus
+/// would hold it.
+pub fn monitor_token(data: &str) -> String {
+    run_ok(&[
+        "user",
+        "add",
+        "--data",
+        data,
+        "prometheus",
+        "--role",
+        "monitor",
+    ]);
+    run_ok(&["user", "token", "create", "--data", data, "prometheus"])
+        .trim()
+        .to_owned()
+}
+
 /// A running `vigil-vault serve`, stopped (by its own PID) when dropped.
 pub struct Served {
     child: Child,

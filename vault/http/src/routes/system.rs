@@ -24,10 +24,32 @@ pub(crate) async fn health(State(app): State<AppState>) -> ApiResult {
     Ok(Json(serde_json::json!({ "status": "ok" })).into_response())
 }
 
-/// `GET /metrics`: Prometheus text, with the gap figures of every session.
+/// `GET /metrics` (the `metrics` permission: a monitoring account's API token): Prometheus
+/// text, with the gap figures of every session, computed at most every 15 s.
 pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
+    let figures = match app.metrics.cached_gaps() {
+        Some(figures) => figures,
+        None => {
+            let figures = gap_figures(&app).await;
+            app.metrics.cache_gaps(figures);
+            figures
+        }
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; version=0.0.4"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        app.metrics.render_with_gaps(figures),
+    )
+        .into_response()
+}
+
+/// Missing segments in transit, lost, and unreported, over every session (ranges, never
+/// enumerated).
+async fn gap_figures(app: &AppState) -> crate::metrics::GapFigures {
     let vault = app.vault.clone();
-    let figures = blocking(move || vigil_vault_core::gaps::gaps(vault.store(), None))
+    blocking(move || vigil_vault_core::gaps::gaps(vault.store(), None))
         .await
         .ok()
         .and_then(|r| r.ok())
@@ -43,12 +65,7 @@ pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
             }
             f
         })
-        .unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render_with_gaps(figures),
-    )
-        .into_response()
+        .unwrap_or_default()
 }
 
 /// `GET /openapi.json`.

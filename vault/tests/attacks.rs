@@ -1,0 +1,263 @@
+//! The attacks of issue 13, each against a real vault over TLS: an enrolled device (the recorded
+//! person holds its key) or a network client tries the path, and the vault refuses it with a
+//! clear error, storing nothing.
+
+#[allow(dead_code)]
+mod support;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use reqwest::StatusCode;
+use support::{next_segment, pinned_client, run_ok, Served};
+use uuid::Uuid;
+use vigil_proto::api::{Backlog, Heartbeat, SessionProgress, SignedHeartbeat, HEARTBEAT_KIND};
+use vigil_seal::{DeviceKey, Recipients, Sealer};
+
+/// A served deployment, its admin password and a client that pins its CA.
+struct Rig {
+    _tmp: tempfile::TempDir,
+    data: String,
+    served: Served,
+    http: reqwest::Client,
+    admin_password: String,
+}
+
+impl Rig {
+    fn start() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("vault");
+        let d = data.to_str().unwrap().to_owned();
+        let init = run_ok(&["init", "--data", &d, "--host", "127.0.0.1"]);
+        let admin_password = init
+            .lines()
+            .find_map(|l| l.strip_prefix("one-time password: "))
+            .unwrap()
+            .to_owned();
+        let served = Served::start(&data, 1 << 20);
+        let http = pinned_client(&fs::read(data.join("tls/ca.pem")).unwrap());
+        Self {
+            _tmp: tmp,
+            data: d,
+            served,
+            http,
+            admin_password,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.served.base)
+    }
+
+    /// Enrolls a device with `key`; its id and the recipients it must seal to.
+    async fn enroll(&self, key: &SigningKey) -> vigil_vault_core::enroll::EnrollResponse {
+        let token = run_ok(&["token", "create", "--data", &self.data]);
+        let resp = self
+            .http
+            .post(self.url("/v1/enroll"))
+            .json(&serde_json::json!({
+                "token": token.trim(),
+                "device_public_key": hex::encode(key.verifying_key().as_bytes()),
+                "hostname": "desk",
+                "user": "agent1",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// Status and error code of a POST.
+    async fn post(&self, path: &str, body: Vec<u8>) -> (StatusCode, String) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: serde_json::Value = resp.json().await.unwrap_or_default();
+        (status, v["error"].as_str().unwrap_or("").to_owned())
+    }
+}
+
+fn heartbeat(device: Uuid, session: Uuid, produced: u64, pending: Vec<u64>) -> Heartbeat {
+    Heartbeat {
+        kind: HEARTBEAT_KIND.into(),
+        device_id: device,
+        sent_at: time::OffsetDateTime::now_utc(),
+        sessions: vec![SessionProgress {
+            session_id: session,
+            produced,
+            pending,
+            closed: false,
+        }],
+        backlog: Backlog::default(),
+        agent: None,
+    }
+}
+
+/// Issue 13 point 3: a device claims four billion segments, or uploads a segment numbered far
+/// ahead; the vault refuses both, and its gap reports (API, metrics, CLI) stay fast for the
+/// largest claim it accepts. Point 9: a replayed (stale) heartbeat is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_claims_are_refused_and_gap_reports_stay_fast() {
+    let rig = Rig::start();
+    let key = DeviceKey::generate();
+    let signing = key.signing_key().clone();
+    let me = rig.enroll(&signing).await;
+    let mut sealer = Sealer::new(Recipients::parse(&me.recipients).unwrap(), key);
+    let session = Uuid::new_v4();
+    let first = next_segment(&mut sealer, &me.device_id.to_string(), session, 1);
+    let resp = rig
+        .http
+        .put(rig.url(&format!("/v1/segments/{session}/1")))
+        .body(first.body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    // Four billion produced: refused before anything is stored.
+    let claim = heartbeat(me.device_id, session, 4_000_000_000, vec![3_999_999_999]);
+    let signed = SignedHeartbeat::sign(claim, &signing).unwrap();
+    let (status, code) = rig.post("/v1/heartbeat", signed.as_bytes().to_vec()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "implausible")
+    );
+
+    // A segment numbered two million in a session holding #1: refused for its number.
+    let far = next_segment(&mut sealer, &me.device_id.to_string(), session, 2_000_000);
+    let resp = rig
+        .http
+        .put(rig.url(&format!("/v1/segments/{session}/2000000")))
+        .body(far.body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "bad_id", "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("ahead"), "{v}");
+
+    // A replayed heartbeat (sent ten minutes ago) is stale.
+    let mut old = heartbeat(me.device_id, session, 2, vec![2]);
+    old.sent_at -= time::Duration::minutes(10);
+    let signed = SignedHeartbeat::sign(old, &signing).unwrap();
+    let (status, code) = rig.post("/v1/heartbeat", signed.as_bytes().to_vec()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "stale"));
+
+    // The largest claim accepted (a million segments ahead, with pending numbers spread over
+    // it) leaves reports that are computed on ranges: each answers within a second.
+    let pending: Vec<u64> = (2..=1_000_000).step_by(997).collect();
+    let claim = heartbeat(me.device_id, session, 1_000_000, pending);
+    let signed = SignedHeartbeat::sign(claim, &signing).unwrap();
+    let (status, code) = rig.post("/v1/heartbeat", signed.as_bytes().to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{code}");
+
+    let started = Instant::now();
+    let resp = rig
+        .http
+        .get(rig.url(&format!("/v1/gaps?session={session}")))
+        .basic_auth("admin", Some(&rig.admin_password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let gaps: serde_json::Value = resp.json().await.unwrap();
+    let api_time = started.elapsed();
+    let s = &gaps["sessions"][0];
+    assert_eq!(s["produced"], 1_000_000);
+    assert_eq!(s["missing"], serde_json::json!([[2, 1_000_000]]));
+    let count = |v: &serde_json::Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[1].as_i64().unwrap() - r[0].as_i64().unwrap() + 1)
+            .sum::<i64>()
+    };
+    assert_eq!(count(&s["in_transit"]), 1004, "{}", s["in_transit"]);
+    assert_eq!(count(&s["in_transit"]) + count(&s["lost"]), 999_999);
+
+    let started = Instant::now();
+    let metrics = rig
+        .http
+        .get(rig.url("/metrics"))
+        .bearer_auth(support::monitor_token(&rig.data))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let metrics_time = started.elapsed();
+    assert!(
+        metrics.contains("vigil_vault_gap_segments_lost 998995"),
+        "{metrics}"
+    );
+
+    let started = Instant::now();
+    let cli = run_ok(&[
+        "gaps",
+        "--data",
+        &rig.data,
+        "--session",
+        &session.to_string(),
+    ]);
+    let cli_time = started.elapsed();
+    assert!(cli.contains("missing=2-1000000"), "{cli}");
+    for (what, took) in [
+        ("API", api_time),
+        ("metrics", metrics_time),
+        ("CLI", cli_time),
+    ] {
+        assert!(took < Duration::from_secs(1), "{what} took {took:?}");
+    }
+}
+
+/// Issue 13 point 3: `/metrics` is not public; a monitoring account's API token reads it, and an
+/// agent's or supervisor's cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_metrics_permission() {
+    let rig = Rig::start();
+    let resp = rig.http.get(rig.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    run_ok(&[
+        "user",
+        "add",
+        "--data",
+        &rig.data,
+        "sam",
+        "--role",
+        "supervisor",
+        "--team",
+        "north",
+    ]);
+    let sam = run_ok(&["user", "token", "create", "--data", &rig.data, "sam"]);
+    let resp = rig
+        .http
+        .get(rig.url("/metrics"))
+        .bearer_auth(sam.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = rig
+        .http
+        .get(rig.url("/metrics"))
+        .bearer_auth(support::monitor_token(&rig.data))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("vigil_vault_segments_stored_total 0"));
+}
