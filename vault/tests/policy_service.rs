@@ -151,7 +151,7 @@ async fn policy_is_validated_scoped_versioned_and_pushed_by_signed_long_poll() {
     let asked = Instant::now();
     let resp = put(
         "team:north",
-        json!({"layer": {"screen": false}, "reason": "PCI review"}),
+        json!({"layer": {"fps": 2}, "reason": "PCI review"}),
     )
     .await
     .unwrap();
@@ -166,7 +166,7 @@ async fn policy_is_validated_scoped_versioned_and_pushed_by_signed_long_poll() {
     let bytes = answer.bytes().await.unwrap();
     let signed = SignedPolicy::verify_for(&bytes, &policy_key, device).unwrap();
     assert_eq!(signed.document.version, 1);
-    assert!(!signed.document.policy.screen);
+    assert_eq!(signed.document.policy.fps, 2);
     assert!(SignedPolicy::verify_for(&bytes, &policy_key, uuid::Uuid::new_v4()).is_err());
     // Holding version 1, an immediate poll waits again.
     let resp = poll(poll_body(&key, device, 1, 1, 0)).await.unwrap();
@@ -180,7 +180,7 @@ async fn policy_is_validated_scoped_versioned_and_pushed_by_signed_long_poll() {
         .unwrap();
     let layer: Value = resp.json().await.unwrap();
     assert_eq!(layer["version"], 1);
-    assert_eq!(layer["layer"], json!({"screen": false}));
+    assert_eq!(layer["layer"], json!({"fps": 2}));
     assert_eq!(layer["history"][0]["author"], "user:sup");
     assert_eq!(layer["history"][0]["reason"], "PCI review");
     let audit = support::run_ok(&["audit", "--data", &d]);
@@ -200,6 +200,9 @@ async fn policy_is_validated_scoped_versioned_and_pushed_by_signed_long_poll() {
     ]);
     let effective: Value = serde_json::from_str(&effective).unwrap();
     assert_eq!(effective["version"], 1);
-    assert_eq!(effective["policy"]["screen"], false);
-    assert_eq!(effective["policy"]["fps"], 5, "defaults fill the rest");
+    assert_eq!(effective["policy"]["fps"], 2);
+    assert_eq!(
+        effective["policy"]["screen"], true,
+        "defaults fill the rest"
+    );
 }

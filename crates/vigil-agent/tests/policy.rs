@@ -39,13 +39,14 @@ struct Console {
 
 /// Creates a supervisor of `team` and logs in as them.
 fn supervisor(rig: &Rig, name: &str, team: &str) -> Console {
-    let out = rig
-        .vault
-        .run(
-            &["user", "add", name, "--role", "supervisor", "--team", team],
-            true,
-        )
-        .unwrap();
+    console_user(rig, name, &["--role", "supervisor", "--team", team])
+}
+
+/// A logged-in console account created with `user add NAME ROLE_ARGS…`.
+fn console_user(rig: &Rig, name: &str, role: &[&str]) -> Console {
+    let mut args = vec!["user", "add", name];
+    args.extend_from_slice(role);
+    let out = rig.vault.run(&args, true).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let password = stdout
         .lines()
@@ -140,7 +141,22 @@ fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(8));
-    let off_asked = alice.set_policy(
+    // Recording less is not a supervisor's call (issue 13): refused naming the field; a
+    // compliance officer makes it.
+    let refused = alice.curl(
+        "PUT",
+        "/v1/policy/team:support",
+        Some(r#"{"layer": {"screen": false}, "reason": "mine"}"#),
+        403,
+    );
+    assert_eq!(refused["error"], "policy_locked", "{refused}");
+    assert_eq!(
+        refused["fields"],
+        serde_json::json!(["screen"]),
+        "{refused}"
+    );
+    let carol = console_user(&rig, "carol", &["--role", "compliance"]);
+    let off_asked = carol.set_policy(
         "team:support",
         r#"{"screen": false}"#,
         "PCI review: no screen for the support team",
@@ -366,9 +382,17 @@ fn a_team_policy_stops_the_screen_within_two_seconds_and_voice_carries_on() {
         .filter(|l| l.contains("policy.set") && l.contains("team:support"))
         .collect();
     assert_eq!(changes.len(), 2, "{audit}");
-    assert!(changes[0].contains("user:alice"), "{audit}");
+    assert!(changes[0].contains("user:carol"), "{audit}");
     assert!(changes[0].contains("PCI review"), "{audit}");
+    assert!(changes[0].contains("relaxes screen"), "{audit}");
+    assert!(changes[1].contains("user:alice"), "{audit}");
     assert!(changes[1].contains("review done"), "{audit}");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("user:alice\tpolicy.change_refused\tteam:support: screen")),
+        "{audit}"
+    );
 }
 
 /// The agent's `status --json`.

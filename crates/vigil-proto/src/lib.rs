@@ -10,6 +10,7 @@ mod manifest;
 pub mod mask_rules;
 pub mod naming;
 pub mod policy;
+pub mod policy_locks;
 pub mod receipt;
 mod screen_mask;
 mod signed;

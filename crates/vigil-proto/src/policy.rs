@@ -76,6 +76,64 @@ pub struct PolicyLayer {
     /// list as a whole: rules are ordered, so lists do not merge).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mask_rules: Option<Vec<Rule>>,
+    /// Fields team and agent layers may not set (the organization layer only); only an account
+    /// that may relax policy (compliance) sets them below the organization, or unlocks them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked: Option<Vec<String>>,
+}
+
+/// The settings of a layer, by name (what `locked` may list).
+pub const LAYER_FIELDS: [&str; 18] = [
+    "voice",
+    "screen",
+    "fps",
+    "max_height",
+    "segment_seconds",
+    "mask_delay_ms",
+    "dtmf_masking",
+    "focus_masking",
+    "pause_allowed",
+    "pause_max_seconds",
+    "pause_daily_budget_seconds",
+    "api_mask_max_seconds",
+    "retention_voice_days",
+    "retention_screen_days",
+    "upload_max_bytes_per_second",
+    "spool_quota_bytes",
+    "monitors",
+    "mask_rules",
+];
+
+impl PolicyLayer {
+    /// Whether this layer sets the setting named `field` (one of [`LAYER_FIELDS`]).
+    pub fn sets(&self, field: &str) -> bool {
+        match field {
+            "voice" => self.voice.is_some(),
+            "screen" => self.screen.is_some(),
+            "fps" => self.fps.is_some(),
+            "max_height" => self.max_height.is_some(),
+            "segment_seconds" => self.segment_seconds.is_some(),
+            "mask_delay_ms" => self.mask_delay_ms.is_some(),
+            "dtmf_masking" => self.dtmf_masking.is_some(),
+            "focus_masking" => self.focus_masking.is_some(),
+            "pause_allowed" => self.pause_allowed.is_some(),
+            "pause_max_seconds" => self.pause_max_seconds.is_some(),
+            "pause_daily_budget_seconds" => self.pause_daily_budget_seconds.is_some(),
+            "api_mask_max_seconds" => self.api_mask_max_seconds.is_some(),
+            "retention_voice_days" => self.retention_voice_days.is_some(),
+            "retention_screen_days" => self.retention_screen_days.is_some(),
+            "upload_max_bytes_per_second" => self.upload_max_bytes_per_second.is_some(),
+            "spool_quota_bytes" => self.spool_quota_bytes.is_some(),
+            "monitors" => self.monitors.is_some(),
+            "mask_rules" => self.mask_rules.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The fields this layer locks (none below the organization).
+    pub fn locks(&self) -> &[String] {
+        self.locked.as_deref().unwrap_or_default()
+    }
 }
 
 /// Which monitors the screen recording covers.
@@ -314,6 +372,18 @@ impl PolicyLayer {
         )?;
         if let Some(rules) = &self.mask_rules {
             validate_rules(rules).map_err(|source| PolicyError::Rules { scope, source })?;
+        }
+        if let Some(locked) = &self.locked {
+            if scope != LayerScope::Organization {
+                return Err(PolicyError::Inconsistent(format!(
+                    "{scope:?} policy: locked is set in the organization layer only"
+                )));
+            }
+            if let Some(unknown) = locked.iter().find(|f| !LAYER_FIELDS.contains(&f.as_str())) {
+                return Err(PolicyError::Inconsistent(format!(
+                    "locked: {unknown:?} is not a policy field"
+                )));
+            }
         }
         Ok(())
     }

@@ -44,11 +44,14 @@ pub enum Permission {
     Devices,
     /// Read the service's metrics (`GET /metrics`): counts and gap figures, no names.
     Metrics,
+    /// Change policy fields the organization locks, and weaken masking, recording or
+    /// retention (a policy change that only compliance may make).
+    RelaxPolicy,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::Search,
         Permission::Play,
         Permission::Download,
@@ -60,6 +63,7 @@ impl Permission {
         Permission::Users,
         Permission::Devices,
         Permission::Metrics,
+        Permission::RelaxPolicy,
     ];
 
     /// The permission's name.
@@ -76,6 +80,7 @@ impl Permission {
             Permission::Users => "users",
             Permission::Devices => "devices",
             Permission::Metrics => "metrics",
+            Permission::RelaxPolicy => "relax_policy",
         }
     }
 }
@@ -139,7 +144,16 @@ impl Role {
             Role::Agent => &[],
             Role::Supervisor => &[Search, Play, Policy],
             Role::QaAnalyst => &[Search, Play],
-            Role::Compliance => &[Search, Play, Download, Delete, Redact, Hold, Audit],
+            Role::Compliance => &[
+                Search,
+                Play,
+                Download,
+                Delete,
+                Redact,
+                Hold,
+                Audit,
+                RelaxPolicy,
+            ],
             Role::Admin => &[Users, Devices, Policy, Audit, Search, Metrics],
             Role::Monitor => &[Metrics],
         }
@@ -283,6 +297,10 @@ const fn rule(method: &'static str, path: &'static str, access: Access) -> Route
     }
 }
 
+/// Who may read and change policy: editors (admins, supervisors within their teams) and those
+/// who may relax it (compliance).
+const POLICY_EDITORS: &[Permission] = &[Permission::Policy, Permission::RelaxPolicy];
+
 /// Every route of the API with its access rule. The router's routes and this table must be
 /// the same set (a unit test compares them; the server refuses a route without a rule).
 pub const ROUTES: &[RouteRule] = &[
@@ -292,16 +310,8 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/v1/enroll", Access::EnrollToken),
     rule("POST", "/v1/heartbeat", Access::DeviceSigned),
     rule("POST", "/v1/policy/poll", Access::DeviceSigned),
-    rule(
-        "GET",
-        "/v1/policy/{scope}",
-        Access::Permission(Permission::Policy),
-    ),
-    rule(
-        "PUT",
-        "/v1/policy/{scope}",
-        Access::Permission(Permission::Policy),
-    ),
+    rule("GET", "/v1/policy/{scope}", Access::AnyOf(POLICY_EDITORS)),
+    rule("PUT", "/v1/policy/{scope}", Access::AnyOf(POLICY_EDITORS)),
     rule("GET", "/v1/agents", Access::Permission(Permission::Search)),
     rule(
         "PUT",
@@ -408,7 +418,7 @@ mod tests {
             (Role::QaAnalyst, "search play"),
             (
                 Role::Compliance,
-                "search play download delete redact hold audit",
+                "search play download delete redact hold audit relax_policy",
             ),
             (Role::Admin, "search policy audit users devices metrics"),
             (Role::Monitor, "metrics"),

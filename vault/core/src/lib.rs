@@ -38,6 +38,7 @@ mod init;
 pub mod live;
 pub mod playback;
 pub mod policy;
+pub mod policy_change;
 pub mod policy_push;
 pub mod redact;
 pub mod retention;

@@ -6,7 +6,7 @@
 //! that would make some device's policy invalid (screen kept longer than voice, say) is
 //! refused with the field and the layer named. Every change is versioned and audited.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use ed25519_dalek::SigningKey;
 use uuid::Uuid;
@@ -15,9 +15,6 @@ use vigil_proto::policy::{
 };
 
 use vigil_vault_store::metadata::{DeviceRecord, MetadataStore, PolicyLayerRow, StoreError};
-
-/// Audit action: a policy layer changed.
-pub const ACTION_POLICY_SET: &str = "policy.set";
 
 /// Which layer a change is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,7 +55,8 @@ impl Scope {
         }
     }
 
-    fn layer_scope(&self) -> LayerScope {
+    /// Where this layer sits (for validation).
+    pub fn layer_scope(&self) -> LayerScope {
         match self {
             Scope::Organization => LayerScope::Organization,
             Scope::Team(_) => LayerScope::Team,
@@ -71,36 +69,6 @@ impl std::fmt::Display for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.key())
     }
-}
-
-/// Why a policy change was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyChangeError {
-    /// The document is not a policy layer (syntax, unknown field, wrong type).
-    #[error("policy document for {scope}: {detail}")]
-    Document {
-        /// The layer.
-        scope: Scope,
-        /// The parser's message (names the field).
-        detail: String,
-    },
-    /// The change would make a policy invalid.
-    #[error("{0}")]
-    Invalid(#[from] PolicyError),
-    /// The change would make the policy of a device invalid.
-    #[error("device {device}: {source}")]
-    InvalidFor {
-        /// The device whose policy would break.
-        device: Uuid,
-        /// Why.
-        source: PolicyError,
-    },
-    /// A device layer for a device that does not exist.
-    #[error("no device with id {0}")]
-    UnknownDevice(Uuid),
-    /// The metadata store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// Why the stored policy could not be read.
@@ -151,13 +119,6 @@ pub struct PolicySnapshot {
     pub teams: HashMap<String, CurrentLayer>,
     /// Device layers by device id.
     pub devices: HashMap<Uuid, CurrentLayer>,
-}
-
-fn parse_layer(scope: &Scope, document: &str) -> Result<PolicyLayer, PolicyChangeError> {
-    serde_json::from_str(document).map_err(|e| PolicyChangeError::Document {
-        scope: scope.clone(),
-        detail: e.to_string(),
-    })
 }
 
 impl PolicySnapshot {
@@ -254,130 +215,6 @@ pub fn sign_for(
     )
 }
 
-/// A stored change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyChange {
-    /// The version it created.
-    pub version: i64,
-    /// Devices whose effective policy it changes (at the time of the change).
-    pub devices_affected: usize,
-}
-
-/// Validates and stores a new document for a layer, then audits it (actor, scope, version,
-/// the document's SHA-256, the stated reason).
-pub fn set_layer(
-    store: &dyn MetadataStore,
-    scope: &Scope,
-    document: &str,
-    actor: &str,
-    reason: Option<&str>,
-) -> Result<PolicyChange, PolicyChangeError> {
-    let layer = parse_layer(scope, document)?;
-    layer.validate(scope.layer_scope())?;
-    let devices = store.devices()?;
-    if let Scope::Device(id) = scope {
-        if !devices.iter().any(|d| d.id == *id) {
-            return Err(PolicyChangeError::UnknownDevice(*id));
-        }
-    }
-    // Every policy the change touches must still resolve.
-    let mut proposed = PolicySnapshot::load(store).map_err(|e| match e {
-        PolicyReadError::Store(s) => PolicyChangeError::Store(s),
-        other => PolicyChangeError::Store(StoreError::Corrupt(other.to_string())),
-    })?;
-    let placeholder = CurrentLayer {
-        version: i64::MAX,
-        layer: layer.clone(),
-        row: PolicyLayerRow {
-            version: i64::MAX,
-            scope: scope.key(),
-            document: String::new(),
-            author: String::new(),
-            reason: None,
-            at: 0,
-        },
-    };
-    match scope {
-        Scope::Organization => proposed.organization = Some(placeholder),
-        Scope::Team(t) => {
-            proposed.teams.insert(t.clone(), placeholder);
-        }
-        Scope::Device(d) => {
-            proposed.devices.insert(*d, placeholder);
-        }
-    }
-    // The layer on its own over the organization (a team without devices yet).
-    let empty = PolicyLayer::default();
-    let org = proposed.organization.as_ref().map_or(&empty, |l| &l.layer);
-    match scope {
-        Scope::Organization => Policy::resolve(org, None, None).map(drop)?,
-        Scope::Team(_) => Policy::resolve(org, Some(&layer), None).map(drop)?,
-        Scope::Device(_) => {}
-    }
-    let mut affected = 0;
-    for device in devices.iter().filter(|d| d.revoked_at.is_none()) {
-        let (version, _) =
-            proposed
-                .effective(device)
-                .map_err(|source| PolicyChangeError::InvalidFor {
-                    device: device.id,
-                    source,
-                })?;
-        if version == i64::MAX as u64 {
-            affected += 1;
-        }
-    }
-    // Stored as given (normalised): the history shows exactly what was set.
-    let normalised = serde_json::to_string(&layer).expect("a layer always serializes");
-    let at = crate::clock::now().unix_timestamp();
-    let version = store.put_policy_layer(&scope.key(), &normalised, actor, reason, at)?;
-    crate::audit::record(
-        store,
-        actor,
-        ACTION_POLICY_SET,
-        Some(format!(
-            "{scope} v{version} sha256:{}",
-            vigil_proto::sha256_hex(normalised.as_bytes())
-        )),
-        reason.map(str::to_owned),
-    )?;
-    tracing::info!(%scope, version, devices = affected, "policy changed");
-    Ok(PolicyChange {
-        version,
-        devices_affected: affected,
-    })
-}
-
-/// The differences between two layers, one line per field: `field: old -> new` (`unset` for
-/// a field the layer does not set).
-pub fn diff(old: &PolicyLayer, new: &PolicyLayer) -> Vec<String> {
-    let fields = |l: &PolicyLayer| -> BTreeMap<String, serde_json::Value> {
-        match serde_json::to_value(l) {
-            Ok(serde_json::Value::Object(map)) => {
-                map.into_iter().filter(|(_, v)| !v.is_null()).collect()
-            }
-            _ => BTreeMap::new(),
-        }
-    };
-    let (a, b) = (fields(old), fields(new));
-    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
-    names.sort();
-    names.dedup();
-    let show = |v: Option<&serde_json::Value>| v.map_or("unset".to_owned(), |v| v.to_string());
-    names
-        .into_iter()
-        .filter(|n| a.get(*n) != b.get(*n))
-        .map(|n| format!("{n}: {} -> {}", show(a.get(n)), show(b.get(n))))
-        .collect()
-}
-
-/// Parses a layer document for `diff` (same checks as a change, without storing).
-pub fn parse_document(scope: &Scope, document: &str) -> Result<PolicyLayer, PolicyChangeError> {
-    let layer = parse_layer(scope, document)?;
-    layer.validate(scope.layer_scope())?;
-    Ok(layer)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,24 +231,5 @@ mod tests {
         assert!(Scope::parse("team:").is_err());
         assert!(Scope::parse("device:42").is_err());
         assert!(Scope::parse("everyone").is_err());
-    }
-
-    #[test]
-    fn diff_lists_changed_fields_only() {
-        let old = PolicyLayer {
-            screen: Some(true),
-            fps: Some(5),
-            ..Default::default()
-        };
-        let new = PolicyLayer {
-            screen: Some(false),
-            fps: Some(5),
-            voice: Some(true),
-            ..Default::default()
-        };
-        assert_eq!(
-            diff(&old, &new),
-            vec!["screen: true -> false", "voice: unset -> true"]
-        );
     }
 }

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use vigil_proto::policy::PolicyLayer;
 use vigil_vault_core::admin::Admin;
 use vigil_vault_core::audit::cli_actor;
-use vigil_vault_core::policy::{diff, parse_document, set_layer, PolicySnapshot, Scope};
+use vigil_vault_core::policy::{PolicySnapshot, Scope};
+use vigil_vault_core::policy_change::{diff, parse_document, set_layer, Editor};
 
 /// Which layer (exactly one).
 #[derive(Debug, Args)]
@@ -194,11 +195,17 @@ fn set(args: PolicySetArgs) -> anyhow::Result<()> {
     let admin = Admin::open(&data)?;
     let document = read_document(&file)?;
     let scope = scope.required()?;
+    // The command line holds the data folder (and so the database): it may relax policy, and
+    // the audit log says when it did.
+    let actor = cli_actor();
     let change = set_layer(
         admin.store(),
         &scope,
         &document,
-        &cli_actor(),
+        Editor {
+            actor: &actor,
+            may_relax: true,
+        },
         vigil_vault_core::audit::stated_reason(reason.as_deref()).as_deref(),
     )?;
     println!(

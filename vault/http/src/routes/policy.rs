@@ -13,8 +13,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
+use vigil_vault_core::access::Permission;
 use vigil_vault_core::access::Principal;
-use vigil_vault_core::policy::{set_layer, PolicyChangeError, PolicySnapshot, Scope};
+use vigil_vault_core::policy::{PolicySnapshot, Scope};
+use vigil_vault_core::policy_change::{set_layer, Editor, PolicyChangeError};
 use vigil_vault_core::Vault;
 use vigil_vault_store::metadata::StoreError;
 
@@ -38,6 +40,11 @@ impl From<PolicyChangeError> for ApiError {
             PolicyChangeError::Store(e) => ApiError::internal(&e),
             PolicyChangeError::UnknownDevice(id) => {
                 ApiError::not_found(format!("no device with id {id}"))
+            }
+            PolicyChangeError::Reserved { ref fields, .. } => {
+                let fields = fields.clone();
+                ApiError::new(StatusCode::FORBIDDEN, "policy_locked", e.to_string())
+                    .with_field("fields", fields)
             }
             e => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -121,13 +128,12 @@ pub(crate) async fn put_policy(
         check_reach(&vault, &principal, &scope)?;
         let document = body.layer.to_string();
         let reason = vigil_vault_core::audit::stated_reason(body.reason.as_deref());
-        let change = set_layer(
-            vault.store(),
-            &scope,
-            &document,
-            &principal.actor(),
-            reason.as_deref(),
-        )?;
+        let actor = principal.actor();
+        let editor = Editor {
+            actor: &actor,
+            may_relax: principal.role.can(Permission::RelaxPolicy),
+        };
+        let change = set_layer(vault.store(), &scope, &document, editor, reason.as_deref())?;
         Ok::<_, ApiError>((scope, change))
     })
     .await??;
