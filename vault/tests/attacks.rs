@@ -367,3 +367,80 @@ async fn supervisors_cannot_relax_masking_or_retention() {
     let (status, body) = put(&cat, "organization", serde_json::json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// Issue 13 point 2: the recorded person seals their segments to a key of their own as well
+/// (so that they can read their spool), or to it alone (so that nobody else can): the vault
+/// refuses both at ingest (422 `not_sealed_for_vault`), stores nothing, counts and audits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_not_sealed_for_the_vault_alone_are_refused() {
+    let rig = Rig::start();
+    let key = DeviceKey::generate();
+    let signing = key.signing_key().clone();
+    let me = rig.enroll(&signing).await;
+    let own = age::x25519::Identity::generate().to_public().to_string();
+    let device = me.device_id.to_string();
+    let session = Uuid::new_v4();
+    let mut also_mine = me.recipients.clone();
+    also_mine.push(own.clone());
+    let pem = key.to_pkcs8_pem().unwrap();
+    let same_key = || DeviceKey::from_pkcs8_pem(&pem, "test").unwrap();
+    for (seq, recipients) in [(1u64, also_mine), (2, vec![own])] {
+        let mut sealer = Sealer::new(Recipients::parse(&recipients).unwrap(), same_key());
+        let segment = next_segment(&mut sealer, &device, session, seq);
+        let resp = rig
+            .http
+            .put(rig.url(&format!("/v1/segments/{session}/{seq}")))
+            .body(segment.body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "#{seq}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["error"], "not_sealed_for_vault", "{v}");
+    }
+    // Sealed for the vault alone, the same device's segment is stored.
+    let mut sealer = Sealer::new(Recipients::parse(&me.recipients).unwrap(), key);
+    let good = next_segment(&mut sealer, &device, session, 1);
+    let resp = rig
+        .http
+        .put(rig.url(&format!("/v1/segments/{session}/1")))
+        .body(good.body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    let gaps = run_ok(&[
+        "gaps",
+        "--data",
+        &rig.data,
+        "--session",
+        &session.to_string(),
+    ]);
+    assert!(gaps.contains("stored=1 last=1"), "{gaps}");
+    let metrics = rig
+        .http
+        .get(rig.url("/metrics"))
+        .bearer_auth(support::monitor_token(&rig.data))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("vigil_vault_segments_rejected_total{cause=\"not_sealed_for_vault\"} 2"),
+        "{metrics}"
+    );
+    let audit = run_ok(&["audit", "--data", &rig.data]);
+    let refused: Vec<_> = audit
+        .lines()
+        .filter(|l| l.contains(&format!("device:{device}\tsegment.refused_sealing")))
+        .collect();
+    assert_eq!(refused.len(), 2, "{audit}");
+    assert!(
+        refused[0].contains("sealed to 2 X25519 recipients, the vault has 1"),
+        "{audit}"
+    );
+    assert!(refused[1].contains("does not open it"), "{audit}");
+}

@@ -3,7 +3,8 @@
 //! Checks, in order: the ids in the path, the body's framing, the manifest's signature, that
 //! the signer is an enrolled and unrevoked device, that the manifest names the same session,
 //! sequence and device, that the blobs are exactly those the manifest lists with its sizes and
-//! SHA-256, that the session belongs to that device, and the hash chain with both stored
+//! SHA-256, that every blob is sealed for the vault alone (`crate::sealed_for`: its header opens
+//! with the recording identity and names no other recipient), that the session belongs to that device, and the hash chain with both stored
 //! neighbours. Segments may arrive in any order: each link is checked when the second of its
 //! two segments arrives, under the lock of its session (uploads of other sessions run in
 //! parallel). Files are made durable before the metadata row is written. The same
@@ -19,6 +20,9 @@ use vigil_proto::frame::{FrameError, SegmentBody};
 use vigil_proto::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT, RECEIPT_KIND};
 use vigil_vault_store::blobs::BlobError;
 use vigil_vault_store::metadata::{SegmentRecord, StoreError};
+
+/// Audit action: a device uploaded a segment not sealed for the vault alone.
+pub const ACTION_REFUSED_SEALING: &str = "segment.refused_sealing";
 
 /// A stored segment's receipt.
 #[derive(Debug, Clone)]
@@ -76,6 +80,15 @@ pub enum IngestError {
     /// The blob store failed.
     #[error(transparent)]
     Blobs(#[from] BlobError),
+    /// A blob is not sealed for the vault alone (an extra recipient, another key, a passphrase):
+    /// stored, it could not be opened, or could be by someone else.
+    #[error("{kind} blob is not sealed for the vault: {detail}")]
+    NotSealedForVault {
+        /// Which blob.
+        kind: &'static str,
+        /// What is wrong with its header.
+        detail: crate::sealed_for::SealedForError,
+    },
     /// The receipt could not be signed.
     #[error("receipt not signed: {0}")]
     Receipt(vigil_proto::SignedError),
@@ -96,6 +109,7 @@ impl IngestError {
             IngestError::WrongDevice(_) => "wrong_device",
             IngestError::Conflict(_) => "conflict",
             IngestError::ChainBroken(_) => "chain_broken",
+            IngestError::NotSealedForVault { .. } => "not_sealed_for_vault",
             IngestError::Store(_) | IngestError::Blobs(_) | IngestError::Receipt(_) => "internal",
         }
     }
@@ -115,6 +129,39 @@ pub fn parse_ids(session: &str, sequence: &str) -> Result<(Uuid, u64), IngestErr
     .filter(|s| *s >= 1)
     .ok_or_else(|| IngestError::BadId("sequence must be a number from 1".into()))?;
     Ok((id, seq))
+}
+
+/// Refuses a segment whose blobs the vault could not open, or others could (see
+/// [`crate::sealed_for`]); such an attempt is audited, as a device sealing to keys of its own
+/// is either tampered with or misconfigured.
+fn check_sealing(
+    vault: &Vault,
+    signed: &SignedManifest,
+    body: &SegmentBody<'_>,
+    device: Uuid,
+) -> Result<(), IngestError> {
+    let recipients = vault.recipients().len();
+    for (kind, bytes) in &body.blobs {
+        let Err(detail) =
+            crate::sealed_for::check_sealed_for(bytes, &vault.keys().recording, recipients)
+        else {
+            continue;
+        };
+        let m = &signed.document;
+        tracing::error!(%device, session = %m.session_id, seq = m.sequence, error = %detail, "segment not sealed for the vault");
+        crate::audit::record(
+            vault.store(),
+            &format!("device:{device}"),
+            ACTION_REFUSED_SEALING,
+            Some(format!("{}/{}/{}", m.session_id, m.sequence, kind.as_str())),
+            Some(detail.to_string()),
+        )?;
+        return Err(IngestError::NotSealedForVault {
+            kind: kind.as_str(),
+            detail,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a sequence number further ahead of what the session holds than
@@ -324,6 +371,7 @@ pub fn ingest(
         )));
     }
     let blob_files = check_blobs(&signed, &body)?;
+    check_sealing(vault, &signed, &body, device.id)?;
     let seq =
         i64::try_from(sequence).map_err(|_| IngestError::BadId("sequence too large".into()))?;
     check_ahead(vault, session, seq)?;

@@ -42,6 +42,7 @@ pub mod policy_change;
 pub mod policy_push;
 pub mod redact;
 pub mod retention;
+pub mod sealed_for;
 pub mod search;
 pub mod secrets;
 mod vault;

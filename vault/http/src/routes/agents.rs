@@ -46,7 +46,9 @@ impl From<IngestError> for ApiError {
             | IngestError::Revoked(_)
             | IngestError::WrongDevice(_) => StatusCode::FORBIDDEN,
             IngestError::Conflict(_) | IngestError::ChainBroken(_) => StatusCode::CONFLICT,
-            IngestError::BlobMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            IngestError::BlobMismatch { .. } | IngestError::NotSealedForVault { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             _ => return ApiError::internal(&e),
         };
         tracing::warn!(code = e.code(), error = %e, "segment refused");
