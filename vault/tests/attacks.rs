@@ -163,7 +163,7 @@ async fn huge_claims_are_refused_and_gap_reports_stay_fast() {
     let resp = rig
         .http
         .get(rig.url(&format!("/v1/gaps?session={session}")))
-        .basic_auth("admin", Some(&rig.admin_password))
+        .bearer_auth(support::api_token(&rig.data, "ops", &["--role", "admin"]))
         .send()
         .await
         .unwrap();
@@ -262,16 +262,6 @@ async fn metrics_need_the_metrics_permission() {
         .contains("vigil_vault_segments_stored_total 0"));
 }
 
-/// An API token of a new account: `user add NAME ROLE_ARGS…`, then `user token create NAME`.
-fn account_token(data: &str, name: &str, role: &[&str]) -> String {
-    let mut args = vec!["user", "add", "--data", data, name];
-    args.extend_from_slice(role);
-    run_ok(&args);
-    run_ok(&["user", "token", "create", "--data", data, name])
-        .trim()
-        .to_owned()
-}
-
 /// Issue 13 point 1: a team supervisor may not switch off payment masking, recording or
 /// retention for their team (nor set fields the organization locks, nor add a site rule that
 /// lets fields through); the refusal is 403 naming the fields, stores nothing and is audited.
@@ -279,13 +269,13 @@ fn account_token(data: &str, name: &str, role: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervisors_cannot_relax_masking_or_retention() {
     let rig = Rig::start();
-    let sup = account_token(
+    let sup = support::api_token(
         &rig.data,
         "sup",
         &["--role", "supervisor", "--team", "north"],
     );
-    let cat = account_token(&rig.data, "cat", &["--role", "compliance"]);
-    let admin = account_token(&rig.data, "ops", &["--role", "admin"]);
+    let cat = support::api_token(&rig.data, "cat", &["--role", "compliance"]);
+    let admin = support::api_token(&rig.data, "ops", &["--role", "admin"]);
     let put = |token: &str, scope: &str, layer: serde_json::Value| {
         let request = rig
             .http
@@ -443,4 +433,124 @@ async fn uploads_not_sealed_for_the_vault_alone_are_refused() {
         "{audit}"
     );
     assert!(refused[1].contains("does not open it"), "{audit}");
+}
+
+/// Issue 13 point 6: 200 parallel wrong passwords against one account. The throttle counts
+/// each attempt before checking it, so exactly the configured count is checked and the rest
+/// are refused (429); then even the right password waits 30 minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_lock_an_account_after_the_configured_count() {
+    let rig = Rig::start();
+    let password = "sue's own long password";
+    let mut add = support::vault(&[
+        "user",
+        "add",
+        "--data",
+        &rig.data,
+        "sue",
+        "--role",
+        "supervisor",
+        "--password-stdin",
+    ]);
+    add.stdin(std::process::Stdio::piped());
+    let mut child = add.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), password.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+
+    let guesses: Vec<_> = (0..200)
+        .map(|i| {
+            let request = rig
+                .http
+                .get(rig.url("/v1/recordings"))
+                .basic_auth("sue", Some(format!("guess {i}")));
+            tokio::spawn(async move { request.send().await.unwrap().status() })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for guess in guesses {
+        answers.push(guess.await.unwrap());
+    }
+    let checked = answers
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = answers
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        checked,
+        vigil_vault_core::api_auth::ACCOUNT_FREE_FAILURES as usize,
+        "{answers:?}"
+    );
+    assert_eq!(checked + throttled, 200);
+    let resp = rig
+        .http
+        .get(rig.url("/v1/recordings"))
+        .basic_auth("sue", Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 29 * 60, "{retry}");
+}
+
+/// Issue 13 point 6 (tried: the initial admin's one-time password worked indefinitely over
+/// Basic): a one-time password serves only to change it; the change ends the account's other
+/// sessions and revokes its API tokens, as a reset does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_time_passwords_only_change_themselves_and_a_change_revokes_the_rest() {
+    let rig = Rig::start();
+    let users = rig.url("/v1/users");
+    let basic = |password: &str| {
+        rig.http
+            .get(users.clone())
+            .basic_auth("admin", Some(password.to_owned()))
+            .send()
+    };
+    let resp = basic(&rig.admin_password).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "password_change_required");
+    let me = rig
+        .http
+        .get(rig.url("/v1/me"))
+        .basic_auth("admin", Some(&rig.admin_password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    // A token made before the change stops working with it.
+    let token = run_ok(&["user", "token", "create", "--data", &rig.data, "admin"]);
+    let with_token = || {
+        rig.http
+            .get(users.clone())
+            .bearer_auth(token.trim().to_owned())
+            .send()
+    };
+    assert_eq!(with_token().await.unwrap().status(), StatusCode::OK);
+    let new = "the admin's own long password";
+    support::change_password(
+        &rig.http,
+        &rig.served.base,
+        "admin",
+        &rig.admin_password,
+        new,
+    )
+    .await;
+    assert_eq!(basic(new).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        basic(&rig.admin_password).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        with_token().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

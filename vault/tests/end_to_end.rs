@@ -2,6 +2,7 @@
 //! enrollment, real sealed segments, receipts, idempotence and every refusal of issue 4's first
 //! slice, then `gaps`, `device revoke` and the stored tree checked offline.
 
+#[allow(dead_code)]
 mod support;
 
 use std::fs;

@@ -3,6 +3,7 @@
 //! foreign heartbeats are refused and counted; `GET /v1/gaps` needs an admin's credentials;
 //! `/metrics` shows the fleet's backlog and the gap figures.
 
+#[allow(dead_code)]
 mod support;
 
 use std::fs;
@@ -35,7 +36,7 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
     let data = tmp.path().join("vault");
     let d = data.to_str().unwrap();
     let init = run_ok(&["init", "--data", d, "--host", "127.0.0.1"]);
-    let password = init
+    let init_password = init
         .lines()
         .find_map(|l| l.strip_prefix("one-time password: "))
         .unwrap()
@@ -170,9 +171,21 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
             .status(),
         StatusCode::UNAUTHORIZED
     );
+    // The one-time password of `init` serves only to change it (issue 13 point 6).
     let resp = http
         .get(&url)
-        .basic_auth("admin", Some(&password))
+        .basic_auth("admin", Some(&init_password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "password_change_required");
+    let password = "a new admin password, long enough";
+    support::change_password(&http, &base, "admin", &init_password, password).await;
+    let resp = http
+        .get(&url)
+        .basic_auth("admin", Some(password))
         .send()
         .await
         .unwrap();

@@ -221,6 +221,8 @@ pub struct Principal {
     pub via: AuthMethod,
     /// SHA-256 of the session cookie, when authenticated by session (for logout).
     pub session_sha256: Option<String>,
+    /// The account must change its password before anything else (a first login, a reset).
+    pub must_change_password: bool,
 }
 
 impl Principal {
@@ -450,6 +452,7 @@ mod tests {
             teams: vec!["north".into()],
             via: AuthMethod::Session,
             session_sha256: None,
+            must_change_password: false,
         };
         assert!(p.sees_team(Some("north")));
         assert!(!p.sees_team(Some("south")));

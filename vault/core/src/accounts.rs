@@ -247,7 +247,9 @@ pub fn set_password(
         None => (SecretString::from(random_secret(15)), true),
     };
     let hash = new_password_hash(password.expose_secret())?;
-    if !store.set_password(name, &hash, true)? {
+    // A reset ends the account's sessions and revokes its API tokens.
+    let now = crate::clock::now().unix_timestamp();
+    if !store.set_password(name, &hash, true, None, now)? {
         return Err(AccountError::NotFound(name.into()));
     }
     audit::record(

@@ -23,8 +23,8 @@ use vigil_vault_store::metadata::{Account, MetadataStore, SessionRecord, StoreEr
 pub const SESSION_COOKIE: &str = "vigil_session";
 /// The header that carries the CSRF token on requests that change something.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// A session ends after this long without use.
-pub const SESSION_IDLE_SECS: i64 = 30 * 60;
+/// A session ends after this long without use (PCI DSS 8.2.8).
+pub const SESSION_IDLE_SECS: i64 = 15 * 60;
 /// A session ends this long after login, used or not.
 pub const SESSION_ABSOLUTE_SECS: i64 = 12 * 3600;
 /// Audit action: a successful console login.
@@ -34,11 +34,13 @@ pub const ACTION_LOGIN_FAILURE: &str = "login.failure";
 /// Audit action: a console logout.
 pub const ACTION_LOGOUT: &str = "logout";
 
-/// Failures of one account before it is locked.
-const ACCOUNT_FREE_FAILURES: u32 = 5;
+/// Password attempts on one account before it is locked (PCI DSS 8.3.4: at most 10).
+pub const ACCOUNT_FREE_FAILURES: u32 = 5;
+/// How long a locked account stays locked (PCI DSS 8.3.4: at least 30 minutes).
+pub const ACCOUNT_LOCK: Duration = Duration::from_secs(30 * 60);
 /// Failures from one address before it is locked.
 const ADDRESS_FREE_FAILURES: u32 = 20;
-/// The first lockout; each further failure doubles it, up to [`MAX_LOCK`].
+/// An address's first lockout; each further failure doubles it, up to [`MAX_LOCK`].
 const FIRST_LOCK: Duration = Duration::from_secs(30);
 const MAX_LOCK: Duration = Duration::from_secs(3600);
 /// Failures are forgotten after this long without another.
@@ -81,7 +83,36 @@ fn lock_time(excess: u32) -> Duration {
         .min(MAX_LOCK)
 }
 
+/// An attempt the throttle let through: the account's attempts so far, this one included.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    attempts: u32,
+}
+
 impl Throttle {
+    /// Lets a password attempt through, or not. Every attempt on an account counts before its
+    /// password is checked (atomically in the store), so parallel guesses cannot all pass a
+    /// check made before any of them failed: at most [`ACCOUNT_FREE_FAILURES`] are checked,
+    /// the rest are refused and lock the account for [`ACCOUNT_LOCK`].
+    pub fn admit(
+        &self,
+        store: &dyn MetadataStore,
+        account: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<Admission, AuthError> {
+        self.check(store, account, addr)?;
+        let now = crate::clock::now().unix_timestamp();
+        let forget_before = now - FORGET_AFTER.as_secs() as i64;
+        let key = format!("account:{account}");
+        let attempts = store.login_failure(&key, now, forget_before)?;
+        let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+        if attempts > ACCOUNT_FREE_FAILURES {
+            store.lock_login(&key, now + ACCOUNT_LOCK.as_secs() as i64)?;
+            return Err(AuthError::Throttled(ACCOUNT_LOCK.as_secs()));
+        }
+        Ok(Admission { attempts })
+    }
+
     fn keys(account: &str, addr: Option<IpAddr>) -> Vec<(String, u32)> {
         let mut keys = vec![(format!("account:{account}"), ACCOUNT_FREE_FAILURES)];
         if let Some(addr) = addr {
@@ -108,16 +139,24 @@ impl Throttle {
         }
     }
 
-    /// Counts a failed attempt, locking what passed its threshold.
+    /// Counts a failed attempt: the account's was counted on admission (it locks when that was
+    /// its last free one); the address's is counted here, locking past its threshold.
     pub fn fail(
         &self,
         store: &dyn MetadataStore,
         account: &str,
         addr: Option<IpAddr>,
+        admission: Admission,
     ) -> Result<(), StoreError> {
         let now = crate::clock::now().unix_timestamp();
+        if admission.attempts >= ACCOUNT_FREE_FAILURES {
+            store.lock_login(
+                &format!("account:{account}"),
+                now + ACCOUNT_LOCK.as_secs() as i64,
+            )?;
+        }
         let forget_before = now - FORGET_AFTER.as_secs() as i64;
-        for (key, free) in Self::keys(account, addr) {
+        for (key, free) in Self::keys(account, addr).into_iter().skip(1) {
             let count = store.login_failure(&key, now, forget_before)?;
             let count = u32::try_from(count).unwrap_or(u32::MAX);
             if count >= free {
@@ -153,6 +192,7 @@ fn principal(
         teams: account.teams,
         via,
         session_sha256: session,
+        must_change_password: account.user.must_change_password,
     })
 }
 
@@ -166,7 +206,7 @@ pub fn check_password(
     addr: Option<IpAddr>,
     via: AuthMethod,
 ) -> Result<Principal, AuthError> {
-    throttle.check(store, name, addr)?;
+    let admission = throttle.admit(store, name, addr)?;
     let account = store.account(name)?;
     let hash = account
         .as_ref()
@@ -174,7 +214,7 @@ pub fn check_password(
     let verified = password_matches(password, hash).unwrap_or(false);
     let found = account.filter(|a| verified && a.disabled_at.is_none());
     let Some(account) = found else {
-        throttle.fail(store, name, addr)?;
+        throttle.fail(store, name, addr, admission)?;
         let actor = addr.map_or("anonymous".to_owned(), |a| format!("addr:{a}"));
         audit::record(
             store,
@@ -257,7 +297,8 @@ pub enum ChangePasswordError {
 }
 
 /// Changes the caller's own password after checking the current one (throttled like a
-/// login). Clears the must-change flag. Audited as `user.change_password`.
+/// login). Clears the must-change flag, ends the account's other sessions and revokes its API
+/// tokens. Audited as `user.change_password`.
 pub fn change_password(
     store: &dyn MetadataStore,
     throttle: &Throttle,
@@ -276,7 +317,13 @@ pub fn change_password(
     )?;
     let hash = crate::accounts::new_password_hash(new)?;
     if !store
-        .set_password(&principal.name, &hash, false)
+        .set_password(
+            &principal.name,
+            &hash,
+            false,
+            principal.session_sha256.as_deref(),
+            crate::clock::now().unix_timestamp(),
+        )
         .map_err(AuthError::Store)?
     {
         return Err(AuthError::Invalid.into());
@@ -429,19 +476,24 @@ mod tests {
         let t = Throttle::default();
         let addr: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..ACCOUNT_FREE_FAILURES - 1 {
-            t.fail(&store, "alice", Some(addr)).unwrap();
+            let admitted = t.admit(&store, "alice", Some(addr)).unwrap();
+            t.fail(&store, "alice", Some(addr), admitted).unwrap();
             assert!(t.check(&store, "alice", Some(addr)).is_ok());
         }
-        t.fail(&store, "alice", Some(addr)).unwrap();
+        let last = t.admit(&store, "alice", Some(addr)).unwrap();
+        t.fail(&store, "alice", Some(addr), last).unwrap();
         assert!(matches!(
             t.check(&store, "alice", None),
-            Err(AuthError::Throttled(s)) if (29..=30).contains(&s)
+            Err(AuthError::Throttled(s)) if (1799..=1800).contains(&s)
         ));
+        assert!(t.admit(&store, "alice", None).is_err());
         // Another account from the same address is not locked yet.
         assert!(t.check(&store, "bob", Some(addr)).is_ok());
-        // A success forgets the account's failures (not the address's).
-        t.succeed(&store, "alice").unwrap();
-        assert!(t.check(&store, "alice", Some(addr)).is_ok());
+        // A success forgets the account's attempts.
+        for _ in 0..3 * ACCOUNT_FREE_FAILURES {
+            t.admit(&store, "carol", None).unwrap();
+            t.succeed(&store, "carol").unwrap();
+        }
     }
 
     /// Sessions end after the idle time and at their absolute expiry, and a disabled account's

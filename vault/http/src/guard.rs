@@ -6,11 +6,20 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use vigil_vault_core::access::{route_rule, Access, Principal, ROUTES};
+use vigil_vault_core::access::{route_rule, Access, AuthMethod, Principal, ROUTES};
 use vigil_vault_core::api_auth::{self, AuthError, Credentials, CSRF_HEADER, SESSION_COOKIE};
 
 use crate::app::{AppState, ClientAddr};
 use crate::error::{blocking, ApiError, ApiResult};
+
+/// What an account whose password must change may still call with that password (a session or
+/// Basic): a one-time password is for changing it, nothing else. API tokens are credentials of
+/// their own (and a reset revokes them).
+const PASSWORD_CHANGE_ROUTES: [(&str, &str); 3] = [
+    ("POST", "/v1/password"),
+    ("GET", "/v1/me"),
+    ("POST", "/v1/logout"),
+];
 
 /// Audit action: an authenticated account called a route its role does not allow.
 pub const ACTION_ACCESS_DENIED: &str = "access.denied";
@@ -90,6 +99,17 @@ pub(crate) async fn guard(
     let offered = offered(&request, &method);
     let checked = async {
         let principal = authenticate(&app, offered).await?;
+        let by_password = principal.via != AuthMethod::ApiToken;
+        if principal.must_change_password
+            && by_password
+            && !PASSWORD_CHANGE_ROUTES.contains(&(method.as_str(), path.as_str()))
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password_change_required",
+                "change this account's password first (POST /v1/password)",
+            ));
+        }
         if let Some(access) = needed {
             if !access.allows(principal.role) {
                 return Err(deny(&app, &principal, access, &method, &path).await);

@@ -31,6 +31,9 @@ pub fn large_media(what: &str, seq: u64) -> Vec<u8> {
 /// Password of every test account but the admin.
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The first admin's password once the one-time one is changed.
+pub const ADMIN_PASSWORD: &str = "the admin's own password";
+
 /// The role accounts: (name, role, teams).
 pub const ACCOUNTS: [(&str, &str, &[&str]); 5] = [
     ("agt", "agent", &[]),
@@ -151,10 +154,19 @@ impl Console {
                 .unwrap();
             assert_eq!(resp.status(), StatusCode::CREATED);
         }
+        // The one-time password of `init` serves only to change it.
+        crate::support::change_password(
+            &http,
+            &served.base,
+            "admin",
+            &admin_password,
+            ADMIN_PASSWORD,
+        )
+        .await;
         Self {
             _tmp: tmp,
             data,
-            admin_password,
+            admin_password: ADMIN_PASSWORD.to_owned(),
             served,
             http,
             session,

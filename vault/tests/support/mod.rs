@@ -37,6 +37,35 @@ pub fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// Changes `name`'s password from `current` (a one-time password, say) to `new` over Basic
+/// (`POST /v1/password`, the one route a pending change allows).
+pub async fn change_password(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    current: &str,
+    new: &str,
+) {
+    let resp = http
+        .post(format!("{base}/v1/password"))
+        .basic_auth(name, Some(current))
+        .json(&serde_json::json!({ "current": current, "new": new }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK, "password change");
+}
+
+/// An API token of a new account: `user add NAME ROLE_ARGS…`, then `user token create NAME`.
+pub fn api_token(data: &str, name: &str, role: &[&str]) -> String {
+    let mut args = vec!["user", "add", "--data", data, name];
+    args.extend_from_slice(role);
+    run_ok(&args);
+    run_ok(&["user", "token", "create", "--data", data, name])
+        .trim()
+        .to_owned()
+}
+
 /// An API token of a new `monitor` account (the `metrics` permission only), as Prometheus
 /// would hold it.
 pub fn monitor_token(data: &str) -> String {

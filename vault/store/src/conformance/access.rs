@@ -75,11 +75,47 @@ pub fn accounts_sessions_and_tokens(store: &dyn MetadataStore) {
         Some(200)
     );
     assert!(store.set_user_disabled("sue", None).unwrap());
-    assert!(store.set_password("sue", "$argon2id$new", true).unwrap());
+    // A new password ends every other session of the account and revokes its API tokens.
+    let mine = SessionRecord {
+        id_sha256: "mine".into(),
+        ..session.clone()
+    };
+    let other = SessionRecord {
+        id_sha256: "other".into(),
+        ..session.clone()
+    };
+    store.insert_session(&mine).unwrap();
+    store.insert_session(&other).unwrap();
+    let sue_token = ApiTokenRecord {
+        id: Uuid::new_v4(),
+        token_sha256: "sue-token".into(),
+        user_name: "sue".into(),
+        created_at: 10,
+        expires_at: None,
+        revoked_at: None,
+    };
+    store.insert_api_token(&sue_token).unwrap();
+    assert!(store
+        .set_password("sue", "$argon2id$new", true, Some("mine"), 300)
+        .unwrap());
     let sue = store.account("sue").unwrap().unwrap();
     assert_eq!(sue.user.password_hash, "$argon2id$new");
     assert!(sue.user.must_change_password);
-    assert!(!store.set_password("nobody", "h", false).unwrap());
+    assert!(store.session("mine").unwrap().is_some());
+    assert!(store.session("other").unwrap().is_none());
+    assert_eq!(
+        store.api_token("sue-token").unwrap().unwrap().revoked_at,
+        Some(300)
+    );
+    assert!(store
+        .set_password("sue", "$argon2id$new", true, None, 310)
+        .unwrap());
+    assert!(
+        store.session("mine").unwrap().is_none(),
+        "a reset ends them all"
+    );
+    store.delete_session("mine").unwrap();
+    assert!(!store.set_password("nobody", "h", false, None, 0).unwrap());
     for (id, last_seen_at, expires_at) in
         [("live", 500, 2000), ("idle", 100, 2000), ("over", 500, 600)]
     {
@@ -113,7 +149,7 @@ pub fn accounts_sessions_and_tokens(store: &dyn MetadataStore) {
     assert!(store.revoke_api_token(token.id, 60).unwrap());
     assert_eq!(store.api_token("t1").unwrap().unwrap().revoked_at, Some(50));
     assert!(!store.revoke_api_token(Uuid::new_v4(), 50).unwrap());
-    assert_eq!(store.api_tokens().unwrap().len(), 1);
+    assert_eq!(store.api_tokens().unwrap().len(), 2);
 }
 
 /// The recordings index: written per stored segment, searched by every filter and team scope.

@@ -153,13 +153,17 @@ pub trait AccessStore {
     /// `false` when no such account exists.
     fn set_user_disabled(&self, name: &str, at: Option<i64>) -> Result<bool, StoreError>;
 
-    /// Replaces an account's password hash and its must-change flag; `false` when no such
-    /// account exists.
+    /// Replaces an account's password hash and its must-change flag, and in the same
+    /// transaction ends the account's console sessions (all but `keep_session`, the one changing
+    /// its own password) and revokes its API tokens at `now`: whoever held the old password
+    /// keeps nothing it opened. `false` when no such account exists.
     fn set_password(
         &self,
         name: &str,
         password_hash: &str,
         must_change: bool,
+        keep_session: Option<&str>,
+        now: i64,
     ) -> Result<bool, StoreError>;
 
     /// Stores a new session.
@@ -239,8 +243,10 @@ impl<T: AccessStore + ?Sized> AccessStore for Box<T> {
         name: &str,
         password_hash: &str,
         must_change: bool,
+        keep_session: Option<&str>,
+        now: i64,
     ) -> Result<bool, StoreError> {
-        (**self).set_password(name, password_hash, must_change)
+        (**self).set_password(name, password_hash, must_change, keep_session, now)
     }
     fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         (**self).insert_session(session)

@@ -144,12 +144,25 @@ impl AccessStore for PostgresStore {
         name: &str,
         password_hash: &str,
         must_change: bool,
+        keep_session: Option<&str>,
+        now: i64,
     ) -> Result<bool, StoreError> {
         self.with_client(|c| {
-            let n = c.execute(
+            let mut tx = c.transaction()?;
+            let n = tx.execute(
                 "UPDATE users SET password_hash = $1, must_change_password = $2 WHERE name = $3",
                 &[&password_hash, &must_change, &name],
             )?;
+            tx.execute(
+                "DELETE FROM console_sessions WHERE user_name = $1 \
+                 AND id_sha256 IS DISTINCT FROM $2",
+                &[&name, &keep_session],
+            )?;
+            tx.execute(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE user_name = $2 AND revoked_at IS NULL",
+                &[&now, &name],
+            )?;
+            tx.commit()?;
             Ok(n > 0)
         })
     }

@@ -161,11 +161,24 @@ impl AccessStore for SqliteStore {
         name: &str,
         password_hash: &str,
         must_change: bool,
+        keep_session: Option<&str>,
+        now: i64,
     ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
             "UPDATE users SET password_hash = ?1, must_change_password = ?2 WHERE name = ?3",
             params![password_hash, must_change, name],
         )?;
+        tx.execute(
+            "DELETE FROM console_sessions WHERE user_name = ?1 AND id_sha256 IS NOT ?2",
+            params![name, keep_session],
+        )?;
+        tx.execute(
+            "UPDATE api_tokens SET revoked_at = ?1 WHERE user_name = ?2 AND revoked_at IS NULL",
+            params![now, name],
+        )?;
+        tx.commit()?;
         Ok(n > 0)
     }
 
