@@ -442,22 +442,7 @@ async fn uploads_not_sealed_for_the_vault_alone_are_refused() {
 async fn parallel_guesses_lock_an_account_after_the_configured_count() {
     let rig = Rig::start();
     let password = "sue's own long password";
-    let mut add = support::vault(&[
-        "user",
-        "add",
-        "--data",
-        &rig.data,
-        "sue",
-        "--role",
-        "supervisor",
-        "--password-stdin",
-    ]);
-    add.stdin(std::process::Stdio::piped());
-    let mut child = add.spawn().unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), password.as_bytes()).unwrap();
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
-
+    support::add_user_with_password(&rig.data, "sue", &["--role", "supervisor"], password);
     let guesses: Vec<_> = (0..200)
         .map(|i| {
             let request = rig
@@ -552,5 +537,102 @@ async fn one_time_passwords_only_change_themselves_and_a_change_revokes_the_rest
     assert_eq!(
         with_token().await.unwrap().status(),
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Issue 13 points 8 and 10: reading the audit log or the agents' live state is itself
+/// recorded; a heartbeat cannot flood the log or write control characters into it; the session
+/// cookie is `__Host-`, a 401 invites no Basic dialog, and answers carry HSTS and `no-store`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_recorded_and_browsers_are_not_invited_to_cache() {
+    let rig = Rig::start();
+    let password = "cat's own long password";
+    support::add_user_with_password(&rig.data, "cat", &["--role", "compliance"], password);
+    let login = rig
+        .http
+        .post(rig.url("/v1/login"))
+        .json(&serde_json::json!({ "name": "cat", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-vigil_session="), "{cookie}");
+    assert!(cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"));
+    let anonymous = rig.http.get(rig.url("/v1/audit")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(anonymous.headers().get("www-authenticate").is_none());
+
+    let cat = run_ok(&["user", "token", "create", "--data", &rig.data, "cat"]);
+    let read = rig
+        .http
+        .get(rig.url("/v1/audit?action=login.success"))
+        .bearer_auth(cat.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    assert_eq!(read.headers()["cache-control"], "no-store");
+    assert_eq!(
+        read.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let sup = support::api_token(
+        &rig.data,
+        "sup",
+        &["--role", "supervisor", "--team", "north"],
+    );
+    let agents = rig
+        .http
+        .get(rig.url("/v1/agents"))
+        .bearer_auth(&sup)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(agents.status(), StatusCode::OK);
+
+    // A heartbeat with twenty refusals full of control characters.
+    let key = DeviceKey::generate();
+    let signing = key.signing_key().clone();
+    let me = rig.enroll(&signing).await;
+    let mut hb = heartbeat(me.device_id, Uuid::new_v4(), 0, vec![]);
+    hb.agent = Some(vigil_proto::api::AgentReport {
+        agent_version: "1".into(),
+        policy_refusals: (0..20)
+            .map(|i| vigil_proto::api::PolicyRefusal {
+                at: time::OffsetDateTime::now_utc(),
+                reason: format!("forged\n{i}\tuser:admin\tuser.create"),
+            })
+            .collect(),
+        ..Default::default()
+    });
+    let signed = SignedHeartbeat::sign(hb, &signing).unwrap();
+    let (status, code) = rig.post("/v1/heartbeat", signed.as_bytes().to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{code}");
+
+    let audit = run_ok(&["audit", "--data", &rig.data]);
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("user:cat\taudit.read\taction=login.success")),
+        "{audit}"
+    );
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("user:sup\tagents.read\tteams=north")),
+        "{audit}"
+    );
+    let refusals: Vec<_> = audit
+        .lines()
+        .filter(|l| l.contains("policy.refused_by_agent"))
+        .collect();
+    assert_eq!(refusals.len(), 4, "three one by one, one summary: {audit}");
+    assert!(refusals[3].contains("17 more policy refusals"), "{audit}");
+    assert!(
+        !audit
+            .lines()
+            .any(|l| l.starts_with("0\tuser:admin") || l.contains("forged\n")),
+        "no forged line: {audit}"
     );
 }

@@ -78,7 +78,7 @@ async fn holds_block_redaction_and_deletion_over_http() {
     let resp = c
         .http
         .post(c.url("/v1/holds"))
-        .header("cookie", format!("vigil_session={}", cat.cookie))
+        .header("cookie", format!("__Host-vigil_session={}", cat.cookie))
         .json(&hold_body)
         .send()
         .await

@@ -41,7 +41,7 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
     let no_csrf = c
         .http
         .post(c.url("/v1/users"))
-        .header("cookie", format!("vigil_session={}", admin.cookie))
+        .header("cookie", format!("__Host-vigil_session={}", admin.cookie))
         .json(&new_user)
         .send()
         .await
@@ -50,7 +50,7 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
     let wrong_csrf = c
         .http
         .post(c.url("/v1/users"))
-        .header("cookie", format!("vigil_session={}", admin.cookie))
+        .header("cookie", format!("__Host-vigil_session={}", admin.cookie))
         .header("x-csrf-token", "guess")
         .json(&new_user)
         .send()
@@ -61,7 +61,7 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
     let read = c
         .http
         .get(c.url("/v1/users"))
-        .header("cookie", format!("vigil_session={}", admin.cookie))
+        .header("cookie", format!("__Host-vigil_session={}", admin.cookie))
         .send()
         .await
         .unwrap();

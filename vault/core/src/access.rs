@@ -189,7 +189,7 @@ impl fmt::Display for Role {
 /// How a caller proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
-    /// The `vigil_session` cookie of a console login.
+    /// The `__Host-vigil_session` cookie of a console login.
     Session,
     /// `Authorization: Bearer <API token>`.
     ApiToken,

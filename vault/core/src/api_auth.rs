@@ -20,7 +20,7 @@ use crate::credentials::{dummy_password_hash, password_matches, random_secret, s
 use vigil_vault_store::metadata::{Account, MetadataStore, SessionRecord, StoreError};
 
 /// The session cookie's name.
-pub const SESSION_COOKIE: &str = "vigil_session";
+pub const SESSION_COOKIE: &str = "__Host-vigil_session";
 /// The header that carries the CSRF token on requests that change something.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// A session ends after this long without use (PCI DSS 8.2.8).
@@ -235,7 +235,7 @@ pub fn check_password(
 pub struct NewSession {
     /// Who logged in.
     pub principal: Principal,
-    /// The `vigil_session` cookie's value.
+    /// The `__Host-vigil_session` cookie's value.
     pub cookie: SecretString,
     /// The CSRF token for `X-CSRF-Token`.
     pub csrf: String,
@@ -357,7 +357,7 @@ pub fn logout(store: &dyn MetadataStore, principal: &Principal) -> Result<(), Au
 /// What a request offers as credentials.
 #[derive(Debug, Default)]
 pub struct Credentials<'a> {
-    /// The `vigil_session` cookie's value.
+    /// The `__Host-vigil_session` cookie's value.
     pub session: Option<&'a str>,
     /// The `X-CSRF-Token` header.
     pub csrf: Option<&'a str>,
@@ -580,7 +580,7 @@ mod tests {
 
     #[test]
     fn cookies_are_found_by_name() {
-        let h = "a=1; vigil_session=abc ; b=2";
+        let h = "a=1; __Host-vigil_session=abc ; b=2";
         assert_eq!(cookie_value(h, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie_value(h, "c"), None);
     }

@@ -21,6 +21,10 @@ pub const ACTION_DEVICE_ENROLL: &str = "device.enroll";
 pub const ACTION_TOKEN_CREATE: &str = "token.create";
 /// Audit action: segments were exported as evidence.
 pub const ACTION_EXPORT: &str = "export";
+/// Audit action: someone read the audit log (target: the filter).
+pub const ACTION_AUDIT_READ: &str = "audit.read";
+/// Audit action: someone read the agents' live state.
+pub const ACTION_AGENTS_READ: &str = "agents.read";
 
 /// How many records are read per query while walking the log.
 const PAGE: usize = 1000;

@@ -69,6 +69,8 @@ pub struct HeartbeatAccepted {
 
 /// Most policy refusals one heartbeat may report, and the longest reason kept.
 const MAX_REFUSALS: usize = 20;
+/// Refusals of one kind recorded one by one per heartbeat.
+const MAX_AUDITED_REFUSALS: usize = 3;
 const MAX_REASON: usize = 300;
 /// Most triggers one heartbeat may report down.
 const MAX_TRIGGERS: usize = 8;
@@ -98,7 +100,8 @@ fn record_agent_state(
             agent.triggers_down.len()
         )));
     }
-    let reason = |text: &str| text.chars().take(MAX_REASON).collect::<String>();
+    // Agent text goes into the audit log and the console: printable, one line, bounded.
+    let reason = |text: &str| crate::audit::printable(text, MAX_REASON);
     let last = agent.policy_refusals.last();
     vault.store().put_agent_state(&AgentStateRow {
         device_id: device,
@@ -126,7 +129,9 @@ fn record_agent_state(
         (&agent.policy_refusals, ACTION_POLICY_REFUSED, "policy"),
         (&agent.pause_refusals, ACTION_PAUSE_REFUSED, "pause"),
     ] {
-        for refusal in refusals {
+        // At most MAX_AUDITED_REFUSALS rows per kind and heartbeat, and one more saying how
+        // many were left out: a device cannot flood the audit log.
+        for refusal in refusals.iter().take(MAX_AUDITED_REFUSALS) {
             tracing::warn!(%device, reason = %reason(&refusal.reason), "agent refused a {what}");
             crate::audit::record(
                 vault.store(),
@@ -134,6 +139,18 @@ fn record_agent_state(
                 action,
                 Some(device.to_string()),
                 Some(reason(&refusal.reason)),
+            )?;
+        }
+        if refusals.len() > MAX_AUDITED_REFUSALS {
+            crate::audit::record(
+                vault.store(),
+                &format!("device:{device}"),
+                action,
+                Some(device.to_string()),
+                Some(format!(
+                    "{} more {what} refusals in this heartbeat, not recorded one by one",
+                    refusals.len() - MAX_AUDITED_REFUSALS
+                )),
             )?;
         }
     }

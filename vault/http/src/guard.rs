@@ -27,12 +27,13 @@ pub const ACTION_ACCESS_DENIED: &str = "access.denied";
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
+            // No `WWW-Authenticate: Basic`: a browser would offer its password dialog and then
+            // send cached Basic credentials with every request, which need no CSRF token.
             AuthError::Missing => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "authentication required",
-            )
-            .with_header(header::WWW_AUTHENTICATE, "Basic realm=\"vigil-vault\""),
+            ),
             AuthError::Invalid => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -212,4 +213,23 @@ async fn deny(
         Ok(Err(e)) => ApiError::internal(&e),
         Err(e) => e,
     }
+}
+
+/// Headers every answer carries: HSTS (the API is HTTPS only), and no caching of anything an
+/// account reads (search results, the audit log, accounts, policy, media links).
+pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        header::HeaderValue::from_static("max-age=31536000"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(header::HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
 }

@@ -15,7 +15,7 @@
 //! | `GET /v1/devices` | (devices) | 200 enrolled devices |
 //! | `PUT /v1/segments/{session}/{sequence}` | [`vigil_proto::frame`] body | 201 receipt (200 for a duplicate); 400, 403, 409, 413, 422 |
 //! | `GET /openapi.json` | | 200 the API's OpenAPI 3.1 description ([`crate::openapi`]) |
-//! | `POST /v1/login` | `{"name","password"}` | 200 `{"csrf_token",…}` + `vigil_session` cookie; 401, 429 |
+//! | `POST /v1/login` | `{"name","password"}` | 200 `{"csrf_token",…}` + `__Host-vigil_session` cookie; 401, 429 |
 //! | `POST /v1/logout` | (any account) | 200, the session ends |
 //! | `GET /v1/me` | (any account) | 200 name, role, teams, permissions |
 //! | `POST /v1/password` | (any account) `{"current","new"}` | 200; 400 (weak), 401, 429 |
@@ -60,7 +60,7 @@ use tokio_rustls::TlsAcceptor;
 use vigil_vault_core::Vault;
 
 use crate::app::{AppState, ClientAddr};
-use crate::guard::guard;
+use crate::guard::{guard, security_headers};
 use crate::metrics::Metrics;
 use crate::routes::{agents, audit, holds, policy, recordings, redactions, session, system, users};
 
@@ -175,6 +175,7 @@ pub fn router(
         .route("/v1/tombstones/{segment}", get(redactions::tombstone))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .fallback(system::not_found)
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
 

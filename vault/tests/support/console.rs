@@ -202,7 +202,7 @@ impl Console {
             .split(';')
             .next()
             .unwrap()
-            .strip_prefix("vigil_session=")
+            .strip_prefix("__Host-vigil_session=")
             .unwrap()
             .to_owned();
         let body: serde_json::Value = resp.json().await.unwrap();
@@ -214,7 +214,7 @@ impl Console {
 
     /// A request with a session's cookie and CSRF token.
     pub fn with(&self, login: &Login, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        req.header("cookie", format!("vigil_session={}", login.cookie))
+        req.header("cookie", format!("__Host-vigil_session={}", login.cookie))
             .header("x-csrf-token", &login.csrf)
     }
 }

@@ -56,6 +56,20 @@ pub async fn change_password(
     assert_eq!(resp.status(), reqwest::StatusCode::OK, "password change");
 }
 
+/// A new account with a password of our choosing (`user add … --password-stdin`): no change
+/// is due at its first login.
+pub fn add_user_with_password(data: &str, name: &str, role: &[&str], password: &str) {
+    let mut args = vec!["user", "add", "--data", data, name];
+    args.extend_from_slice(role);
+    args.push("--password-stdin");
+    let mut add = vault(&args);
+    add.stdin(std::process::Stdio::piped());
+    let mut child = add.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), password.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success(), "user add {name}");
+}
+
 /// An API token of a new account: `user add NAME ROLE_ARGS…`, then `user token create NAME`.
 pub fn api_token(data: &str, name: &str, role: &[&str]) -> String {
     let mut args = vec!["user", "add", "--data", data, name];

@@ -40,6 +40,36 @@ fn audit_json(r: &AuditRecord) -> serde_json::Value {
     })
 }
 
+/// The filter as the audit log shows it (printable, bounded).
+fn describe(q: &AuditQuery) -> String {
+    let mut parts = Vec::new();
+    for (name, value) in [
+        ("actor", &q.actor),
+        ("action", &q.action),
+        ("target", &q.target),
+    ] {
+        if let Some(v) = value {
+            parts.push(format!(
+                "{name}={}",
+                vigil_vault_core::audit::printable(v, 64)
+            ));
+        }
+    }
+    for (name, value) in [("from", q.from), ("to", q.to)] {
+        if let Some(v) = value {
+            parts.push(format!("{name}={v}"));
+        }
+    }
+    if q.after > 0 {
+        parts.push(format!("after={}", q.after));
+    }
+    if parts.is_empty() {
+        "all".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
 /// A `from`/`to` pair of query parameters as Unix seconds, or a `bad_time` refusal.
 pub(crate) fn time_range(
     from: Option<&str>,
@@ -50,9 +80,11 @@ pub(crate) fn time_range(
         .map_err(|e| ApiError::bad_request("bad_time", e.to_string()))
 }
 
-/// `GET /v1/audit`: records matching the filters, oldest first; page with `after`.
+/// `GET /v1/audit`: records matching the filters, oldest first; page with `after`. Reading
+/// the record is itself recorded (`audit.read`, with the filter).
 pub(crate) async fn audit(
     State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
     ApiQuery(p): ApiQuery<AuditParams>,
 ) -> ApiResult {
     let (from, to) = time_range(p.from.as_deref(), p.to.as_deref())?;
@@ -66,7 +98,17 @@ pub(crate) async fn audit(
         limit: p.limit.unwrap_or(100).clamp(1, 1000),
     };
     let vault = app.vault.clone();
-    let records = blocking(move || vault.store().audit_query(&query)).await??;
+    let records = blocking(move || {
+        vigil_vault_core::audit::record(
+            vault.store(),
+            &principal.actor(),
+            vigil_vault_core::audit::ACTION_AUDIT_READ,
+            Some(describe(&query)),
+            None,
+        )?;
+        vault.store().audit_query(&query)
+    })
+    .await??;
     Ok(Json(serde_json::json!({
         "records": records.iter().map(audit_json).collect::<Vec<_>>(),
         "next_after": records.last().map(|r| r.seq),

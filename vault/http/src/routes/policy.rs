@@ -153,8 +153,21 @@ pub(crate) async fn agents(
 ) -> ApiResult<Response> {
     let vault = app.vault.clone();
     let agents = blocking(move || {
+        vigil_vault_core::audit::record(
+            vault.store(),
+            &principal.actor(),
+            vigil_vault_core::audit::ACTION_AGENTS_READ,
+            principal
+                .team_scope()
+                .map(|t| format!("teams={}", t.join(","))),
+            None,
+        )?;
         let now = vigil_vault_core::clock::now().unix_timestamp();
-        vigil_vault_core::live::agents(vault.store(), now, principal.team_scope())
+        Ok::<_, ApiError>(vigil_vault_core::live::agents(
+            vault.store(),
+            now,
+            principal.team_scope(),
+        )?)
     })
     .await??;
     Ok(Json(serde_json::json!({ "agents": agents })).into_response())
