@@ -1,7 +1,9 @@
 //! Bounded fuzzing of the parsers that read bytes from the network or a disk someone else
 //! controls: the signed manifest envelope ([`SignedManifest::verify`]), the upload body
-//! ([`SegmentBody::parse`]), the receipt ([`SignedReceipt::verify`]) and the device's signed
-//! heartbeat ([`SignedHeartbeat::verify`]).
+//! ([`SegmentBody::parse`]), the receipt ([`SignedReceipt::verify`]), the device's signed
+//! heartbeat ([`SignedHeartbeat::verify`]) and policy poll, the vault's signed policy
+//! statement (kept by the agent in its spool) and policy layer documents (sent to the vault by
+//! people and scripts), with the weakening rules judged on whatever resolves.
 //!
 //! Properties: arbitrary bytes and mutations of valid messages never panic; whatever still
 //! parses re-verifies from its own bytes to the same value; and, signatures being unforgeable,
@@ -12,8 +14,15 @@ use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use uuid::Uuid;
-use vigil_proto::api::{Backlog, Heartbeat, SessionProgress, SignedHeartbeat, HEARTBEAT_KIND};
+use vigil_proto::api::{
+    Backlog, Heartbeat, PolicyPoll, SessionProgress, SignedHeartbeat, SignedPolicyPoll,
+    HEARTBEAT_KIND, POLICY_POLL_KIND,
+};
 use vigil_proto::frame::SegmentBody;
+use vigil_proto::policy::{
+    LayerScope, Policy, PolicyLayer, PolicyStatement, SignedPolicy, POLICY_KIND,
+};
+use vigil_proto::policy_locks::{locked_changes, weakened};
 use vigil_proto::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT, RECEIPT_KIND};
 use vigil_proto::{
     sha256_hex, BlobRef, EncoderSettings, MediaKind, SegmentManifest, SignedManifest, Timestamp,
@@ -286,4 +295,76 @@ fn whitespace_around_the_signed_bytes_keeps_the_manifest_but_not_the_digest() {
     let inside = bytes.windows(9).position(|w| w == b"\"format\":").unwrap();
     bytes.insert(inside, b' ');
     assert!(SignedManifest::verify(&bytes, None).is_err());
+}
+
+fn statement() -> PolicyStatement {
+    PolicyStatement {
+        kind: POLICY_KIND.into(),
+        version: 7,
+        device_id: Uuid::from_u128(3),
+        issued_at: time::OffsetDateTime::UNIX_EPOCH,
+        policy: Policy::default(),
+    }
+}
+
+const LAYER: &str = r#"{"fps": 5, "voice": true, "retention_voice_days": 90,
+    "locked": ["dtmf_masking"],
+    "mask_rules": [{"id": "crm", "all": {"url": ["crm.example"], "name": ["card"]},
+        "action": {"screen": "region", "audio": true, "tail_ms": 700}}]}"#;
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn mutated_policy_statements_verify_consistently(
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let key = vault_key();
+        let device = Uuid::from_u128(3);
+        let original = SignedPolicy::sign(statement(), &key).unwrap();
+        let bytes = apply(original.as_bytes().to_vec(), &mutations);
+        if let Ok(verified) = SignedPolicy::verify_for(&bytes, &key.verifying_key(), device) {
+            prop_assert_eq!(&verified.document, &statement());
+        }
+        let _ = SignedPolicyPoll::verify(&bytes, None);
+    }
+
+    #[test]
+    fn mutated_policy_polls_verify_consistently(
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let poll = PolicyPoll {
+            kind: POLICY_POLL_KIND.into(),
+            device_id: Uuid::from_u128(3),
+            sent_at: time::OffsetDateTime::UNIX_EPOCH,
+            after: 2,
+            wait_seconds: 25,
+        };
+        let original = SignedPolicyPoll::sign(poll.clone(), &device_key()).unwrap();
+        let bytes = apply(original.as_bytes().to_vec(), &mutations);
+        if let Ok(verified) = SignedPolicyPoll::verify(&bytes, Some(&device_key().verifying_key())) {
+            prop_assert_eq!(&verified.document, &poll);
+        }
+    }
+
+    /// A layer document someone sends: whatever parses validates or is refused with an error,
+    /// resolves or is refused, and the weakening and lock rules judge it without panicking.
+    #[test]
+    fn mutated_policy_layers_never_panic(
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let bytes = apply(LAYER.as_bytes().to_vec(), &mutations);
+        let defaults = Policy::default();
+        if let Ok(layer) = serde_json::from_slice::<PolicyLayer>(&bytes) {
+            for scope in [LayerScope::Organization, LayerScope::Team, LayerScope::Agent] {
+                let _ = layer.validate(scope);
+            }
+            let org: PolicyLayer = serde_json::from_str(LAYER).unwrap();
+            let _ = locked_changes(&org, None, &layer);
+            if let Ok(resolved) = Policy::resolve(&PolicyLayer::default(), Some(&layer), None) {
+                let _ = weakened(&defaults, &resolved);
+                let _ = weakened(&resolved, &defaults);
+            }
+        }
+    }
 }

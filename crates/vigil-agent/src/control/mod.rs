@@ -6,6 +6,8 @@
 mod client;
 mod endpoint;
 mod extension;
+#[cfg(test)]
+mod fuzz;
 mod server;
 mod state;
 

@@ -201,7 +201,7 @@ fn handle(
     let _ = request.respond(response);
 }
 
-fn parse(
+pub(super) fn parse(
     method: &tiny_http::Method,
     url: &str,
     body: &str,
