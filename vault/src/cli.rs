@@ -277,6 +277,12 @@ pub struct ServeArgs {
     /// Largest accepted segment upload, in bytes.
     #[arg(long, default_value_t = vigil_vault_http::server::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Longest a request may take, body included, in seconds (408 after it).
+    #[arg(long, value_name = "SECONDS", default_value_t = vigil_vault_http::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    pub request_timeout: u64,
+    /// Requests handled at once; more get 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = vigil_vault_http::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
 }
 
 /// The arguments of `Command::Gaps`.

@@ -636,3 +636,62 @@ async fn reads_are_recorded_and_browsers_are_not_invited_to_cache() {
         "no forged line: {audit}"
     );
 }
+
+/// Issue 13 point 4 (part): a client announces an upload and then trickles nothing; at the
+/// request deadline the vault answers 408 and closes, so such clients cannot hold connections
+/// and buffers for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_is_cut_at_the_request_deadline() {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("vault");
+    run_ok(&[
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+    ]);
+    let served = Served::start_with(&data, 1 << 20, &["--request-timeout", "2"]);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(
+        &fs::read(data.join("tls/ca.pem")).unwrap(),
+    ) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let addr = served.base.strip_prefix("https://").unwrap().to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let session = Uuid::new_v4();
+    let head = format!(
+        "PUT /v1/segments/{session}/1 HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100000\r\n\r\nVGS1"
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut answer)).await;
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok(),
+        "the vault kept the stalled connection open for 20 s"
+    );
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+}

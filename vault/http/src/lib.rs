@@ -9,9 +9,13 @@ mod app;
 mod error;
 mod extract;
 mod guard;
+mod limits;
 pub mod metrics;
 pub mod openapi;
 mod routes;
 pub mod server;
 
-pub use server::{router, ServeError, ServeOptions, Server, DEFAULT_MAX_BODY_BYTES};
+pub use server::{
+    router, ServeError, ServeOptions, Server, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_REQUEST_TIMEOUT,
+};

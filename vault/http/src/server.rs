@@ -74,7 +74,20 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Largest accepted upload body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Longest a request may take, body included (408 after it): a client that trickles its
+    /// body holds nothing for longer. Long polls wait less than this.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more are refused at once (503 with `Retry-After`) rather
+    /// than queued until memory runs out.
+    pub max_in_flight: usize,
 }
+
+/// The default [`ServeOptions::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The default [`ServeOptions::max_in_flight`].
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// Concurrent HTTP/2 streams per connection (one client cannot open thousands at once).
+const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +135,10 @@ pub fn tls_config(vault: &Vault) -> Result<Arc<rustls::ServerConfig>, ServeError
 pub fn router(
     vault: Arc<Vault>,
     policy: vigil_vault_core::policy_push::PolicyHub,
-    max_body_bytes: usize,
+    options: &ServeOptions,
 ) -> Router {
+    let max_body_bytes = options.max_body_bytes;
+    let limits = crate::limits::Limits::new(options.request_timeout, options.max_in_flight);
     let state = AppState {
         vault,
         metrics: Arc::new(Metrics::default()),
@@ -176,6 +191,10 @@ pub fn router(
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .fallback(system::not_found)
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::limits::enforce,
+        ))
         .with_state(state)
 }
 
@@ -203,7 +222,7 @@ impl Server {
         Ok(Self {
             listener,
             acceptor,
-            app: router(vault, policy, options.max_body_bytes),
+            app: router(vault, policy, options),
         })
     }
 
@@ -252,6 +271,10 @@ impl Server {
                     .http1()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(30));
+                builder
+                    .http2()
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
                 let served = builder
                     .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
                     .await;

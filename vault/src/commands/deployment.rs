@@ -58,6 +58,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         key,
         listen,
         max_body_bytes,
+        request_timeout,
+        max_in_flight,
     } = args;
     let key = VaultKey::resolve(key.key_file.as_deref())?;
     let vault = vigil_vault_core::Vault::open(&data.data, &key)
@@ -77,6 +79,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             &ServeOptions {
                 listen,
                 max_body_bytes,
+                request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
+                max_in_flight,
             },
         )
         .await?;

@@ -105,18 +105,26 @@ pub struct Served {
 
 impl Served {
     pub fn start(data: &Path, max_body: usize) -> Self {
-        let mut child = vault(&[
+        Self::start_with(data, max_body, &[])
+    }
+
+    /// `serve` with more flags (`--request-timeout 2`, say).
+    pub fn start_with(data: &Path, max_body: usize, flags: &[&str]) -> Self {
+        let max_body = max_body.to_string();
+        let mut args = vec![
             "serve",
             "--data",
             data.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
             "--max-body-bytes",
-            &max_body.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
+            &max_body,
+        ];
+        args.extend_from_slice(flags);
+        let mut child = vault(&args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
