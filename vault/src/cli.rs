@@ -183,6 +183,10 @@ pub enum KeysCommand {
     /// Print the recording identity (AGE-SECRET-KEY-1…) on stdout, for `age -d -i`. Audited;
     /// needs the vault key and a reason.
     ExportRecordingIdentity(KeysExportRecordingIdentityArgs),
+    /// Issue a new server certificate under the deployment's CA (agents pinning the CA keep
+    /// connecting); `serve` does it by itself within 30 days of expiry. Audited; needs the
+    /// vault key. Takes effect at the server's next start.
+    RenewTls(KeysRenewTlsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -470,6 +474,15 @@ pub struct KeysExportRecordingIdentityArgs {
     /// that no reason was stated).
     #[arg(long, value_name = "TEXT", default_value = NO_REASON)]
     pub reason: String,
+}
+
+/// The arguments of `KeysCommand::RenewTls`.
+#[derive(Debug, Args)]
+pub struct KeysRenewTlsArgs {
+    #[command(flatten)]
+    pub data: Data,
+    #[command(flatten)]
+    pub key: Key,
 }
 
 /// The arguments of `TokenCommand::Create`.

@@ -21,9 +21,12 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Init(args) => deployment::init(args),
         Command::Serve(args) => deployment::serve(args),
-        Command::Keys {
-            command: KeysCommand::ExportRecordingIdentity(args),
-        } => deployment::export_recording_identity(args),
+        Command::Keys { command } => match command {
+            KeysCommand::ExportRecordingIdentity(args) => {
+                deployment::export_recording_identity(args)
+            }
+            KeysCommand::RenewTls(args) => deployment::renew_tls(args),
+        },
         Command::Token {
             command: TokenCommand::Create(args),
         } => devices::create_token(args),

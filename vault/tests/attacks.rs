@@ -695,3 +695,51 @@ async fn a_stalled_upload_is_cut_at_the_request_deadline() {
         "{waited:?}"
     );
 }
+
+/// Issue 13 point 12 (part): the server certificate is renewed under the same CA (recorded
+/// expiry under 398 days, audited), and a client pinning the CA keeps connecting to the restarted
+/// server, which serves the new certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_certificate_renews_under_the_pinned_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("vault");
+    let d = data.to_str().unwrap();
+    run_ok(&["init", "--data", d, "--host", "127.0.0.1"]);
+    let ca = fs::read(data.join("tls/ca.pem")).unwrap();
+    let http = pinned_client(&ca);
+    let first = fs::read_to_string(data.join("tls/server.pem")).unwrap();
+    let not_after = |text: &str| {
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let first_expiry = not_after(&fs::read_to_string(data.join("tls/server.not_after")).unwrap());
+    let days = (first_expiry - time::OffsetDateTime::now_utc()).whole_days();
+    assert!((396..=397).contains(&days), "{days}");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = run_ok(&["keys", "renew-tls", "--data", d]);
+    assert!(out.contains("server certificate renewed"), "{out}");
+    let second = fs::read_to_string(data.join("tls/server.pem")).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(
+        fs::read(data.join("tls/ca.pem")).unwrap(),
+        ca,
+        "the CA stays"
+    );
+    assert!(
+        not_after(&fs::read_to_string(data.join("tls/server.not_after")).unwrap()) > first_expiry
+    );
+
+    let served = Served::start(&data, 1 << 20);
+    let resp = http
+        .get(format!("{}/health", served.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let audit = run_ok(&["audit", "--data", d]);
+    assert!(
+        audit.contains("\tkeys.renew_tls\tserver certificate until"),
+        "{audit}"
+    );
+}

@@ -48,11 +48,16 @@ pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         private_dir(dir)?;
     }
+    replace(path, contents, Access::Private)
+}
+
+/// Replaces `path` with `contents` atomically, readable as `access` says (the folder as it is).
+pub fn replace(path: &Path, contents: &[u8], access: Access) -> io::Result<()> {
     let tmp = partial(path);
     // A leftover from a crash could carry other permissions: modes apply only on creation.
     let _ = fs::remove_file(&tmp);
     let written = (|| {
-        let mut file = open_new(&tmp, Access::Private)?;
+        let mut file = open_new(&tmp, access)?;
         file.write_all(contents)?;
         file.sync_all()?;
         fs::rename(&tmp, path)

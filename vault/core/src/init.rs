@@ -7,10 +7,6 @@ use age::secrecy::SecretString;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 
 use crate::config::{VaultConfig, LAYOUT_FORMAT};
 use crate::secrets::{KeyBundleError, PrivateKeys, VaultKey};
@@ -85,6 +81,9 @@ pub enum InitError {
     /// Hashing the admin password failed.
     #[error("password hashing failed: {0}")]
     Password(String),
+    /// The TLS material could not be made or stored.
+    #[error(transparent)]
+    TlsSetup(#[from] crate::tls::TlsError),
     /// The configured storage backends are unusable or unreachable.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -101,55 +100,6 @@ fn write_file(path: &Path, bytes: &[u8], access: Access) -> Result<(), InitError
     vigil_files::create_new(path, bytes, access).map_err(io_err(path))
 }
 
-struct Tls {
-    ca_pem: String,
-    ca_key_pem: String,
-    chain_pem: String,
-    server_key_pem: String,
-}
-
-fn make_tls(hosts: &[String]) -> Result<Tls, InitError> {
-    let now = crate::clock::now();
-    let mut ca = CertificateParams::default();
-    ca.distinguished_name
-        .push(DnType::CommonName, "Vigil vault CA");
-    ca.distinguished_name
-        .push(DnType::OrganizationName, "Vigil");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca.not_before = now - time::Duration::hours(1);
-    ca.not_after = now + time::Duration::days(3650);
-    let ca_key = KeyPair::generate()?;
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let ca_key_pem = ca_key.serialize_pem();
-
-    for host in hosts {
-        CertificateParams::new(vec![host.clone()]).map_err(|_| InitError::BadHost(host.clone()))?;
-    }
-    let mut server = CertificateParams::new(hosts.to_vec())?;
-    server
-        .distinguished_name
-        .push(DnType::CommonName, hosts[0].as_str());
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    server.use_authority_key_identifier_extension = true;
-    server.not_before = now - time::Duration::hours(1);
-    server.not_after = now + time::Duration::days(825);
-    let server_key = KeyPair::generate()?;
-    let issuer = Issuer::new(ca, ca_key);
-    let server_cert = server.signed_by(&server_key, &issuer)?;
-    Ok(Tls {
-        ca_pem: ca_cert.pem(),
-        ca_key_pem,
-        chain_pem: format!("{}{}", server_cert.pem(), ca_cert.pem()),
-        server_key_pem: server_key.serialize_pem(),
-    })
-}
-
 /// Creates a deployment: keys, certificates, metadata, blob folder and the first admin.
 pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
     let layout = Layout::new(&options.data);
@@ -162,7 +112,10 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
     } else {
         options.hosts.clone()
     };
-    let tls = make_tls(&hosts)?;
+    let tls = crate::tls::make_tls(&hosts).map_err(|e| match e {
+        crate::tls::TlsError::BadHost(h) => InitError::BadHost(h),
+        other => InitError::TlsSetup(other),
+    })?;
     for dir in [
         layout.root().to_owned(),
         layout.keys(),
@@ -210,6 +163,7 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         tls.chain_pem.as_bytes(),
         Access::Public,
     )?;
+    crate::tls::write_expiry(&layout, tls.not_after)?;
 
     // Both backends are reachable (a blob listing proves the bucket and credentials).
     let store = options.storage.open_metadata(&layout)?;

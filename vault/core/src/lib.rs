@@ -45,6 +45,7 @@ pub mod retention;
 pub mod sealed_for;
 pub mod search;
 pub mod secrets;
+pub mod tls;
 mod vault;
 pub mod verify_export;
 pub mod when;

@@ -12,7 +12,7 @@ use vigil_vault_core::{init as init_deployment, InitOptions};
 use vigil_vault_http::server::{ServeOptions, Server};
 
 use super::open_vault;
-use crate::cli::{InitArgs, KeysExportRecordingIdentityArgs, ServeArgs};
+use crate::cli::{InitArgs, KeysExportRecordingIdentityArgs, KeysRenewTlsArgs, ServeArgs};
 
 /// `vigil-vault init`.
 pub fn init(args: InitArgs) -> anyhow::Result<()> {
@@ -62,6 +62,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_in_flight,
     } = args;
     let key = VaultKey::resolve(key.key_file.as_deref())?;
+    let layout = vigil_vault_store::Layout::new(&data.data);
+    if vigil_vault_core::tls::renewal_due(&layout, time::OffsetDateTime::now_utc()) {
+        let until =
+            vigil_vault_core::tls::renew_server_certificate(&data.data, &key, "vault:serve")?;
+        tracing::info!(until = %until, "server certificate renewed before its expiry");
+    }
     let vault = vigil_vault_core::Vault::open(&data.data, &key)
         .with_context(|| format!("opening {}", data.data.display()))?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -129,4 +135,16 @@ async fn terminate() {
 #[cfg(not(unix))]
 async fn terminate() {
     std::future::pending().await
+}
+
+/// `vigil-vault keys renew-tls`.
+pub fn renew_tls(args: KeysRenewTlsArgs) -> anyhow::Result<()> {
+    let KeysRenewTlsArgs { data, key } = args;
+    let key = VaultKey::resolve(key.key_file.as_deref())?;
+    let until = vigil_vault_core::tls::renew_server_certificate(&data.data, &key, &cli_actor())?;
+    println!(
+        "server certificate renewed, valid until {}; restart `serve` to use it",
+        until.format(&time::format_description::well_known::Rfc3339)?
+    );
+    Ok(())
 }
