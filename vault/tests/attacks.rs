@@ -69,6 +69,24 @@ impl Rig {
         resp.json().await.unwrap()
     }
 
+    /// Uploads a segment: the status and the JSON answer (an error's code and detail).
+    async fn put_segment(
+        &self,
+        session: Uuid,
+        seq: u64,
+        segment: &support::Segment,
+    ) -> (StatusCode, serde_json::Value) {
+        let resp = self
+            .http
+            .put(self.url(&format!("/v1/segments/{session}/{seq}")))
+            .body(segment.body())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or_default())
+    }
+
     /// Status and error code of a POST.
     async fn post(&self, path: &str, body: Vec<u8>) -> (StatusCode, String) {
         let resp = self
@@ -112,14 +130,8 @@ async fn huge_claims_are_refused_and_gap_reports_stay_fast() {
     let mut sealer = Sealer::new(Recipients::parse(&me.recipients).unwrap(), key);
     let session = Uuid::new_v4();
     let first = next_segment(&mut sealer, &me.device_id.to_string(), session, 1);
-    let resp = rig
-        .http
-        .put(rig.url(&format!("/v1/segments/{session}/1")))
-        .body(first.body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (status, _) = rig.put_segment(session, 1, &first).await;
+    assert_eq!(status, StatusCode::CREATED);
 
     // Four billion produced: refused before anything is stored.
     let claim = heartbeat(me.device_id, session, 4_000_000_000, vec![3_999_999_999]);
@@ -132,15 +144,8 @@ async fn huge_claims_are_refused_and_gap_reports_stay_fast() {
 
     // A segment numbered two million in a session holding #1: refused for its number.
     let far = next_segment(&mut sealer, &me.device_id.to_string(), session, 2_000_000);
-    let resp = rig
-        .http
-        .put(rig.url(&format!("/v1/segments/{session}/2000000")))
-        .body(far.body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let v: serde_json::Value = resp.json().await.unwrap();
+    let (status, v) = rig.put_segment(session, 2_000_000, &far).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"], "bad_id", "{v}");
     assert!(v["detail"].as_str().unwrap().contains("ahead"), "{v}");
 
@@ -377,28 +382,15 @@ async fn uploads_not_sealed_for_the_vault_alone_are_refused() {
     for (seq, recipients) in [(1u64, also_mine), (2, vec![own])] {
         let mut sealer = Sealer::new(Recipients::parse(&recipients).unwrap(), same_key());
         let segment = next_segment(&mut sealer, &device, session, seq);
-        let resp = rig
-            .http
-            .put(rig.url(&format!("/v1/segments/{session}/{seq}")))
-            .body(segment.body())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "#{seq}");
-        let v: serde_json::Value = resp.json().await.unwrap();
+        let (status, v) = rig.put_segment(session, seq, &segment).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "#{seq}");
         assert_eq!(v["error"], "not_sealed_for_vault", "{v}");
     }
     // Sealed for the vault alone, the same device's segment is stored.
     let mut sealer = Sealer::new(Recipients::parse(&me.recipients).unwrap(), key);
     let good = next_segment(&mut sealer, &device, session, 1);
-    let resp = rig
-        .http
-        .put(rig.url(&format!("/v1/segments/{session}/1")))
-        .body(good.body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (status, _) = rig.put_segment(session, 1, &good).await;
+    assert_eq!(status, StatusCode::CREATED);
 
     let gaps = run_ok(&[
         "gaps",

@@ -413,11 +413,14 @@ async fn ingest_end_to_end(meta: Meta, blobs: Blobs) {
         &backends,
         &["user", "add", "--data", d, "cat", "--role", "compliance"],
     );
-    let password = added
+    let generated = added
         .lines()
         .find_map(|l| l.strip_prefix("password: "))
         .unwrap()
         .to_owned();
+    // A generated password serves only to change it (issue 13).
+    let password = "cat's own long password".to_owned();
+    support::change_password(&client, &base, "cat", &generated, &password).await;
     let link: serde_json::Value = client
         .post(format!("{base}/v1/recordings/{session}/2/download"))
         .basic_auth("cat", Some(&password))

@@ -61,10 +61,15 @@ fn console_user(rig: &Rig, name: &str, role: &[&str]) -> Console {
     };
     let login = serde_json::json!({ "name": name, "password": password }).to_string();
     let answer = console.curl("POST", "/v1/login", Some(&login), 200);
-    Console {
+    let console = Console {
         csrf: answer["csrf_token"].as_str().unwrap().to_owned(),
         ..console
-    }
+    };
+    // A generated password serves only to change it (issue 13); the session stays.
+    let change =
+        serde_json::json!({ "current": password, "new": format!("{name}'s own password") });
+    console.curl("POST", "/v1/password", Some(&change.to_string()), 200);
+    console
 }
 
 impl Console {

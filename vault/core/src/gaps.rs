@@ -110,6 +110,24 @@ type Range = (i64, i64);
 /// no number a device sends can make a report large.
 pub const MAX_AHEAD: i64 = 1_000_000;
 
+/// Whether `claimed` is further ahead of what `session` stores than [`MAX_AHEAD`]: `Some(last
+/// stored)` when it is. A number below [`MAX_AHEAD`] needs no query (the common case).
+pub fn beyond_reach(
+    store: &dyn MetadataStore,
+    session: Uuid,
+    claimed: i64,
+) -> Result<Option<i64>, StoreError> {
+    if claimed <= MAX_AHEAD {
+        return Ok(None);
+    }
+    let last = store
+        .session_sequences(Some(session))?
+        .get(&session)
+        .and_then(|s| s.sequences.iter().max().copied())
+        .unwrap_or(0);
+    Ok((claimed - last > MAX_AHEAD).then_some(last))
+}
+
 /// `ranges` (ascending, disjoint) split by `marked` (ascending): the parts made of marked
 /// numbers, and the rest. Works on ranges, never on every number, so its cost follows the
 /// number of ranges and marks, not their size.

@@ -6,7 +6,6 @@ use uuid::Uuid;
 use vigil_proto::api::{AgentReport, Backlog, SignedHeartbeat};
 use vigil_proto::{SignedError, SignedErrorKind};
 
-use crate::gaps::MAX_AHEAD;
 use crate::Vault;
 use vigil_vault_store::metadata::{AgentStateRow, SessionReport, StoreError};
 
@@ -158,23 +157,14 @@ fn record_agent_state(
 }
 
 /// Refuses a claim of `produced` segments further ahead of what the vault stores for the
-/// session than [`MAX_AHEAD`] (the common case, a number below it, needs no query).
+/// session than [`crate::gaps::MAX_AHEAD`].
 fn check_ahead(vault: &Vault, session: Uuid, produced: i64) -> Result<(), HeartbeatRefusal> {
-    if produced <= MAX_AHEAD {
-        return Ok(());
-    }
-    let last = vault
-        .store()
-        .session_sequences(Some(session))?
-        .get(&session)
-        .and_then(|s| s.sequences.iter().max().copied())
-        .unwrap_or(0);
-    if produced - last > MAX_AHEAD {
-        return Err(HeartbeatRefusal::Implausible(format!(
+    match crate::gaps::beyond_reach(vault.store(), session, produced)? {
+        Some(last) => Err(HeartbeatRefusal::Implausible(format!(
             "session {session} claims {produced} segments, {last} stored"
-        )));
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Verifies a heartbeat and stores its session reports.

@@ -165,25 +165,15 @@ fn check_sealing(
 }
 
 /// Refuses a sequence number further ahead of what the session holds than
-/// [`crate::gaps::MAX_AHEAD`], so that no upload can make a gap report large (numbers below it
-/// need no query).
+/// [`crate::gaps::MAX_AHEAD`], so that no upload can make a gap report large.
 fn check_ahead(vault: &Vault, session: Uuid, seq: i64) -> Result<(), IngestError> {
-    if seq <= crate::gaps::MAX_AHEAD {
-        return Ok(());
-    }
-    let last = vault
-        .store()
-        .session_sequences(Some(session))?
-        .get(&session)
-        .and_then(|s| s.sequences.iter().max().copied())
-        .unwrap_or(0);
-    if seq - last > crate::gaps::MAX_AHEAD {
-        return Err(IngestError::BadId(format!(
+    match crate::gaps::beyond_reach(vault.store(), session, seq)? {
+        Some(last) => Err(IngestError::BadId(format!(
             "sequence {seq} is more than {} ahead of the session's last stored segment ({last})",
             crate::gaps::MAX_AHEAD
-        )));
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn check_blobs<'a>(
