@@ -103,7 +103,7 @@ impl Throttle {
         self.check(store, account, addr)?;
         let now = crate::clock::now().unix_timestamp();
         let forget_before = now - FORGET_AFTER.as_secs() as i64;
-        let key = format!("account:{account}");
+        let key = Self::account_key(account);
         let attempts = store.login_failure(&key, now, forget_before)?;
         let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
         if attempts > ACCOUNT_FREE_FAILURES {
@@ -113,11 +113,17 @@ impl Throttle {
         Ok(Admission { attempts })
     }
 
-    fn keys(account: &str, addr: Option<IpAddr>) -> Vec<(String, u32)> {
-        let mut keys = vec![(format!("account:{account}"), ACCOUNT_FREE_FAILURES)];
-        if let Some(addr) = addr {
-            keys.push((format!("addr:{addr}"), ADDRESS_FREE_FAILURES));
-        }
+    fn account_key(account: &str) -> String {
+        format!("account:{account}")
+    }
+
+    fn address_key(addr: IpAddr) -> String {
+        format!("addr:{addr}")
+    }
+
+    fn keys(account: &str, addr: Option<IpAddr>) -> Vec<String> {
+        let mut keys = vec![Self::account_key(account)];
+        keys.extend(addr.map(Self::address_key));
         keys
     }
 
@@ -129,11 +135,7 @@ impl Throttle {
         addr: Option<IpAddr>,
     ) -> Result<(), AuthError> {
         let now = crate::clock::now().unix_timestamp();
-        let keys: Vec<String> = Self::keys(account, addr)
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        match store.login_locked_until(&keys, now)? {
+        match store.login_locked_until(&Self::keys(account, addr), now)? {
             Some(until) => Err(AuthError::Throttled((until - now).max(1) as u64)),
             None => Ok(()),
         }
@@ -151,16 +153,17 @@ impl Throttle {
         let now = crate::clock::now().unix_timestamp();
         if admission.attempts >= ACCOUNT_FREE_FAILURES {
             store.lock_login(
-                &format!("account:{account}"),
+                &Self::account_key(account),
                 now + ACCOUNT_LOCK.as_secs() as i64,
             )?;
         }
-        let forget_before = now - FORGET_AFTER.as_secs() as i64;
-        for (key, free) in Self::keys(account, addr).into_iter().skip(1) {
+        if let Some(addr) = addr {
+            let key = Self::address_key(addr);
+            let forget_before = now - FORGET_AFTER.as_secs() as i64;
             let count = store.login_failure(&key, now, forget_before)?;
             let count = u32::try_from(count).unwrap_or(u32::MAX);
-            if count >= free {
-                let until = now + lock_time(count - free).as_secs() as i64;
+            if count >= ADDRESS_FREE_FAILURES {
+                let until = now + lock_time(count - ADDRESS_FREE_FAILURES).as_secs() as i64;
                 store.lock_login(&key, until)?;
             }
         }
@@ -169,7 +172,7 @@ impl Throttle {
 
     /// Forgets an account's failures after a correct password.
     pub fn succeed(&self, store: &dyn MetadataStore, account: &str) -> Result<(), StoreError> {
-        store.clear_login_failures(&format!("account:{account}"))
+        store.clear_login_failures(&Self::account_key(account))
     }
 }
 

@@ -69,9 +69,6 @@ pub enum InitError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// Certificate generation failed.
-    #[error("TLS certificate generation failed: {0}")]
-    Tls(#[from] rcgen::Error),
     /// The private keys could not be encrypted.
     #[error(transparent)]
     Keys(#[from] KeyBundleError),

@@ -27,8 +27,8 @@ pub enum WhenError {
     Duration(String),
 }
 
-/// A moment given as RFC 3339 or Unix seconds. Parses from text (`FromStr`, for command-line
-/// flags and query strings) and deserializes from a JSON string or number.
+/// A moment given as RFC 3339 or Unix seconds. Parses from text (`FromStr`: command-line flags,
+/// query strings, JSON bodies through the HTTP layer) or from Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct When(OffsetDateTime);
 
@@ -75,22 +75,6 @@ impl fmt::Display for When {
     /// RFC 3339.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&crate::clock::rfc3339(self.0))
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for When {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Given {
-            Seconds(i64),
-            Text(String),
-        }
-        match Given::deserialize(deserializer)? {
-            Given::Seconds(secs) => When::from_unix(secs),
-            Given::Text(text) => text.parse(),
-        }
-        .map_err(serde::de::Error::custom)
     }
 }
 
@@ -175,11 +159,6 @@ mod tests {
         for bad in ["yesterday", "", "2026-13-01T00:00:00Z", "99999999999999999"] {
             assert!(bad.parse::<When>().is_err(), "{bad}");
         }
-        let json: When = serde_json::from_str("60").unwrap();
-        assert_eq!(json, t);
-        let json: When = serde_json::from_str("\"1970-01-01T00:01:00Z\"").unwrap();
-        assert_eq!(json, t);
-        assert!(serde_json::from_str::<When>("\"soon\"").is_err());
     }
 
     #[test]
