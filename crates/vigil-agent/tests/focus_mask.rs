@@ -13,6 +13,10 @@ use common::*;
 use vigil_e2e::TestDesktop;
 
 const CARD: &str = "4111111111111111";
+/// The brightest luma of a masked frame. Masks paint black, but the lossy encoder leaves a
+/// level or two of residue on the first black frames after a bright one (CI saw 1); text
+/// on the test desktop's light theme is far above this.
+const MASKED_LUMA: u8 = 24;
 
 /// Every decoded frame of a screen file: (presentation time in seconds, brightest luma).
 fn frames(file: &Path) -> Vec<(f64, u8)> {
@@ -151,24 +155,23 @@ fn focusing_a_card_field_masks_the_screen_until_after_blur() {
     // Every frame shown from the span's start until the blur is black...
     let (from, to) = (into(start_wall), into(left_at).min(7.0));
     for (t, luma) in frames.iter().filter(|(t, _)| *t >= from && *t < to) {
-        assert_eq!(
-            *luma, 0,
-            "visible pixels in the frame at {t:.2} s, inside the masked span"
+        assert!(
+            *luma <= MASKED_LUMA,
+            "visible pixels (luma {luma}) in the frame at {t:.2} s, inside the masked span"
         );
     }
     assert!(
         frames.iter().any(|(t, _)| *t >= from && *t < to),
         "no frame inside the span"
     );
-    assert_eq!(
-        shown_at(&frames, from + 0.05).1,
-        0,
+    assert!(
+        shown_at(&frames, from + 0.05).1 <= MASKED_LUMA,
         "the frame on screen when the mask began is visible"
     );
     // ...and the screen before the span was not.
     if from > 1.5 {
         assert!(
-            shown_at(&frames, from - 1.0).1 > 0,
+            shown_at(&frames, from - 1.0).1 > MASKED_LUMA,
             "the screen before the span is black too"
         );
     }
