@@ -36,6 +36,11 @@ pub struct TestVault {
 impl TestVault {
     /// `vigil-vault init` in `data` (certificate for 127.0.0.1).
     pub fn init(data: &Path) -> Result<Self> {
+        Self::init_with(data, &[])
+    }
+
+    /// [`TestVault::init`] with more arguments for `init` (`--escrow-recipient …`).
+    pub fn init_with(data: &Path, more: &[&str]) -> Result<Self> {
         let binary = vault_binary()?;
         let mut vault = Self {
             data: data.to_path_buf(),
@@ -44,10 +49,9 @@ impl TestVault {
             port: None,
             admin_password: String::new(),
         };
-        let out = vault.run(
-            &["init", "--host", "127.0.0.1", "--host", "localhost"],
-            true,
-        )?;
+        let mut args = vec!["init", "--host", "127.0.0.1", "--host", "localhost"];
+        args.extend_from_slice(more);
+        let out = vault.run(&args, true)?;
         vault.admin_password = String::from_utf8_lossy(&out.stdout)
             .lines()
             .find_map(|l| l.strip_prefix("one-time password: "))

@@ -266,6 +266,10 @@ pub struct InitArgs {
     pub admin: String,
     #[command(flatten)]
     pub storage: StorageArgs,
+    /// An offline escrow recipient (age1…, repeatable) every agent seals to beside the vault's
+    /// own; the vault never holds its identity (`escrow_recipients` in vault.toml).
+    #[arg(long = "escrow-recipient", value_name = "AGE_PUBLIC_KEY")]
+    pub escrow_recipients: Vec<String>,
 }
 
 /// The arguments of `Command::Serve`.

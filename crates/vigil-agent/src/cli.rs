@@ -10,14 +10,15 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use vigil_agent::control::{ControlClient, ControlCommand, ControlEndpoint};
 use vigil_agent::enrollment::{enroll, EnrollOptions, Enrollment, KeyStoreChoice};
-use vigil_agent::{record, AgentConfig, RecordOptions};
+use vigil_agent::{record, AgentConfig, RecordOptions, MANAGED_CONFIG};
 use vigil_capture::ScreenConfig;
 use vigil_media::EncoderConfig;
 
 #[derive(Parser)]
 #[command(name = "vigil-agent", version, about = "Vigil desktop recorder agent")]
 struct Cli {
-    /// Configuration file (default: /etc/vigil/agent.toml when present).
+    /// The user's configuration file, merged under the managed /etc/vigil/agent.toml (whose
+    /// settings always win).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -75,7 +76,8 @@ struct RecordArgs {
     /// Spool folder.
     #[arg(long)]
     spool: Option<PathBuf>,
-    /// age X25519 recipient (age1…); repeat for several. Required (here or in the config).
+    /// age X25519 recipient (age1…); repeat for several. For an agent not enrolled (local
+    /// recording) only: an enrolled agent seals to the recipients its vault signs.
     #[arg(long = "recipient", value_name = "AGE_PUBLIC_KEY")]
     recipients: Vec<String>,
     /// Microphone device id (see `devices`).
@@ -379,12 +381,56 @@ fn default_spool() -> PathBuf {
     PathBuf::from(home).join(".local/share/vigil/spool")
 }
 
-fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode> {
-    let mut recipients = args.recipients;
-    if recipients.is_empty() {
-        recipients = config.recipients.clone();
+/// A flag is refused where managed settings set its key: a user's flag never replaces them.
+fn unmanaged<T>(
+    config: &AgentConfig,
+    key: &str,
+    flag: &str,
+    value: Option<T>,
+) -> anyhow::Result<Option<T>> {
+    if value.is_some() && config.is_managed(key) {
+        anyhow::bail!("{flag} is not allowed here: managed settings ({MANAGED_CONFIG}) set {key}");
     }
-    let fps = args.fps.unwrap_or(config.capture.fps);
+    Ok(value)
+}
+
+fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode> {
+    let flagged = (!args.recipients.is_empty()).then_some(args.recipients);
+    let recipients = unmanaged(&config, "recipients", "--recipient", flagged)?
+        .unwrap_or_else(|| config.recipients.clone());
+    let fps = unmanaged(&config, "capture.fps", "--fps", args.fps)?.unwrap_or(config.capture.fps);
+    let no_screen = unmanaged(
+        &config,
+        "capture.screen",
+        "--no-screen",
+        args.no_screen.then_some(()),
+    )?
+    .is_some();
+    let display = unmanaged(&config, "capture.display", "--display", args.display)?;
+    let microphone = unmanaged(
+        &config,
+        "capture.microphone",
+        "--microphone",
+        args.microphone,
+    )?;
+    let system_audio = unmanaged(
+        &config,
+        "capture.system_audio",
+        "--system-audio",
+        args.system_audio,
+    )?;
+    let communications_output = unmanaged(
+        &config,
+        "capture.communications_output",
+        "--communications-output",
+        args.communications_output,
+    )?;
+    let segment_seconds = unmanaged(
+        &config,
+        "recording.segment_seconds",
+        "--segment-seconds",
+        args.segment_seconds,
+    )?;
     let rec = &config.recording;
     let options = RecordOptions {
         spool: spool_of(args.spool, &config),
@@ -393,18 +439,17 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
         quota_bytes: config.upload.spool_quota_bytes,
         drain_on_stop: Duration::from_secs(config.upload.drain_on_stop_seconds),
         duration: args.duration.map(Duration::from_secs_f64),
-        segment: Duration::from_secs(args.segment_seconds.unwrap_or(rec.segment_seconds) as u64),
+        segment: Duration::from_secs(segment_seconds.unwrap_or(rec.segment_seconds) as u64),
         delay: Duration::from_millis(rec.delay_ms as u64),
-        screen: (!args.no_screen && config.capture.screen).then(|| ScreenConfig {
+        screen: (!no_screen && config.capture.screen).then(|| ScreenConfig {
             fps,
             draw_pointer: true,
-            display: args.display.or(config.capture.display.clone()),
+            display: display.or(config.capture.display.clone()),
         }),
         voice: true,
-        microphone: args.microphone.or(config.capture.microphone.clone()),
-        system_audio: args.system_audio.or(config.capture.system_audio.clone()),
-        communications_output: args
-            .communications_output
+        microphone: microphone.or(config.capture.microphone.clone()),
+        system_audio: system_audio.or(config.capture.system_audio.clone()),
+        communications_output: communications_output
             .or(config.capture.communications_output.clone()),
         encoder: EncoderConfig {
             preset: rec.preset.clone(),

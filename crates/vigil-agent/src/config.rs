@@ -1,5 +1,5 @@
-//! Agent settings from a TOML file (managed `/etc/vigil/agent.toml`, or `--config`); command-line
-//! flags override them.
+//! Agent settings from TOML: the managed file (`/etc/vigil/agent.toml`) always, the user's
+//! (`--config`) merged under it; command-line flags override both where they may.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,9 @@ pub struct AgentConfig {
     pub control: ControlSection,
     /// Delivery to the vault.
     pub upload: UploadSection,
+    /// The keys managed settings set (`capture.fps`, `recipients`, …): no flag changes them.
+    #[serde(skip)]
+    managed_keys: std::collections::BTreeSet<String>,
 }
 
 /// `[upload]`: how the spool is delivered to the vault (enrolled agents).
@@ -233,25 +236,54 @@ pub enum ConfigError {
 pub const MANAGED_CONFIG: &str = "/etc/vigil/agent.toml";
 
 impl AgentConfig {
-    /// Loads `path`, or the managed file when it exists, or the defaults.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let path = match path {
-            Some(p) => p.to_path_buf(),
-            None if Path::new(MANAGED_CONFIG).exists() => PathBuf::from(MANAGED_CONFIG),
-            None => return Ok(Self::default()),
-        };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+    /// The managed file when it exists, with the user's file (`--config`) merged under it.
+    pub fn load(user: Option<&Path>) -> Result<Self, ConfigError> {
+        let managed = Path::new(MANAGED_CONFIG);
+        Self::load_layers(managed.exists().then_some(managed), user)
+    }
+
+    /// Settings from managed `managed` over the user's `user` (brief §7): every key the
+    /// managed file sets wins, the user's file fills in the rest, and it may not name
+    /// recipients (they come only from the vault, signed, or from managed settings: the
+    /// recorded person must not seal their recording to a key of their own).
+    pub fn load_layers(managed: Option<&Path>, user: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut merged = toml::Table::new();
+        if let Some(path) = user {
+            merged = read_table(path)?;
+            if merged.contains_key("recipients") {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    message: format!(
+                        "recipients come only from the vault or from managed settings \
+                         ({MANAGED_CONFIG}), not from a user's file"
+                    ),
+                });
+            }
+        }
+        let mut managed_keys = std::collections::BTreeSet::new();
+        if let Some(path) = managed {
+            let table = read_table(path)?;
+            dotted_keys(&table, "", &mut managed_keys);
+            merge_over(&mut merged, table);
+        }
+        let path = managed.or(user).map(Path::to_owned).unwrap_or_default();
+        let mut config: Self =
+            toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
         config
             .validate()
             .map_err(|message| ConfigError::Invalid { path, message })?;
+        config.managed_keys = managed_keys;
         Ok(config)
+    }
+
+    /// Whether managed settings set `key` (dotted: `capture.fps`).
+    pub fn is_managed(&self, key: &str) -> bool {
+        self.managed_keys.contains(key)
     }
 
     /// Checks ranges.
@@ -298,6 +330,49 @@ impl AgentConfig {
     }
 }
 
+/// One file as a table, refused with its own path when it is not a valid configuration.
+fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    // Parsed whole first, so that an unknown key or a bad value names this file.
+    let config: AgentConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    config.validate().map_err(invalid)?;
+    toml::from_str(&text).map_err(|e| invalid(e.to_string()))
+}
+
+/// Every leaf key of `table` as a dotted path (arrays are leaves).
+fn dotted_keys(table: &toml::Table, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    for (key, value) in table {
+        let path = format!("{prefix}{key}");
+        match value {
+            toml::Value::Table(inner) => dotted_keys(inner, &format!("{path}."), out),
+            _ => {
+                out.insert(path);
+            }
+        }
+    }
+}
+
+/// `over`'s keys replace `under`'s, section by section (arrays are replaced whole).
+fn merge_over(under: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (under.get_mut(&key), value) {
+            (Some(toml::Value::Table(below)), toml::Value::Table(above)) => {
+                merge_over(below, above)
+            }
+            (_, value) => {
+                under.insert(key, value);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,18 +382,70 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.toml");
         std::fs::write(&p, "[capture]\nfps = 0\n").unwrap();
-        let err = AgentConfig::load(Some(&p)).unwrap_err().to_string();
+        let err = AgentConfig::load_layers(None, Some(&p))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("capture.fps"), "{err}");
         std::fs::write(&p, "[capture]\nfsp = 5\n").unwrap();
-        let err = AgentConfig::load(Some(&p)).unwrap_err().to_string();
+        let err = AgentConfig::load_layers(None, Some(&p))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("fsp"), "{err}");
-        std::fs::write(
-            &p,
-            "recipients = [\"age1x\"]\n[recording]\nsegment_seconds = 5\n",
-        )
-        .unwrap();
-        let ok = AgentConfig::load(Some(&p)).unwrap();
+        std::fs::write(&p, "[recording]\nsegment_seconds = 5\n").unwrap();
+        let ok = AgentConfig::load_layers(None, Some(&p)).unwrap();
         assert_eq!(ok.recording.segment_seconds, 5);
         assert_eq!(ok.capture.fps, 5);
+    }
+
+    #[test]
+    fn managed_settings_win_and_a_users_file_cannot_name_recipients() {
+        let dir = tempfile::tempdir().unwrap();
+        let (managed, user) = (
+            dir.path().join("managed.toml"),
+            dir.path().join("user.toml"),
+        );
+        std::fs::write(
+            &managed,
+            "recipients = [\"age1managed\"]\n[masking]\ndtmf = true\n[capture]\nfps = 4\n",
+        )
+        .unwrap();
+        // The user switches DTMF masking off and asks for 10 fps and longer segments.
+        std::fs::write(
+            &user,
+            "[masking]\ndtmf = false\n[capture]\nfps = 10\n[recording]\nsegment_seconds = 20\n",
+        )
+        .unwrap();
+        let config = AgentConfig::load_layers(Some(&managed), Some(&user)).unwrap();
+        assert!(
+            config.masking.dtmf,
+            "the user's file overrode managed DTMF masking"
+        );
+        assert_eq!(config.capture.fps, 4);
+        assert_eq!(
+            config.recording.segment_seconds, 20,
+            "unmanaged keys come from the user"
+        );
+        assert_eq!(config.recipients, ["age1managed"]);
+        assert!(config.is_managed("capture.fps") && config.is_managed("recipients"));
+        assert!(!config.is_managed("recording.segment_seconds"));
+
+        // A user's file naming recipients is refused, managed file or not.
+        std::fs::write(&user, "recipients = [\"age1mine\"]\n").unwrap();
+        for managed in [Some(managed.as_path()), None] {
+            let err = AgentConfig::load_layers(managed, Some(&user))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("recipients come only from the vault"), "{err}");
+        }
+        // A bad managed file is named as such.
+        std::fs::write(&managed, "[capture]\nfps = 99\n").unwrap();
+        std::fs::write(&user, "").unwrap();
+        let err = AgentConfig::load_layers(Some(&managed), Some(&user))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("managed.toml") && err.contains("capture.fps"),
+            "{err}"
+        );
     }
 }

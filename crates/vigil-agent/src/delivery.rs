@@ -20,6 +20,14 @@ pub enum DeliveryError {
     /// No valid recipient: Vigil does not record what nobody authorised can open.
     #[error(transparent)]
     Recipients(#[from] RecipientsError),
+    /// A recipient given to an enrolled agent (flag or managed settings) that its vault does
+    /// not sign: sealing to it would let its holder read the recording.
+    #[error(
+        "recipient {0} is not one the vault signs: an enrolled agent seals only to its vault's \
+         recipients (escrow recipients are set at the vault: `vigil-vault init \
+         --escrow-recipient`, or `escrow_recipients` in vault.toml)"
+    )]
+    UnsignedRecipient(String),
     /// The device key could not be loaded.
     #[error(transparent)]
     DeviceKey(#[from] DeviceKeyError),
@@ -55,16 +63,35 @@ pub(crate) struct Identity {
 }
 
 /// Opens the device identity. Fails closed: no valid recipient or no device key, no recording.
+///
+/// An enrolled agent seals to the recipients of the vault's last good signed policy
+/// (`signed`), or before it has one to those of its enrollment; `configured` recipients (a
+/// flag, managed settings) must be among them. `enrollment.json` sits in the user's spool: a
+/// recipient added there is not signed, and is not sealed to once a policy arrived.
 pub(crate) fn open_identity(
     spool: &Spool,
-    extra_recipients: &[String],
+    configured: &[String],
+    signed: Option<&[String]>,
     upload: &UploaderConfig,
 ) -> Result<Identity, DeliveryError> {
     match Enrollment::load(spool.root())? {
         Some(enrollment) => {
-            let mut all = enrollment.recipients.clone();
-            all.extend(extra_recipients.iter().cloned());
-            let recipients = Recipients::parse(&all)?;
+            let vaults = match signed {
+                Some(signed) => {
+                    if signed != enrollment.recipients.as_slice() {
+                        tracing::warn!(
+                            "the enrollment's recipients differ from the vault's signed ones; \
+                             sealing to the signed ones"
+                        );
+                    }
+                    signed.to_vec()
+                }
+                None => enrollment.recipients.clone(),
+            };
+            if let Some(stray) = configured.iter().find(|r| !vaults.contains(r)) {
+                return Err(DeliveryError::UnsignedRecipient(stray.clone()));
+            }
+            let recipients = Recipients::parse(&vaults)?;
             let key = enrollment.device_key()?;
             let report = AgentReportHandle::default();
             let delivery = Delivery {
@@ -84,7 +111,7 @@ pub(crate) fn open_identity(
             })
         }
         None => {
-            let recipients = Recipients::parse(extra_recipients)?;
+            let recipients = Recipients::parse(configured)?;
             let key = DeviceKey::load_or_create(&spool.config_dir().join("device.key"))?;
             Ok(Identity {
                 sealer: Sealer::new(recipients, key),

@@ -17,7 +17,7 @@ mod os;
 pub mod policy_sync;
 mod sealing;
 
-pub use config::{AgentConfig, ConfigError};
+pub use config::{AgentConfig, ConfigError, MANAGED_CONFIG};
 pub use delivery::DeliveryError;
 pub use engine::{record, RecordError, RecordSummary};
 pub use masking::todays_usage;

@@ -282,6 +282,7 @@ mod tests {
             device_id: trust.device_id,
             issued_at: time::OffsetDateTime::UNIX_EPOCH,
             policy: Policy::default(),
+            recipients: Vec::new(),
         };
         let signed = SignedPolicy::sign(statement, &key).unwrap();
         std::fs::write(policy_path(dir.path()), signed.as_bytes()).unwrap();

@@ -454,6 +454,12 @@ pub struct PolicyStatement {
     pub issued_at: time::OffsetDateTime,
     /// The resolved policy.
     pub policy: Policy,
+    /// The recording recipients (`age1…`) every blob is sealed to: the vault's own and any
+    /// escrow recipients its operator set. Signed here so that the agent takes them from the
+    /// vault and not from a file the recorded person can edit; empty in statements from vaults
+    /// that predate it (the agent then keeps its enrollment's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
 }
 
 /// A policy statement with the vault's signature.
@@ -560,6 +566,7 @@ mod tests {
             device_id: device,
             issued_at: time::OffsetDateTime::UNIX_EPOCH,
             policy: Policy::default(),
+            recipients: Vec::new(),
         };
         let signed = SignedPolicy::sign(statement.clone(), &key).unwrap();
         let back =

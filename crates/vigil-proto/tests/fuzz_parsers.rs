@@ -304,6 +304,7 @@ fn statement() -> PolicyStatement {
         device_id: Uuid::from_u128(3),
         issued_at: time::OffsetDateTime::UNIX_EPOCH,
         policy: Policy::default(),
+        recipients: vec!["age1vault".into()],
     }
 }
 

@@ -77,6 +77,7 @@ impl Admin {
             .map_err(|_| OpenDataError::NotInitialized(data.display().to_string()))?;
         let config: VaultConfig =
             toml::from_str(&text).map_err(|e| OpenDataError::Config(e.to_string()))?;
+        config.validate().map_err(OpenDataError::Config)?;
         if config.storage.metadata == vigil_vault_store::storage::MetadataBackend::Sqlite
             && !layout.metadata().is_file()
         {

@@ -19,6 +19,30 @@ pub struct VaultConfig {
     /// The retention sweeper (`[retention]`); absent means every 10 minutes.
     #[serde(default, skip_serializing_if = "RetentionConfig::is_default")]
     pub retention: RetentionConfig,
+    /// Offline escrow recipients (`age1…`) whose identities the vault never holds: agents seal
+    /// every blob to them beside the vault's own recipient, the vault hands them out signed
+    /// (enrollment and every policy statement) and ingest expects exactly that many stanzas.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escrow_recipients: Vec<String>,
+}
+
+impl VaultConfig {
+    /// Checks what serde cannot: every escrow recipient is an age X25519 recipient.
+    pub fn validate(&self) -> Result<(), String> {
+        check_escrow_recipients(&self.escrow_recipients)
+    }
+}
+
+/// Every escrow recipient parses as an age X25519 recipient (`age1…`), and none repeats.
+pub fn check_escrow_recipients(recipients: &[String]) -> Result<(), String> {
+    for (n, r) in recipients.iter().enumerate() {
+        r.parse::<age::x25519::Recipient>()
+            .map_err(|_| format!("escrow recipient {r:?} is not an age X25519 recipient"))?;
+        if recipients[..n].contains(r) {
+            return Err(format!("escrow recipient {r} is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 /// Version of the data folder's layout.

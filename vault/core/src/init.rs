@@ -30,6 +30,8 @@ pub struct InitOptions {
     pub key: VaultKey,
     /// Storage backends (default: SQLite and the local blob folder).
     pub storage: StorageConfig,
+    /// Offline escrow recipients (`age1…`) sealed to beside the vault's own.
+    pub escrow_recipients: Vec<String>,
 }
 
 /// What `init` made; the admin password appears here once and is stored only as a hash.
@@ -43,6 +45,8 @@ pub struct InitReport {
     pub admin_password: SecretString,
     /// The recording recipient (`age1…`).
     pub recording_recipient: String,
+    /// The escrow recipients agents also seal to.
+    pub escrow_recipients: Vec<String>,
     /// The policy-signing public key (base64).
     pub policy_public_key: String,
     /// The receipt-signing public key (base64).
@@ -84,6 +88,9 @@ pub enum InitError {
     /// The configured storage backends are unusable or unreachable.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// An escrow recipient is not an age X25519 recipient.
+    #[error("{0}")]
+    BadEscrow(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
@@ -104,6 +111,8 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         return Err(InitError::AlreadyInitialized(options.data));
     }
     options.storage.validate()?;
+    crate::config::check_escrow_recipients(&options.escrow_recipients)
+        .map_err(InitError::BadEscrow)?;
     let hosts = if options.hosts.is_empty() {
         vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
     } else {
@@ -185,6 +194,7 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         created_at: crate::clock::rfc3339(crate::clock::now()),
         storage: options.storage.clone(),
         retention: Default::default(),
+        escrow_recipients: options.escrow_recipients.clone(),
     };
     let text = toml::to_string(&config).expect("the config always serializes");
     write_file(&layout.config(), text.as_bytes(), Access::Public)?;
@@ -193,6 +203,7 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         admin: options.admin,
         admin_password: SecretString::from(password),
         recording_recipient,
+        escrow_recipients: options.escrow_recipients.clone(),
         policy_public_key,
         receipt_public_key,
         hosts,

@@ -196,12 +196,13 @@ pub fn effective_for_device(
         })
 }
 
-/// Signs a device's effective policy for delivery.
+/// Signs a device's effective policy for delivery, with the recipients it seals to.
 pub fn sign_for(
     key: &SigningKey,
     device: Uuid,
     version: u64,
     policy: Policy,
+    recipients: Vec<String>,
 ) -> Result<SignedPolicy, vigil_proto::SignedError> {
     SignedPolicy::sign(
         PolicyStatement {
@@ -210,6 +211,7 @@ pub fn sign_for(
             device_id: device,
             issued_at: crate::clock::now(),
             policy,
+            recipients,
         },
         key,
     )

@@ -203,8 +203,14 @@ pub async fn answer_poll(
             .effective(&poll.device)
             .map_err(|e| PollRefusal::Unavailable(e.to_string()))?;
         if version > poll.after {
-            let signed = sign_for(&vault.keys().policy, poll.device.id, version, policy)
-                .map_err(|e| PollRefusal::Unavailable(e.to_string()))?;
+            let signed = sign_for(
+                &vault.keys().policy,
+                poll.device.id,
+                version,
+                policy,
+                vault.recipients(),
+            )
+            .map_err(|e| PollRefusal::Unavailable(e.to_string()))?;
             return Ok(Some(signed.as_bytes().to_vec()));
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {

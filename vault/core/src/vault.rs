@@ -188,9 +188,12 @@ impl Vault {
         Ok(Box::new(reader))
     }
 
-    /// The recording recipients every agent seals to (`age1…`).
+    /// The recording recipients every agent seals to (`age1…`): the vault's own, then the
+    /// escrow recipients of `vault.toml`.
     pub fn recipients(&self) -> Vec<String> {
-        vec![self.keys.recording.to_public().to_string()]
+        let mut all = vec![self.keys.recording.to_public().to_string()];
+        all.extend(self.config.escrow_recipients.iter().cloned());
+        all
     }
 
     /// The policy-signing public key, base64.

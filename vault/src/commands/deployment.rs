@@ -22,6 +22,7 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
         hosts,
         admin,
         storage,
+        escrow_recipients,
     } = args;
     let key = VaultKey::resolve(key.key_file.as_deref())?;
     let report = init_deployment(InitOptions {
@@ -30,10 +31,14 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
         admin,
         key,
         storage: storage.config(),
+        escrow_recipients,
     })?;
     let l = &report.layout;
     println!("vault initialized in {}", l.root().display());
     println!("  recording recipient: {}", report.recording_recipient);
+    for escrow in &report.escrow_recipients {
+        println!("  escrow recipient:    {escrow} (its identity stays offline)");
+    }
     println!("  policy public key:   {}", report.policy_public_key);
     println!("  receipt public key:  {}", report.receipt_public_key);
     println!("  server hosts:        {}", report.hosts.join(", "));

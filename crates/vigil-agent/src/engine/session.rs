@@ -235,7 +235,16 @@ impl RecordingSession {
         // An enrolled agent records as the vault's last good policy says, not as its local file.
         let (trust, last_good, screen_template) = take_vault_policy(&spool, &mut options)?;
         // Fail closed before touching any device: no valid recipient, no recording.
-        let identity = open_identity(&spool, &options.recipients, &options.upload)?;
+        let signed_recipients = last_good
+            .as_ref()
+            .map(|p| p.document.recipients.as_slice())
+            .filter(|r| !r.is_empty());
+        let identity = open_identity(
+            &spool,
+            &options.recipients,
+            signed_recipients,
+            &options.upload,
+        )?;
         wait_under_quota(
             &spool,
             options.quota_bytes,

@@ -33,9 +33,14 @@ pub fn rig_in_team(config: &str, enroll_url: Option<&str>, team: Option<&str>) -
 
 /// A desktop with a keyring, a served vault and the agent's configuration; not enrolled yet.
 pub fn unenrolled(config: &str) -> Rig {
+    unenrolled_with(config, &[])
+}
+
+/// [`unenrolled`], the vault initialized with `init_args` more.
+pub fn unenrolled_with(config: &str, init_args: &[&str]) -> Rig {
     let mut desk = TestDesktop::start().unwrap();
     desk.start_keyring().unwrap();
-    let mut vault = TestVault::init(&desk.dir().join("vault")).unwrap();
+    let mut vault = TestVault::init_with(&desk.dir().join("vault"), init_args).unwrap();
     vault.serve().unwrap();
     let spool = desk.dir().join("spool");
     let config_path = desk.dir().join("agent.toml");
