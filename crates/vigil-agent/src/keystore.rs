@@ -116,3 +116,69 @@ impl KeyLocation {
         }
     }
 }
+
+/// The highest policy version a device applied, kept beside its key (an OS keystore entry, or
+/// a 0600 file next to the key file) and not in the spool: a signed but older `policy.json`
+/// put back into the spool is then refused across restarts, also while the vault is away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFloor {
+    location: KeyLocation,
+}
+
+impl PolicyFloor {
+    /// The floor of the device whose key is at `key`.
+    pub fn of(key: &KeyLocation) -> Self {
+        let location = match key {
+            KeyLocation::OsKeystore { account } => KeyLocation::OsKeystore {
+                account: format!("{account}.policy-floor"),
+            },
+            KeyLocation::File { path } => KeyLocation::File {
+                path: path.with_extension("policy-floor"),
+            },
+        };
+        Self { location }
+    }
+
+    /// The highest version applied (0: none yet).
+    pub fn get(&self) -> Result<u64, KeystoreError> {
+        let text = match &self.location {
+            KeyLocation::OsKeystore { account } => {
+                let entry =
+                    keyring::Entry::new(KEYSTORE_SERVICE, account).map_err(keystore_error)?;
+                match entry.get_password() {
+                    Ok(text) => text,
+                    Err(keyring::Error::NoEntry) => return Ok(0),
+                    Err(e) => return Err(keystore_error(e)),
+                }
+            }
+            KeyLocation::File { path } => match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(KeystoreError::Unavailable(e.to_string())),
+            },
+        };
+        text.trim()
+            .parse()
+            .map_err(|_| KeystoreError::Unavailable("the policy floor is not a number".into()))
+    }
+
+    /// Raises the floor to `version` (never lowers it).
+    pub fn raise(&self, version: u64) -> Result<(), KeystoreError> {
+        if version <= self.get()? {
+            return Ok(());
+        }
+        let text = version.to_string();
+        match &self.location {
+            KeyLocation::OsKeystore { account } => keyring::Entry::new(KEYSTORE_SERVICE, account)
+                .and_then(|entry| entry.set_password(&text))
+                .map_err(keystore_error),
+            KeyLocation::File { path } => vigil_files::write_private(path, text.as_bytes())
+                .map_err(|e| KeystoreError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Removes it (with the device key, when the device is retired).
+    pub fn delete(&self) {
+        self.location.delete();
+    }
+}

@@ -23,6 +23,8 @@ use vigil_proto::policy::SignedPolicy;
 use vigil_spool::client::VaultClient;
 use vigil_spool::uploader::AgentReportHandle;
 
+use crate::keystore::PolicyFloor;
+
 /// How long the vault may hold a poll.
 const POLL_WAIT_SECONDS: u32 = 25;
 /// Refusals kept for `status`.
@@ -72,20 +74,56 @@ pub struct PolicyTrust {
     pub policy_key: VerifyingKey,
     /// This device's id.
     pub device_id: Uuid,
+    /// The highest version this device applied, kept beside its key.
+    pub floor: PolicyFloor,
+}
+
+impl PolicyTrust {
+    /// The floor, 0 when it cannot be read (the keystore locked: logged, not fatal).
+    fn floor(&self) -> u64 {
+        self.floor.get().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "policy floor unreadable; older policies not refused");
+            0
+        })
+    }
+
+    fn raise_floor(&self, version: u64) {
+        if let Err(e) = self.floor.raise(version) {
+            tracing::warn!(error = %e, version, "policy floor not raised");
+        }
+    }
 }
 
 /// The last good policy kept in the spool, verified again (a file edited on disk is refused
-/// like a policy altered in transit).
-pub fn load_last_good(config_dir: &Path, trust: &PolicyTrust) -> Option<SignedPolicy> {
-    let bytes = std::fs::read(policy_path(config_dir)).ok()?;
-    match SignedPolicy::verify_for(&bytes, &trust.policy_key, trust.device_id) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::error!(error = %e, "stored policy refused; local configuration in force");
-            note_refusal(config_dir, None, format!("stored policy: {e}"));
-            None
-        }
+/// like a policy altered in transit) and no older than the newest this device applied (a
+/// signed older policy put back is a rollback). `Ok(None)`: none kept; `Err`: one was kept and
+/// refused, with the reason (noted for `status` and the vault).
+pub fn load_last_good(
+    config_dir: &Path,
+    trust: &PolicyTrust,
+) -> Result<Option<SignedPolicy>, String> {
+    let Ok(bytes) = std::fs::read(policy_path(config_dir)) else {
+        return Ok(None);
+    };
+    let refuse = |reason: String| {
+        tracing::error!(%reason, "stored policy refused");
+        note_refusal(config_dir, None, format!("stored policy: {reason}"));
+        Err(reason)
+    };
+    let policy = match SignedPolicy::verify_for(&bytes, &trust.policy_key, trust.device_id) {
+        Ok(p) => p,
+        Err(e) => return refuse(e.to_string()),
+    };
+    let floor = trust.floor();
+    if policy.document.version < floor {
+        return refuse(format!(
+            "version {} is older than version {floor}, which this device applied before \
+             (a rollback)",
+            policy.document.version
+        ));
     }
+    trust.raise_floor(policy.document.version);
+    Ok(Some(policy))
 }
 
 fn note_refusal(config_dir: &Path, report: Option<&AgentReportHandle>, reason: String) {
@@ -225,7 +263,11 @@ impl Poller {
     /// Verifies and keeps a policy; `Some` when the poll should back off (a refusal).
     fn accept(&self, bytes: &[u8], version: &mut u64) -> Option<()> {
         match SignedPolicy::verify_for(bytes, &self.trust.policy_key, self.trust.device_id) {
-            Ok(policy) if policy.document.version > *version => {
+            Ok(policy)
+                if policy.document.version > *version
+                    && policy.document.version >= self.trust.floor() =>
+            {
+                self.trust.raise_floor(policy.document.version);
                 if let Err(e) = vigil_spool::write_atomic(&policy_path(&self.config_dir), bytes) {
                     // Applied anyway: losing it on restart only means fetching it again.
                     tracing::warn!(error = %e, "policy not kept in the spool");
@@ -239,7 +281,8 @@ impl Poller {
                 let _ = self.updates.send(policy);
                 None
             }
-            // An older or equal version (a replay, or a vault restored from backup): ignored.
+            // An older or equal version, or one below what this device applied before (a replay,
+            // or a vault restored from backup): ignored.
             Ok(policy) => {
                 tracing::warn!(
                     received = policy.document.version,
@@ -269,33 +312,55 @@ mod tests {
     use vigil_proto::policy::{Policy, PolicyStatement, POLICY_KIND};
 
     #[test]
-    fn the_kept_policy_is_verified_again_and_an_edited_one_is_refused() {
+    fn the_kept_policy_is_verified_again_and_an_edited_or_older_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::from_bytes(&[7; 32]);
         let trust = PolicyTrust {
             policy_key: key.verifying_key(),
             device_id: Uuid::new_v4(),
+            floor: PolicyFloor::of(&crate::keystore::KeyLocation::File {
+                path: dir.path().join("keys/device.key"),
+            }),
         };
-        let statement = PolicyStatement {
-            kind: POLICY_KIND.into(),
-            version: 4,
-            device_id: trust.device_id,
-            issued_at: time::OffsetDateTime::UNIX_EPOCH,
-            policy: Policy::default(),
-            recipients: Vec::new(),
+        let signed = |version: u64| {
+            let statement = PolicyStatement {
+                kind: POLICY_KIND.into(),
+                version,
+                device_id: trust.device_id,
+                issued_at: time::OffsetDateTime::UNIX_EPOCH,
+                policy: Policy::default(),
+                recipients: Vec::new(),
+            };
+            SignedPolicy::sign(statement, &key).unwrap()
         };
-        let signed = SignedPolicy::sign(statement, &key).unwrap();
-        std::fs::write(policy_path(dir.path()), signed.as_bytes()).unwrap();
-        let kept = load_last_good(dir.path(), &trust).unwrap();
+        assert!(matches!(load_last_good(dir.path(), &trust), Ok(None)));
+        let v3 = signed(3);
+        std::fs::write(policy_path(dir.path()), signed(4).as_bytes()).unwrap();
+        let kept = load_last_good(dir.path(), &trust).unwrap().unwrap();
         assert_eq!(kept.document.version, 4);
+        assert_eq!(
+            trust.floor.get().unwrap(),
+            4,
+            "the floor follows what was applied"
+        );
 
-        let edited = String::from_utf8(signed.as_bytes().to_vec())
+        let edited = String::from_utf8(kept.as_bytes().to_vec())
             .unwrap()
             .replace("\"screen\":true", "\"screen\":false");
         std::fs::write(policy_path(dir.path()), edited).unwrap();
-        assert!(load_last_good(dir.path(), &trust).is_none());
+        assert!(load_last_good(dir.path(), &trust).is_err());
         let state = PolicyState::load(dir.path());
         assert_eq!(state.refusals.len(), 1);
         assert!(state.refusals[0].contains("does not verify"), "{state:?}");
+
+        // Version 3, genuinely signed, put back after 4 was applied: a rollback.
+        std::fs::write(policy_path(dir.path()), v3.as_bytes()).unwrap();
+        let err = load_last_good(dir.path(), &trust).unwrap_err();
+        assert!(err.contains("older than version 4"), "{err}");
+        assert_eq!(
+            trust.floor.get().unwrap(),
+            4,
+            "a refused policy never lowers the floor"
+        );
     }
 }

@@ -22,6 +22,7 @@ use super::sources::Sources;
 use crate::control::{ControlEndpoint, ControlRequest, ControlServer, ServeError};
 use crate::delivery::{open_identity, wait_under_quota, Identity};
 use crate::enrollment::Enrollment;
+use crate::keystore::PolicyFloor;
 use crate::live_policy::{apply_to_options, screen_template, LiveSession};
 use crate::masking::{FocusWatchdog, Masking, PausePolicy};
 use crate::options::RecordOptions;
@@ -124,13 +125,22 @@ fn take_vault_policy(
         Some(e) => Some(PolicyTrust {
             policy_key: e.policy_key()?,
             device_id: e.device_id,
+            floor: PolicyFloor::of(&e.key),
         }),
         None => None,
     };
-    let last_good = trust
+    let kept = trust
         .as_ref()
-        .and_then(|t| load_last_good(&spool.config_dir(), t));
+        .map_or(Ok(None), |t| load_last_good(&spool.config_dir(), t));
     let screen_template = screen_template(options);
+    // A kept policy that was refused (edited, or rolled back to an older one) does not hand
+    // the recording to the local files, which the recorded person may write: until the vault
+    // answers, the agent records under the vault's defaults (masking on, voice and screen on).
+    let last_good = kept.unwrap_or_else(|_| {
+        apply_to_options(options, &vigil_proto::policy::Policy::default());
+        tracing::warn!("recording under the vault's defaults until the vault sends its policy");
+        None
+    });
     if let Some(policy) = &last_good {
         apply_to_options(options, &policy.document.policy);
         tracing::info!(

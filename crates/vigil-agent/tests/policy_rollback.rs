@@ -1,0 +1,85 @@
+//! Issue 13 §9, the agent's side: a signed but older `policy.json` put back into the spool
+//! while the vault is away is refused across restarts. The agent keeps the highest version it
+//! applied beside its device key (the OS keystore), refuses the older one, says so in
+//! `status`, and records under the vault's defaults instead of the rolled-back policy.
+
+mod common;
+
+use std::path::Path;
+
+use common::rig::{rig, Rig};
+use common::*;
+
+fn set_org_policy(rig: &Rig, layer: &str, reason: &str) {
+    let file = rig.desk.dir().join("layer.json");
+    std::fs::write(&file, layer).unwrap();
+    rig.vault
+        .run(
+            &[
+                "policy",
+                "set",
+                "--org",
+                "--file",
+                file.to_str().unwrap(),
+                "--reason",
+                reason,
+            ],
+            true,
+        )
+        .unwrap();
+}
+
+fn record(rig: &Rig, seconds: &str) -> String {
+    let out = rig.agent(&["record", "--for", seconds]).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    log
+}
+
+fn kept_version(policy: &Path) -> u64 {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(policy).unwrap()).unwrap();
+    v["statement"]["version"].as_u64().unwrap()
+}
+
+#[test]
+fn an_older_signed_policy_put_back_is_refused_across_restarts() {
+    let mut rig = rig("[recording]\nsegment_seconds = 2\n", None);
+    let _tone = rig.play_caller_tone();
+    let policy = rig.spool.join("config/policy.json");
+
+    // Version 1 records voice only (a compliance decision, made with the CLI); the agent keeps it.
+    set_org_policy(&rig, r#"{"screen": false}"#, "voice only for now");
+    record(&rig, "4");
+    assert_eq!(kept_version(&policy), 1);
+    let saved = std::fs::read(&policy).unwrap();
+    // Version 2 turns the screen back on.
+    set_org_policy(&rig, r#"{"screen": true}"#, "screen again");
+    record(&rig, "4");
+    assert_eq!(kept_version(&policy), 2);
+
+    // The recorded person puts version 1 back and keeps the vault away.
+    rig.vault.kill();
+    std::fs::write(&policy, &saved).unwrap();
+    let log = record(&rig, "4");
+    assert!(log.contains("stored policy refused"), "{log}");
+    let session = session_dir(&rig.spool);
+    let manifests = manifests(&session);
+    assert!(!manifests.is_empty());
+    for m in &manifests {
+        let seq = m["sequence"].as_u64().unwrap();
+        assert!(
+            session.join(format!("{seq:06}.screen.age")).exists(),
+            "segment {seq} has no screen: the rolled-back policy was applied"
+        );
+        assert_ne!(
+            m["policy_version"], 1,
+            "recorded under the rolled-back policy"
+        );
+    }
+    let status = rig.agent(&["status"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("version 1 is older than version 2"),
+        "status does not show the refusal:\n{status}"
+    );
+}
