@@ -735,3 +735,67 @@ async fn the_server_certificate_renews_under_the_pinned_ca() {
         "{audit}"
     );
 }
+
+/// Issue 13 point 5: a device whose clock was set back (its manifests say 1970) must not make
+/// its segments expire at the next sweep or fall outside a hold on the days they arrived.
+/// They count from their arrival less `[retention] clock_tolerance_days` (7 by default); the
+/// manifest keeps the device's claim and the correction is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backdated_device_clock_neither_expires_segments_early_nor_escapes_holds() {
+    const DAY: i64 = 86_400;
+    let rig = Rig::start();
+    let key = DeviceKey::generate();
+    let me = rig.enroll(&key.signing_key().clone()).await;
+    let device = me.device_id.to_string();
+    let session = Uuid::new_v4();
+    let mut sealer = Sealer::new(Recipients::parse(&me.recipients).unwrap(), key);
+    // `next_segment` dates its manifest 1970-01-01: the device's clock says so.
+    let segment = next_segment(&mut sealer, &device, session, 1);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (status, _) = rig.put_segment(session, 1, &segment).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let vault = vigil_vault_core::Vault::open(
+        std::path::Path::new(&rig.data),
+        &vigil_vault_core::secrets::VaultKey::new(support::VAULT_KEY).unwrap(),
+    )
+    .unwrap();
+    let id = segment.manifest.document.segment_id;
+    let life = vault.store().segment_lifecycle(id).unwrap().unwrap();
+    let counted = life.segment.recorded_at;
+    assert!(
+        (now - 7 * DAY - 5..=now - 7 * DAY + 60).contains(&counted),
+        "counted from {counted}, arrival {now}"
+    );
+    let terms = life.terms.unwrap();
+    assert_eq!(terms.screen_expires_at, counted + 180 * DAY);
+
+    // Today's sweep leaves it (1970 + 180 days is long past).
+    let report = vigil_vault_core::retention::sweep(&vault, now).unwrap();
+    assert_eq!((report.screen_deleted, report.voice_deleted), (0, 0));
+    // A hold on the past eight days covers it, ten years on as well.
+    run_ok(&[
+        "hold",
+        "add",
+        "--data",
+        &rig.data,
+        "--from",
+        &(now - 8 * DAY).to_string(),
+        "--to",
+        &(now + 60).to_string(),
+        "--case",
+        "CASE-9",
+        "--reason",
+        "complaint about last week's calls",
+    ]);
+    let later = vigil_vault_core::retention::sweep(&vault, now + 3650 * DAY).unwrap();
+    assert_eq!((later.screen_deleted, later.held), (0, 1), "{later:?}");
+
+    let audit = run_ok(&["audit", "--data", &rig.data]);
+    let noted: Vec<_> = audit
+        .lines()
+        .filter(|l| l.contains(&format!("device:{device}\tsegment.clock_corrected")))
+        .collect();
+    assert_eq!(noted.len(), 1, "{audit}");
+    assert!(noted[0].contains("device clock off by"), "{audit}");
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Output;
 
 use ed25519_dalek::SigningKey;
-use support::{manifest, run_ok, vault, Segment, VAULT_KEY};
+use support::{believe_old_manifests, manifest, run_ok, vault, Segment, VAULT_KEY};
 use uuid::Uuid;
 use vigil_proto::api::EnrollRequest;
 use vigil_proto::SignedManifest;
@@ -85,6 +85,7 @@ fn export_verify_tampering_key_export_and_audit() {
     let data = tmp.path().join("vault");
     let d = data.to_str().unwrap();
     run_ok(&["init", "--data", d]);
+    believe_old_manifests(&data);
     let token = run_ok(&["token", "create", "--data", d, "--reason", "new desk 17"]);
 
     // One device, two sessions: A complete (#1..#4, #4 last), B with #2 never received.

@@ -378,7 +378,7 @@ async fn retention_holds_and_redaction() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_sweeps_periodically() {
     let dep = Deployment::start(
-        "\n[retention]\nsweep_seconds = 1\n",
+        "sweep_seconds = 1\n",
         Backends::new(Meta::Sqlite, Blobs::Local),
     )
     .await;
@@ -414,7 +414,7 @@ async fn the_server_sweeps_periodically() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_retention_policy_expires_screens_and_keeps_voice() {
     let dep = Deployment::start(
-        "\n[retention]\nsweep_seconds = 1\n",
+        "sweep_seconds = 1\n",
         Backends::new(Meta::Sqlite, Blobs::Local),
     )
     .await;

@@ -53,12 +53,32 @@ pub const LAYOUT_FORMAT: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Seconds between two sweeps of the server (0: the server does not sweep).
+    #[serde(default = "default_sweep_seconds")]
     pub sweep_seconds: u64,
+    /// How long before its arrival a segment may say it started (an agent offline that long
+    /// uploads late). A segment claiming an earlier start — a device clock set back, to make
+    /// retention expire it early or a hold's time range miss it — counts as started this long
+    /// before it arrived; one claiming a start more than five minutes after its arrival counts
+    /// as started on arrival. Search, holds and retention use the counted time, the manifest
+    /// keeps the device's, and the correction is audited (`segment.clock_corrected`).
+    #[serde(default = "default_clock_tolerance_days")]
+    pub clock_tolerance_days: u32,
+}
+
+fn default_sweep_seconds() -> u64 {
+    600
+}
+
+fn default_clock_tolerance_days() -> u32 {
+    7
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        Self { sweep_seconds: 600 }
+        Self {
+            sweep_seconds: default_sweep_seconds(),
+            clock_tolerance_days: default_clock_tolerance_days(),
+        }
     }
 }
 

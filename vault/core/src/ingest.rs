@@ -13,7 +13,7 @@
 
 use uuid::Uuid;
 use vigil_proto::SignedErrorKind as ManifestKind;
-use vigil_proto::{sha256_hex, MediaKind, SignedError, SignedManifest};
+use vigil_proto::{sha256_hex, MediaKind, SegmentManifest, SignedError, SignedManifest};
 
 use crate::Vault;
 use vigil_proto::frame::{FrameError, SegmentBody};
@@ -23,6 +23,9 @@ use vigil_vault_store::metadata::{SegmentRecord, StoreError};
 
 /// Audit action: a device uploaded a segment not sealed for the vault alone.
 pub const ACTION_REFUSED_SEALING: &str = "segment.refused_sealing";
+/// The audit action of a session whose device clock was not believed (`[retention]
+/// clock_tolerance_days`).
+pub const ACTION_CLOCK_CORRECTED: &str = "segment.clock_corrected";
 
 /// A stored segment's receipt.
 #[derive(Debug, Clone)]
@@ -161,6 +164,36 @@ fn check_sealing(
             detail,
         });
     }
+    Ok(())
+}
+
+/// Logs and audits (once per session while the server runs) a segment whose claimed start was
+/// not believed: its device's clock is off, or was set off.
+fn note_clock_correction(
+    vault: &Vault,
+    m: &SegmentManifest,
+    device: Uuid,
+    times: crate::retention::CountedTimes,
+) -> Result<(), IngestError> {
+    tracing::warn!(%device, session = %m.session_id, seq = m.sequence, skew_seconds = -times.shift,
+        "segment's start not believed: counted from its arrival");
+    if !vault.first_clock_note(m.session_id) {
+        return Ok(());
+    }
+    crate::audit::record(
+        vault.store(),
+        &format!("device:{device}"),
+        ACTION_CLOCK_CORRECTED,
+        Some(m.session_id.to_string()),
+        Some(format!(
+            "device clock off by {} s: segment {} claims to start at {}, counted from {}",
+            -times.shift,
+            m.sequence,
+            crate::clock::rfc3339(m.start.wall),
+            time::OffsetDateTime::from_unix_timestamp(times.start)
+                .map_or_else(|_| times.start.to_string(), crate::clock::rfc3339),
+        )),
+    )?;
     Ok(())
 }
 
@@ -411,6 +444,12 @@ pub fn ingest(
         }
     };
     vault.blobs().commit(staged)?;
+    let times = crate::retention::counted_times(
+        m.start.wall.unix_timestamp(),
+        m.end.wall.unix_timestamp(),
+        now.unix_timestamp(),
+        vault.config().retention.clock_tolerance_days,
+    );
     let row = SegmentRecord {
         segment_id: m.segment_id,
         session_id: session,
@@ -419,12 +458,12 @@ pub fn ingest(
         manifest_sha256: sha,
         prev_manifest_sha256: m.prev_manifest_sha256.clone(),
         last_in_session: m.last_in_session,
-        recorded_at: m.start.wall.unix_timestamp(),
+        recorded_at: times.start,
         received_at: now.unix_timestamp(),
         receipt: receipt.as_bytes().to_vec(),
     };
     // With its retention terms, in the row's own transaction.
-    let inserted = crate::retention::insert_segment(vault, &device, m, &row);
+    let inserted = crate::retention::insert_segment(vault, &device, times, &row);
     if let Err(e) = inserted {
         // The lock is per session: the same segment id may have been stored at once under
         // another session. Its files stay unreferenced (never a row without media).
@@ -438,6 +477,9 @@ pub fn ingest(
         return Err(e.into());
     }
     crate::search::index_segment(vault, m, &device, seq);
+    if times.shift != 0 {
+        note_clock_correction(vault, m, device.id, times)?;
+    }
     tracing::debug!(%session, seq, device = %device.id, "segment stored");
     Ok(Accepted {
         receipt: receipt.as_bytes().to_vec(),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use vigil_proto::policy::Policy;
-use vigil_proto::{SegmentManifest, SignedManifest};
+use vigil_proto::SignedManifest;
 
 use crate::holds::ActiveHolds;
 use crate::Vault;
@@ -77,6 +77,45 @@ pub fn policy_for_ingest(
         })
 }
 
+/// A device may claim a start this far after the segment arrived (clocks differ a little).
+const FUTURE_TOLERANCE: i64 = 300;
+
+/// When a segment counts as recorded (Unix seconds), bounded by its arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountedTimes {
+    /// Its start.
+    pub start: i64,
+    /// Its end.
+    pub end: i64,
+    /// Counted start minus the device's claim: 0 when the claim was believed.
+    pub shift: i64,
+}
+
+/// The times a segment claiming `claimed_start`..`claimed_end` and received at `received`
+/// counts as recorded at: the claim, unless it starts more than `tolerance_days` before the
+/// arrival (then that long before it) or more than five minutes after it (then at it).
+pub fn counted_times(
+    claimed_start: i64,
+    claimed_end: i64,
+    received: i64,
+    tolerance_days: u32,
+) -> CountedTimes {
+    let earliest = received.saturating_sub(i64::from(tolerance_days).saturating_mul(DAY));
+    let start = if claimed_start < earliest {
+        earliest
+    } else if claimed_start > received.saturating_add(FUTURE_TOLERANCE) {
+        received
+    } else {
+        claimed_start
+    };
+    let shift = start.saturating_sub(claimed_start);
+    CountedTimes {
+        start,
+        end: claimed_end.saturating_add(shift).max(start),
+        shift,
+    }
+}
+
 /// The terms of a segment recorded from `recorded_at` to `ended_at` (Unix seconds) under
 /// `policy` version `version`.
 pub fn terms(recorded_at: i64, ended_at: i64, version: u64, policy: &Policy) -> RetentionTerms {
@@ -90,22 +129,18 @@ pub fn terms(recorded_at: i64, ended_at: i64, version: u64, policy: &Policy) -> 
 }
 
 /// Ingest's insert of a segment row with its terms, fixed from the policy in force for
-/// `device` (in the row's own transaction). When the policy cannot be read, the row is stored
-/// without terms (the upload must not fail for it) and the next sweep fixes them.
+/// `device` (in the row's own transaction) and counted from `times` (the row's
+/// `recorded_at` is their start). When the policy cannot be read, the row is stored without
+/// terms (the upload must not fail for it) and the next sweep fixes them.
 pub(crate) fn insert_segment(
     vault: &Vault,
     device: &DeviceRecord,
-    manifest: &SegmentManifest,
+    times: CountedTimes,
     row: &SegmentRecord,
 ) -> Result<(), StoreError> {
     match policy_for_ingest(vault, device) {
         Ok((version, policy)) => {
-            let t = terms(
-                manifest.start.wall.unix_timestamp(),
-                manifest.end.wall.unix_timestamp(),
-                version,
-                &policy,
-            );
+            let t = terms(times.start, times.end, version, &policy);
             vault.store().insert_segment_with_terms(row, &t)
         }
         Err(e) => {
@@ -171,7 +206,10 @@ fn fix_missing_terms(vault: &Vault) -> Result<usize, SweepError> {
                 continue;
             };
             let (version, policy) = policy_for_ingest(vault, device)?;
-            let ended = manifest_end(vault, seg).unwrap_or(seg.recorded_at);
+            // The manifest's end, moved as its start was when it was counted at ingest.
+            let ended = manifest_times(vault, seg).map_or(seg.recorded_at, |(start, end)| {
+                end + (seg.recorded_at - start)
+            });
             let t = terms(seg.recorded_at, ended, version, &policy);
             if vault.store().set_retention(seg.segment_id, &t)? {
                 fixed += 1;
@@ -180,15 +218,16 @@ fn fix_missing_terms(vault: &Vault) -> Result<usize, SweepError> {
     }
 }
 
-/// The recording end its stored manifest names.
-fn manifest_end(vault: &Vault, seg: &SegmentRecord) -> Option<i64> {
+/// The recording start and end its stored manifest names.
+fn manifest_times(vault: &Vault, seg: &SegmentRecord) -> Option<(i64, i64)> {
     let seq = u64::try_from(seg.sequence).ok()?;
     let bytes = vault
         .blobs()
         .get(seg.session_id, &vigil_proto::naming::manifest_file(seq))
         .ok()?;
     let signed = SignedManifest::verify(&bytes, None).ok()?;
-    Some(signed.document.end.wall.unix_timestamp())
+    let m = &signed.document;
+    Some((m.start.wall.unix_timestamp(), m.end.wall.unix_timestamp()))
 }
 
 /// A deletion to do: segment, session, sequence, kind.
@@ -364,6 +403,39 @@ mod tests {
         assert_eq!(
             terms(i64::MAX - 5, i64::MAX, 0, &policy).voice_expires_at,
             i64::MAX
+        );
+    }
+
+    #[test]
+    fn claims_far_before_or_after_arrival_count_from_it() {
+        let received = 100 * DAY;
+        // Within the tolerance (an agent offline for six days): believed.
+        let late = counted_times(received - 6 * DAY, received - 6 * DAY + 10, received, 7);
+        assert_eq!(
+            (late.start, late.end, late.shift),
+            (received - 6 * DAY, received - 6 * DAY + 10, 0)
+        );
+        // Set back to 1970: counted from seven days before arrival, its length kept.
+        let back = counted_times(0, 10, received, 7);
+        assert_eq!(
+            (back.start, back.end),
+            (received - 7 * DAY, received - 7 * DAY + 10)
+        );
+        assert_eq!(back.shift, received - 7 * DAY);
+        // A clock a minute fast is believed; an hour fast counts from arrival.
+        assert_eq!(
+            counted_times(received + 60, received + 70, received, 7).shift,
+            0
+        );
+        let ahead = counted_times(received + 3600, received + 3610, received, 7);
+        assert_eq!(
+            (ahead.start, ahead.end, ahead.shift),
+            (received, received + 10, -3600)
+        );
+        // Extreme claims do not overflow.
+        assert_eq!(
+            counted_times(i64::MIN, i64::MAX, received, u32::MAX).start,
+            i64::MIN.max(received - i64::from(u32::MAX) * DAY)
         );
     }
 

@@ -69,6 +69,8 @@ pub struct Vault {
     /// The policy snapshot the server's policy hub keeps current (ingest reads retention from
     /// it without a database query); `None` outside the server.
     policy: std::sync::RwLock<Option<std::sync::Arc<crate::policy::PolicySnapshot>>>,
+    /// Sessions whose clock correction was audited since the server started.
+    clock_noted: Mutex<std::collections::HashSet<Uuid>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -113,7 +115,18 @@ impl Vault {
             keys,
             session_locks: (0..SESSION_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             policy: std::sync::RwLock::new(None),
+            clock_noted: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// Whether this is the first clock correction of `session` since the server started
+    /// (the set is emptied at 100,000 sessions: a correction is then audited again).
+    pub(crate) fn first_clock_note(&self, session: Uuid) -> bool {
+        let mut noted = self.clock_noted.lock().unwrap_or_else(|p| p.into_inner());
+        if noted.len() >= 100_000 {
+            noted.clear();
+        }
+        noted.insert(session)
     }
 
     /// The policy snapshot kept current by the server, if it runs in this process.

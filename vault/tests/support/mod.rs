@@ -18,6 +18,16 @@ use vigil_seal::Sealer;
 
 pub const VAULT_KEY: &str = "test vault key, long enough";
 
+/// Makes the vault in `data` believe device clocks up to a century off: these fixtures date
+/// their manifests from 1970 on, which a vault otherwise counts from their arrival
+/// (`[retention] clock_tolerance_days`, tested in attacks.rs).
+pub fn believe_old_manifests(data: &Path) {
+    let file = data.join("vault.toml");
+    let mut toml = std::fs::read_to_string(&file).unwrap();
+    toml.push_str("\n[retention]\nclock_tolerance_days = 36500\n");
+    std::fs::write(file, toml).unwrap();
+}
+
 pub fn vault(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil-vault"));
     cmd.args(args)
