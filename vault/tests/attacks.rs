@@ -799,3 +799,160 @@ async fn a_backdated_device_clock_neither_expires_segments_early_nor_escapes_hol
     assert_eq!(noted.len(), 1, "{audit}");
     assert!(noted[0].contains("device clock off by"), "{audit}");
 }
+
+/// Issue 13 point 7: an admin alone cannot make an account that hears recordings (and then use
+/// it). Over the API the account is created disabled with a grant request; the admin cannot
+/// approve their own request; a second admin can, and only then does the account log in. A
+/// role change that gives media access waits the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_admin_alone_cannot_grant_access_to_recordings() {
+    let rig = Rig::start();
+    let pw = "the first admin's own passphrase";
+    support::change_password(
+        &rig.http,
+        &rig.served.base,
+        "admin",
+        &rig.admin_password,
+        pw,
+    )
+    .await;
+    let as_admin = |name: &str, password: &str, req: reqwest::RequestBuilder| {
+        req.basic_auth(name, Some(password.to_owned())).send()
+    };
+    let created = as_admin(
+        "admin",
+        pw,
+        rig.http
+            .post(rig.url("/v1/users"))
+            .json(&serde_json::json!({
+                "name": "cat2", "role": "compliance", "password": "cat2's long passphrase"
+            })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), StatusCode::ACCEPTED);
+    let created: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(
+        (created["pending"].as_bool(), created["disabled"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let request = created["request"].as_i64().unwrap();
+    let login = |name: &'static str, password: &'static str| {
+        rig.http
+            .post(rig.url("/v1/login"))
+            .json(&serde_json::json!({ "name": name, "password": password }))
+            .send()
+    };
+    assert_eq!(
+        login("cat2", "cat2's long passphrase")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // An existing analyst promoted to compliance: requested, not applied.
+    support::add_user_with_password(
+        &rig.data,
+        "ann2",
+        &["--role", "qa_analyst"],
+        "ann2's long passphrase",
+    );
+    let promoted = as_admin(
+        "admin",
+        pw,
+        rig.http
+            .patch(rig.url("/v1/users/ann2"))
+            .json(&serde_json::json!({ "role": "compliance" })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(promoted.status(), StatusCode::ACCEPTED);
+    let promoted: serde_json::Value = promoted.json().await.unwrap();
+    assert_eq!(
+        promoted["role"], "qa_analyst",
+        "the role changed without a second person"
+    );
+
+    // The requester cannot approve.
+    let own = as_admin(
+        "admin",
+        pw,
+        rig.http
+            .post(rig.url(&format!("/v1/grants/{request}/approve"))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status(), StatusCode::FORBIDDEN);
+    let own: serde_json::Value = own.json().await.unwrap();
+    assert_eq!(own["error"], "self_approval");
+    assert_eq!(
+        login("cat2", "cat2's long passphrase")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A second admin (made by IT with the data folder) sees both requests and approves one.
+    support::add_user_with_password(
+        &rig.data,
+        "adm2",
+        &["--role", "admin"],
+        "adm2's long passphrase",
+    );
+    let list: serde_json::Value = as_admin(
+        "adm2",
+        "adm2's long passphrase",
+        rig.http.get(rig.url("/v1/grants")),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let names: Vec<&str> = list["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["grant"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cat2", "ann2"], "{list}");
+    let approved = as_admin(
+        "adm2",
+        "adm2's long passphrase",
+        rig.http
+            .post(rig.url(&format!("/v1/grants/{request}/approve"))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(approved.status(), StatusCode::OK);
+    assert_eq!(
+        login("cat2", "cat2's long passphrase")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let again = as_admin(
+        "adm2",
+        "adm2's long passphrase",
+        rig.http
+            .post(rig.url(&format!("/v1/grants/{request}/approve"))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+
+    let audit = run_ok(&["audit", "--data", &rig.data]);
+    assert!(
+        audit.contains("user:admin\tuser.grant_requested\tcat2"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains(&format!(
+            "user:adm2\tuser.grant_approved\trequest:{request}"
+        )),
+        "{audit}"
+    );
+}

@@ -71,9 +71,21 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
         .send()
         .await
         .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+    // An analyst hears recordings: the account waits, disabled, for a second admin (issue 13).
+    assert_eq!(created.status(), StatusCode::ACCEPTED);
     let created: serde_json::Value = created.json().await.unwrap();
     let generated = created["password"].as_str().unwrap().to_owned();
+    support::add_user_with_password(&d, "adm2", &["--role", "admin"], PASSWORD);
+    let adm2 = c.login("adm2", PASSWORD).await;
+    let approve = |request: i64| {
+        c.with(
+            &adm2,
+            c.http.post(c.url(&format!("/v1/grants/{request}/approve"))),
+        )
+        .send()
+    };
+    let approved = approve(created["request"].as_i64().unwrap()).await.unwrap();
+    assert_eq!(approved.status(), StatusCode::OK);
     // The generated password must be changed; the account changes it itself.
     let qa2 = c.login("qa2", &generated).await;
     let change = |current: &str, new: &str| {
@@ -126,6 +138,9 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
     )
     .await
     .unwrap();
+    assert_eq!(changed.status(), StatusCode::ACCEPTED);
+    let request: serde_json::Value = changed.json().await.unwrap();
+    let changed = approve(request["request"].as_i64().unwrap()).await.unwrap();
     assert_eq!(changed.status(), StatusCode::OK);
     let changed: serde_json::Value = changed.json().await.unwrap();
     assert_eq!(changed["role"], "supervisor");

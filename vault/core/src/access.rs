@@ -337,6 +337,12 @@ pub const ROUTES: &[RouteRule] = &[
         "/v1/users/{name}",
         Access::Permission(Permission::Users),
     ),
+    rule("GET", "/v1/grants", Access::Permission(Permission::Users)),
+    rule(
+        "POST",
+        "/v1/grants/{id}/approve",
+        Access::Permission(Permission::Users),
+    ),
     rule("GET", "/v1/audit", Access::Permission(Permission::Audit)),
     rule(
         "GET",

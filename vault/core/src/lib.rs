@@ -30,6 +30,7 @@ pub mod delete;
 pub mod enroll;
 pub mod export;
 pub mod gaps;
+pub mod grants;
 pub mod heartbeat;
 pub mod holds;
 pub mod identity;

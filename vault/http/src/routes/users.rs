@@ -1,4 +1,6 @@
-//! Accounts: `GET /v1/users`, `POST /v1/users`, `PATCH /v1/users/{name}`.
+//! Accounts: `GET /v1/users`, `POST /v1/users`, `PATCH /v1/users/{name}`, and the second
+//! person's part of a guarded grant: `GET /v1/grants`,
+//! `POST /v1/grants/{id}/approve` (see `vigil_vault_core::grants`).
 
 use age::secrecy::{ExposeSecret, SecretString};
 use axum::extract::{Path, State};
@@ -7,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use vigil_vault_core::access::{Permission, Principal, Role};
 use vigil_vault_core::accounts::{self, AccountError, NewAccount};
+use vigil_vault_core::grants::{self, Grant, GrantError, PendingGrant};
 use vigil_vault_store::metadata::Account;
 
 use crate::app::AppState;
@@ -28,6 +31,42 @@ impl From<AccountError> for ApiError {
             AccountError::Hash(_) | AccountError::Store(_) => ApiError::internal(&e),
         }
     }
+}
+
+impl From<GrantError> for ApiError {
+    fn from(e: GrantError) -> Self {
+        match e {
+            GrantError::NotFound(_) => ApiError::not_found(e.to_string()),
+            GrantError::SelfApproval => {
+                ApiError::new(StatusCode::FORBIDDEN, "self_approval", e.to_string())
+            }
+            GrantError::Closed { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "request_closed", e.to_string())
+            }
+            GrantError::Account(e) => e.into(),
+            GrantError::Store(_) => ApiError::internal(&e),
+            _ => ApiError::internal(&e),
+        }
+    }
+}
+
+/// A grant waiting for a second person: 202 with the request's id.
+fn pending_answer(mut answer: serde_json::Value, id: i64) -> Response {
+    answer["pending"] = true.into();
+    answer["request"] = id.into();
+    (StatusCode::ACCEPTED, Json(answer)).into_response()
+}
+
+fn pending_json(p: &PendingGrant) -> serde_json::Value {
+    serde_json::json!({
+        "request": p.id,
+        "requested_by": p.requested_by,
+        "requested_at": vigil_vault_core::clock::rfc3339(
+            time::OffsetDateTime::from_unix_timestamp(p.requested_at)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        ),
+        "grant": p.grant,
+    })
 }
 
 /// `POST /v1/users`'s body.
@@ -74,7 +113,9 @@ pub(crate) async fn list_users(State(app): State<AppState>) -> ApiResult {
     .into_response())
 }
 
-/// `POST /v1/users`: creates an account (a password is generated and returned if none is given).
+/// `POST /v1/users`: creates an account (a password is generated and returned if none is
+/// given). An account whose role can hear recordings or manage accounts is created disabled,
+/// with a grant request a second person approves (202, `"pending": true`, `"request": id`).
 pub(crate) async fn add_user(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -86,14 +127,74 @@ pub(crate) async fn add_user(
         teams: body.teams,
         password: body.password.map(SecretString::from),
     };
+    let guarded = grants::is_guarded(new.role);
     let vault = app.vault.clone();
-    let created =
-        blocking(move || accounts::add_user(vault.store(), new, &principal.actor())).await??;
+    let (created, request) = blocking(move || -> Result<_, GrantError> {
+        let store = vault.store();
+        if guarded {
+            let (created, id) = grants::request_new_account(store, new, &principal.actor())?;
+            Ok((created, Some(id)))
+        } else {
+            Ok((accounts::add_user(store, new, &principal.actor())?, None))
+        }
+    })
+    .await??;
     let mut answer = account_json(&created.account);
     if let Some(p) = &created.generated_password {
         answer["password"] = p.expose_secret().into();
     }
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    Ok(match request {
+        Some(id) => pending_answer(answer, id),
+        None => (StatusCode::CREATED, Json(answer)).into_response(),
+    })
+}
+
+/// `GET /v1/grants`: grants waiting for a second person.
+pub(crate) async fn grant_requests(State(app): State<AppState>) -> ApiResult {
+    let vault = app.vault.clone();
+    let now = vigil_vault_core::clock::now().unix_timestamp();
+    let open = blocking(move || grants::pending(vault.store(), now)).await??;
+    Ok(Json(serde_json::json!({
+        "requests": open.iter().map(pending_json).collect::<Vec<_>>()
+    }))
+    .into_response())
+}
+
+/// `POST /v1/grants/{id}/approve`: the second person approves a grant; its requester
+/// and the account it is for cannot (403 `self_approval`).
+pub(crate) async fn approve_grant(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult {
+    let vault = app.vault.clone();
+    let now = vigil_vault_core::clock::now().unix_timestamp();
+    let account = blocking(move || -> Result<_, GrantError> {
+        let store = vault.store();
+        let grant = grants::approve(store, id, &principal.actor(), &principal.name, now)?;
+        Ok(store
+            .account(&grant.name)?
+            .ok_or(AccountError::NotFound(grant.name))?)
+    })
+    .await??;
+    Ok(Json(account_json(&account)).into_response())
+}
+
+/// What of `change` to account `current` needs a second person: a guarded role given, teams
+/// changed or the account enabled while its role (new or current) is guarded.
+fn guarded_part(change: &UserChange, new_role: Option<Role>, current: &Account) -> Option<Grant> {
+    let current_role: Option<Role> = current.user.role.parse().ok();
+    let role_after = new_role.or(current_role);
+    let guarded_after = role_after.is_some_and(grants::is_guarded);
+    let gives_role = new_role.is_some_and(grants::is_guarded);
+    let enables = change.disabled == Some(false) && current.disabled_at.is_some();
+    let widens = change.teams.is_some() && guarded_after;
+    (gives_role || (guarded_after && (enables || widens))).then(|| Grant {
+        name: current.user.name.clone(),
+        role: new_role.map(|r| r.as_str().to_owned()),
+        teams: change.teams.clone(),
+        enable: enables,
+    })
 }
 
 /// `PATCH /v1/users/{name}`: changes an account's role, teams, or disabled state. Each change
@@ -115,8 +216,16 @@ pub(crate) async fn change_user(
     }
     let vault = app.vault.clone();
     let actor = principal.actor();
-    let account = blocking(move || {
+    let outcome = blocking(move || -> Result<_, GrantError> {
         let store = vault.store();
+        let current = store
+            .account(&name)?
+            .ok_or_else(|| AccountError::NotFound(name.clone()))?;
+        // A change that gives a guarded power is requested whole, for a second person.
+        if let Some(grant) = guarded_part(&change, role, &current) {
+            let id = grants::request(store, &actor, &grant)?;
+            return Ok((current, Some(id)));
+        }
         if let Some(role) = role {
             accounts::set_role(store, &name, role, &actor)?;
         }
@@ -126,8 +235,14 @@ pub(crate) async fn change_user(
         if let Some(disabled) = change.disabled {
             accounts::set_disabled(store, &name, disabled, &actor, change.reason.as_deref())?;
         }
-        store.account(&name)?.ok_or(AccountError::NotFound(name))
+        Ok((
+            store.account(&name)?.ok_or(AccountError::NotFound(name))?,
+            None,
+        ))
     })
     .await??;
-    Ok(Json(account_json(&account)).into_response())
+    Ok(match outcome {
+        (account, Some(id)) => pending_answer(account_json(&account), id),
+        (account, None) => Json(account_json(&account)).into_response(),
+    })
 }
