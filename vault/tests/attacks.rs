@@ -512,6 +512,20 @@ async fn one_time_passwords_only_change_themselves_and_a_change_revokes_the_rest
             .send()
     };
     assert_eq!(with_token().await.unwrap().status(), StatusCode::OK);
+    // Long but common, or the account's own name: refused, and nothing changes (§6).
+    for guessable in ["Password12345", "qwertyuiop123", "adminadminadmin"] {
+        let resp = rig
+            .http
+            .post(rig.url("/v1/password"))
+            .basic_auth("admin", Some(&rig.admin_password))
+            .json(&serde_json::json!({ "current": rig.admin_password, "new": guessable }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{guessable}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["error"], "weak_password", "{guessable}: {v}");
+    }
     let new = "the admin's own long password";
     support::change_password(
         &rig.http,

@@ -318,7 +318,7 @@ pub fn change_password(
         addr,
         principal.via,
     )?;
-    let hash = crate::accounts::new_password_hash(new)?;
+    let hash = crate::accounts::new_password_hash(&principal.name, new)?;
     if !store
         .set_password(
             &principal.name,

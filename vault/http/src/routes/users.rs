@@ -23,7 +23,9 @@ impl From<AccountError> for ApiError {
             AccountError::NotFound(_) | AccountError::TokenNotFound(_) => {
                 ApiError::not_found(e.to_string())
             }
-            AccountError::WeakPassword => ApiError::bad_request("weak_password", e.to_string()),
+            AccountError::WeakPassword | AccountError::GuessablePassword(_) => {
+                ApiError::bad_request("weak_password", e.to_string())
+            }
             AccountError::Role(_) => ApiError::bad_request("bad_role", e.to_string()),
             AccountError::BadName | AccountError::BadTeam | AccountError::BadLifetime => {
                 ApiError::bad_request("bad_request", e.to_string())
