@@ -378,7 +378,6 @@ mod tests {
             new_password_hash("alice", strong).unwrap();
         }
     }
-    use super::*;
 
     #[test]
     fn names_and_teams_are_checked() {
