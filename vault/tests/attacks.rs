@@ -26,10 +26,18 @@ struct Rig {
 
 impl Rig {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A vault with `toml` added to its `vault.toml`.
+    fn start_with(toml: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("vault");
         let d = data.to_str().unwrap().to_owned();
         let init = run_ok(&["init", "--data", &d, "--host", "127.0.0.1"]);
+        let mut config = fs::read_to_string(data.join("vault.toml")).unwrap();
+        config.push_str(toml);
+        fs::write(data.join("vault.toml"), config).unwrap();
         let admin_password = init
             .lines()
             .find_map(|l| l.strip_prefix("one-time password: "))
@@ -968,5 +976,109 @@ async fn one_admin_alone_cannot_grant_access_to_recordings() {
             "user:adm2\tuser.grant_approved\trequest:{request}"
         )),
         "{audit}"
+    );
+}
+
+/// Issue 13 point 8: someone who can write the database rewrites an audit record and the whole
+/// hash chain after it, so the chain alone still holds. The server's signed anchors in the blob
+/// store (receipt key, which the database does not hold) catch it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_log_rewritten_whole_in_the_database_is_caught_by_signed_anchors() {
+    let rig = Rig::start_with("\n[audit]\nanchor_seconds = 1\n");
+    for n in 0..3 {
+        run_ok(&[
+            "token",
+            "create",
+            "--data",
+            &rig.data,
+            "--reason",
+            &format!("desk {n}"),
+        ]);
+    }
+    // Wait for an anchor of the head (the server writes one a second).
+    let anchors = std::path::Path::new(&rig.data)
+        .join("blobs")
+        .join(Uuid::nil().to_string());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let anchored = || {
+        fs::read_dir(&anchors)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("audit-anchor-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while anchored() == 0 {
+        assert!(Instant::now() < deadline, "no anchor written");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let verified = support::vault(&["audit", "verify", "--data", &rig.data])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verified.stderr).contains("signed anchor(s) hold"));
+
+    // The intruder: drops the append-only triggers, rewrites record 1's reason and re-chains
+    // every record after it, as the vault would have.
+    let db = rusqlite::Connection::open(std::path::Path::new(&rig.data).join("metadata.sqlite"))
+        .unwrap();
+    db.execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
+        .unwrap();
+    db.execute(
+        "UPDATE audit_log SET reason = 'nothing happened' WHERE seq = 1",
+        [],
+    )
+    .unwrap();
+    let rows: Vec<(i64, i64, String, String, Option<String>, Option<String>)> = db
+        .prepare("SELECT seq, at, actor, action, target, reason FROM audit_log ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut prev = vigil_vault_store::metadata::AuditRecord::GENESIS.to_owned();
+    for (seq, at, actor, action, target, reason) in rows {
+        let draft = vigil_vault_store::metadata::AuditDraft {
+            at,
+            actor,
+            action,
+            target,
+            reason,
+        };
+        let sha = vigil_vault_store::metadata::AuditRecord::chain_hash(seq, &prev, &draft);
+        db.execute(
+            "UPDATE audit_log SET prev_sha256 = ?1, sha256 = ?2 WHERE seq = ?3",
+            rusqlite::params![prev, sha, seq],
+        )
+        .unwrap();
+        prev = sha;
+    }
+    drop(db);
+
+    let caught = support::vault(&["audit", "verify", "--data", &rig.data])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&caught.stderr);
+    assert!(
+        !caught.status.success(),
+        "a rewritten log verified: {stderr}"
+    );
+    assert!(
+        stderr.contains("signed anchor") && stderr.contains("the log was rewritten"),
+        "{stderr}"
     );
 }

@@ -19,6 +19,9 @@ pub struct VaultConfig {
     /// The retention sweeper (`[retention]`); absent means every 10 minutes.
     #[serde(default, skip_serializing_if = "RetentionConfig::is_default")]
     pub retention: RetentionConfig,
+    /// Signed anchors of the audit log (`[audit]`); absent means every 5 minutes.
+    #[serde(default, skip_serializing_if = "AuditConfig::is_default")]
+    pub audit: AuditConfig,
     /// Offline escrow recipients (`age1…`) whose identities the vault never holds: agents seal
     /// every blob to them beside the vault's own recipient, the vault hands them out signed
     /// (enrollment and every policy statement) and ingest expects exactly that many stanzas.
@@ -43,6 +46,29 @@ pub fn check_escrow_recipients(recipients: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `[audit]` of `vault.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Seconds between two signed anchors of the log's head in the blob store (0: none).
+    pub anchor_seconds: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            anchor_seconds: 300,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// Whether these are the defaults (then `vault.toml` leaves the section out).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Version of the data folder's layout.

@@ -194,6 +194,7 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         created_at: crate::clock::rfc3339(crate::clock::now()),
         storage: options.storage.clone(),
         retention: Default::default(),
+        audit: Default::default(),
         escrow_recipients: options.escrow_recipients.clone(),
     };
     let text = toml::to_string(&config).expect("the config always serializes");

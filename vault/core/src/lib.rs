@@ -23,6 +23,7 @@ pub mod accounts;
 pub mod admin;
 pub mod api_auth;
 pub mod audit;
+pub mod audit_anchor;
 pub mod clock;
 mod config;
 pub mod credentials;

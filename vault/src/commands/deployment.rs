@@ -85,6 +85,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 std::time::Duration::from_secs(sweep_seconds),
             )
         });
+        let anchor_seconds = vault.config().audit.anchor_seconds;
+        let _anchorer = (anchor_seconds > 0).then(|| {
+            vigil_vault_core::audit_anchor::spawn_anchorer(
+                vault.clone(),
+                std::time::Duration::from_secs(anchor_seconds),
+            )
+        });
         let server = Server::bind(
             vault,
             &ServeOptions {

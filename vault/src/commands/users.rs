@@ -249,7 +249,8 @@ pub fn audit_data(outer: Option<PathBuf>, inner: Option<PathBuf>) -> anyhow::Res
 /// Re-checks the audit chain (and the anchored head, if given); an error naming every broken
 /// record when it does not hold. The anchor is rewritten with the new head only then.
 pub fn audit_verify(data: &Path, list: bool, anchor: Option<&Path>) -> anyhow::Result<()> {
-    let records = Admin::open(data)?.audit_records()?;
+    let admin = Admin::open(data)?;
+    let records = admin.audit_records()?;
     if list {
         println!("seq\tat\tactor\taction\ttarget\treason");
         for record in &records {
@@ -268,6 +269,12 @@ pub fn audit_verify(data: &Path, list: bool, anchor: Option<&Path>) -> anyhow::R
     if let Some(b) = anchored.as_ref().and_then(|a| a.check(&records)) {
         breaks.push(b);
     }
+    // The server's signed anchors in the blob store (issue 13 §8).
+    let blobs = admin.config().storage.open_blobs(admin.layout())?;
+    let receipt_key = vigil_vault_core::audit_anchor::receipt_public_key(admin.layout())?;
+    let (signed_breaks, held) =
+        vigil_vault_core::audit_anchor::check_anchors(blobs.as_ref(), &receipt_key, &records)?;
+    breaks.extend(signed_breaks);
     for b in &breaks {
         eprintln!("chain broken at {b}");
     }
@@ -284,7 +291,7 @@ pub fn audit_verify(data: &Path, list: bool, anchor: Option<&Path>) -> anyhow::R
     }
     let head = records.last().map_or("none", |r| r.sha256.as_str());
     eprintln!(
-        "audit chain verified: {} record(s), head {head}",
+        "audit chain verified: {} record(s), head {head}; {held} signed anchor(s) hold",
         records.len()
     );
     Ok(())
