@@ -1034,32 +1034,26 @@ async fn an_audit_log_rewritten_whole_in_the_database_is_caught_by_signed_anchor
         [],
     )
     .unwrap();
-    let rows: Vec<(i64, i64, String, String, Option<String>, Option<String>)> = db
+    use vigil_vault_store::metadata::{AuditDraft, AuditRecord};
+    let rows: Vec<(i64, AuditDraft)> = db
         .prepare("SELECT seq, at, actor, action, target, reason FROM audit_log ORDER BY seq")
         .unwrap()
         .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
+            let draft = AuditDraft {
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                reason: r.get(5)?,
+            };
+            Ok((r.get(0)?, draft))
         })
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let mut prev = vigil_vault_store::metadata::AuditRecord::GENESIS.to_owned();
-    for (seq, at, actor, action, target, reason) in rows {
-        let draft = vigil_vault_store::metadata::AuditDraft {
-            at,
-            actor,
-            action,
-            target,
-            reason,
-        };
-        let sha = vigil_vault_store::metadata::AuditRecord::chain_hash(seq, &prev, &draft);
+    let mut prev = AuditRecord::GENESIS.to_owned();
+    for (seq, draft) in rows {
+        let sha = AuditRecord::chain_hash(seq, &prev, &draft);
         db.execute(
             "UPDATE audit_log SET prev_sha256 = ?1, sha256 = ?2 WHERE seq = ?3",
             rusqlite::params![prev, sha, seq],
