@@ -233,6 +233,9 @@ pub enum UserCommand {
     Disable(UserDisableArgs),
     /// Enable a disabled account again.
     Enable(UserEnableArgs),
+    /// Remove an account's second factor (a lost phone): it enrolls a new one at its next
+    /// login.
+    ResetMfa(UserResetMfaArgs),
     /// API tokens (for automation: `Authorization: Bearer <token>`).
     Token {
         #[command(subcommand)]
@@ -608,6 +611,18 @@ pub struct UserDisableArgs {
     /// Why (kept in the audit log).
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+/// The arguments of `UserCommand::ResetMfa`.
+#[derive(Debug, Args)]
+pub struct UserResetMfaArgs {
+    #[command(flatten)]
+    pub data: Data,
+    /// Login name.
+    pub name: String,
+    /// Why (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
 }
 
 /// The arguments of `UserCommand::Enable`.

@@ -26,7 +26,7 @@ struct Rig {
 
 impl Rig {
     fn start() -> Self {
-        Self::start_with("")
+        Self::start_with(support::NO_SECOND_FACTOR)
     }
 
     /// A vault with `toml` added to its `vault.toml`.
@@ -984,7 +984,10 @@ async fn one_admin_alone_cannot_grant_access_to_recordings() {
 /// store (receipt key, which the database does not hold) catch it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audit_log_rewritten_whole_in_the_database_is_caught_by_signed_anchors() {
-    let rig = Rig::start_with("\n[audit]\nanchor_seconds = 1\n");
+    let rig = Rig::start_with(&format!(
+        "{}\n[audit]\nanchor_seconds = 1\n",
+        support::NO_SECOND_FACTOR
+    ));
     for n in 0..3 {
         run_ok(&[
             "token",
@@ -1075,4 +1078,119 @@ async fn an_audit_log_rewritten_whole_in_the_database_is_caught_by_signed_anchor
         stderr.contains("signed anchor") && stderr.contains("the log was rewritten"),
         "{stderr}"
     );
+}
+
+/// Issue 13 point 6, MFA (PCI DSS 8.4.2): an admin's password alone no longer opens the
+/// vault. Basic is refused to the account; its session can only enroll a TOTP factor; after
+/// that a login needs a code, a wrong code is a failed attempt, and a code opens one login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_alone_does_not_open_an_account_that_can_manage_the_vault() {
+    let rig = Rig::start_with("");
+    let login = |password: String, totp: Option<String>| {
+        let mut body = serde_json::json!({ "name": "admin", "password": password });
+        if let Some(code) = totp {
+            body["totp"] = code.into();
+        }
+        rig.http.post(rig.url("/v1/login")).json(&body).send()
+    };
+    let session = |resp: &reqwest::Response| {
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_owned()
+    };
+    // The one-time password is changed in a session (Basic is refused to the account).
+    let first = login(rig.admin_password.clone(), None).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let cookie = session(&first);
+    let me: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(me["mfa_enrollment_required"], true);
+    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
+    let post = |path: &str, body: serde_json::Value| {
+        rig.http
+            .post(rig.url(path))
+            .header("cookie", cookie.clone())
+            .header("x-csrf-token", csrf.clone())
+            .json(&body)
+            .send()
+    };
+    let pw = "the first admin's own passphrase";
+    let changed = post(
+        "/v1/password",
+        serde_json::json!({ "current": rig.admin_password, "new": pw }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let basic = rig
+        .http
+        .get(rig.url("/v1/users"))
+        .basic_auth("admin", Some(pw))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::FORBIDDEN);
+    let v: serde_json::Value = basic.json().await.unwrap();
+    assert_eq!(v["error"], "mfa_required");
+    let users = || {
+        rig.http
+            .get(rig.url("/v1/users"))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    let held = users().await.unwrap();
+    assert_eq!(held.status(), StatusCode::FORBIDDEN);
+    let v: serde_json::Value = held.json().await.unwrap();
+    assert_eq!(v["error"], "mfa_enrollment_required");
+
+    // Enrollment: a secret, confirmed by a first code.
+    let factor: serde_json::Value = post("/v1/mfa/totp", serde_json::json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = factor["secret"].as_str().unwrap().to_owned();
+    assert!(factor["otpauth_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/Vigil:admin"));
+    let now = || time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let code = |at: u64| vigil_vault_core::mfa::code_for(&secret, "admin", at).unwrap();
+    let wrong = if code(now()) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let refused = post("/v1/mfa/totp/confirm", serde_json::json!({ "code": wrong }))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let confirmed = post(
+        "/v1/mfa/totp/confirm",
+        serde_json::json!({ "code": code(now()) }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    assert_eq!(users().await.unwrap().status(), StatusCode::OK);
+
+    // A login now needs a code; a wrong one is refused; a code opens one login only.
+    let no_code = login(pw.to_owned(), None).await.unwrap();
+    assert_eq!(no_code.status(), StatusCode::UNAUTHORIZED);
+    let v: serde_json::Value = no_code.json().await.unwrap();
+    assert_eq!(v["error"], "totp_required");
+    let bad = login(pw.to_owned(), Some(wrong.to_owned())).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let next = code(now() + 30);
+    let good = login(pw.to_owned(), Some(next.clone())).await.unwrap();
+    assert_eq!(good.status(), StatusCode::OK);
+    let replayed = login(pw.to_owned(), Some(next)).await.unwrap();
+    assert_eq!(
+        replayed.status(),
+        StatusCode::UNAUTHORIZED,
+        "a code opened two logins"
+    );
+
+    let audit = run_ok(&["audit", "--data", &rig.data]);
+    assert!(audit.contains("user.mfa_enrolled"), "{audit}");
+    assert!(audit.contains("wrong one-time code"), "{audit}");
 }

@@ -36,6 +36,7 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
     let data = tmp.path().join("vault");
     let d = data.to_str().unwrap();
     let init = run_ok(&["init", "--data", d, "--host", "127.0.0.1"]);
+    support::add_to_vault_toml(std::path::Path::new(d), support::NO_SECOND_FACTOR);
     let init_password = init
         .lines()
         .find_map(|l| l.strip_prefix("one-time password: "))

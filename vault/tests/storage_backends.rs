@@ -288,6 +288,7 @@ async fn ingest_end_to_end(meta: Meta, blobs: Blobs) {
         "{toml}"
     );
     assert!(!toml.contains(S3_SECRET), "{toml}");
+    support::add_to_vault_toml(&data, support::NO_SECOND_FACTOR);
     assert_eq!(data.join("metadata.sqlite").exists(), meta == Meta::Sqlite);
 
     let (served, base) = serve(&backends, d);

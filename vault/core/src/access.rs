@@ -330,6 +330,8 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/v1/logout", Access::Authenticated),
     rule("GET", "/v1/me", Access::Authenticated),
     rule("POST", "/v1/password", Access::Authenticated),
+    rule("POST", "/v1/mfa/totp", Access::Authenticated),
+    rule("POST", "/v1/mfa/totp/confirm", Access::Authenticated),
     rule("GET", "/v1/users", Access::Permission(Permission::Users)),
     rule("POST", "/v1/users", Access::Permission(Permission::Users)),
     rule(

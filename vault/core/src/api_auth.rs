@@ -61,6 +61,12 @@ pub enum AuthError {
     /// A session-authenticated request that changes something lacks the right CSRF token.
     #[error("missing or wrong X-CSRF-Token")]
     Csrf,
+    /// The account needs a one-time code to log in, and none came.
+    #[error("a one-time code from the authenticator app is required")]
+    CodeRequired,
+    /// The account needs a second factor, which Basic cannot carry.
+    #[error("this account needs a second factor: log in to the console, or use an API token")]
+    SecondFactorRequired,
     /// Too many failed attempts: try again after this many seconds.
     #[error("too many failed attempts; retry in {0} s")]
     Throttled(u64),
@@ -209,6 +215,32 @@ pub fn check_password(
     addr: Option<IpAddr>,
     via: AuthMethod,
 ) -> Result<Principal, AuthError> {
+    check_password_with(store, throttle, name, password, addr, via, |_| {
+        Ok(SecondFactor::Passed)
+    })
+}
+
+/// What a login's second-factor check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactor {
+    /// Not needed, or the code was right.
+    Passed,
+    /// Needed and the code was wrong: a failed attempt like a wrong password.
+    Failed,
+}
+
+/// [`check_password`], then `second` (the one-time code) before the attempt counts as a
+/// success: a right password with a wrong code is a failed attempt, so codes cannot be
+/// guessed faster than passwords.
+pub fn check_password_with(
+    store: &dyn MetadataStore,
+    throttle: &Throttle,
+    name: &str,
+    password: &str,
+    addr: Option<IpAddr>,
+    via: AuthMethod,
+    second: impl FnOnce(&Principal) -> Result<SecondFactor, AuthError>,
+) -> Result<Principal, AuthError> {
     let admission = throttle.admit(store, name, addr)?;
     let account = store.account(name)?;
     let hash = account
@@ -229,8 +261,21 @@ pub fn check_password(
         tracing::warn!(account = %audit::printable(name, 64), "password refused");
         return Err(AuthError::Invalid);
     };
+    let principal = principal(account, via, None)?;
+    if second(&principal)? == SecondFactor::Failed {
+        throttle.fail(store, name, addr, admission)?;
+        let actor = addr.map_or("anonymous".to_owned(), |a| format!("addr:{a}"));
+        audit::record(
+            store,
+            &actor,
+            ACTION_LOGIN_FAILURE,
+            Some(audit::printable(name, 64)),
+            Some(format!("via {}: wrong one-time code", via.as_str())),
+        )?;
+        return Err(AuthError::Invalid);
+    }
     throttle.succeed(store, name)?;
-    principal(account, via, None)
+    Ok(principal)
 }
 
 /// A new console session: the cookie value and the CSRF token are shown once.
@@ -248,15 +293,25 @@ pub struct NewSession {
     pub must_change_password: bool,
 }
 
-/// Logs in: checks the password (throttled), stores a new session, audits `login.success`.
+/// Logs in: checks the password and `second` (the one-time code; throttled together), stores
+/// a new session, audits `login.success`.
 pub fn login(
     store: &dyn MetadataStore,
     throttle: &Throttle,
     name: &str,
     password: &str,
     addr: Option<IpAddr>,
+    second: impl FnOnce(&Principal) -> Result<SecondFactor, AuthError>,
 ) -> Result<NewSession, AuthError> {
-    let mut principal = check_password(store, throttle, name, password, addr, AuthMethod::Session)?;
+    let mut principal = check_password_with(
+        store,
+        throttle,
+        name,
+        password,
+        addr,
+        AuthMethod::Session,
+        second,
+    )?;
     let cookie = random_secret(32);
     let csrf = random_secret(32);
     let now = crate::clock::now().unix_timestamp();

@@ -19,6 +19,9 @@ pub struct VaultConfig {
     /// The retention sweeper (`[retention]`); absent means every 10 minutes.
     #[serde(default, skip_serializing_if = "RetentionConfig::is_default")]
     pub retention: RetentionConfig,
+    /// Console accounts (`[accounts]`); absent means a second factor is required.
+    #[serde(default, skip_serializing_if = "AccountsConfig::is_default")]
+    pub accounts: AccountsConfig,
     /// Signed anchors of the audit log (`[audit]`); absent means every 5 minutes.
     #[serde(default, skip_serializing_if = "AuditConfig::is_default")]
     pub audit: AuditConfig,
@@ -46,6 +49,29 @@ pub fn check_escrow_recipients(recipients: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `[accounts]` of `vault.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// Accounts that can hear recordings, change policy or manage accounts need a TOTP second
+    /// factor (see `vigil_vault_core::mfa`). Off only where another layer (an identity
+    /// provider in front of the console) asks for one.
+    pub mfa_required: bool,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self { mfa_required: true }
+    }
+}
+
+impl AccountsConfig {
+    /// Whether these are the defaults (then `vault.toml` leaves the section out).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// `[audit]` of `vault.toml`.

@@ -195,6 +195,7 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         storage: options.storage.clone(),
         retention: Default::default(),
         audit: Default::default(),
+        accounts: Default::default(),
         escrow_recipients: options.escrow_recipients.clone(),
     };
     let text = toml::to_string(&config).expect("the config always serializes");

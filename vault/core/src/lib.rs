@@ -38,6 +38,7 @@ pub mod identity;
 pub mod ingest;
 mod init;
 pub mod live;
+pub mod mfa;
 pub mod playback;
 pub mod policy;
 pub mod policy_change;

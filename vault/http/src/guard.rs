@@ -21,6 +21,16 @@ const PASSWORD_CHANGE_ROUTES: [(&str, &str); 3] = [
     ("POST", "/v1/logout"),
 ];
 
+/// What a session of an account that needs a second factor and has none may call: enroll
+/// one, and the password-change routes.
+const MFA_ENROLLMENT_ROUTES: [(&str, &str); 5] = [
+    ("POST", "/v1/mfa/totp"),
+    ("POST", "/v1/mfa/totp/confirm"),
+    ("POST", "/v1/password"),
+    ("GET", "/v1/me"),
+    ("POST", "/v1/logout"),
+];
+
 /// Audit action: an authenticated account called a route its role does not allow.
 pub const ACTION_ACCESS_DENIED: &str = "access.denied";
 
@@ -48,6 +58,17 @@ impl From<AuthError> for ApiError {
                 StatusCode::FORBIDDEN,
                 "csrf",
                 "missing or wrong X-CSRF-Token",
+            ),
+            AuthError::CodeRequired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "totp_required",
+                "a one-time code from the authenticator app is required",
+            ),
+            AuthError::SecondFactorRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa_required",
+                "this account needs a second factor: log in to the console with a one-time \
+                 code, or use an API token",
             ),
             AuthError::Throttled(secs) => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -111,6 +132,7 @@ pub(crate) async fn guard(
                 "change this account's password first (POST /v1/password)",
             ));
         }
+        check_second_factor(&app, &principal, &method, &path).await?;
         if let Some(access) = needed {
             if !access.allows(principal.role) {
                 return Err(deny(&app, &principal, access, &method, &path).await);
@@ -124,6 +146,39 @@ pub(crate) async fn guard(
             next.run(request).await
         }
         Err(e) => e.into_response(),
+    }
+}
+
+/// Basic is refused to accounts that need a second factor, and their sessions may only enroll
+/// one until they have (API tokens, made by IT, are credentials of their own).
+async fn check_second_factor(
+    app: &AppState,
+    principal: &Principal,
+    method: &str,
+    path: &str,
+) -> ApiResult<()> {
+    if !crate::routes::session::needs_second_factor(app, principal) {
+        return Ok(());
+    }
+    match principal.via {
+        AuthMethod::ApiToken => Ok(()),
+        AuthMethod::Basic => Err(AuthError::SecondFactorRequired.into()),
+        AuthMethod::Session => {
+            if MFA_ENROLLMENT_ROUTES.contains(&(method, path)) {
+                return Ok(());
+            }
+            let vault = app.vault.clone();
+            let name = principal.name.clone();
+            if blocking(move || vigil_vault_core::mfa::enrolled(&vault, &name)).await?? {
+                Ok(())
+            } else {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "mfa_enrollment_required",
+                    "enroll a second factor first (POST /v1/mfa/totp, then /v1/mfa/totp/confirm)",
+                ))
+            }
+        }
     }
 }
 

@@ -167,6 +167,8 @@ pub fn router(
         .route("/v1/logout", post(session::logout))
         .route("/v1/me", get(session::me))
         .route("/v1/password", post(session::change_password))
+        .route("/v1/mfa/totp", post(session::begin_totp))
+        .route("/v1/mfa/totp/confirm", post(session::confirm_totp))
         .route("/v1/users", get(users::list_users).post(users::add_user))
         .route("/v1/users/{name}", patch(users::change_user))
         .route("/v1/grants", get(users::grant_requests))

@@ -10,9 +10,9 @@ use vigil_vault_core::admin::Admin;
 use vigil_vault_core::audit::{cli_actor, Anchor};
 
 use crate::cli::{
-    UserAddArgs, UserCommand, UserDisableArgs, UserEnableArgs, UserListArgs, UserSetPasswordArgs,
-    UserSetRoleArgs, UserSetTeamsArgs, UserTokenCommand, UserTokenCreateArgs, UserTokenListArgs,
-    UserTokenRevokeArgs,
+    UserAddArgs, UserCommand, UserDisableArgs, UserEnableArgs, UserListArgs, UserResetMfaArgs,
+    UserSetPasswordArgs, UserSetRoleArgs, UserSetTeamsArgs, UserTokenCommand, UserTokenCreateArgs,
+    UserTokenListArgs, UserTokenRevokeArgs,
 };
 
 fn when(secs: Option<i64>) -> String {
@@ -46,6 +46,7 @@ pub fn run(command: UserCommand) -> anyhow::Result<()> {
         UserCommand::SetPassword(args) => set_password(args),
         UserCommand::Disable(args) => disable(args),
         UserCommand::Enable(args) => enable(args),
+        UserCommand::ResetMfa(args) => reset_mfa(args),
         UserCommand::Token { command } => match command {
             UserTokenCommand::Create(args) => create_token(args),
             UserTokenCommand::List(args) => list_tokens(args),
@@ -170,6 +171,19 @@ fn disable(args: UserDisableArgs) -> anyhow::Result<()> {
     )?;
     println!("account {name} disabled");
 
+    Ok(())
+}
+
+/// `vigil-vault user reset-mfa`.
+fn reset_mfa(args: UserResetMfaArgs) -> anyhow::Result<()> {
+    let UserResetMfaArgs { data, name, reason } = args;
+    vigil_vault_core::mfa::reset(
+        Admin::open(&data.data)?.store(),
+        &name,
+        &cli_actor(),
+        &reason,
+    )?;
+    println!("second factor of {name} removed: it enrolls a new one at its next login");
     Ok(())
 }
 

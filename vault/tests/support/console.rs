@@ -88,6 +88,7 @@ impl Console {
         let d = data.to_str().unwrap().to_owned();
         let init = run_ok(&["init", "--data", &d, "--host", "127.0.0.1"]);
         crate::support::believe_old_manifests(&data);
+        crate::support::add_to_vault_toml(&data, crate::support::NO_SECOND_FACTOR);
         let admin_password = init
             .lines()
             .find_map(|l| l.strip_prefix("one-time password: "))

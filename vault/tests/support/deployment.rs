@@ -82,6 +82,7 @@ impl Deployment {
         // These tests record "200 days ago" to stand in for time passing: the vault believes
         // device clocks up to a century off (`[retention]` is always written here).
         let mut toml = fs::read_to_string(data.join("vault.toml")).unwrap();
+        toml.push_str("\n[accounts]\nmfa_required = false\n");
         toml.push_str("\n[retention]\nclock_tolerance_days = 36500\n");
         toml.push_str(toml_extra);
         fs::write(data.join("vault.toml"), toml).unwrap();

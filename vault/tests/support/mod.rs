@@ -18,14 +18,23 @@ use vigil_seal::Sealer;
 
 pub const VAULT_KEY: &str = "test vault key, long enough";
 
+/// `vault.toml` text that turns the second factor off: tests about other things log in with a
+/// password alone (attacks.rs tests the second factor itself).
+pub const NO_SECOND_FACTOR: &str = "\n[accounts]\nmfa_required = false\n";
+
+/// Appends `text` to the `vault.toml` of `data`.
+pub fn add_to_vault_toml(data: &Path, text: &str) {
+    let file = data.join("vault.toml");
+    let mut toml = std::fs::read_to_string(&file).unwrap();
+    toml.push_str(text);
+    std::fs::write(file, toml).unwrap();
+}
+
 /// Makes the vault in `data` believe device clocks up to a century off: these fixtures date
 /// their manifests from 1970 on, which a vault otherwise counts from their arrival
 /// (`[retention] clock_tolerance_days`, tested in attacks.rs).
 pub fn believe_old_manifests(data: &Path) {
-    let file = data.join("vault.toml");
-    let mut toml = std::fs::read_to_string(&file).unwrap();
-    toml.push_str("\n[retention]\nclock_tolerance_days = 36500\n");
-    std::fs::write(file, toml).unwrap();
+    add_to_vault_toml(data, "\n[retention]\nclock_tolerance_days = 36500\n");
 }
 
 pub fn vault(args: &[&str]) -> Command {

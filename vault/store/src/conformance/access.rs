@@ -116,6 +116,27 @@ pub fn accounts_sessions_and_tokens(store: &dyn MetadataStore) {
     );
     store.delete_session("mine").unwrap();
     assert!(!store.set_password("nobody", "h", false, None, 0).unwrap());
+
+    // A second factor: enrolled unconfirmed, each time step accepted once, in order only.
+    assert_eq!(store.totp("sue").unwrap(), None);
+    assert!(
+        !store.use_totp_step("sue", 5).unwrap(),
+        "no factor, no step"
+    );
+    assert!(store.set_totp("sue", Some("sealed")).unwrap());
+    assert_eq!(store.totp("sue").unwrap().unwrap().last_step, None);
+    assert!(store.use_totp_step("sue", 100).unwrap());
+    assert!(!store.use_totp_step("sue", 100).unwrap(), "a replayed code");
+    assert!(!store.use_totp_step("sue", 99).unwrap(), "an older code");
+    assert!(store.use_totp_step("sue", 101).unwrap());
+    let factor = store.totp("sue").unwrap().unwrap();
+    assert_eq!(
+        (factor.sealed_secret.as_str(), factor.last_step),
+        ("sealed", Some(101))
+    );
+    assert!(store.set_totp("sue", None).unwrap());
+    assert_eq!(store.totp("sue").unwrap(), None);
+    assert!(!store.set_totp("nobody", Some("x")).unwrap());
     for (id, last_seen_at, expires_at) in
         [("live", 500, 2000), ("idle", 100, 2000), ("over", 500, 600)]
     {

@@ -19,6 +19,16 @@ pub struct Account {
     pub disabled_at: Option<i64>,
 }
 
+/// An account's TOTP (RFC 6238) second factor as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpRecord {
+    /// The shared secret, sealed by the vault (never stored in the clear).
+    pub sealed_secret: String,
+    /// The time step of the last code accepted (none: enrolled, not confirmed yet). A code of
+    /// this step or an earlier one is refused: each code opens one login.
+    pub last_step: Option<i64>,
+}
+
 /// A console session as stored: only the hashes of its secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -152,6 +162,14 @@ pub trait AccessStore {
     /// Disables an account (`Some(time)`) or enables it (`None`), and ends its sessions;
     /// `false` when no such account exists.
     fn set_user_disabled(&self, name: &str, at: Option<i64>) -> Result<bool, StoreError>;
+    /// An account's second factor, if it has one.
+    fn totp(&self, name: &str) -> Result<Option<TotpRecord>, StoreError>;
+    /// Gives an account a new, unconfirmed second factor (`Some`) or removes it (`None`);
+    /// `false` when no such account exists.
+    fn set_totp(&self, name: &str, sealed_secret: Option<&str>) -> Result<bool, StoreError>;
+    /// Records that a code of time step `step` was accepted, atomically and only if no code
+    /// of this step or a later one was (`false`: a replay, or no second factor).
+    fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError>;
 
     /// Replaces an account's password hash and its must-change flag, and in the same
     /// transaction ends the account's console sessions (all but `keep_session`, the one changing
@@ -237,6 +255,15 @@ impl<T: AccessStore + ?Sized> AccessStore for Box<T> {
     }
     fn set_user_disabled(&self, name: &str, at: Option<i64>) -> Result<bool, StoreError> {
         (**self).set_user_disabled(name, at)
+    }
+    fn totp(&self, name: &str) -> Result<Option<TotpRecord>, StoreError> {
+        (**self).totp(name)
+    }
+    fn set_totp(&self, name: &str, sealed_secret: Option<&str>) -> Result<bool, StoreError> {
+        (**self).set_totp(name, sealed_secret)
+    }
+    fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
+        (**self).use_totp_step(name, step)
     }
     fn set_password(
         &self,

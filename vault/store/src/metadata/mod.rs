@@ -20,7 +20,7 @@ pub use self::policy::{PolicyLayerRow, PolicyStore};
 pub use self::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
 pub use access::{
     AccessStore, Account, ApiTokenRecord, AuditQuery, MediaLinkRecord, RecordingFilter,
-    RecordingRecord, SessionRecord,
+    RecordingRecord, SessionRecord, TotpRecord,
 };
 pub use lifecycle::LifecycleStore;
 pub use records::{

@@ -118,6 +118,9 @@ CREATE TABLE IF NOT EXISTS tombstones (
 -- databases too, with the columns `users.teams` (JSON array text) and `users.disabled_at`.
 ALTER TABLE users ADD COLUMN IF NOT EXISTS teams TEXT;
 ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled_at BIGINT;
+-- Second factors (TOTP): the sealed secret and the time step of the last code accepted.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS totp_secret TEXT;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS totp_last_step BIGINT;
 CREATE TABLE IF NOT EXISTS console_sessions (
   id_sha256 TEXT PRIMARY KEY,
   csrf_sha256 TEXT NOT NULL,

@@ -7,7 +7,7 @@ use super::rows::{audit_row, rows};
 use super::PostgresStore;
 use crate::metadata::access::{
     teams_from_text, teams_to_text, AccessStore, Account, ApiTokenRecord, AuditQuery,
-    MediaLinkRecord, RecordingFilter, RecordingRecord, SessionRecord,
+    MediaLinkRecord, RecordingFilter, RecordingRecord, SessionRecord, TotpRecord,
 };
 use crate::metadata::{AuditRecord, StoreError, UserRecord};
 
@@ -116,6 +116,43 @@ impl AccessStore for PostgresStore {
             let n = c.execute(
                 "UPDATE users SET teams = $1 WHERE name = $2",
                 &[&teams_to_text(teams), &name],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn totp(&self, name: &str) -> Result<Option<TotpRecord>, StoreError> {
+        self.with_client(|c| {
+            let row = c.query_opt(
+                "SELECT totp_secret, totp_last_step FROM users WHERE name = $1",
+                &[&name],
+            )?;
+            Ok(row.and_then(|r| {
+                r.get::<_, Option<String>>(0)
+                    .map(|sealed_secret| TotpRecord {
+                        sealed_secret,
+                        last_step: r.get(1),
+                    })
+            }))
+        })
+    }
+
+    fn set_totp(&self, name: &str, sealed_secret: Option<&str>) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let n = c.execute(
+                "UPDATE users SET totp_secret = $1, totp_last_step = NULL WHERE name = $2",
+                &[&sealed_secret, &name],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let n = c.execute(
+                "UPDATE users SET totp_last_step = $1 WHERE name = $2 AND totp_secret IS NOT NULL \
+                 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+                &[&step, &name],
             )?;
             Ok(n > 0)
         })

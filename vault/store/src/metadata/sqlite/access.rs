@@ -7,7 +7,7 @@ use super::rows::uuid_col;
 use super::SqliteStore;
 use crate::metadata::access::{
     teams_from_text, teams_to_text, AccessStore, Account, ApiTokenRecord, AuditQuery,
-    MediaLinkRecord, RecordingFilter, RecordingRecord, SessionRecord,
+    MediaLinkRecord, RecordingFilter, RecordingRecord, SessionRecord, TotpRecord,
 };
 use crate::metadata::{AuditDraft, AuditRecord, StoreError, UserRecord};
 
@@ -153,6 +153,40 @@ impl AccessStore for SqliteStore {
             )?;
         }
         tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn totp(&self, name: &str) -> Result<Option<TotpRecord>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT totp_secret, totp_last_step FROM users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get::<_, Option<String>>(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(secret, last_step)| {
+            secret.map(|sealed_secret| TotpRecord {
+                sealed_secret,
+                last_step,
+            })
+        }))
+    }
+
+    fn set_totp(&self, name: &str, sealed_secret: Option<&str>) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE users SET totp_secret = ?1, totp_last_step = NULL WHERE name = ?2",
+            params![sealed_secret, name],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE users SET totp_last_step = ?1 WHERE name = ?2 AND totp_secret IS NOT NULL \
+             AND (totp_last_step IS NULL OR totp_last_step < ?1)",
+            params![step, name],
+        )?;
         Ok(n > 0)
     }
 

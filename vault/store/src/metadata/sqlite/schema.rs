@@ -21,6 +21,16 @@ pub(super) fn migrate_access(conn: &mut Connection) -> Result<(), StoreError> {
             "ALTER TABLE users ADD COLUMN disabled_at INTEGER",
         ),
         (
+            "users",
+            "totp_secret",
+            "ALTER TABLE users ADD COLUMN totp_secret TEXT",
+        ),
+        (
+            "users",
+            "totp_last_step",
+            "ALTER TABLE users ADD COLUMN totp_last_step INTEGER",
+        ),
+        (
             "recordings",
             "policy_version",
             "ALTER TABLE recordings ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0",
