@@ -164,7 +164,22 @@ fn run_ok(backends: &Backends, args: &[&str]) -> String {
 
 struct Agent {
     client: reqwest::Client,
-    uploads: Vec<(String, Vec<u8>)>,
+    key: ed25519_dalek::SigningKey,
+    uploads: Vec<Upload>,
+}
+
+/// One prepared upload: URL, session, sequence, body.
+type Upload = (String, Uuid, u64, Vec<u8>);
+
+/// The upload request as the agent's uploader sends it, signed at send time.
+fn request(
+    client: &reqwest::Client,
+    key: &ed25519_dalek::SigningKey,
+    upload: Upload,
+) -> reqwest::RequestBuilder {
+    let (url, session, seq, body) = upload;
+    let req = client.put(url).header("content-type", CONTENT_TYPE);
+    support::signed_upload(req, key, session, seq, body)
 }
 
 struct Figures {
@@ -199,12 +214,7 @@ async fn enroll(
 }
 
 /// Sealed, signed, chained uploads of one agent.
-fn make_uploads(
-    enrolled: &EnrollResponse,
-    device: DeviceKey,
-    base: &str,
-    n: usize,
-) -> Vec<(String, Vec<u8>)> {
+fn make_uploads(enrolled: &EnrollResponse, device: DeviceKey, base: &str, n: usize) -> Vec<Upload> {
     let session = Uuid::new_v4();
     let device_id = enrolled.device_id.to_string();
     let mut sealer = Sealer::new(Recipients::parse(&enrolled.recipients).unwrap(), device);
@@ -224,7 +234,12 @@ fn make_uploads(
                 manifest.as_bytes(),
                 &[(MediaKind::Screen, &screen), (MediaKind::Voice, &voice)],
             );
-            (format!("{base}/v1/segments/{session}/{seq}"), body)
+            (
+                format!("{base}/v1/segments/{session}/{seq}"),
+                session,
+                seq,
+                body,
+            )
         })
         .collect()
 }
@@ -240,11 +255,20 @@ async fn run_backend(meta: Meta, blobs: Blobs, o: &Options) -> Figures {
         &backends,
         &init.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    let mut child = support::vault(&["serve", "--data", &d, "--listen", "127.0.0.1:0"])
-        .envs(backends.envs())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // No per-device rate limit: the bench measures ingest with agents sending flat out.
+    let mut child = support::vault(&[
+        "serve",
+        "--data",
+        &d,
+        "--listen",
+        "127.0.0.1:0",
+        "--device-uploads-per-second",
+        "0",
+    ])
+    .envs(backends.envs())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
     let pid = child.id();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
@@ -264,17 +288,18 @@ async fn run_backend(meta: Meta, blobs: Blobs, o: &Options) -> Figures {
         let client = support::pinned_client(&ca);
         let device = DeviceKey::generate();
         let enrolled = enroll(&client, &base, token.trim(), &device).await;
+        let key = device.signing_key().clone();
         let uploads = make_uploads(&enrolled, device, &base, o.segments);
-        agents.push(Agent { client, uploads });
+        agents.push(Agent {
+            client,
+            key,
+            uploads,
+        });
     }
     // One upload per agent first: connections and sessions exist before the clock starts.
     for agent in &mut agents {
-        let (url, body) = agent.uploads.remove(0);
-        let resp = agent
-            .client
-            .put(url)
-            .header("content-type", CONTENT_TYPE)
-            .body(body)
+        let first = agent.uploads.remove(0);
+        let resp = request(&agent.client, &agent.key, first)
             .send()
             .await
             .unwrap();
@@ -301,13 +326,10 @@ async fn run_backend(meta: Meta, blobs: Blobs, o: &Options) -> Figures {
         .map(|agent| {
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(agent.uploads.len());
-                for (url, body) in agent.uploads {
+                for upload in agent.uploads {
+                    let url = upload.0.clone();
                     let t = Instant::now();
-                    let resp = agent
-                        .client
-                        .put(&url)
-                        .header("content-type", CONTENT_TYPE)
-                        .body(body)
+                    let resp = request(&agent.client, &agent.key, upload)
                         .send()
                         .await
                         .unwrap();

@@ -80,14 +80,15 @@ impl Rig {
     /// Uploads a segment: the status and the JSON answer (an error's code and detail).
     async fn put_segment(
         &self,
+        key: &SigningKey,
         session: Uuid,
         seq: u64,
         segment: &support::Segment,
     ) -> (StatusCode, serde_json::Value) {
-        let resp = self
+        let req = self
             .http
-            .put(self.url(&format!("/v1/segments/{session}/{seq}")))
-            .body(segment.body())
+            .put(self.url(&format!("/v1/segments/{session}/{seq}")));
+        let resp = support::signed_upload(req, key, session, seq, segment.body())
             .send()
             .await
             .unwrap();
@@ -138,7 +139,7 @@ async fn huge_claims_are_refused_and_gap_reports_stay_fast() {
     let mut sealer = Sealer::new(Recipients::parse(&me.recipients).unwrap(), key);
     let session = Uuid::new_v4();
     let first = next_segment(&mut sealer, &me.device_id.to_string(), session, 1);
-    let (status, _) = rig.put_segment(session, 1, &first).await;
+    let (status, _) = rig.put_segment(&signing, session, 1, &first).await;
     assert_eq!(status, StatusCode::CREATED);
 
     // Four billion produced: refused before anything is stored.
@@ -152,7 +153,7 @@ async fn huge_claims_are_refused_and_gap_reports_stay_fast() {
 
     // A segment numbered two million in a session holding #1: refused for its number.
     let far = next_segment(&mut sealer, &me.device_id.to_string(), session, 2_000_000);
-    let (status, v) = rig.put_segment(session, 2_000_000, &far).await;
+    let (status, v) = rig.put_segment(&signing, session, 2_000_000, &far).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"], "bad_id", "{v}");
     assert!(v["detail"].as_str().unwrap().contains("ahead"), "{v}");
@@ -390,14 +391,14 @@ async fn uploads_not_sealed_for_the_vault_alone_are_refused() {
     for (seq, recipients) in [(1u64, also_mine), (2, vec![own])] {
         let mut sealer = Sealer::new(Recipients::parse(&recipients).unwrap(), same_key());
         let segment = next_segment(&mut sealer, &device, session, seq);
-        let (status, v) = rig.put_segment(session, seq, &segment).await;
+        let (status, v) = rig.put_segment(&signing, session, seq, &segment).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "#{seq}");
         assert_eq!(v["error"], "not_sealed_for_vault", "{v}");
     }
     // Sealed for the vault alone, the same device's segment is stored.
     let mut sealer = Sealer::new(Recipients::parse(&me.recipients).unwrap(), key);
     let good = next_segment(&mut sealer, &device, session, 1);
-    let (status, _) = rig.put_segment(session, 1, &good).await;
+    let (status, _) = rig.put_segment(&signing, session, 1, &good).await;
     assert_eq!(status, StatusCode::CREATED);
 
     let gaps = run_ok(&[
@@ -651,57 +652,106 @@ async fn reads_are_recorded_and_browsers_are_not_invited_to_cache() {
     );
 }
 
-/// Issue 13 point 4 (part): a client announces an upload and then trickles nothing; at the
-/// request deadline the vault answers 408 and closes, so such clients cannot hold connections
-/// and buffers for ever.
+/// Issue 13 point 4: a client that is no enrolled device is refused before the vault reads a
+/// byte of its body (no device signature header: 401 at once, however much it announces); a
+/// device that announces an upload and then trickles nothing is cut at the request deadline
+/// (408, connection closed), so neither can hold connections and buffers for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_upload_is_cut_at_the_request_deadline() {
+async fn uploads_are_authenticated_before_their_bodies_and_stalls_are_cut() {
     use rustls::pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("vault");
-    run_ok(&[
-        "init",
-        "--data",
-        data.to_str().unwrap(),
-        "--host",
-        "127.0.0.1",
-    ]);
+    let d = data.to_str().unwrap().to_owned();
+    run_ok(&["init", "--data", &d, "--host", "127.0.0.1"]);
     let served = Served::start_with(&data, 1 << 20, &["--request-timeout", "2"]);
+    let ca = fs::read(data.join("tls/ca.pem")).unwrap();
+    let http = pinned_client(&ca);
+    let token = run_ok(&["token", "create", "--data", &d]);
+    let key = SigningKey::from_bytes(&[77; 32]);
+    let enrolled = http
+        .post(format!("{}/v1/enroll", served.base))
+        .json(&serde_json::json!({
+            "token": token.trim(),
+            "device_public_key": hex::encode(key.verifying_key().as_bytes()),
+            "hostname": "desk",
+            "user": "agent1",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enrolled.status(), StatusCode::OK);
+
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(
-        &fs::read(data.join("tls/ca.pem")).unwrap(),
-    ) {
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
     let addr = served.base.strip_prefix("https://").unwrap().to_owned();
-    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut tls = connector.connect(name, tcp).await.unwrap();
+    // Sends a request head and the first bytes of a body, then nothing: the answer and when.
+    let stall = |extra_header: String, session: Uuid| {
+        let (config, addr) = (config.clone(), addr.clone());
+        async move {
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let connector = tokio_rustls::TlsConnector::from(config);
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+            let head = format!(
+                "PUT /v1/segments/{session}/1 HTTP/1.1\r\nHost: {addr}\r\n{extra_header}\
+                 Content-Length: 100000\r\n\r\nVGS1"
+            );
+            tls.write_all(head.as_bytes()).await.unwrap();
+            tls.flush().await.unwrap();
+            let started = Instant::now();
+            let mut answer = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut answer)).await;
+            assert!(
+                read.is_ok(),
+                "the vault kept the stalled connection open for 20 s"
+            );
+            (
+                String::from_utf8_lossy(&answer).into_owned(),
+                started.elapsed(),
+            )
+        }
+    };
+
+    // Nobody's upload: refused at once, the body never read.
+    let (text, waited) = stall(String::new(), Uuid::new_v4()).await;
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(text.contains("device_signature_required"), "{text}");
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+    // A stranger's signature: refused at once too.
     let session = Uuid::new_v4();
-    let head = format!(
-        "PUT /v1/segments/{session}/1 HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100000\r\n\r\nVGS1"
-    );
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.flush().await.unwrap();
-    let started = Instant::now();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut answer)).await;
-    let waited = started.elapsed();
-    let text = String::from_utf8_lossy(&answer);
+    let mut body = b"VGS1".to_vec();
+    body.resize(100_000, 0);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let stranger = SigningKey::from_bytes(&[78; 32]);
+    let header = |key: &SigningKey| {
+        let signature = vigil_proto::upload_auth::sign_upload(key, session, 1, now, &body);
+        format!(
+            "{}: {signature}\r\n",
+            vigil_proto::upload_auth::UPLOAD_AUTH_HEADER
+        )
+    };
+    let (text, waited) = stall(header(&stranger), session).await;
     assert!(
-        read.is_ok(),
-        "the vault kept the stalled connection open for 20 s"
+        text.starts_with("HTTP/1.1 403") && text.contains("unknown_device"),
+        "{text}"
     );
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+    // The enrolled device's stalled upload: cut at the 2-s deadline.
+    let (text, waited) = stall(header(&key), session).await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("request_timeout"), "{text}");
     assert!(
@@ -767,14 +817,15 @@ async fn a_backdated_device_clock_neither_expires_segments_early_nor_escapes_hol
     const DAY: i64 = 86_400;
     let rig = Rig::start();
     let key = DeviceKey::generate();
-    let me = rig.enroll(&key.signing_key().clone()).await;
+    let signing = key.signing_key().clone();
+    let me = rig.enroll(&signing).await;
     let device = me.device_id.to_string();
     let session = Uuid::new_v4();
     let mut sealer = Sealer::new(Recipients::parse(&me.recipients).unwrap(), key);
     // `next_segment` dates its manifest 1970-01-01: the device's clock says so.
     let segment = next_segment(&mut sealer, &device, session, 1);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (status, _) = rig.put_segment(session, 1, &segment).await;
+    let (status, _) = rig.put_segment(&signing, session, 1, &segment).await;
     assert_eq!(status, StatusCode::CREATED);
 
     let vault = vigil_vault_core::Vault::open(
@@ -1193,4 +1244,91 @@ async fn a_password_alone_does_not_open_an_account_that_can_manage_the_vault() {
     let audit = run_ok(&["audit", "--data", &rig.data]);
     assert!(audit.contains("user.mfa_enrolled"), "{audit}");
     assert!(audit.contains("wrong one-time code"), "{audit}");
+}
+
+/// Issue 13 point 4: one device cannot flood the vault with uploads. Past its burst it gets
+/// 429 with Retry-After (agents retry later, nothing is lost), while another device uploads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_device_is_held_to_its_upload_rate_and_others_are_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("vault");
+    let d = data.to_str().unwrap().to_owned();
+    run_ok(&["init", "--data", &d, "--host", "127.0.0.1"]);
+    let served = Served::start_with(
+        &data,
+        1 << 20,
+        &[
+            "--device-uploads-per-second",
+            "0.2",
+            "--device-upload-burst",
+            "2",
+        ],
+    );
+    let http = pinned_client(&fs::read(data.join("tls/ca.pem")).unwrap());
+    let enroll = |key: SigningKey| {
+        let (http, base, d) = (http.clone(), served.base.clone(), d.clone());
+        async move {
+            let token = run_ok(&["token", "create", "--data", &d]);
+            let resp = http
+                .post(format!("{base}/v1/enroll"))
+                .json(&serde_json::json!({
+                    "token": token.trim(),
+                    "device_public_key": hex::encode(key.verifying_key().as_bytes()),
+                    "hostname": "desk",
+                    "user": "agent1",
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            resp.json::<vigil_vault_core::enroll::EnrollResponse>()
+                .await
+                .unwrap()
+        }
+    };
+    let upload = |key: SigningKey, segment: support::Segment, session: Uuid, seq: u64| {
+        let (http, base) = (http.clone(), served.base.clone());
+        async move {
+            let req = http.put(format!("{base}/v1/segments/{session}/{seq}"));
+            support::signed_upload(req, &key, session, seq, segment.body())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut devices = Vec::new();
+    for n in [1u8, 2] {
+        let key = DeviceKey::generate();
+        let signing = key.signing_key().clone();
+        let me = enroll(signing.clone()).await;
+        let sealer = Sealer::new(Recipients::parse(&me.recipients).unwrap(), key);
+        devices.push((signing, sealer, me.device_id.to_string(), Uuid::new_v4(), n));
+    }
+    let (busy, calm) = devices.split_at_mut(1);
+    let (key, sealer, id, session, _) = &mut busy[0];
+    for seq in 1..=2 {
+        let segment = next_segment(sealer, id, *session, seq);
+        let resp = upload(key.clone(), segment, *session, seq).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::CREATED,
+            "#{seq} within the burst"
+        );
+    }
+    let third = next_segment(sealer, id, *session, 3);
+    let resp = upload(key.clone(), third, *session, 3).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&wait), "retry after {wait} s");
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "rate_limited");
+    // The other device is not held back.
+    let (key, sealer, id, session, _) = &mut calm[0];
+    let segment = next_segment(sealer, id, *session, 1);
+    let resp = upload(key.clone(), segment, *session, 1).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
 }

@@ -83,15 +83,25 @@ impl Api {
         Answer { status, json }
     }
 
-    async fn put(&self, session: Uuid, seq: u64, body: Vec<u8>) -> Answer {
-        self.put_path(&format!("/v1/segments/{session}/{seq}"), body)
+    /// Uploads as the device of `key` (with its signature header, as agents do).
+    async fn put(&self, key: &SigningKey, session: Uuid, seq: u64, body: Vec<u8>) -> Answer {
+        let req = self
+            .http
+            .put(format!("{}/v1/segments/{session}/{seq}", self.base))
+            .header("content-type", CONTENT_TYPE);
+        let resp = support::signed_upload(req, key, session, seq, body)
+            .send()
             .await
+            .unwrap();
+        let status = resp.status();
+        let json = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or_default();
+        Answer { status, json }
     }
 }
 
 /// Sends a request line exactly as written (no client-side URL normalization), over TLS.
 async fn raw_put(base: &str, ca_pem: &[u8], target: &str, body: &[u8]) -> Answer {
-    raw_request(base, ca_pem, target, body, body.len()).await
+    raw_request(base, ca_pem, target, "", body, body.len()).await
 }
 
 /// Like [`raw_put`], announcing `content_length` bytes; when it is more than the body, the
@@ -100,6 +110,7 @@ async fn raw_request(
     base: &str,
     ca_pem: &[u8],
     target: &str,
+    headers: &str,
     body: &[u8],
     content_length: usize,
 ) -> Answer {
@@ -122,7 +133,7 @@ async fn raw_request(
         .await
         .unwrap();
     let head = format!(
-        "PUT {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {CONTENT_TYPE}\r\n\
+        "PUT {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {CONTENT_TYPE}\r\n{headers}\
          Content-Length: {content_length}\r\nConnection: close\r\n\r\n"
     );
     tls.write_all(head.as_bytes()).await.unwrap();
@@ -182,7 +193,8 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
     let sign_b = key_b.signing_key().clone();
     let id_b = api.enroll(d, &sign_b).await;
     let key_c = DeviceKey::generate();
-    let id_c = api.enroll(d, key_c.signing_key()).await;
+    let sign_c = key_c.signing_key().clone();
+    let id_c = api.enroll(d, &sign_c).await;
     let recipients_text = fs::read_to_string(data.join("keys/recording.pub")).unwrap();
     let recipients = Recipients::parse(&[recipients_text.trim()]).unwrap();
     let mut sealer_a = Sealer::new(recipients.clone(), key_a);
@@ -193,7 +205,7 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
     // The one legitimate upload.
     let a1 = next_segment(&mut sealer_a, &id_a.to_string(), session_a, 1);
     let a2 = next_segment(&mut sealer_a, &id_a.to_string(), session_a, 2);
-    let stored = api.put(session_a, 1, a1.body()).await;
+    let stored = api.put(&sign_a, session_a, 1, a1.body()).await;
     assert_eq!(stored.status, StatusCode::CREATED, "{:?}", stored.json);
     let blobs_before = files(&data.join("blobs"));
     assert_eq!(blobs_before.len(), 3);
@@ -208,7 +220,7 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
             (MediaKind::Voice, &a2.voice),
         ],
     );
-    api.put(session_a, 2, body)
+    api.put(&sign_a, session_a, 2, body)
         .await
         .refused(StatusCode::FORBIDDEN, "bad_signature");
 
@@ -222,7 +234,7 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
         m.as_bytes(),
         &[(MediaKind::Screen, &s), (MediaKind::Voice, &v)],
     );
-    api.put(unknown, 1, body)
+    api.put(&stranger, unknown, 1, body)
         .await
         .refused(StatusCode::FORBIDDEN, "unknown_device");
 
@@ -230,17 +242,17 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
     run_ok(&["device", "revoke", "--data", d, &id_c.to_string()]);
     let session_c = Uuid::new_v4();
     let c1 = next_segment(&mut sealer_c, &id_c.to_string(), session_c, 1);
-    api.put(session_c, 1, c1.body())
+    api.put(&sign_c, session_c, 1, c1.body())
         .await
         .refused(StatusCode::FORBIDDEN, "revoked_device");
 
     // Replays by device B of A's signed segments. Into B's own session: the signed manifest
     // names A's session, so the path and the manifest disagree.
-    api.put(session_b, 1, a1.body())
+    api.put(&sign_b, session_b, 1, a1.body())
         .await
         .refused(StatusCode::BAD_REQUEST, "manifest_mismatch");
     // Into A's session at another position.
-    api.put(session_a, 3, a2.body())
+    api.put(&sign_b, session_a, 3, a2.body())
         .await
         .refused(StatusCode::BAD_REQUEST, "manifest_mismatch");
     // A's manifest re-signed by B (still naming A's device and session).
@@ -252,7 +264,7 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
             (MediaKind::Voice, &a2.voice),
         ],
     );
-    api.put(session_a, 2, body)
+    api.put(&sign_b, session_a, 2, body)
         .await
         .refused(StatusCode::BAD_REQUEST, "manifest_mismatch");
     // Re-signed by B under B's own id, into A's session: the session is A's.
@@ -266,37 +278,40 @@ async fn bad_uploads_are_refused_named_counted_and_leave_nothing() {
             (MediaKind::Voice, &a2.voice),
         ],
     );
-    api.put(session_a, 2, body)
+    api.put(&sign_b, session_a, 2, body)
         .await
         .refused(StatusCode::FORBIDDEN, "wrong_device");
     // Replayed at its own position, it is the same segment: the first receipt, nothing new.
-    let replay = api.put(session_a, 1, a1.body()).await;
+    let replay = api.put(&sign_a, session_a, 1, a1.body()).await;
     assert_eq!(replay.status, StatusCode::OK, "{:?}", replay.json);
 
     // Oversized (over --max-body-bytes), truncated, malformed manifest JSON.
     let mut big = a2.body();
     big.resize(MAX_BODY + 1, 0);
-    api.put(session_a, 2, big)
+    api.put(&sign_a, session_a, 2, big)
         .await
         .refused(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
     let mut cut = a2.body();
     cut.truncate(cut.len() - 7);
-    api.put(session_a, 2, cut)
+    api.put(&sign_a, session_a, 2, cut)
         .await
         .refused(StatusCode::BAD_REQUEST, "bad_body");
     let mut text = String::from_utf8(a2.manifest.as_bytes().to_vec()).unwrap();
     text.truncate(text.len() / 2);
     let body = SegmentBody::encode(text.as_bytes(), &[(MediaKind::Voice, &a2.voice)]);
-    api.put(session_a, 2, body)
+    api.put(&sign_a, session_a, 2, body)
         .await
         .refused(StatusCode::BAD_REQUEST, "malformed_manifest");
 
     // A connection that dies mid-body (fewer bytes than announced).
     let body = a2.body();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signature = vigil_proto::upload_auth::sign_upload(&sign_a, session_a, 2, now, &body);
     raw_request(
         &served.base,
         &ca,
         &format!("/v1/segments/{session_a}/2"),
+        &format!("x-vigil-device-signature: {signature}\r\n"),
         &body[..body.len() / 2],
         body.len(),
     )

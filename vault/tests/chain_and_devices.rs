@@ -41,11 +41,18 @@ impl Client {
     }
 
     /// Uploads; returns the status and the error code (empty on success).
-    async fn put(&self, session: Uuid, seq: u64, body: Vec<u8>) -> (StatusCode, String) {
-        let resp = self
+    /// Uploads as the device of `key`.
+    async fn put(
+        &self,
+        key: &SigningKey,
+        session: Uuid,
+        seq: u64,
+        body: Vec<u8>,
+    ) -> (StatusCode, String) {
+        let req = self
             .http
-            .put(format!("{}/v1/segments/{session}/{seq}", self.base))
-            .body(body)
+            .put(format!("{}/v1/segments/{session}/{seq}", self.base));
+        let resp = support::signed_upload(req, key, session, seq, body)
             .send()
             .await
             .unwrap();
@@ -104,43 +111,43 @@ async fn chain_links_session_owners_and_malformed_uploads() {
     let seg1 = next_segment(&mut sealer_a, &id_a, session, 1);
     let seg2 = next_segment(&mut sealer_a, &id_a, session, 2);
     assert_eq!(
-        client.put(session, 2, seg2.body()).await.0,
+        client.put(&sign_a, session, 2, seg2.body()).await.0,
         StatusCode::CREATED
     );
     let impostor = signed_with_prev(&sealer_a, &sign_a, &id_a, session, 1, None);
     assert_eq!(
-        client.put(session, 1, impostor).await,
+        client.put(&sign_a, session, 1, impostor).await,
         (StatusCode::CONFLICT, "chain_broken".into())
     );
     assert_eq!(
-        client.put(session, 1, seg1.body()).await.0,
+        client.put(&sign_a, session, 1, seg1.body()).await.0,
         StatusCode::CREATED
     );
 
     // #3 naming another predecessor than the stored #2.
     let wrong = signed_with_prev(&sealer_a, &sign_a, &id_a, session, 3, Some("00".repeat(32)));
     assert_eq!(
-        client.put(session, 3, wrong).await,
+        client.put(&sign_a, session, 3, wrong).await,
         (StatusCode::CONFLICT, "chain_broken".into())
     );
     // A first segment naming a predecessor; a later one naming none.
     let other = Uuid::new_v4();
     let body = signed_with_prev(&sealer_a, &sign_a, &id_a, other, 1, Some("11".repeat(32)));
-    assert_eq!(client.put(other, 1, body).await.1, "chain_broken");
+    assert_eq!(client.put(&sign_a, other, 1, body).await.1, "chain_broken");
     let body = signed_with_prev(&sealer_a, &sign_a, &id_a, other, 2, None);
-    assert_eq!(client.put(other, 2, body).await.1, "chain_broken");
+    assert_eq!(client.put(&sign_a, other, 2, body).await.1, "chain_broken");
 
     // Device B cannot add to device A's session, nor claim to be A.
     let head = seg2.manifest.digest().0;
     let body = signed_with_prev(&sealer_b, &sign_b, &id_b, session, 3, Some(head));
     assert_eq!(
-        client.put(session, 3, body).await,
+        client.put(&sign_b, session, 3, body).await,
         (StatusCode::FORBIDDEN, "wrong_device".into())
     );
     let fresh = Uuid::new_v4();
     let body = signed_with_prev(&sealer_b, &sign_b, &id_a, fresh, 1, None);
     assert_eq!(
-        client.put(fresh, 1, body).await,
+        client.put(&sign_b, fresh, 1, body).await,
         (StatusCode::BAD_REQUEST, "manifest_mismatch".into())
     );
 
@@ -148,7 +155,7 @@ async fn chain_links_session_owners_and_malformed_uploads() {
     let stranger = SigningKey::from_bytes(&[9; 32]);
     let body = signed_with_prev(&sealer_b, &stranger, "x", Uuid::new_v4(), 1, None);
     let s = Uuid::new_v4();
-    let (status, code) = client.put(s, 1, body).await;
+    let (status, code) = client.put(&stranger, s, 1, body).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::FORBIDDEN, "unknown_device")
@@ -157,28 +164,28 @@ async fn chain_links_session_owners_and_malformed_uploads() {
     // Malformed manifest, truncated body, path that disagrees with the manifest, a missing blob.
     let garbage = SegmentBody::encode(b"{not json", &[]);
     assert_eq!(
-        client.put(s, 1, garbage).await,
+        client.put(&sign_a, s, 1, garbage).await,
         (StatusCode::BAD_REQUEST, "malformed_manifest".into())
     );
     let seg3 = next_segment(&mut sealer_a, &id_a, session, 3);
     let mut cut = seg3.body();
     cut.truncate(cut.len() - 5);
     assert_eq!(
-        client.put(session, 3, cut).await,
+        client.put(&sign_a, session, 3, cut).await,
         (StatusCode::BAD_REQUEST, "bad_body".into())
     );
     assert_eq!(
-        client.put(session, 4, seg3.body()).await,
+        client.put(&sign_a, session, 4, seg3.body()).await,
         (StatusCode::BAD_REQUEST, "manifest_mismatch".into())
     );
     let voice_only =
         SegmentBody::encode(seg3.manifest.as_bytes(), &[(MediaKind::Voice, &seg3.voice)]);
     assert_eq!(
-        client.put(session, 3, voice_only).await,
+        client.put(&sign_a, session, 3, voice_only).await,
         (StatusCode::BAD_REQUEST, "manifest_mismatch".into())
     );
     assert_eq!(
-        client.put(session, 3, seg3.body()).await.0,
+        client.put(&sign_a, session, 3, seg3.body()).await.0,
         StatusCode::CREATED
     );
 

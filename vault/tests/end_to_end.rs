@@ -23,14 +23,25 @@ use vigil_vault_core::enroll::EnrollResponse;
 
 const MAX_BODY: usize = 64 * 1024;
 
-async fn put(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
-    let resp = client
-        .put(url)
-        .header("content-type", CONTENT_TYPE)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+/// Uploads as the device of `key` (a URL whose ids do not parse goes without a signature:
+/// the vault refuses it for its ids first).
+async fn put(
+    client: &reqwest::Client,
+    key: &ed25519_dalek::SigningKey,
+    url: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
+    let req = client.put(url).header("content-type", CONTENT_TYPE);
+    let mut ids = url.rsplit('/');
+    let (seq, session) = (ids.next(), ids.next());
+    let req = match (
+        session.and_then(|s| s.parse::<Uuid>().ok()),
+        seq.and_then(|q| q.parse::<u64>().ok()),
+    ) {
+        (Some(session), Some(seq)) => support::signed_upload(req, key, session, seq, body),
+        _ => req.body(body),
+    };
+    let resp = req.send().await.unwrap();
     let status = resp.status();
     (status, resp.bytes().await.unwrap().to_vec())
 }
@@ -90,6 +101,7 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
     let token = token.trim();
     assert!(token.starts_with("vgt_"));
     let device = DeviceKey::generate();
+    let device_signing = device.signing_key().clone();
     let signing = device.signing_key().clone();
     let enroll_body = |token: &str| {
         serde_json::json!({
@@ -143,7 +155,7 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
     let seg4 = next_segment(&mut sealer, &device_id, session, 4);
     let url = |seq: u64| format!("{base}/v1/segments/{session}/{seq}");
 
-    let (status, receipt1) = put(&client, &url(1), seg1.body()).await;
+    let (status, receipt1) = put(&client, &device_signing, &url(1), seg1.body()).await;
     assert_eq!(
         status,
         StatusCode::CREATED,
@@ -160,7 +172,7 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
     assert_eq!(receipt.manifest_sha256, seg1.manifest.digest().0);
 
     // The same segment again: stored once, same receipt.
-    let (status, again) = put(&client, &url(1), seg1.body()).await;
+    let (status, again) = put(&client, &device_signing, &url(1), seg1.body()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, receipt1);
 
@@ -175,7 +187,7 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
         other.as_bytes(),
         &[(MediaKind::Screen, &s), (MediaKind::Voice, &v)],
     );
-    let (status, err) = put(&client, &url(1), body).await;
+    let (status, err) = put(&client, &device_signing, &url(1), body).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(error_code(&err), "conflict");
 
@@ -190,7 +202,7 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
             (MediaKind::Voice, &seg2.voice),
         ],
     );
-    let (status, err) = put(&client, &url(2), body).await;
+    let (status, err) = put(&client, &device_signing, &url(2), body).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error_code(&err), "bad_signature");
     assert!(!data
@@ -208,7 +220,7 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
             (MediaKind::Voice, &bad_voice),
         ],
     );
-    let (status, err) = put(&client, &url(3), body).await;
+    let (status, err) = put(&client, &device_signing, &url(3), body).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_code(&err), "blob_mismatch");
 
@@ -219,17 +231,17 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
         format!("{base}/v1/segments/%2E%2E/1"),
         format!("{base}/v1/segments/{session}/0"),
     ] {
-        let (status, _) = put(&client, &bad, seg3.body()).await;
+        let (status, _) = put(&client, &device_signing, &bad, seg3.body()).await;
         assert!(status.is_client_error(), "{bad}: {status}");
     }
     assert!(!tmp.path().join("escape").exists() && !data.join("escape").exists());
 
     // An oversized body: 413.
-    let (status, _) = put(&client, &url(3), vec![0u8; MAX_BODY + 1]).await;
+    let (status, _) = put(&client, &device_signing, &url(3), vec![0u8; MAX_BODY + 1]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
     // Segment 3 arrives (2 never does): stored, and `gaps` reports 2 missing.
-    let (status, r3) = put(&client, &url(3), seg3.body()).await;
+    let (status, r3) = put(&client, &device_signing, &url(3), seg3.body()).await;
     assert_eq!(
         status,
         StatusCode::CREATED,
@@ -251,7 +263,7 @@ async fn enroll_ingest_receipts_refusals_and_gaps() {
             .any(|l| l.starts_with(&device_id) && l.ends_with("revoked")),
         "{list}"
     );
-    let (status, err) = put(&client, &url(4), seg4.body()).await;
+    let (status, err) = put(&client, &device_signing, &url(4), seg4.body()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error_code(&err), "revoked_device");
 

@@ -117,8 +117,15 @@ fn export_verify_tampering_key_export_and_audit() {
     let uploads = stored.iter().map(|s| (a, s)).chain([(b, &b1), (b, &b3)]);
     for (session, seg) in uploads {
         let seq = seg.manifest.document.sequence.to_string();
-        vigil_vault_core::ingest::ingest(&vault_handle, &session.to_string(), &seq, &seg.body())
-            .unwrap();
+        let uploader = key.verifying_key();
+        vigil_vault_core::ingest::ingest(
+            &vault_handle,
+            &session.to_string(),
+            &seq,
+            &seg.body(),
+            &uploader,
+        )
+        .unwrap();
     }
     drop(vault_handle);
 

@@ -82,9 +82,9 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
         .map(|seq| next_segment(&mut sealer, &id, session, seq))
         .collect();
     for seq in [1u64, 2, 5] {
-        let resp = http
-            .put(format!("{base}/v1/segments/{session}/{seq}"))
-            .body(segments[seq as usize - 1].body())
+        let req = http.put(format!("{base}/v1/segments/{session}/{seq}"));
+        let body = segments[seq as usize - 1].body();
+        let resp = support::signed_upload(req, &signing, session, seq, body)
             .send()
             .await
             .unwrap();
@@ -223,9 +223,9 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
 
     // The rest arrives: nothing is missing any more.
     for seq in [3u64, 4, 6] {
-        let resp = http
-            .put(format!("{base}/v1/segments/{session}/{seq}"))
-            .body(segments[seq as usize - 1].body())
+        let req = http.put(format!("{base}/v1/segments/{session}/{seq}"));
+        let body = segments[seq as usize - 1].body();
+        let resp = support::signed_upload(req, &signing, session, seq, body)
             .send()
             .await
             .unwrap();

@@ -259,11 +259,15 @@ fn serve(backends: &Backends, data: &str) -> (Serving, String) {
     (Serving(child), base)
 }
 
-async fn put(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
-    let resp = client
-        .put(url)
-        .header("content-type", CONTENT_TYPE)
-        .body(body)
+/// Uploads `body` as `seq` of `session`, as the device of `key`.
+async fn put(
+    client: &reqwest::Client,
+    key: &ed25519_dalek::SigningKey,
+    (url, session, seq): (String, Uuid, usize),
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
+    let req = client.put(url).header("content-type", CONTENT_TYPE);
+    let resp = support::signed_upload(req, key, session, seq as u64, body)
         .send()
         .await
         .unwrap();
@@ -311,15 +315,16 @@ async fn ingest_end_to_end(meta: Meta, blobs: Blobs) {
     let device_id = enrolled.device_id.to_string();
 
     let session = Uuid::new_v4();
+    let signing = device.signing_key().clone();
     let mut sealer = Sealer::new(Recipients::parse(&enrolled.recipients).unwrap(), device);
     let segments: Vec<_> = (1..=3)
         .map(|seq| next_segment(&mut sealer, &device_id, session, seq))
         .collect();
-    let url = |seq: usize| format!("{base}/v1/segments/{session}/{seq}");
+    let url = |seq: usize| (format!("{base}/v1/segments/{session}/{seq}"), session, seq);
     let mut receipts = BTreeMap::new();
     // Out of order, then every one again: stored once, the same receipt each time.
     for seq in [2, 1, 3] {
-        let (status, receipt) = put(&client, &url(seq), segments[seq - 1].body()).await;
+        let (status, receipt) = put(&client, &signing, url(seq), segments[seq - 1].body()).await;
         assert_eq!(
             status,
             StatusCode::CREATED,
@@ -329,14 +334,14 @@ async fn ingest_end_to_end(meta: Meta, blobs: Blobs) {
         receipts.insert(seq, receipt);
     }
     for seq in 1..=3 {
-        let (status, again) = put(&client, &url(seq), segments[seq - 1].body()).await;
+        let (status, again) = put(&client, &signing, url(seq), segments[seq - 1].body()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(again, receipts[&seq]);
     }
     // A segment for position 4 that fails verification stores nothing.
     let mut forged = next_segment(&mut sealer, &device_id, session, 4);
     forged.voice.push(0);
-    let (status, _) = put(&client, &url(4), forged.body()).await;
+    let (status, _) = put(&client, &signing, url(4), forged.body()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // The bytes in the backend's own storage are the agent's, byte for byte.

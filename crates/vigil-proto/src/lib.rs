@@ -15,6 +15,7 @@ pub mod receipt;
 mod screen_mask;
 mod signed;
 pub mod tombstone;
+pub mod upload_auth;
 
 pub use manifest::{
     BlobRef, CaptureEvent, CaptureEventKind, EncoderSettings, ManifestDigest, MaskedSpan,

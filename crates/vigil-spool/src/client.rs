@@ -177,17 +177,23 @@ impl VaultClient {
             .map_err(|e| RequestError::BadAnswer(describe(&e)))
     }
 
-    /// `PUT /v1/segments/{session}/{sequence}` with a framed body; returns the receipt bytes.
+    /// `PUT /v1/segments/{session}/{sequence}` with a framed body and the device's signature
+    /// header (`vigil_proto::upload_auth`); returns the receipt bytes.
     pub async fn upload(
         &self,
         session: Uuid,
         sequence: u64,
         body: Vec<u8>,
+        device_signature: &str,
     ) -> Result<UploadAnswer, RequestError> {
         let response = self
             .http
             .put(format!("{}/v1/segments/{session}/{sequence}", self.base))
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(
+                vigil_proto::upload_auth::UPLOAD_AUTH_HEADER,
+                device_signature,
+            )
             .body(body)
             .send()
             .await

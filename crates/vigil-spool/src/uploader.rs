@@ -400,7 +400,18 @@ async fn upload_one(
         .collect();
     let body = SegmentBody::encode(&segment.manifest, &blobs);
     pace(pacer, config, body.len()).await;
-    let answer = delivery.client.upload(session, sequence, body).await?;
+    // Signed at send time: the vault checks who is uploading before it reads the body.
+    let auth = vigil_proto::upload_auth::sign_upload(
+        &delivery.device_key,
+        session,
+        sequence,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        &body,
+    );
+    let answer = delivery
+        .client
+        .upload(session, sequence, body, &auth)
+        .await?;
     let receipt = SignedReceipt::verify(&answer.receipt, Some(&delivery.receipt_key))
         .map_err(|e| AttemptError::Receipt(e.to_string()))?;
     let r = &receipt.document;

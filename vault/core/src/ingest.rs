@@ -365,6 +365,7 @@ pub fn ingest(
     session: &str,
     sequence: &str,
     body: &[u8],
+    uploader: &ed25519_dalek::VerifyingKey,
 ) -> Result<Accepted, IngestError> {
     let (session, sequence) = parse_ids(session, sequence)?;
     let body = SegmentBody::parse(body)?;
@@ -372,6 +373,12 @@ pub fn ingest(
         ManifestKind::BadSignature => IngestError::BadSignature(e),
         _ => IngestError::Malformed(e),
     })?;
+    // The device that signed the upload (checked before its body was read) signed this too.
+    if signed.signer != *uploader {
+        return Err(IngestError::Mismatch(
+            "the manifest is signed by another key than the upload".into(),
+        ));
+    }
     let key_id = vigil_proto::device_key_id(&signed.signer);
     let device = vault
         .store()

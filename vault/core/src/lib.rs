@@ -49,6 +49,7 @@ pub mod sealed_for;
 pub mod search;
 pub mod secrets;
 pub mod tls;
+pub mod upload_gate;
 mod vault;
 pub mod verify_export;
 pub mod when;

@@ -18,6 +18,10 @@ pub(crate) struct AppState {
     pub(crate) throttle: Arc<Throttle>,
     /// The policy snapshot and its change notifications.
     pub(crate) policy: PolicyHub,
+    /// Segment uploads per device.
+    pub(crate) upload_rate: Arc<vigil_vault_core::upload_gate::UploadRate>,
+    /// The largest upload body read.
+    pub(crate) max_body_bytes: usize,
 }
 
 /// The client's address, attached to each request by the connection loop.

@@ -46,7 +46,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use age::secrecy::ExposeSecret;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -80,7 +79,17 @@ pub struct ServeOptions {
     /// Requests handled at once; more are refused at once (503 with `Retry-After`) rather
     /// than queued until memory runs out.
     pub max_in_flight: usize,
+    /// Segment uploads one device may make per second on average (0: no limit)...
+    pub device_uploads_per_second: f64,
+    /// ...and at once after a quiet spell (a backlog after an outage drains at this pace).
+    pub device_upload_burst: u32,
 }
+
+/// The default [`ServeOptions::device_uploads_per_second`]: an agent makes one segment every
+/// few seconds; a backlog drains at two uploads in flight.
+pub const DEFAULT_DEVICE_UPLOADS_PER_SECOND: f64 = 20.0;
+/// The default [`ServeOptions::device_upload_burst`].
+pub const DEFAULT_DEVICE_UPLOAD_BURST: u32 = 100;
 
 /// The default [`ServeOptions::request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -144,6 +153,11 @@ pub fn router(
         metrics: Arc::new(Metrics::default()),
         throttle: Arc::default(),
         policy,
+        upload_rate: Arc::new(vigil_vault_core::upload_gate::UploadRate::new(
+            options.device_uploads_per_second,
+            options.device_upload_burst,
+        )),
+        max_body_bytes,
     };
     Router::new()
         .route("/health", get(system::health))
@@ -161,7 +175,7 @@ pub fn router(
         .route("/v1/devices", get(audit::devices))
         .route(
             "/v1/segments/{session}/{sequence}",
-            put(agents::put_segment).layer(DefaultBodyLimit::max(max_body_bytes)),
+            put(agents::put_segment),
         )
         .route("/v1/login", post(session::login))
         .route("/v1/logout", post(session::logout))

@@ -65,6 +65,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes,
         request_timeout,
         max_in_flight,
+        device_uploads_per_second,
+        device_upload_burst,
     } = args;
     let key = VaultKey::resolve(key.key_file.as_deref())?;
     let layout = vigil_vault_store::Layout::new(&data.data);
@@ -99,6 +101,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_body_bytes,
                 request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
                 max_in_flight,
+                device_uploads_per_second,
+                device_upload_burst,
             },
         )
         .await?;

@@ -116,6 +116,7 @@ impl Console {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         let enrolled: vigil_vault_core::enroll::EnrollResponse = resp.json().await.unwrap();
+        let signing = key.signing_key().clone();
         let mut sealer = Sealer::new(Recipients::parse(&enrolled.recipients).unwrap(), key);
         let session = Uuid::new_v4();
         for seq in 1..=2u64 {
@@ -148,9 +149,8 @@ impl Console {
                 screen,
                 voice,
             };
-            let resp = http
-                .put(format!("{}/v1/segments/{session}/{seq}", served.base))
-                .body(segment.body())
+            let req = http.put(format!("{}/v1/segments/{session}/{seq}", served.base));
+            let resp = crate::support::signed_upload(req, &signing, session, seq, segment.body())
                 .send()
                 .await
                 .unwrap();

@@ -21,7 +21,7 @@ use vigil_vault_core::secrets::VaultKey;
 use vigil_vault_core::Vault;
 
 use crate::backends::Backends;
-use crate::support::{manifest, pinned_client, vault, Segment, VAULT_KEY};
+use crate::support::{manifest, pinned_client, signed_upload, vault, Segment, VAULT_KEY};
 
 pub const DAY: i64 = 86_400;
 
@@ -165,11 +165,11 @@ impl Deployment {
                 screen,
                 voice,
             };
-            let resp = self
+            let req = self
                 .client
                 .put(format!("{}/v1/segments/{session}/{seq}", self.served.base))
-                .header("content-type", CONTENT_TYPE)
-                .body(seg.body())
+                .header("content-type", CONTENT_TYPE);
+            let resp = signed_upload(req, &self.key, session, seq, seg.body())
                 .send()
                 .await
                 .unwrap();

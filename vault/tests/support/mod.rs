@@ -258,6 +258,21 @@ pub fn manifest(
     }
 }
 
+/// `req` with `body` and the device signature header an agent's uploader sends (signed by
+/// `key` for `session`/`seq`, now): the vault checks it before reading the body.
+pub fn signed_upload(
+    req: reqwest::RequestBuilder,
+    key: &ed25519_dalek::SigningKey,
+    session: Uuid,
+    seq: u64,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signature = vigil_proto::upload_auth::sign_upload(key, session, seq, now, &body);
+    req.header(vigil_proto::upload_auth::UPLOAD_AUTH_HEADER, signature)
+        .body(body)
+}
+
 /// The next segment of the sealer's session: blobs sealed to the vault, manifest chained and signed.
 pub fn next_segment(sealer: &mut Sealer, device_id: &str, session: Uuid, seq: u64) -> Segment {
     let screen = sealer

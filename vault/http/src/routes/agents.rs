@@ -2,16 +2,17 @@
 //! token): `POST /v1/enroll`, `PUT /v1/segments/{session}/{sequence}`, `POST /v1/heartbeat`,
 //! `POST /v1/policy/poll`; and `GET /v1/gaps`, what is missing of their sessions.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use vigil_proto::upload_auth::UPLOAD_AUTH_HEADER;
 use vigil_vault_core::enroll::{EnrollError, EnrollRequest};
 use vigil_vault_core::heartbeat::HeartbeatRefusal;
 use vigil_vault_core::ingest::IngestError;
 use vigil_vault_core::policy_push::{answer_poll, check_poll, PollRefusal};
+use vigil_vault_core::upload_gate::{self, GateError};
 
 use crate::app::AppState;
 use crate::error::{blocking, ApiError, ApiResult};
@@ -118,23 +119,47 @@ pub(crate) async fn enroll(
 pub(crate) async fn put_segment(
     State(app): State<AppState>,
     Path((session, sequence)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult {
-    let body = body.map_err(|rejection| {
-        let cause = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
-        } else {
-            "body_unreadable"
-        };
-        tracing::warn!(cause, "segment upload refused: {rejection}");
-        app.metrics.rejected(cause);
-        ApiError::new(rejection.status(), cause, rejection.body_text())
+    // Who is sending, before a byte of the body is read (issue 13 §4).
+    let ids = vigil_vault_core::ingest::parse_ids(&session, &sequence).map_err(|e| {
+        app.metrics.rejected(e.code());
+        ApiError::from(e)
     })?;
+    let signature = headers
+        .get(UPLOAD_AUTH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (vault, rate) = (app.vault.clone(), app.upload_rate.clone());
+    let now = vigil_vault_core::clock::now().unix_timestamp_nanos() as f64 / 1e9;
+    let admitted =
+        blocking(move || upload_gate::admit(&vault, &rate, signature.as_deref(), ids, now))
+            .await?
+            .map_err(|e| gate_refusal(&app, e))?;
+    let body = axum::body::to_bytes(body, app.max_body_bytes)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let (status, cause) = if too_large {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+            } else {
+                (StatusCode::BAD_REQUEST, "body_unreadable")
+            };
+            tracing::warn!(cause, "segment upload refused: {e}");
+            app.metrics.rejected(cause);
+            ApiError::new(status, cause, e.to_string())
+        })?;
+    admitted
+        .check_body(&body)
+        .map_err(|e| gate_refusal(&app, e))?;
     let size = body.len();
     let vault = app.vault.clone();
-    let result =
-        blocking(move || vigil_vault_core::ingest::ingest(&vault, &session, &sequence, &body))
-            .await?;
+    let result = blocking(move || {
+        vigil_vault_core::ingest::ingest(&vault, &session, &sequence, &body, &admitted.device_key)
+    })
+    .await?;
     let accepted = result.map_err(|e| {
         app.metrics.rejected(e.code());
         ApiError::from(e)
@@ -152,6 +177,25 @@ pub(crate) async fn put_segment(
         accepted.receipt,
     )
         .into_response())
+}
+
+/// An upload refused at the gate: counted, and answered with its code.
+fn gate_refusal(app: &AppState, e: GateError) -> ApiError {
+    app.metrics.rejected(e.code());
+    tracing::warn!(cause = e.code(), "segment upload refused: {e}");
+    let status = match &e {
+        GateError::Missing | GateError::Auth(_) => StatusCode::UNAUTHORIZED,
+        // As ingest answers a manifest signed by such a key.
+        GateError::UnknownDevice | GateError::Revoked(_) => StatusCode::FORBIDDEN,
+        GateError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        GateError::BodyMismatch => StatusCode::BAD_REQUEST,
+        _ => return ApiError::internal(&e),
+    };
+    let error = ApiError::new(status, e.code(), e.to_string());
+    match e {
+        GateError::RateLimited(secs) => error.with_header(header::RETRY_AFTER, secs.to_string()),
+        _ => error,
+    }
 }
 
 /// `POST /v1/heartbeat`.
