@@ -1332,3 +1332,93 @@ async fn one_device_is_held_to_its_upload_rate_and_others_are_not() {
     let resp = upload(key.clone(), segment, *session, 1).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
 }
+
+/// Issue 13 point 11 (part): a crash between a blob's commit and its row leaves files no row
+/// refers to (nothing would ever expire, hold or export them), and a crash between staging and
+/// commit leaves staged files. The sweep removes them once an hour old, audited first, and
+/// never touches a stored segment or an upload in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_orphaned_by_a_crash_are_swept_and_stored_segments_are_not() {
+    let rig = Rig::start();
+    let key = DeviceKey::generate();
+    let signing = key.signing_key().clone();
+    let me = rig.enroll(&signing).await;
+    let mut sealer = Sealer::new(Recipients::parse(&me.recipients).unwrap(), key);
+    let session = Uuid::new_v4();
+    let stored = next_segment(&mut sealer, &me.device_id.to_string(), session, 1);
+    let (status, _) = rig.put_segment(&signing, session, 1, &stored).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let vault = vigil_vault_core::Vault::open(
+        std::path::Path::new(&rig.data),
+        &vigil_vault_core::secrets::VaultKey::new(support::VAULT_KEY).unwrap(),
+    )
+    .unwrap();
+    // The crash: #2's files committed, its row never written; #3 staged, never committed.
+    let second = next_segment(&mut sealer, &me.device_id.to_string(), session, 2);
+    let files = [
+        (
+            "000002.manifest.json".to_owned(),
+            second.manifest.as_bytes(),
+        ),
+        ("000002.voice.age".to_owned(), second.voice.as_slice()),
+    ];
+    let staged = vault.blobs().stage(session, &files).unwrap();
+    vault.blobs().commit(staged).unwrap();
+    let _never_committed = vault
+        .blobs()
+        .stage(session, &[("000003.voice.age".to_owned(), b"v".as_slice())])
+        .unwrap();
+    let staging_files = || walk(&std::path::Path::new(&rig.data).join("staging"));
+    assert_eq!(staging_files(), 1);
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let young = vigil_vault_core::orphans::sweep_orphans(&vault, now, "test").unwrap();
+    assert_eq!(
+        young,
+        Default::default(),
+        "files younger than an hour are left alone"
+    );
+    let later = vigil_vault_core::orphans::sweep_orphans(&vault, now + 7200, "test").unwrap();
+    assert_eq!(later.files.len(), 2, "{later:?}");
+    assert_eq!(later.staged, 1);
+    let left = vault.blobs().list(session).unwrap();
+    assert_eq!(
+        left,
+        [
+            "000001.manifest.json",
+            "000001.screen.age",
+            "000001.voice.age"
+        ],
+        "the stored segment keeps its files"
+    );
+    assert_eq!(staging_files(), 0);
+    let audit = run_ok(&["audit", "--data", &rig.data]);
+    let line = audit
+        .lines()
+        .find(|l| l.contains("\tblobs.orphans_removed\t"))
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert!(
+        line.contains(&format!("{session}/000002.voice.age")),
+        "{line}"
+    );
+}
+
+/// Files under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> usize {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() {
+                        walk(&path)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

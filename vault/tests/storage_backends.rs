@@ -191,6 +191,7 @@ fn blob_suite(blobs: Blobs) {
     vigil_vault_store::conformance::blobs::discard_leaves_nothing(store.as_ref());
     vigil_vault_store::conformance::blobs::bad_names_are_refused(store.as_ref());
     vigil_vault_store::conformance::blobs::delete_removes_one_file(store.as_ref());
+    vigil_vault_store::conformance::blobs::sessions_times_and_staging_sweep(store.as_ref());
     // Nothing staged is left behind anywhere in the backend's storage.
     let leftovers: Vec<String> = backends
         .all_files(dir.path())

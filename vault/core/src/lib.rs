@@ -39,6 +39,7 @@ pub mod ingest;
 mod init;
 pub mod live;
 pub mod mfa;
+pub mod orphans;
 pub mod playback;
 pub mod policy;
 pub mod policy_change;

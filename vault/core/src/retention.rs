@@ -361,9 +361,9 @@ pub fn spawn_sweeper(vault: Arc<Vault>, every: Duration) -> tokio::task::JoinHan
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            let vault = vault.clone();
+            let sweeping = vault.clone();
             let swept = tokio::task::spawn_blocking(move || {
-                sweep(&vault, crate::clock::now().unix_timestamp())
+                sweep(&sweeping, crate::clock::now().unix_timestamp())
             })
             .await;
             match swept {
@@ -379,6 +379,18 @@ pub fn spawn_sweeper(vault: Arc<Vault>, every: Duration) -> tokio::task::JoinHan
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
                 Err(e) => tracing::error!(error = %e, "retention sweep task failed"),
+            }
+            // Orphans of crashes between commit and row (logged by the sweep itself).
+            let sweeping = vault.clone();
+            let orphans = tokio::task::spawn_blocking(move || {
+                let now = crate::clock::now().unix_timestamp();
+                crate::orphans::sweep_orphans(&sweeping, now, "vault:orphans")
+            })
+            .await;
+            match orphans {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "orphan sweep failed"),
+                Err(e) => tracing::error!(error = %e, "orphan sweep task failed"),
             }
         }
     })

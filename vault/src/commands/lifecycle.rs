@@ -87,6 +87,16 @@ pub fn sweep(args: RetentionSweepArgs) -> anyhow::Result<()> {
         "deleted {} screen and {} voice blob(s); {} segment(s) held; {} failed; terms fixed for {}; audit records {:?}",
         r.screen_deleted, r.voice_deleted, r.held, r.failed, r.terms_fixed, r.audit_seqs
     );
+    let orphans = vigil_vault_core::orphans::sweep_orphans(
+        &vault,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        &cli_actor(),
+    )?;
+    println!(
+        "removed {} orphaned file(s) (segments without a row) and {} staged file(s) never committed",
+        orphans.files.len(),
+        orphans.staged
+    );
     if r.failed > 0 {
         anyhow::bail!(
             "{} expired blob(s) could not be deleted (see the log)",

@@ -82,6 +82,22 @@ pub trait BlobStore: Send + Sync {
     /// Deletes a committed file for good (retention, redaction), durably: when it returns,
     /// the file cannot come back. `Ok(false)` when it was not there (deleting twice is fine).
     fn delete(&self, session: Uuid, name: &str) -> Result<bool, BlobError>;
+
+    /// Every session with committed files (the vault's own folder, the nil id, among them).
+    fn sessions(&self) -> Result<Vec<Uuid>, BlobError>;
+    /// The committed files of `session` with when each was written (Unix seconds), sorted.
+    fn written(&self, session: Uuid) -> Result<Vec<(String, i64)>, BlobError>;
+    /// Removes staged files written before `before` (Unix seconds): what a crash between
+    /// staging and commit or discard left. Returns how many.
+    fn sweep_staging(&self, before: i64) -> Result<usize, BlobError>;
+}
+
+/// A file's modification time in Unix seconds (0 when the platform has none).
+fn mtime(meta: &fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Refuses names that could leave the session's folder or prefix.
@@ -259,6 +275,57 @@ impl BlobStore for LocalBlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io("delete", &path)(e)),
         }
+    }
+
+    fn sessions(&self) -> Result<Vec<Uuid>, BlobError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("list", &self.root)(e)),
+        };
+        let mut sessions = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("list", &self.root))?;
+            let name = entry.file_name();
+            if let Some(id) = name.to_str().and_then(|n| Uuid::try_parse(n).ok()) {
+                sessions.push(id);
+            }
+        }
+        sessions.sort();
+        Ok(sessions)
+    }
+
+    fn written(&self, session: Uuid) -> Result<Vec<(String, i64)>, BlobError> {
+        let dir = self.session_dir(session);
+        let mut out = Vec::new();
+        for name in self.list(session)? {
+            let path = dir.join(&name);
+            match fs::metadata(&path) {
+                Ok(meta) => out.push((name, mtime(&meta))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // deleted meanwhile
+                Err(e) => return Err(io("stat", &path)(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn sweep_staging(&self, before: i64) -> Result<usize, BlobError> {
+        let mut removed = 0;
+        for shard in fs::read_dir(&self.staging).map_err(io("list", &self.staging))? {
+            let shard = shard.map_err(io("list", &self.staging))?.path();
+            let Ok(files) = fs::read_dir(&shard) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let stale = file
+                    .metadata()
+                    .is_ok_and(|m| m.is_file() && mtime(&m) < before);
+                if stale && fs::remove_file(file.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 }
 

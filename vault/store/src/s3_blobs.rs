@@ -275,4 +275,48 @@ impl BlobStore for S3BlobStore {
             Ok(existed)
         })
     }
+
+    fn sessions(&self) -> Result<Vec<Uuid>, BlobError> {
+        let root = self.key(&[]);
+        let store = self.store.clone();
+        self.block_on(async move {
+            let listed = store
+                .list_with_delimiter(Some(&root))
+                .await
+                .map_err(remote("list", &root))?;
+            let mut sessions: Vec<Uuid> = listed
+                .common_prefixes
+                .iter()
+                .filter_map(|p| p.filename().and_then(|n| Uuid::try_parse(n).ok()))
+                .collect();
+            sessions.sort();
+            Ok(sessions)
+        })
+    }
+
+    fn written(&self, session: Uuid) -> Result<Vec<(String, i64)>, BlobError> {
+        let folder = self.key(&[&session.to_string()]);
+        let store = self.store.clone();
+        self.block_on(async move {
+            let listed = store
+                .list_with_delimiter(Some(&folder))
+                .await
+                .map_err(remote("list", &folder))?;
+            let mut files: Vec<(String, i64)> = listed
+                .objects
+                .iter()
+                .filter_map(|o| {
+                    let name = o.location.filename().filter(|n| is_safe_name(n))?;
+                    Some((name.to_owned(), o.last_modified.timestamp()))
+                })
+                .collect();
+            files.sort();
+            Ok(files)
+        })
+    }
+
+    /// Nothing is staged remotely: a segment's objects are written at commit.
+    fn sweep_staging(&self, _before: i64) -> Result<usize, BlobError> {
+        Ok(0)
+    }
 }

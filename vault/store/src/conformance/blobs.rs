@@ -126,3 +126,42 @@ pub fn delete_removes_one_file(store: &dyn BlobStore) {
         Err(BlobError::BadName(_))
     ));
 }
+
+/// Sessions with committed files are listed, with when each file was written; staging
+/// leftovers written before a time are swept (stores that stage remotely have none).
+pub fn sessions_times_and_staging_sweep(store: &dyn BlobStore) {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for session in [a, b] {
+        let staged = store
+            .stage(session, &[("000001.voice.age".to_owned(), b"v".as_slice())])
+            .unwrap();
+        store.commit(staged).unwrap();
+    }
+    let sessions = store.sessions().unwrap();
+    assert!(
+        sessions.contains(&a) && sessions.contains(&b),
+        "{sessions:?}"
+    );
+    let written = store.written(a).unwrap();
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].0, "000001.voice.age");
+    assert!(
+        (before - 5..=before + 60).contains(&written[0].1),
+        "written at {} (now {before})",
+        written[0].1
+    );
+    assert!(store.written(Uuid::new_v4()).unwrap().is_empty());
+    // A segment staged and never committed nor discarded (the process died between).
+    let _left = store
+        .stage(b, &[("000002.voice.age".to_owned(), b"v".as_slice())])
+        .unwrap();
+    assert_eq!(store.sweep_staging(before - 3600).unwrap(), 0, "too young");
+    let swept = store.sweep_staging(before + 3600).unwrap();
+    assert!(swept <= 1);
+    assert_eq!(store.sweep_staging(before + 3600).unwrap(), 0, "swept once");
+    assert_eq!(store.list(b).unwrap(), vec!["000001.voice.age"]);
+}
