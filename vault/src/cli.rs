@@ -295,7 +295,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = vigil_vault_http::DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
     /// Segment uploads one device may make per second on average (0: no limit); more get 429
-    /// with Retry-After, which agents honour.
+    /// with Retry-After (agents retry with their backoff).
     #[arg(long, value_name = "N", default_value_t = vigil_vault_http::server::DEFAULT_DEVICE_UPLOADS_PER_SECOND)]
     pub device_uploads_per_second: f64,
     /// Uploads one device may make at once after a quiet spell.

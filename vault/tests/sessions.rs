@@ -74,7 +74,10 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
     // An analyst hears recordings: the account waits, disabled, for a second admin (issue 13).
     assert_eq!(created.status(), StatusCode::ACCEPTED);
     let created: serde_json::Value = created.json().await.unwrap();
-    let generated = created["password"].as_str().unwrap().to_owned();
+    assert!(
+        created["password"].is_null(),
+        "the requester is handed no password"
+    );
     support::add_user_with_password(&d, "adm2", &["--role", "admin"], PASSWORD);
     let adm2 = c.login("adm2", PASSWORD).await;
     let approve = |request: i64| {
@@ -86,6 +89,9 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
     };
     let approved = approve(created["request"].as_i64().unwrap()).await.unwrap();
     assert_eq!(approved.status(), StatusCode::OK);
+    // The approver hands over the account's one-time password.
+    let approved: serde_json::Value = approved.json().await.unwrap();
+    let generated = approved["password"].as_str().unwrap().to_owned();
     // The generated password must be changed; the account changes it itself.
     let qa2 = c.login("qa2", &generated).await;
     let change = |current: &str, new: &str| {

@@ -82,7 +82,7 @@ impl PolicyTrust {
     /// The floor, 0 when it cannot be read (the keystore locked: logged, not fatal).
     fn floor(&self) -> u64 {
         self.floor.get().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "policy floor unreadable; older policies not refused");
+            tracing::warn!(error = %e, "policy floor unreadable; the vault's newer policies still apply");
             0
         })
     }
@@ -102,19 +102,27 @@ pub fn load_last_good(
     config_dir: &Path,
     trust: &PolicyTrust,
 ) -> Result<Option<SignedPolicy>, String> {
-    let Ok(bytes) = std::fs::read(policy_path(config_dir)) else {
-        return Ok(None);
-    };
     let refuse = |reason: String| {
         tracing::error!(%reason, "stored policy refused");
         note_refusal(config_dir, None, format!("stored policy: {reason}"));
         Err(reason)
     };
+    // Unreadable, the floor cannot vouch for anything kept: refused like a rollback.
+    let floor = match trust.floor.get() {
+        Ok(floor) => floor,
+        Err(e) => return refuse(format!("the highest version applied cannot be read: {e}")),
+    };
+    let Ok(bytes) = std::fs::read(policy_path(config_dir)) else {
+        // None kept, though one was applied: deleted, to record under the local files.
+        return match floor {
+            0 => Ok(None),
+            n => refuse(format!("it is gone, though version {n} was applied before")),
+        };
+    };
     let policy = match SignedPolicy::verify_for(&bytes, &trust.policy_key, trust.device_id) {
         Ok(p) => p,
         Err(e) => return refuse(e.to_string()),
     };
-    let floor = trust.floor();
     if policy.document.version < floor {
         return refuse(format!(
             "version {} is older than version {floor}, which this device applied before \

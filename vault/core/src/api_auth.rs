@@ -248,31 +248,29 @@ pub fn check_password_with(
         .map_or(dummy_password_hash(), |a| a.user.password_hash.as_str());
     let verified = password_matches(password, hash).unwrap_or(false);
     let found = account.filter(|a| verified && a.disabled_at.is_none());
-    let Some(account) = found else {
+    let failed = |what: String| -> Result<AuthError, AuthError> {
         throttle.fail(store, name, addr, admission)?;
         let actor = addr.map_or("anonymous".to_owned(), |a| format!("addr:{a}"));
+        let tried = audit::printable(name, 64);
         audit::record(
             store,
             &actor,
             ACTION_LOGIN_FAILURE,
-            Some(audit::printable(name, 64)),
-            Some(format!("via {}", via.as_str())),
+            Some(tried.clone()),
+            Some(what),
         )?;
-        tracing::warn!(account = %audit::printable(name, 64), "password refused");
-        return Err(AuthError::Invalid);
+        tracing::warn!(account = %tried, "login attempt refused");
+        Ok(AuthError::Invalid)
+    };
+    let Some(account) = found else {
+        return Err(failed(format!("via {}", via.as_str()))?);
     };
     let principal = principal(account, via, None)?;
     if second(&principal)? == SecondFactor::Failed {
-        throttle.fail(store, name, addr, admission)?;
-        let actor = addr.map_or("anonymous".to_owned(), |a| format!("addr:{a}"));
-        audit::record(
-            store,
-            &actor,
-            ACTION_LOGIN_FAILURE,
-            Some(audit::printable(name, 64)),
-            Some(format!("via {}: wrong one-time code", via.as_str())),
-        )?;
-        return Err(AuthError::Invalid);
+        return Err(failed(format!(
+            "via {}: wrong one-time code",
+            via.as_str()
+        ))?);
     }
     throttle.succeed(store, name)?;
     Ok(principal)
@@ -425,6 +423,9 @@ pub struct Credentials<'a> {
     pub unsafe_method: bool,
     /// The client's address.
     pub addr: Option<IpAddr>,
+    /// Accounts need a second factor (`[accounts] mfa_required`): Basic, which cannot carry a
+    /// code, is refused to those whose role needs one.
+    pub mfa_required: bool,
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -504,13 +505,23 @@ pub fn authenticate(
         .ok_or(AuthError::Missing)?;
     let (name, password) = decoded.split_once(':').ok_or(AuthError::Missing)?;
     let password = SecretString::from(password.to_owned());
-    check_password(
+    // Refused before the attempt counts as a success: a right password must not clear the
+    // account's failures (wrong one-time codes at login) when it cannot open the account.
+    let mfa_required = creds.mfa_required;
+    check_password_with(
         store,
         throttle,
         name,
         password.expose_secret(),
         creds.addr,
         AuthMethod::Basic,
+        |p| {
+            if mfa_required && crate::mfa::required_for(p.role) {
+                Err(AuthError::SecondFactorRequired)
+            } else {
+                Ok(SecondFactor::Passed)
+            }
+        },
     )
     .map(Some)
 }

@@ -142,14 +142,30 @@ pub fn request(store: &dyn MetadataStore, actor: &str, grant: &Grant) -> Result<
     Ok(record.seq)
 }
 
-/// Approves request `id` as `approver` (account `approver_name`) and carries it out.
+/// What an approval did: the grant, and the account's new one-time password (for the
+/// approver to hand over).
+#[derive(Debug)]
+pub struct Approved {
+    /// The grant carried out.
+    pub grant: Grant,
+    /// The account's new one-time password.
+    pub password: age::secrecy::SecretString,
+}
+
+/// Approves request `id` as `approver` (account `approver_name`) and carries it out. The account
+/// then starts over — a new one-time password for the approver to hand over, its sessions
+/// ended, its API tokens revoked, its second factor removed — so that the requester, who may
+/// have set or seen its password, cannot use the power the second person granted.
 pub fn approve(
     store: &dyn MetadataStore,
     id: i64,
     approver: &str,
     approver_name: &str,
     now: i64,
-) -> Result<Grant, GrantError> {
+) -> Result<Approved, GrantError> {
+    if id <= 0 {
+        return Err(GrantError::NotFound(id));
+    }
     let pending = pending(store, now)?;
     let Some(request) = pending.into_iter().find(|p| p.id == id) else {
         return Err(closed_or_missing(store, id, now)?);
@@ -172,6 +188,12 @@ pub fn approve(
     if grant.enable {
         accounts::set_disabled(store, &grant.name, false, approver, Some("grant approved"))?;
     }
+    let password = accounts::set_password(store, &grant.name, None, approver)?
+        .ok_or_else(|| AccountError::NotFound(grant.name.clone()))?;
+    if store.totp(&grant.name)?.is_some() {
+        crate::mfa::reset(store, &grant.name, approver, "a guarded grant was approved")
+            .map_err(|e| AccountError::Hash(e.to_string()))?;
+    }
     audit::record(
         store,
         approver,
@@ -182,7 +204,7 @@ pub fn approve(
             request.requested_by, grant.name
         )),
     )?;
-    Ok(grant)
+    Ok(Approved { grant, password })
 }
 
 /// Why request `id` is not pending.

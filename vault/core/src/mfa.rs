@@ -134,14 +134,22 @@ pub fn begin(vault: &Vault, name: &str) -> Result<NewFactor, MfaError> {
     })
 }
 
-/// Confirms `name`'s new factor with a first code from the app.
-pub fn confirm(vault: &Vault, name: &str, code: &str, now: u64) -> Result<(), MfaError> {
+/// Confirms `name`'s new factor with a first code from the app, and ends the account's other
+/// sessions: they were opened with the password alone (`keep`: the confirming session).
+pub fn confirm(
+    vault: &Vault,
+    name: &str,
+    code: &str,
+    now: u64,
+    keep: Option<&str>,
+) -> Result<(), MfaError> {
     let store = vault.store();
     let factor = store.totp(name)?.ok_or(MfaError::NotEnrolled)?;
     if factor.last_step.is_some() {
         return Err(MfaError::AlreadyEnrolled);
     }
     accept(vault, name, &factor.sealed_secret, code, now)?;
+    store.end_sessions(name, keep)?;
     crate::audit::record(
         store,
         &format!("user:{name}"),
@@ -203,6 +211,7 @@ pub fn reset(
     if !vault_store.set_totp(name, None)? {
         return Err(MfaError::NoAccount(name.into()));
     }
+    vault_store.end_sessions(name, None)?;
     crate::audit::record(
         vault_store,
         actor,

@@ -15,6 +15,10 @@ use crate::Vault;
 pub const MIN_AGE_SECS: i64 = 3600;
 /// The audit action.
 pub const ACTION_ORPHANS_REMOVED: &str = "blobs.orphans_removed";
+/// The audit action of a sweep that found too many to be a crash's.
+pub const ACTION_ORPHANS_REFUSED: &str = "blobs.orphans_refused";
+/// More files without a row than this in one sweep are not a crash's leftovers.
+pub const MAX_PER_SWEEP: usize = 300;
 
 /// What a sweep removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,6 +69,25 @@ pub fn sweep_orphans(vault: &Vault, now: i64, actor: &str) -> Result<OrphanRepor
         }
     }
     let mut report = OrphanReport::default();
+    if orphans.len() > MAX_PER_SWEEP {
+        // More than a crash leaves: a metadata database restored from an old backup, or the
+        // wrong one configured. Deleting would destroy recordings; refuse and say so.
+        crate::audit::record(
+            vault.store(),
+            actor,
+            ACTION_ORPHANS_REFUSED,
+            Some(format!("{} file(s)", orphans.len())),
+            Some(format!(
+                "more files without a row than a crash leaves (at most {MAX_PER_SWEEP}): is the \
+                 metadata database the right one?"
+            )),
+        )?;
+        tracing::error!(
+            files = orphans.len(),
+            "orphan sweep refused: too many files without a row"
+        );
+        return Ok(report);
+    }
     if !orphans.is_empty() {
         let listed: Vec<String> = orphans.iter().map(|(s, n)| format!("{s}/{n}")).collect();
         let shown: Vec<&str> = listed.iter().take(50).map(String::as_str).collect();
@@ -84,7 +107,13 @@ pub fn sweep_orphans(vault: &Vault, now: i64, actor: &str) -> Result<OrphanRepor
             )),
         )?;
         for (session, name) in &orphans {
-            vault.blobs().delete(*session, name)?;
+            // Under the session's ingest lock, and only if still without a row: an upload of
+            // the same segment may have stored it since the listing.
+            let _ingest = vault.session_lock(*session);
+            let seq = sequence_of(name).unwrap_or_default();
+            if vault.store().segment(*session, seq)?.is_none() {
+                vault.blobs().delete(*session, name)?;
+            }
         }
         report.files = listed;
     }

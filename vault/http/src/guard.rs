@@ -211,6 +211,7 @@ fn offered(request: &Request, method: &str) -> Offered {
 
 /// The caller, from the credentials offered.
 async fn authenticate(app: &AppState, offered: Offered) -> ApiResult<Principal> {
+    let mfa_required = app.vault.config().accounts.mfa_required;
     let vault = app.vault.clone();
     let throttle = app.throttle.clone();
     let resolved = blocking(move || {
@@ -223,6 +224,7 @@ async fn authenticate(app: &AppState, offered: Offered) -> ApiResult<Principal> 
                 authorization: offered.authorization.as_deref(),
                 unsafe_method: offered.unsafe_method,
                 addr: offered.addr,
+                mfa_required,
             },
         )
     })

@@ -303,6 +303,13 @@ pub fn audit_verify(data: &Path, list: bool, anchor: Option<&Path>) -> anyhow::R
         std::fs::write(path, head.to_text())
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    if held == 0 && !records.is_empty() && admin.config().audit.anchor_seconds > 0 {
+        eprintln!(
+            "warning: no signed anchor yet (serve writes one every {} s): a log rewritten whole \
+             would not be caught",
+            admin.config().audit.anchor_seconds
+        );
+    }
     let head = records.last().map_or("none", |r| r.sha256.as_str());
     eprintln!(
         "audit chain verified: {} record(s), head {head}; {held} signed anchor(s) hold",

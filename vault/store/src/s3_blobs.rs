@@ -240,22 +240,11 @@ impl BlobStore for S3BlobStore {
     }
 
     fn list(&self, session: Uuid) -> Result<Vec<String>, BlobError> {
-        let folder = self.key(&[&session.to_string()]);
-        let store = self.store.clone();
-        self.block_on(async move {
-            let listed = store
-                .list_with_delimiter(Some(&folder))
-                .await
-                .map_err(remote("list", &folder))?;
-            let mut names: Vec<String> = listed
-                .objects
-                .iter()
-                .filter_map(|o| o.location.filename().map(str::to_owned))
-                .filter(|n| is_safe_name(n))
-                .collect();
-            names.sort();
-            Ok(names)
-        })
+        Ok(self
+            .written(session)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
     }
 
     fn delete(&self, session: Uuid, name: &str) -> Result<bool, BlobError> {

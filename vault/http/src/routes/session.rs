@@ -118,8 +118,12 @@ pub(crate) async fn login(
         )
     })
     .await??;
-    let enrolling = needs_second_factor(&app, &session.principal)
-        && !mfa::enrolled(&app.vault, &session.principal.name)?;
+    let enrolling = if needs_second_factor(&app, &session.principal) {
+        let (vault, name) = (app.vault.clone(), session.principal.name.clone());
+        !blocking(move || mfa::enrolled(&vault, &name)).await??
+    } else {
+        false
+    };
     let cookie = format!(
         "{SESSION_COOKIE}={}; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         session.cookie.expose_secret(),
@@ -171,7 +175,11 @@ pub(crate) async fn confirm_totp(
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> ApiResult {
     let vault = app.vault.clone();
-    blocking(move || mfa::confirm(&vault, &principal.name, &body.code, now_secs())).await??;
+    blocking(move || {
+        let keep = principal.session_sha256.as_deref();
+        mfa::confirm(&vault, &principal.name, &body.code, now_secs(), keep)
+    })
+    .await??;
     Ok(Json(serde_json::json!({ "status": "ok" })).into_response())
 }
 

@@ -142,7 +142,8 @@ pub(crate) async fn add_user(
     })
     .await??;
     let mut answer = account_json(&created.account);
-    if let Some(p) = &created.generated_password {
+    // A guarded account's password goes to the approver, who resets it (see grants::approve).
+    if let (Some(p), None) = (&created.generated_password, request) {
         answer["password"] = p.expose_secret().into();
     }
     Ok(match request {
@@ -171,15 +172,18 @@ pub(crate) async fn approve_grant(
 ) -> ApiResult {
     let vault = app.vault.clone();
     let now = vigil_vault_core::clock::now().unix_timestamp();
-    let account = blocking(move || -> Result<_, GrantError> {
+    let (account, password) = blocking(move || -> Result<_, GrantError> {
         let store = vault.store();
-        let grant = grants::approve(store, id, &principal.actor(), &principal.name, now)?;
-        Ok(store
-            .account(&grant.name)?
-            .ok_or(AccountError::NotFound(grant.name))?)
+        let approved = grants::approve(store, id, &principal.actor(), &principal.name, now)?;
+        let name = approved.grant.name;
+        let account = store.account(&name)?.ok_or(AccountError::NotFound(name))?;
+        Ok((account, approved.password))
     })
     .await??;
-    Ok(Json(account_json(&account)).into_response())
+    // The account starts over: its one-time password goes to the approver, once.
+    let mut answer = account_json(&account);
+    answer["password"] = password.expose_secret().into();
+    Ok(Json(answer).into_response())
 }
 
 /// What of `change` to account `current` needs a second person: a guarded role given, teams
@@ -225,7 +229,12 @@ pub(crate) async fn change_user(
             .ok_or_else(|| AccountError::NotFound(name.clone()))?;
         // A change that gives a guarded power is requested whole, for a second person.
         if let Some(grant) = guarded_part(&change, role, &current) {
+            // Disabling never waits for anyone (a compromised account is cut off at once).
+            if change.disabled == Some(true) {
+                accounts::set_disabled(store, &name, true, &actor, change.reason.as_deref())?;
+            }
             let id = grants::request(store, &actor, &grant)?;
+            let current = store.account(&name)?.unwrap_or(current);
             return Ok((current, Some(id)));
         }
         if let Some(role) = role {

@@ -135,6 +135,21 @@ pub fn accounts_sessions_and_tokens(store: &dyn MetadataStore) {
         ("sealed", Some(101))
     );
     assert!(store.set_totp("sue", None).unwrap());
+    for id in ["s1", "s2"] {
+        store
+            .insert_session(&SessionRecord {
+                id_sha256: id.into(),
+                ..session.clone()
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        store.end_sessions(&session.user_name, Some("s1")).unwrap(),
+        1
+    );
+    assert!(store.session("s1").unwrap().is_some() && store.session("s2").unwrap().is_none());
+    store.end_sessions(&session.user_name, None).unwrap();
+    assert!(store.session("s1").unwrap().is_none());
     assert_eq!(store.totp("sue").unwrap(), None);
     assert!(!store.set_totp("nobody", Some("x")).unwrap());
     for (id, last_seen_at, expires_at) in

@@ -167,6 +167,8 @@ pub trait AccessStore {
     /// Gives an account a new, unconfirmed second factor (`Some`) or removes it (`None`);
     /// `false` when no such account exists.
     fn set_totp(&self, name: &str, sealed_secret: Option<&str>) -> Result<bool, StoreError>;
+    /// Ends the account's console sessions but `keep` (the session doing this, if any).
+    fn end_sessions(&self, name: &str, keep: Option<&str>) -> Result<u64, StoreError>;
     /// Records that a code of time step `step` was accepted, atomically and only if no code
     /// of this step or a later one was (`false`: a replay, or no second factor).
     fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError>;
@@ -264,6 +266,9 @@ impl<T: AccessStore + ?Sized> AccessStore for Box<T> {
     }
     fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
         (**self).use_totp_step(name, step)
+    }
+    fn end_sessions(&self, name: &str, keep: Option<&str>) -> Result<u64, StoreError> {
+        (**self).end_sessions(name, keep)
     }
     fn set_password(
         &self,

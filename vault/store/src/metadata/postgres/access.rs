@@ -147,6 +147,15 @@ impl AccessStore for PostgresStore {
         })
     }
 
+    fn end_sessions(&self, name: &str, keep: Option<&str>) -> Result<u64, StoreError> {
+        self.with_client(|c| {
+            Ok(c.execute(
+                "DELETE FROM console_sessions WHERE user_name = $1 AND id_sha256 IS DISTINCT FROM $2",
+                &[&name, &keep],
+            )?)
+        })
+    }
+
     fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
         self.with_client(|c| {
             let n = c.execute(

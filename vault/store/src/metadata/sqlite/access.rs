@@ -181,6 +181,14 @@ impl AccessStore for SqliteStore {
         Ok(n > 0)
     }
 
+    fn end_sessions(&self, name: &str, keep: Option<&str>) -> Result<u64, StoreError> {
+        let n = self.conn().execute(
+            "DELETE FROM console_sessions WHERE user_name = ?1 AND id_sha256 IS NOT ?2",
+            params![name, keep],
+        )?;
+        Ok(n as u64)
+    }
+
     fn use_totp_step(&self, name: &str, step: i64) -> Result<bool, StoreError> {
         let n = self.conn().execute(
             "UPDATE users SET totp_last_step = ?1 WHERE name = ?2 AND totp_secret IS NOT NULL \
