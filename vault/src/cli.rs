@@ -301,6 +301,10 @@ pub struct ServeArgs {
     /// Uploads one device may make at once after a quiet spell.
     #[arg(long, value_name = "N", default_value_t = vigil_vault_http::server::DEFAULT_DEVICE_UPLOAD_BURST)]
     pub device_upload_burst: u32,
+    /// Uploads of one device in flight at once (their bodies are held in memory; 0: no cap);
+    /// more get 429.
+    #[arg(long, value_name = "N", default_value_t = vigil_vault_core::upload_gate::DEFAULT_IN_FLIGHT_PER_DEVICE)]
+    pub device_uploads_in_flight: usize,
 }
 
 /// The arguments of `Command::Gaps`.

@@ -59,14 +59,35 @@ impl GateError {
     }
 }
 
-/// An upload let through the gate: read its body, then [`Admitted::check_body`].
-#[derive(Debug, Clone)]
+/// An upload let through the gate: read its body, then [`Admitted::check_body`]. It holds one
+/// of the device's in-flight slots until dropped.
+#[derive(Debug)]
 pub struct Admitted {
     /// The device.
     pub device_id: Uuid,
     /// Its key (the manifest must be signed with it).
     pub device_key: ed25519_dalek::VerifyingKey,
     body_sha256: String,
+    _slot: Slot,
+}
+
+/// One of a device's uploads in flight; freed on drop.
+#[derive(Debug)]
+struct Slot {
+    device: Uuid,
+    in_flight: std::sync::Arc<Mutex<HashMap<Uuid, usize>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = in_flight.get_mut(&self.device) {
+            *n -= 1;
+            if *n == 0 {
+                in_flight.remove(&self.device);
+            }
+        }
+    }
 }
 
 impl Admitted {
@@ -80,22 +101,51 @@ impl Admitted {
     }
 }
 
-/// Per-device token buckets: `rate` uploads a second on average, bursts of `burst`.
+/// Per-device token buckets (`rate` uploads a second on average, bursts of `burst`) and a
+/// cap on each device's uploads in flight: one device holds at most `max_in_flight` bodies in
+/// memory, however fast its bucket refills.
 #[derive(Debug)]
 pub struct UploadRate {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<Uuid, (f64, f64)>>,
+    max_in_flight: usize,
+    in_flight: std::sync::Arc<Mutex<HashMap<Uuid, usize>>>,
 }
 
+/// The default cap on one device's uploads in flight (agents send 2 at once by default).
+pub const DEFAULT_IN_FLIGHT_PER_DEVICE: usize = 8;
+
 impl UploadRate {
-    /// Buckets of `burst` uploads refilled at `per_second` (0: no limit).
+    /// Buckets of `burst` uploads refilled at `per_second` (0: no limit), at most
+    /// [`DEFAULT_IN_FLIGHT_PER_DEVICE`] in flight per device.
     pub fn new(per_second: f64, burst: u32) -> Self {
+        Self::with_in_flight(per_second, burst, DEFAULT_IN_FLIGHT_PER_DEVICE)
+    }
+
+    /// [`UploadRate::new`] with another cap on uploads in flight per device (0: none).
+    pub fn with_in_flight(per_second: f64, burst: u32, max_in_flight: usize) -> Self {
         Self {
             rate: per_second,
             burst: f64::from(burst.max(1)),
             buckets: Mutex::new(HashMap::new()),
+            max_in_flight,
+            in_flight: std::sync::Arc::default(),
         }
+    }
+
+    /// Takes one of `device`'s in-flight slots, or says to retry in a second.
+    fn slot(&self, device: Uuid) -> Result<Slot, u64> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let n = in_flight.entry(device).or_insert(0);
+        if self.max_in_flight > 0 && *n >= self.max_in_flight {
+            return Err(1);
+        }
+        *n += 1;
+        Ok(Slot {
+            device,
+            in_flight: self.in_flight.clone(),
+        })
     }
 
     /// Takes one upload from `device`'s bucket at `now` (seconds), or says how long to wait.
@@ -138,11 +188,13 @@ pub fn admit(
     if device.revoked_at.is_some() {
         return Err(GateError::Revoked(device.id));
     }
+    let slot = rate.slot(device.id).map_err(GateError::RateLimited)?;
     rate.take(device.id, now).map_err(GateError::RateLimited)?;
     Ok(Admitted {
         device_id: device.id,
         device_key: auth.device_key,
         body_sha256: auth.body_sha256,
+        _slot: slot,
     })
 }
 
@@ -166,5 +218,18 @@ mod tests {
         for _ in 0..100 {
             none.take(d, 1.0).unwrap();
         }
+    }
+
+    #[test]
+    fn a_device_holds_at_most_its_slots_until_they_are_dropped() {
+        let rate = UploadRate::with_in_flight(0.0, 1, 2);
+        let d = Uuid::from_u128(1);
+        let (a, b) = (rate.slot(d).unwrap(), rate.slot(d).unwrap());
+        assert!(rate.slot(d).is_err());
+        rate.slot(Uuid::from_u128(2)).unwrap();
+        drop(a);
+        let _c = rate.slot(d).unwrap();
+        drop(b);
+        assert!(rate.in_flight.lock().unwrap()[&d] == 1);
     }
 }

@@ -83,6 +83,8 @@ pub struct ServeOptions {
     pub device_uploads_per_second: f64,
     /// ...and at once after a quiet spell (a backlog after an outage drains at this pace).
     pub device_upload_burst: u32,
+    /// Uploads of one device in flight at once (bodies held in memory; 0: no cap).
+    pub device_uploads_in_flight: usize,
 }
 
 /// The default [`ServeOptions::device_uploads_per_second`]: an agent makes one segment every
@@ -153,9 +155,10 @@ pub fn router(
         metrics: Arc::new(Metrics::default()),
         throttle: Arc::default(),
         policy,
-        upload_rate: Arc::new(vigil_vault_core::upload_gate::UploadRate::new(
+        upload_rate: Arc::new(vigil_vault_core::upload_gate::UploadRate::with_in_flight(
             options.device_uploads_per_second,
             options.device_upload_burst,
+            options.device_uploads_in_flight,
         )),
         max_body_bytes,
     };

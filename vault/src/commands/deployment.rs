@@ -67,6 +67,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_in_flight,
         device_uploads_per_second,
         device_upload_burst,
+        device_uploads_in_flight,
     } = args;
     let key = VaultKey::resolve(key.key_file.as_deref())?;
     let layout = vigil_vault_store::Layout::new(&data.data);
@@ -103,6 +104,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_in_flight,
                 device_uploads_per_second,
                 device_upload_burst,
+                device_uploads_in_flight,
             },
         )
         .await?;

@@ -16,7 +16,11 @@ async fn uploads_are_authenticated_before_their_bodies_and_stalls_are_cut() {
     let data = tmp.path().join("vault");
     let d = data.to_str().unwrap().to_owned();
     run_ok(&["init", "--data", &d, "--host", "127.0.0.1"]);
-    let served = Served::start_with(&data, 1 << 20, &["--request-timeout", "2"]);
+    let served = Served::start_with(
+        &data,
+        1 << 20,
+        &["--request-timeout", "2", "--device-uploads-in-flight", "2"],
+    );
     let ca = fs::read(data.join("tls/ca.pem")).unwrap();
     let http = pinned_client(&ca);
     let token = run_ok(&["token", "create", "--data", &d]);
@@ -101,14 +105,26 @@ async fn uploads_are_authenticated_before_their_bodies_and_stalls_are_cut() {
         "{text}"
     );
     assert!(waited < Duration::from_millis(1500), "{waited:?}");
-    // The enrolled device's stalled upload: cut at the 2-s deadline.
+    // The enrolled device's stalled uploads: cut at the 2-s deadline; while two are held, a
+    // third is refused at once (one device holds at most its in-flight bodies in memory).
+    let first = tokio::spawn(stall(header(&key), session));
+    let second = tokio::spawn(stall(header(&key), session));
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (text, waited) = stall(header(&key), session).await;
-    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(text.contains("request_timeout"), "{text}");
     assert!(
-        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(10),
-        "{waited:?}"
+        text.starts_with("HTTP/1.1 429") && text.contains("rate_limited"),
+        "{text}"
     );
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+    for held in [first, second] {
+        let (text, waited) = held.await.unwrap();
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("request_timeout"), "{text}");
+        assert!(
+            waited >= Duration::from_millis(1000) && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
+    }
 }
 
 /// Issue 13 point 4: one device cannot flood the vault with uploads. Past its burst it gets
