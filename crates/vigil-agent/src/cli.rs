@@ -190,6 +190,15 @@ fn cmd_control(command: ControlCommand, json: bool) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The vault policy key IT pinned, from managed settings only (a user's file cannot set it).
+fn pinned_policy_key(config: &AgentConfig) -> Option<String> {
+    config
+        .vault
+        .policy_public_key
+        .clone()
+        .filter(|_| config.is_managed("vault.policy_public_key"))
+}
+
 fn spool_of(arg: Option<PathBuf>, config: &AgentConfig) -> PathBuf {
     arg.or(config.spool.clone()).unwrap_or_else(default_spool)
 }
@@ -203,6 +212,7 @@ fn cmd_enroll(args: EnrollArgs, config: &AgentConfig) -> anyhow::Result<ExitCode
         token: args.token,
         ca_file: args.ca,
         key_store: args.key_store,
+        pinned_policy_key: pinned_policy_key(config),
     })?;
     println!("Enrolled as device {}", enrollment.device_id);
     println!("Vault:      {}", enrollment.vault_url);
@@ -468,6 +478,7 @@ fn cmd_record(args: RecordArgs, config: AgentConfig) -> anyhow::Result<ExitCode>
         pause_daily_budget: Duration::from_secs(config.pause.daily_budget_seconds),
         api_mask_max: Duration::from_secs(config.masking.api_mask_max_seconds),
         control_port: config.control.enabled.then_some(config.control.port),
+        pinned_policy_key: pinned_policy_key(&config),
         focus_masking: config.masking.focus,
     };
     let stop = Arc::new(AtomicBool::new(false));

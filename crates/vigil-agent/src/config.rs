@@ -25,9 +25,22 @@ pub struct AgentConfig {
     pub control: ControlSection,
     /// Delivery to the vault.
     pub upload: UploadSection,
+    /// What IT pins of the vault (`[vault]`, managed settings only).
+    pub vault: VaultSection,
     /// The keys managed settings set (`capture.fps`, `recipients`, …): no flag changes them.
     #[serde(skip)]
     managed_keys: std::collections::BTreeSet<String>,
+}
+
+/// `[vault]`: what IT pins of its vault, so that a file in the user's spool cannot replace it.
+/// Honoured from managed settings only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultSection {
+    /// The vault's policy-signing key (base64, as `vigil-vault init` prints it): enrollment
+    /// refuses a vault that answers with another, and the agent verifies policy with this one,
+    /// whatever `enrollment.json` says.
+    pub policy_public_key: Option<String>,
 }
 
 /// `[upload]`: how the spool is delivered to the vault (enrolled agents).
@@ -259,6 +272,14 @@ impl AgentConfig {
                     ),
                 });
             }
+            if merged.contains_key("vault") {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    message: format!(
+                        "[vault] is pinned in managed settings ({MANAGED_CONFIG}) only"
+                    ),
+                });
+            }
         }
         let mut managed_keys = std::collections::BTreeSet::new();
         if let Some(path) = managed {
@@ -429,6 +450,12 @@ mod tests {
         assert!(config.is_managed("capture.fps") && config.is_managed("recipients"));
         assert!(!config.is_managed("recording.segment_seconds"));
 
+        // A user's file pinning a vault key of its own is refused too.
+        std::fs::write(&user, "[vault]\npolicy_public_key = \"AAAA\"\n").unwrap();
+        let err = AgentConfig::load_layers(Some(&managed), Some(&user))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pinned in managed settings"), "{err}");
         // A user's file naming recipients is refused, managed file or not.
         std::fs::write(&user, "recipients = [\"age1mine\"]\n").unwrap();
         for managed in [Some(managed.as_path()), None] {

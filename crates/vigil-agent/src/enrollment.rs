@@ -61,6 +61,8 @@ pub struct EnrollOptions {
     pub ca_file: Option<PathBuf>,
     /// Where the device key goes.
     pub key_store: KeyStoreChoice,
+    /// The vault's policy key as IT pinned it (managed settings): another answer is refused.
+    pub pinned_policy_key: Option<String>,
 }
 
 /// Why enrollment failed or a stored enrollment cannot be used.
@@ -218,8 +220,15 @@ pub fn enroll(options: &EnrollOptions) -> Result<Enrollment, EnrollError> {
     let answer = runtime.block_on(client.enroll(&request))?;
     // Fail closed: store nothing unless the answer is usable.
     Recipients::parse(&answer.recipients)?;
-    parse_key("policy_public_key", &answer.policy_public_key)?;
+    let policy_key = parse_key("policy_public_key", &answer.policy_public_key)?;
     parse_key("receipt_public_key", &answer.receipt_public_key)?;
+    if let Some(pin) = &options.pinned_policy_key {
+        if parse_key("the pinned policy_public_key", pin)? != policy_key {
+            return Err(EnrollError::BadAnswer(
+                "the vault's policy key is not the one IT pinned in managed settings".into(),
+            ));
+        }
+    }
 
     let location = match options.key_store {
         KeyStoreChoice::Os => KeyLocation::OsKeystore {

@@ -56,4 +56,7 @@ pub struct RecordOptions {
     pub api_mask_max: Duration,
     /// Serve the local control API on this loopback port (0: any free one); `None`: off.
     pub control_port: Option<u16>,
+    /// The vault's policy key as IT pinned it (managed `[vault]`): policy is verified with it,
+    /// not with the key in the user's `enrollment.json`.
+    pub pinned_policy_key: Option<String>,
 }

@@ -123,7 +123,7 @@ fn take_vault_policy(
 ) -> Result<(Option<PolicyTrust>, Option<SignedPolicy>, ScreenConfig), RecordError> {
     let trust = match Enrollment::load(spool.root())? {
         Some(e) => Some(PolicyTrust {
-            policy_key: e.policy_key()?,
+            policy_key: trusted_policy_key(&e, options.pinned_policy_key.as_deref())?,
             device_id: e.device_id,
             floor: PolicyFloor::of(&e.key),
         }),
@@ -149,6 +149,29 @@ fn take_vault_policy(
         );
     }
     Ok((trust, last_good, screen_template))
+}
+
+/// The key policy is verified with: the one IT pinned in managed settings when there is one
+/// (an `enrollment.json` naming another was edited: said in the log, and not believed), else
+/// the enrollment's.
+fn trusted_policy_key(
+    enrollment: &Enrollment,
+    pinned: Option<&str>,
+) -> Result<ed25519_dalek::VerifyingKey, RecordError> {
+    let Some(pin) = pinned else {
+        return Ok(enrollment.policy_key()?);
+    };
+    let pinned = Enrollment {
+        policy_public_key: pin.to_owned(),
+        ..enrollment.clone()
+    }
+    .policy_key()?;
+    if enrollment.policy_key().ok() != Some(pinned) {
+        tracing::error!(
+            "enrollment.json names another policy key than the pinned one; using the pinned key"
+        );
+    }
+    Ok(pinned)
 }
 
 /// The media stage's settings.
@@ -506,5 +529,43 @@ impl RecordingSession {
             bytes: sealed.bytes,
             recorded: Duration::from_nanos(stop_ns - origin_ns),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    #[test]
+    fn a_pinned_policy_key_wins_over_an_edited_enrollment() {
+        let b64 = |seed: u8| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
+            base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+        };
+        let enrollment = Enrollment {
+            vault_url: "https://vault.example".into(),
+            device_id: Uuid::from_u128(1),
+            // The recorded person put their own key here.
+            policy_public_key: b64(2),
+            receipt_public_key: b64(3),
+            recipients: vec![],
+            ca_pem: None,
+            key: crate::keystore::KeyLocation::File {
+                path: "device.key".into(),
+            },
+            enrolled_at: String::new(),
+        };
+        let vaults = trusted_policy_key(&enrollment, Some(&b64(1))).unwrap();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(vaults.as_bytes()),
+            b64(1)
+        );
+        let unpinned = trusted_policy_key(&enrollment, None).unwrap();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(unpinned.as_bytes()),
+            b64(2)
+        );
+        assert!(trusted_policy_key(&enrollment, Some("not a key")).is_err());
     }
 }
