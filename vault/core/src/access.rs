@@ -345,6 +345,11 @@ pub const ROUTES: &[RouteRule] = &[
         "/v1/grants/{id}/approve",
         Access::Permission(Permission::Users),
     ),
+    rule(
+        "POST",
+        "/v1/grants/{id}/reject",
+        Access::Permission(Permission::Users),
+    ),
     rule("GET", "/v1/audit", Access::Permission(Permission::Audit)),
     rule(
         "GET",

@@ -21,6 +21,8 @@ use crate::audit;
 pub const ACTION_GRANT_REQUESTED: &str = "user.grant_requested";
 /// Audit action: a grant was approved (target `request:<id>`).
 pub const ACTION_GRANT_APPROVED: &str = "user.grant_approved";
+/// Audit action: a grant was rejected or withdrawn (target `request:<id>`).
+pub const ACTION_GRANT_REJECTED: &str = "user.grant_rejected";
 /// How long a request waits for its approval.
 pub const REQUEST_LIFETIME: time::Duration = time::Duration::days(7);
 
@@ -52,6 +54,29 @@ pub struct Grant {
     pub teams: Option<Vec<String>>,
     /// Enable it (a new account waits disabled for the approval).
     pub enable: bool,
+    /// The account as it was when the grant was asked for: approving a grant for an account
+    /// changed since (another role, other teams, disabled or enabled) is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_of: Option<AccountState>,
+}
+
+/// What of an account a grant depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    /// Its role.
+    pub role: String,
+    /// Its teams (sorted).
+    pub teams: Vec<String>,
+    /// Whether it is disabled.
+    pub disabled: bool,
+}
+
+fn state_of(store: &dyn MetadataStore, name: &str) -> Result<Option<AccountState>, StoreError> {
+    Ok(store.account(name)?.map(|a| AccountState {
+        role: a.user.role,
+        teams: a.teams,
+        disabled: a.disabled_at.is_some(),
+    }))
 }
 
 /// A request waiting for its approval.
@@ -82,7 +107,7 @@ pub enum GrantError {
     Closed {
         /// The request.
         id: i64,
-        /// `approved already` or `older than 7 days`.
+        /// Approved or rejected already, older than 7 days, or for a changed account.
         state: &'static str,
     },
     /// The account operation failed.
@@ -117,6 +142,7 @@ pub fn request_new_account(
             role: None,
             teams: None,
             enable: true,
+            asked_of: None,
         },
     )?;
     let account = store.account(&name)?.ok_or(AccountError::NotFound(name))?;
@@ -131,7 +157,11 @@ pub fn request_new_account(
 
 /// Records a request for `grant`; returns its id.
 pub fn request(store: &dyn MetadataStore, actor: &str, grant: &Grant) -> Result<i64, GrantError> {
-    let detail = serde_json::to_string(grant).expect("a grant serializes");
+    let grant = Grant {
+        asked_of: state_of(store, &grant.name)?,
+        ..grant.clone()
+    };
+    let detail = serde_json::to_string(&grant).expect("a grant serializes");
     let record = audit::record(
         store,
         actor,
@@ -174,6 +204,12 @@ pub fn approve(
         return Err(GrantError::SelfApproval);
     }
     let grant = request.grant;
+    if grant.asked_of.is_some() && state_of(store, &grant.name)? != grant.asked_of {
+        return Err(GrantError::Closed {
+            id,
+            state: "for an account changed since it was asked for",
+        });
+    }
     if let Some(role) = &grant.role {
         accounts::set_role(
             store,
@@ -207,6 +243,29 @@ pub fn approve(
     Ok(Approved { grant, password })
 }
 
+/// Rejects request `id` (the second person says no, or the requester withdraws it), audited
+/// with the reason.
+pub fn reject(
+    store: &dyn MetadataStore,
+    id: i64,
+    actor: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<Grant, GrantError> {
+    let pending = pending(store, now)?;
+    let Some(request) = pending.into_iter().find(|p| p.id == id) else {
+        return Err(closed_or_missing(store, id, now)?);
+    };
+    audit::record(
+        store,
+        actor,
+        ACTION_GRANT_REJECTED,
+        Some(format!("request:{id}")),
+        audit::stated_reason(reason),
+    )?;
+    Ok(request.grant)
+}
+
 /// Why request `id` is not pending.
 fn closed_or_missing(
     store: &dyn MetadataStore,
@@ -226,7 +285,7 @@ fn closed_or_missing(
     let state = if record.draft.at < now - REQUEST_LIFETIME.whole_seconds() {
         "older than 7 days"
     } else {
-        "approved already"
+        "approved or rejected already"
     };
     Ok(GrantError::Closed { id, state })
 }
@@ -264,7 +323,7 @@ fn note(open: &mut Vec<PendingGrant>, record: &AuditRecord, since: i64) {
                 grant,
             });
         }
-    } else if d.action == ACTION_GRANT_APPROVED {
+    } else if d.action == ACTION_GRANT_APPROVED || d.action == ACTION_GRANT_REJECTED {
         let id = d.target.as_deref().and_then(|t| t.strip_prefix("request:"));
         if let Some(id) = id.and_then(|id| id.parse::<i64>().ok()) {
             open.retain(|p| p.id != id);

@@ -19,7 +19,7 @@ use crate::Vault;
 use vigil_proto::frame::{FrameError, SegmentBody};
 use vigil_proto::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT, RECEIPT_KIND};
 use vigil_vault_store::blobs::BlobError;
-use vigil_vault_store::metadata::{SegmentRecord, StoreError};
+use vigil_vault_store::metadata::{DeviceRecord, SegmentRecord, StoreError};
 
 /// Audit action: a device uploaded a segment not sealed for the vault alone.
 pub const ACTION_REFUSED_SEALING: &str = "segment.refused_sealing";
@@ -369,6 +369,58 @@ pub fn ingest(
 ) -> Result<Accepted, IngestError> {
     let (session, sequence) = parse_ids(session, sequence)?;
     let body = SegmentBody::parse(body)?;
+    let (signed, device) = verify_upload(vault, session, sequence, &body, uploader)?;
+    let m = &signed.document;
+    let blob_files = check_blobs(&signed, &body)?;
+    check_sealing(vault, &signed, &body, device.id)?;
+    let seq =
+        i64::try_from(sequence).map_err(|_| IngestError::BadId("sequence too large".into()))?;
+    check_ahead(vault, session, seq)?;
+    let sha = sha256_hex(body.manifest);
+    if let Some(done) = existing(vault, session, seq, m.segment_id, &sha)? {
+        return Ok(done);
+    }
+
+    let mut files: Vec<(String, &[u8])> =
+        vec![(vigil_proto::naming::manifest_file(sequence), body.manifest)];
+    files.extend(blob_files);
+    let staged = vault.blobs().stage(session, &files)?;
+
+    let _guard = vault.session_lock(session);
+    let now = crate::clock::now();
+    let receipt = check_locked(vault, &signed, device.id, &sha).and_then(|done| match done {
+        Some(done) => Ok(Err(done)),
+        None => sign_receipt(vault, m, &device, &sha, now).map(Ok),
+    });
+    let receipt = match receipt {
+        Ok(Ok(receipt)) => receipt,
+        Ok(Err(done)) => {
+            vault.blobs().discard(staged);
+            return Ok(done);
+        }
+        Err(e) => {
+            vault.blobs().discard(staged);
+            return Err(e);
+        }
+    };
+    vault.blobs().commit(staged)?;
+    store_row(vault, m, &device, seq, sha, now, &receipt)?;
+    tracing::debug!(%session, seq, device = %device.id, "segment stored");
+    Ok(Accepted {
+        receipt: receipt.as_bytes().to_vec(),
+        duplicate: false,
+    })
+}
+
+/// Who sent it: the manifest verifies, is signed by the key that signed the upload, by an
+/// enrolled and unrevoked device, and names the path's session and sequence and that device.
+fn verify_upload(
+    vault: &Vault,
+    session: Uuid,
+    sequence: u64,
+    body: &SegmentBody<'_>,
+    uploader: &ed25519_dalek::VerifyingKey,
+) -> Result<(SignedManifest, DeviceRecord), IngestError> {
     let signed = SignedManifest::verify(body.manifest, None).map_err(|e| match e.kind() {
         ManifestKind::BadSignature => IngestError::BadSignature(e),
         _ => IngestError::Malformed(e),
@@ -400,57 +452,44 @@ pub fn ingest(
             m.device_id
         )));
     }
-    let blob_files = check_blobs(&signed, &body)?;
-    check_sealing(vault, &signed, &body, device.id)?;
-    let seq =
-        i64::try_from(sequence).map_err(|_| IngestError::BadId("sequence too large".into()))?;
-    check_ahead(vault, session, seq)?;
-    let sha = sha256_hex(body.manifest);
-    if let Some(done) = existing(vault, session, seq, m.segment_id, &sha)? {
-        return Ok(done);
-    }
+    Ok((signed, device))
+}
 
-    let mut files: Vec<(String, &[u8])> =
-        vec![(vigil_proto::naming::manifest_file(sequence), body.manifest)];
-    files.extend(blob_files);
-    let staged = vault.blobs().stage(session, &files)?;
-
-    let _guard = vault.session_lock(session);
-    let checked = check_locked(vault, &signed, device.id, &sha);
-    match checked {
-        Ok(None) => {}
-        Ok(Some(done)) => {
-            vault.blobs().discard(staged);
-            return Ok(done);
-        }
-        Err(e) => {
-            vault.blobs().discard(staged);
-            return Err(e);
-        }
-    }
-    let now = crate::clock::now();
-    let receipt = SignedReceipt::sign(
+/// The receipt of a segment received `now`.
+fn sign_receipt(
+    vault: &Vault,
+    m: &SegmentManifest,
+    device: &DeviceRecord,
+    sha: &str,
+    now: time::OffsetDateTime,
+) -> Result<SignedReceipt, IngestError> {
+    SignedReceipt::sign(
         Receipt {
             kind: RECEIPT_KIND.into(),
             format: RECEIPT_FORMAT,
             segment_id: m.segment_id,
-            session_id: session,
-            sequence,
+            session_id: m.session_id,
+            sequence: m.sequence,
             device_id: device.id,
-            manifest_sha256: sha.clone(),
+            manifest_sha256: sha.to_owned(),
             received_at: now,
         },
         &vault.keys().receipt,
     )
-    .map_err(IngestError::Receipt);
-    let receipt = match receipt {
-        Ok(receipt) => receipt,
-        Err(e) => {
-            vault.blobs().discard(staged);
-            return Err(e);
-        }
-    };
-    vault.blobs().commit(staged)?;
+    .map_err(IngestError::Receipt)
+}
+
+/// The row of a committed segment, with its retention terms (counted from its arrival when the
+/// device's clock is not believed), its search entry, and the note of a clock correction.
+fn store_row(
+    vault: &Vault,
+    m: &SegmentManifest,
+    device: &DeviceRecord,
+    seq: i64,
+    sha: String,
+    now: time::OffsetDateTime,
+    receipt: &SignedReceipt,
+) -> Result<(), IngestError> {
     let times = crate::retention::counted_times(
         m.start.wall.unix_timestamp(),
         m.end.wall.unix_timestamp(),
@@ -459,7 +498,7 @@ pub fn ingest(
     );
     let row = SegmentRecord {
         segment_id: m.segment_id,
-        session_id: session,
+        session_id: m.session_id,
         sequence: seq,
         device_id: device.id,
         manifest_sha256: sha,
@@ -470,8 +509,7 @@ pub fn ingest(
         receipt: receipt.as_bytes().to_vec(),
     };
     // With its retention terms, in the row's own transaction.
-    let inserted = crate::retention::insert_segment(vault, &device, times, &row);
-    if let Err(e) = inserted {
+    if let Err(e) = crate::retention::insert_segment(vault, device, times, &row) {
         // The lock is per session: the same segment id may have been stored at once under
         // another session. Its files stay unreferenced (never a row without media).
         if vault.store().segment_by_id(m.segment_id)?.is_some() {
@@ -483,15 +521,11 @@ pub fn ingest(
         }
         return Err(e.into());
     }
-    crate::search::index_segment(vault, m, &device, seq);
+    crate::search::index_segment(vault, m, device, seq);
     if times.shift != 0 {
         note_clock_correction(vault, m, device.id, times)?;
     }
-    tracing::debug!(%session, seq, device = %device.id, "segment stored");
-    Ok(Accepted {
-        receipt: receipt.as_bytes().to_vec(),
-        duplicate: false,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

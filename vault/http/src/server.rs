@@ -190,6 +190,7 @@ pub fn router(
         .route("/v1/users/{name}", patch(users::change_user))
         .route("/v1/grants", get(users::grant_requests))
         .route("/v1/grants/{id}/approve", post(users::approve_grant))
+        .route("/v1/grants/{id}/reject", post(users::reject_grant))
         .route("/v1/audit", get(audit::audit))
         .route("/v1/recordings", get(recordings::search))
         .route(

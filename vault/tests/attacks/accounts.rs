@@ -281,6 +281,68 @@ async fn one_admin_alone_cannot_grant_access_to_recordings() {
     .unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
 
+    // Ann2 is disabled meanwhile (at once: disabling waits for nobody): the promotion asked
+    // for the account as it was is refused now.
+    let ann2_request = promoted["request"].as_i64().unwrap();
+    let off = as_admin(
+        "admin",
+        pw,
+        rig.http
+            .patch(rig.url("/v1/users/ann2"))
+            .json(&serde_json::json!({ "disabled": true, "reason": "left the team" })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(off.status(), StatusCode::OK);
+    let stale = as_admin(
+        "adm2",
+        "adm2's long passphrase",
+        rig.http
+            .post(rig.url(&format!("/v1/grants/{ann2_request}/approve"))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stale.status(), StatusCode::CONFLICT);
+    let stale: serde_json::Value = stale.json().await.unwrap();
+    assert!(
+        stale["detail"].as_str().unwrap().contains("changed since"),
+        "{stale}"
+    );
+    // A request the second person rejects is closed for good.
+    let asked: serde_json::Value = as_admin(
+        "admin",
+        pw,
+        rig.http
+            .post(rig.url("/v1/users"))
+            .json(&serde_json::json!({
+                "name": "qa9", "role": "qa_analyst"
+            })),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let qa9 = asked["request"].as_i64().unwrap();
+    let rejected = as_admin(
+        "adm2",
+        "adm2's long passphrase",
+        rig.http
+            .post(rig.url(&format!("/v1/grants/{qa9}/reject")))
+            .json(&serde_json::json!({ "reason": "no such hire" })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rejected.status(), StatusCode::OK);
+    let late = as_admin(
+        "adm2",
+        "adm2's long passphrase",
+        rig.http.post(rig.url(&format!("/v1/grants/{qa9}/approve"))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(late.status(), StatusCode::CONFLICT);
+
     let audit = run_ok(&["audit", "--data", &rig.data]);
     assert!(
         audit.contains("user:admin\tuser.grant_requested\tcat2"),

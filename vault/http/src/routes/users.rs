@@ -186,6 +186,47 @@ pub(crate) async fn approve_grant(
     Ok(Json(answer).into_response())
 }
 
+/// `POST /v1/grants/{id}/reject`'s body.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RejectRequest {
+    reason: Option<String>,
+}
+
+/// `POST /v1/grants/{id}/reject`: the second person says no, or the requester withdraws the
+/// request; audited with the reason.
+pub(crate) async fn reject_grant(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    // The body is optional: none, or `{"reason": "…"}`.
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<RejectRequest>(&body)
+            .map_err(|e| ApiError::bad_request("bad_request", format!("bad body: {e}")))?
+            .reason
+    };
+    let vault = app.vault.clone();
+    let now = vigil_vault_core::clock::now().unix_timestamp();
+    let grant = blocking(move || {
+        grants::reject(
+            vault.store(),
+            id,
+            &principal.actor(),
+            reason.as_deref(),
+            now,
+        )
+    })
+    .await??;
+    Ok(
+        Json(serde_json::json!({ "request": id, "rejected": true, "grant": grant }))
+            .into_response(),
+    )
+}
+
 /// What of `change` to account `current` needs a second person: a guarded role given, teams
 /// changed or the account enabled while its role (new or current) is guarded.
 fn guarded_part(change: &UserChange, new_role: Option<Role>, current: &Account) -> Option<Grant> {
@@ -200,6 +241,7 @@ fn guarded_part(change: &UserChange, new_role: Option<Role>, current: &Account) 
         role: new_role.map(|r| r.as_str().to_owned()),
         teams: change.teams.clone(),
         enable: enables,
+        asked_of: None, // filled by grants::request
     })
 }
 
