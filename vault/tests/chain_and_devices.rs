@@ -23,21 +23,7 @@ struct Client {
 
 impl Client {
     async fn enroll(&self, data: &str, key: &SigningKey) -> EnrollResponse {
-        let token = run_ok(&["token", "create", "--data", data]);
-        let resp = self
-            .http
-            .post(format!("{}/v1/enroll", self.base))
-            .json(&serde_json::json!({
-                "token": token.trim(),
-                "device_public_key": hex::encode(key.verifying_key().as_bytes()),
-                "hostname": "desk",
-                "user": "agent1",
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        resp.json().await.unwrap()
+        support::enroll_device(&self.http, &self.base, data, key).await
     }
 
     /// Uploads; returns the status and the error code (empty on success).

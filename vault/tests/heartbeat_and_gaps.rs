@@ -47,26 +47,8 @@ async fn heartbeats_classify_gaps_and_the_gap_api_needs_an_admin() {
     let base = served.base.clone();
 
     let enroll = |key: SigningKey| {
-        let http = http.clone();
-        let base = base.clone();
-        let token = run_ok(&["token", "create", "--data", d]);
-        async move {
-            let resp = http
-                .post(format!("{base}/v1/enroll"))
-                .json(&serde_json::json!({
-                    "token": token.trim(),
-                    "device_public_key": hex::encode(key.verifying_key().as_bytes()),
-                    "hostname": "desk",
-                    "user": "agent1",
-                }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::OK);
-            resp.json::<vigil_vault_core::enroll::EnrollResponse>()
-                .await
-                .unwrap()
-        }
+        let (http, base) = (http.clone(), base.clone());
+        async move { support::enroll_device(&http, &base, d, &key).await }
     };
     let key = DeviceKey::generate();
     let signing = key.signing_key().clone();

@@ -67,21 +67,7 @@ impl Rig {
 
     /// Enrolls a device with `key`; its id and the recipients it must seal to.
     async fn enroll(&self, key: &SigningKey) -> vigil_vault_core::enroll::EnrollResponse {
-        let token = run_ok(&["token", "create", "--data", &self.data]);
-        let resp = self
-            .http
-            .post(self.url("/v1/enroll"))
-            .json(&serde_json::json!({
-                "token": token.trim(),
-                "device_public_key": hex::encode(key.verifying_key().as_bytes()),
-                "hostname": "desk",
-                "user": "agent1",
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        resp.json().await.unwrap()
+        support::enroll_device(&self.http, &self.served.base, &self.data, key).await
     }
 
     /// Uploads a segment: the status and the JSON answer (an error's code and detail).

@@ -23,20 +23,8 @@ async fn uploads_are_authenticated_before_their_bodies_and_stalls_are_cut() {
     );
     let ca = fs::read(data.join("tls/ca.pem")).unwrap();
     let http = pinned_client(&ca);
-    let token = run_ok(&["token", "create", "--data", &d]);
     let key = SigningKey::from_bytes(&[77; 32]);
-    let enrolled = http
-        .post(format!("{}/v1/enroll", served.base))
-        .json(&serde_json::json!({
-            "token": token.trim(),
-            "device_public_key": hex::encode(key.verifying_key().as_bytes()),
-            "hostname": "desk",
-            "user": "agent1",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(enrolled.status(), StatusCode::OK);
+    support::enroll_device(&http, &served.base, &d, &key).await;
 
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
@@ -148,24 +136,7 @@ async fn one_device_is_held_to_its_upload_rate_and_others_are_not() {
     let http = pinned_client(&fs::read(data.join("tls/ca.pem")).unwrap());
     let enroll = |key: SigningKey| {
         let (http, base, d) = (http.clone(), served.base.clone(), d.clone());
-        async move {
-            let token = run_ok(&["token", "create", "--data", &d]);
-            let resp = http
-                .post(format!("{base}/v1/enroll"))
-                .json(&serde_json::json!({
-                    "token": token.trim(),
-                    "device_public_key": hex::encode(key.verifying_key().as_bytes()),
-                    "hostname": "desk",
-                    "user": "agent1",
-                }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::OK);
-            resp.json::<vigil_vault_core::enroll::EnrollResponse>()
-                .await
-                .unwrap()
-        }
+        async move { support::enroll_device(&http, &base, &d, &key).await }
     };
     let upload = |key: SigningKey, segment: support::Segment, session: Uuid, seq: u64| {
         let (http, base) = (http.clone(), served.base.clone());

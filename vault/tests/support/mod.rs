@@ -258,6 +258,30 @@ pub fn manifest(
     }
 }
 
+/// Enrolls the device of `key` with a new token of the deployment in `data`, over `http` to
+/// the vault at `base` (as an agent's `enroll` does); panics unless it is enrolled.
+pub async fn enroll_device(
+    http: &reqwest::Client,
+    base: &str,
+    data: &str,
+    key: &ed25519_dalek::SigningKey,
+) -> vigil_vault_core::enroll::EnrollResponse {
+    let token = run_ok(&["token", "create", "--data", data]);
+    let resp = http
+        .post(format!("{base}/v1/enroll"))
+        .json(&serde_json::json!({
+            "token": token.trim(),
+            "device_public_key": hex::encode(key.verifying_key().as_bytes()),
+            "hostname": "desk",
+            "user": "agent1",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK, "enrollment");
+    resp.json().await.unwrap()
+}
+
 /// `req` with `body` and the device signature header an agent's uploader sends (signed by
 /// `key` for `session`/`seq`, now): the vault checks it before reading the body.
 pub fn signed_upload(
