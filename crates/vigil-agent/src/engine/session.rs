@@ -256,6 +256,48 @@ fn start_policy_sync(
     Ok((sync, policy_rx))
 }
 
+/// What a session needs before it touches a device.
+struct Prepared {
+    spool: Spool,
+    trust: Option<PolicyTrust>,
+    last_good: Option<SignedPolicy>,
+    screen_template: ScreenConfig,
+    identity: Identity,
+}
+
+/// Opens the spool, takes the vault's policy into `options` and opens the device identity;
+/// waits while the spool is over its quota. Fails closed before any device is touched: no
+/// valid recipient, no recording.
+fn prepare(options: &mut RecordOptions, stop: &AtomicBool) -> Result<Prepared, RecordError> {
+    let spool = Spool::open(&options.spool).map_err(RecordError::Spool)?;
+    spool.reconcile().map_err(RecordError::Spool)?;
+    // An enrolled agent records as the vault's last good policy says, not as its local file.
+    let (trust, last_good, screen_template) = take_vault_policy(&spool, options)?;
+    let signed_recipients = last_good
+        .as_ref()
+        .map(|p| p.document.recipients.as_slice())
+        .filter(|r| !r.is_empty());
+    let identity = open_identity(
+        &spool,
+        &options.recipients,
+        signed_recipients,
+        &options.upload,
+    )?;
+    wait_under_quota(
+        &spool,
+        options.quota_bytes,
+        identity.uploader.is_some(),
+        stop,
+    )?;
+    Ok(Prepared {
+        spool,
+        trust,
+        last_good,
+        screen_template,
+        identity,
+    })
+}
+
 impl RecordingSession {
     /// Opens the spool and the device identity (fails closed: no valid recipient, no
     /// recording), starts the sources, and starts the session once they are open.
@@ -263,27 +305,13 @@ impl RecordingSession {
         mut options: RecordOptions,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, RecordError> {
-        let spool = Spool::open(&options.spool).map_err(RecordError::Spool)?;
-        spool.reconcile().map_err(RecordError::Spool)?;
-        // An enrolled agent records as the vault's last good policy says, not as its local file.
-        let (trust, last_good, screen_template) = take_vault_policy(&spool, &mut options)?;
-        // Fail closed before touching any device: no valid recipient, no recording.
-        let signed_recipients = last_good
-            .as_ref()
-            .map(|p| p.document.recipients.as_slice())
-            .filter(|r| !r.is_empty());
-        let identity = open_identity(
-            &spool,
-            &options.recipients,
-            signed_recipients,
-            &options.upload,
-        )?;
-        wait_under_quota(
-            &spool,
-            options.quota_bytes,
-            identity.uploader.is_some(),
-            &stop,
-        )?;
+        let Prepared {
+            spool,
+            trust,
+            last_good,
+            screen_template,
+            identity,
+        } = prepare(&mut options, &stop)?;
 
         let clock = Clock::new();
         let sources = Sources::start(&options, clock)?;
