@@ -112,6 +112,28 @@ pub fn records(store: &dyn MetadataStore) -> Result<Vec<AuditRecord>, AuditError
     }
 }
 
+/// The last position `p` such that every record up to `p` meets `holds`, for a property that
+/// holds for a prefix of the log (0: not even the first). Found by doubling then halving, so a
+/// long log is not read from its start.
+pub(crate) fn last_seq_where(
+    store: &dyn MetadataStore,
+    holds: impl Fn(&AuditRecord) -> bool,
+) -> Result<i64, StoreError> {
+    let mut high = 1i64;
+    while store.audit_records(high, 1)?.first().is_some_and(&holds) {
+        high = high.saturating_mul(2);
+    }
+    let mut low = 0i64;
+    while low < high {
+        let mid = low + (high - low) / 2;
+        match store.audit_records(mid, 1)?.first() {
+            Some(r) if holds(r) => low = r.seq,
+            _ => high = mid,
+        }
+    }
+    Ok(low)
+}
+
 /// One place where the chain does not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainBreak {

@@ -119,22 +119,13 @@ pub fn write_anchor(
     Ok(Some(head.seq))
 }
 
-/// The log's newest record, found by doubling then halving (a long log is not read whole).
+/// The log's newest record, found without reading a long log whole.
 fn last_record(store: &dyn MetadataStore) -> Result<Option<AuditRecord>, StoreError> {
-    let mut high = 1i64;
-    while !store.audit_records(high, 1)?.is_empty() {
-        high = high.saturating_mul(2);
+    let last = crate::audit::last_seq_where(store, |_| true)?;
+    if last == 0 {
+        return Ok(None);
     }
-    let mut low = 0i64;
-    while high - low > 1 {
-        let mid = low + (high - low) / 2;
-        if store.audit_records(mid, 1)?.is_empty() {
-            high = mid;
-        } else {
-            low = mid;
-        }
-    }
-    Ok(store.audit_records(low, 1)?.into_iter().next())
+    Ok(store.audit_records(last - 1, 1)?.into_iter().next())
 }
 
 /// Checks every anchor in the blob store against `records` (the whole log): each must carry

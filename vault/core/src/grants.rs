@@ -331,26 +331,10 @@ fn note(open: &mut Vec<PendingGrant>, record: &AuditRecord, since: i64) {
     }
 }
 
-/// The sequence number after which the records since `since` begin: found by doubling then
-/// halving (records are appended in time order), so a long log is not read from its start.
+/// The sequence number after which the records since `since` begin (records are appended in
+/// time order), found without reading a long log from its start.
 fn first_seq_since(store: &dyn MetadataStore, since: i64) -> Result<i64, StoreError> {
-    let mut high = 1i64;
-    while store
-        .audit_records(high, 1)?
-        .first()
-        .is_some_and(|r| r.draft.at < since)
-    {
-        high = high.saturating_mul(2);
-    }
-    let mut low = 0i64;
-    while low < high {
-        let mid = low + (high - low) / 2;
-        match store.audit_records(mid, 1)?.first() {
-            Some(r) if r.draft.at < since => low = r.seq,
-            _ => high = mid,
-        }
-    }
-    Ok(low)
+    audit::last_seq_where(store, |r| r.draft.at < since)
 }
 
 #[cfg(test)]

@@ -193,11 +193,7 @@ async fn a_backdated_device_clock_neither_expires_segments_early_nor_escapes_hol
     let (status, _) = rig.put_segment(&signing, session, 1, &segment).await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let vault = vigil_vault_core::Vault::open(
-        std::path::Path::new(&rig.data),
-        &vigil_vault_core::secrets::VaultKey::new(support::VAULT_KEY).unwrap(),
-    )
-    .unwrap();
+    let vault = rig.library();
     let id = segment.manifest.document.segment_id;
     let life = vault.store().segment_lifecycle(id).unwrap().unwrap();
     let counted = life.segment.recorded_at;
@@ -254,11 +250,7 @@ async fn files_orphaned_by_a_crash_are_swept_and_stored_segments_are_not() {
     let (status, _) = rig.put_segment(&signing, session, 1, &stored).await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let vault = vigil_vault_core::Vault::open(
-        std::path::Path::new(&rig.data),
-        &vigil_vault_core::secrets::VaultKey::new(support::VAULT_KEY).unwrap(),
-    )
-    .unwrap();
+    let vault = rig.library();
     // The crash: #2's files committed, its row never written; #3 staged, never committed.
     let second = next_segment(&mut sealer, &me.device_id.to_string(), session, 2);
     let files = [

@@ -61,6 +61,15 @@ impl Rig {
         }
     }
 
+    /// The deployment opened through the library (the vault key in hand), beside the server.
+    fn library(&self) -> vigil_vault_core::Vault {
+        vigil_vault_core::Vault::open(
+            std::path::Path::new(&self.data),
+            &vigil_vault_core::secrets::VaultKey::new(support::VAULT_KEY).unwrap(),
+        )
+        .unwrap()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.served.base)
     }
