@@ -118,8 +118,13 @@ pub fn begin(vault: &Vault, name: &str) -> Result<NewFactor, MfaError> {
         .to_bytes()
         .map_err(|e| MfaError::Sealed(e.to_string()))?;
     let url = totp(bytes.clone(), name)?.get_url();
+    // The store replaces only an unconfirmed factor, so a factor confirmed since the check
+    // above stays.
     if !store.set_totp(name, Some(&seal(vault, &bytes)?))? {
-        return Err(MfaError::NoAccount(name.into()));
+        return Err(match store.account(name)? {
+            Some(_) => MfaError::AlreadyEnrolled,
+            None => MfaError::NoAccount(name.into()),
+        });
     }
     crate::audit::record(
         store,

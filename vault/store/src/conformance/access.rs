@@ -134,6 +134,11 @@ pub fn accounts_sessions_and_tokens(store: &dyn MetadataStore) {
         (factor.sealed_secret.as_str(), factor.last_step),
         ("sealed", Some(101))
     );
+    assert!(
+        !store.set_totp("sue", Some("other")).unwrap(),
+        "a new factor never replaces a confirmed one"
+    );
+    assert_eq!(store.totp("sue").unwrap().unwrap().sealed_secret, "sealed");
     assert!(store.set_totp("sue", None).unwrap());
     for id in ["s1", "s2"] {
         store

@@ -165,7 +165,9 @@ pub trait AccessStore {
     /// An account's second factor, if it has one.
     fn totp(&self, name: &str) -> Result<Option<TotpRecord>, StoreError>;
     /// Gives an account a new, unconfirmed second factor (`Some`) or removes it (`None`);
-    /// `false` when no such account exists.
+    /// `false` when no such account exists. A new factor replaces only an unconfirmed one, in
+    /// the same statement (`false` when the account has a confirmed factor): a racing
+    /// enrollment cannot swap out a factor confirmed meanwhile.
     fn set_totp(&self, name: &str, sealed_secret: Option<&str>) -> Result<bool, StoreError>;
     /// Ends the account's console sessions but `keep` (the session doing this, if any).
     fn end_sessions(&self, name: &str, keep: Option<&str>) -> Result<u64, StoreError>;

@@ -140,7 +140,8 @@ impl AccessStore for PostgresStore {
     fn set_totp(&self, name: &str, sealed_secret: Option<&str>) -> Result<bool, StoreError> {
         self.with_client(|c| {
             let n = c.execute(
-                "UPDATE users SET totp_secret = $1, totp_last_step = NULL WHERE name = $2",
+                "UPDATE users SET totp_secret = $1, totp_last_step = NULL \
+                 WHERE name = $2 AND ($1::TEXT IS NULL OR totp_last_step IS NULL)",
                 &[&sealed_secret, &name],
             )?;
             Ok(n > 0)

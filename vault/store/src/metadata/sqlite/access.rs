@@ -175,7 +175,8 @@ impl AccessStore for SqliteStore {
 
     fn set_totp(&self, name: &str, sealed_secret: Option<&str>) -> Result<bool, StoreError> {
         let n = self.conn().execute(
-            "UPDATE users SET totp_secret = ?1, totp_last_step = NULL WHERE name = ?2",
+            "UPDATE users SET totp_secret = ?1, totp_last_step = NULL \
+             WHERE name = ?2 AND (?1 IS NULL OR totp_last_step IS NULL)",
             params![sealed_secret, name],
         )?;
         Ok(n > 0)
