@@ -18,7 +18,16 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // Every audit record a command writes names the host's command line as its origin; the
+    // server's records name their HTTP clients instead.
+    let origin =
+        (!matches!(command, Command::Serve(_))).then(vigil_vault_core::audit::Origin::command_line);
+    vigil_vault_core::audit::with_origin(origin, || run(command))
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Init(args) => deployment::init(args),
         Command::Serve(args) => deployment::serve(args),
         Command::Keys { command } => match command {

@@ -337,7 +337,7 @@ async fn sessions_csrf_tokens_throttling_and_accounts() {
     assert!(!out.contains("wrong password") && !out.contains(PASSWORD));
     assert!(out.contains("login.failure\tx?1?forged\t"), "{out}");
     assert!(
-        out.lines().skip(1).all(|l| l.split('\t').count() == 6),
+        out.lines().skip(1).all(|l| l.split('\t').count() == 8),
         "{out}"
     );
     assert!(!out.contains(&c.admin_password) && !out.contains(&generated));

@@ -114,6 +114,7 @@ fn postgres_audit_log_is_append_only_and_serialized() {
                                 action: "test.append".into(),
                                 target: None,
                                 reason: Some("concurrency".into()),
+                                ..Default::default()
                             })
                             .unwrap();
                     }

@@ -73,7 +73,64 @@ pub fn printable(text: &str, max: usize) -> String {
         .collect()
 }
 
-/// Appends one event, stamped now.
+/// Where the work being audited was asked for: the client's address and user agent of an
+/// HTTP request, or `local` and the command's name on the vault's host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client's address (`local` for a command line).
+    pub client_addr: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// The longest user agent kept.
+const USER_AGENT_CHARS: usize = 200;
+
+impl Origin {
+    /// An HTTP client: its address and `User-Agent` (made printable and cut).
+    pub fn client(addr: Option<std::net::IpAddr>, user_agent: Option<&str>) -> Self {
+        Self {
+            client_addr: addr.map(|a| a.to_string()),
+            user_agent: user_agent.map(|ua| printable(ua, USER_AGENT_CHARS)),
+        }
+    }
+
+    /// A command run on the vault's host.
+    pub fn command_line() -> Self {
+        Self {
+            client_addr: Some("local".into()),
+            user_agent: Some(format!("vigil-vault/{} cli", env!("CARGO_PKG_VERSION"))),
+        }
+    }
+}
+
+thread_local! {
+    static ORIGIN: std::cell::RefCell<Option<Origin>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` with every audit record it appends on this thread stamped with `origin` (the
+/// HTTP layer wraps each request's blocking work, the command line its command): no call
+/// between the request and the record has to carry it.
+pub fn with_origin<T>(origin: Option<Origin>, work: impl FnOnce() -> T) -> T {
+    let before = ORIGIN.with(|o| o.replace(origin));
+    // Restored even if `work` panics, so a pooled thread never lends a request's origin on.
+    struct Restore(Option<Option<Origin>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take().flatten();
+            ORIGIN.with(|o| *o.borrow_mut() = before);
+        }
+    }
+    let _restore = Restore(Some(before));
+    work()
+}
+
+/// The origin set by [`with_origin`] on this thread, if any.
+pub fn current_origin() -> Option<Origin> {
+    ORIGIN.with(|o| o.borrow().clone())
+}
+
+/// Appends one event, stamped now and with the current [`Origin`].
 pub fn record(
     store: &dyn MetadataStore,
     actor: &str,
@@ -81,12 +138,15 @@ pub fn record(
     target: Option<String>,
     reason: Option<String>,
 ) -> Result<AuditRecord, StoreError> {
+    let origin = current_origin().unwrap_or_default();
     store.append_audit(&AuditDraft {
         at: crate::clock::now().unix_timestamp(),
         actor: actor.to_owned(),
         action: action.to_owned(),
         target,
         reason,
+        client_addr: origin.client_addr,
+        user_agent: origin.user_agent,
     })
 }
 
@@ -248,19 +308,21 @@ impl Anchor {
     }
 }
 
-/// One line per record: `seq  time  actor  action  target  reason`.
+/// One line per record: `seq  time  actor  action  target  reason  client  user-agent`.
 pub fn format_record(record: &AuditRecord) -> String {
     let d = &record.draft;
     let at = time::OffsetDateTime::from_unix_timestamp(d.at)
         .map(crate::clock::rfc3339)
         .unwrap_or_else(|_| d.at.to_string());
     format!(
-        "{}\t{at}\t{}\t{}\t{}\t{}",
+        "{}\t{at}\t{}\t{}\t{}\t{}\t{}\t{}",
         record.seq,
         d.actor,
         d.action,
         d.target.as_deref().unwrap_or("-"),
         d.reason.as_deref().unwrap_or("-"),
+        d.client_addr.as_deref().unwrap_or("-"),
+        d.user_agent.as_deref().unwrap_or("-"),
     )
 }
 
@@ -280,6 +342,7 @@ mod tests {
                 action: ACTION_DEVICE_REVOKE.into(),
                 target: Some(format!("device-{seq}")),
                 reason: Some("left the company".into()),
+                ..Default::default()
             };
             let sha256 = AuditRecord::chain_hash(seq, &prev, &draft);
             out.push(AuditRecord {

@@ -30,6 +30,29 @@ pub struct VaultConfig {
     /// (enrollment and every policy statement) and ingest expects exactly that many stanzas.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub escrow_recipients: Vec<String>,
+    /// The HTTP front (`[http]`); absent means clients connect directly.
+    #[serde(default, skip_serializing_if = "HttpConfig::is_default")]
+    pub http: HttpConfig,
+}
+
+/// `[http]` of `vault.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Reverse proxies (load balancers) in front of the vault: a request from one of these
+    /// addresses is attributed to the address it forwarded (`X-Forwarded-For`, read from the
+    /// right, skipping these proxies), for the audit log and the per-address throttle. A
+    /// request from anyone else is attributed to its peer and its header ignored, so a client
+    /// cannot name its own address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl HttpConfig {
+    /// Whether these are the defaults (then `vault.toml` leaves the section out).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl VaultConfig {

@@ -197,6 +197,7 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         audit: Default::default(),
         accounts: Default::default(),
         escrow_recipients: options.escrow_recipients.clone(),
+        http: Default::default(),
     };
     let text = toml::to_string(&config).expect("the config always serializes");
     write_file(&layout.config(), text.as_bytes(), Access::Public)?;

@@ -111,7 +111,8 @@ pub(crate) type ApiResult<T = Response> = Result<T, ApiError>;
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
+    let origin = crate::origin::current();
+    tokio::task::spawn_blocking(move || vigil_vault_core::audit::with_origin(origin, f))
         .await
         .map_err(|e| ApiError::internal(&format!("request task failed: {e}")))
 }

@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 use vigil_vault_core::access::{route_rule, Access, AuthMethod, Principal, ROUTES};
 use vigil_vault_core::api_auth::{self, AuthError, Credentials, CSRF_HEADER, SESSION_COOKIE};
 
-use crate::app::{AppState, ClientAddr};
+use crate::app::AppState;
 use crate::error::{blocking, ApiError, ApiResult};
+use crate::origin::ClientIp;
 
 /// What an account whose password must change may still call with that password (a session or
 /// Basic): a one-time password is for changing it, nothing else. API tokens are credentials of
@@ -205,7 +206,7 @@ fn offered(request: &Request, method: &str) -> Offered {
         csrf: text(CSRF_HEADER),
         authorization: text(header::AUTHORIZATION.as_str()),
         unsafe_method: !matches!(method, "GET" | "HEAD" | "OPTIONS"),
-        addr: request.extensions().get::<ClientAddr>().map(|a| a.0.ip()),
+        addr: request.extensions().get::<ClientIp>().map(|a| a.0),
     }
 }
 

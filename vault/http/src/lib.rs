@@ -12,6 +12,7 @@ mod guard;
 mod limits;
 pub mod metrics;
 pub mod openapi;
+mod origin;
 mod routes;
 pub mod server;
 

@@ -214,6 +214,10 @@ pub fn router(
         .fallback(system::not_found)
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::origin::stamp,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             limits,
             crate::limits::enforce,
         ))

@@ -88,7 +88,7 @@ pub fn audit(
                 return users::audit_verify(&data, true, None);
             }
             let records = Admin::open(&data)?.audit_records()?;
-            println!("seq\tat\tactor\taction\ttarget\treason");
+            println!("seq\tat\tactor\taction\ttarget\treason\tclient\tuser_agent");
             for record in &records {
                 println!("{}", vigil_vault_core::audit::format_record(record));
             }

@@ -266,7 +266,7 @@ pub fn audit_verify(data: &Path, list: bool, anchor: Option<&Path>) -> anyhow::R
     let admin = Admin::open(data)?;
     let records = admin.audit_records()?;
     if list {
-        println!("seq\tat\tactor\taction\ttarget\treason");
+        println!("seq\tat\tactor\taction\ttarget\treason\tclient\tuser_agent");
         for record in &records {
             println!("{}", vigil_vault_core::audit::format_record(record));
         }

@@ -69,10 +69,13 @@ async fn reads_are_recorded_and_browsers_are_not_invited_to_cache() {
     assert!(anonymous.headers().get("www-authenticate").is_none());
 
     let cat = run_ok(&["user", "token", "create", "--data", &rig.data, "cat"]);
+    // The client claims another address; the vault has no trusted proxy, so it is ignored.
     let read = rig
         .http
         .get(rig.url("/v1/audit?action=login.success"))
         .bearer_auth(cat.trim())
+        .header("user-agent", "audit-probe/1.0")
+        .header("x-forwarded-for", "203.0.113.9")
         .send()
         .await
         .unwrap();
@@ -117,11 +120,26 @@ async fn reads_are_recorded_and_browsers_are_not_invited_to_cache() {
 
     let audit = run_ok(&["audit", "--data", &rig.data]);
     assert!(
-        audit
-            .lines()
-            .any(|l| l.contains("user:cat\taudit.read\taction=login.success")),
+        audit.lines().any(|l| l
+            .contains("user:cat\taudit.read\taction=login.success\t-\t127.0.0.1\taudit-probe/1.0")),
         "{audit}"
     );
+    // Every record names where it came from: an HTTP client's address (and its user agent when
+    // it sent one), or the host's command line; only the vault's own background work has none.
+    for line in audit.lines().skip(1) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields.len(), 8, "{line}");
+        if fields[2] != "vault" {
+            assert_ne!(fields[6], "-", "no client address: {line}");
+        }
+        if fields[2].starts_with("cli:") {
+            assert_eq!(
+                (fields[6], fields[7].starts_with("vigil-vault/")),
+                ("local", true),
+                "{line}"
+            );
+        }
+    }
     assert!(
         audit
             .lines()
@@ -140,6 +158,32 @@ async fn reads_are_recorded_and_browsers_are_not_invited_to_cache() {
             .any(|l| l.starts_with("0\tuser:admin") || l.contains("forged\n")),
         "no forged line: {audit}"
     );
+}
+
+/// Issue 13 point 8: behind a trusted reverse proxy the audit log names the address the proxy
+/// forwarded, not the proxy; the spoofed entries a client writes to the left are not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
+    let rig = Rig::start_with(&format!(
+        "{}\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+        support::NO_SECOND_FACTOR
+    ));
+    let cat = support::api_token(&rig.data, "cat", &["--role", "compliance"]);
+    let read = rig
+        .http
+        .get(rig.url("/v1/audit"))
+        .bearer_auth(&cat)
+        .header("x-forwarded-for", "198.51.100.66, 203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let audit = run_ok(&["audit", "--data", &rig.data]);
+    let line = audit
+        .lines()
+        .find(|l| l.contains("user:cat\taudit.read"))
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert!(line.contains("\t203.0.113.9\t"), "{line}");
 }
 
 /// Issue 13 point 8: someone who can write the database rewrites an audit record and the whole
@@ -202,7 +246,10 @@ async fn an_audit_log_rewritten_whole_in_the_database_is_caught_by_signed_anchor
     .unwrap();
     use vigil_vault_store::metadata::{AuditDraft, AuditRecord};
     let rows: Vec<(i64, AuditDraft)> = db
-        .prepare("SELECT seq, at, actor, action, target, reason FROM audit_log ORDER BY seq")
+        .prepare(
+            "SELECT seq, at, actor, action, target, reason, client_addr, user_agent \
+             FROM audit_log ORDER BY seq",
+        )
         .unwrap()
         .query_map([], |r| {
             let draft = AuditDraft {
@@ -211,6 +258,8 @@ async fn an_audit_log_rewritten_whole_in_the_database_is_caught_by_signed_anchor
                 action: r.get(3)?,
                 target: r.get(4)?,
                 reason: r.get(5)?,
+                client_addr: r.get(6)?,
+                user_agent: r.get(7)?,
             };
             Ok((r.get(0)?, draft))
         })

@@ -35,6 +35,8 @@ fn audit_json(r: &AuditRecord) -> serde_json::Value {
         "action": r.draft.action,
         "target": r.draft.target,
         "reason": r.draft.reason,
+        "client_addr": r.draft.client_addr,
+        "user_agent": r.draft.user_agent,
         "prev_sha256": r.prev_sha256,
         "sha256": r.sha256,
     })

@@ -12,9 +12,10 @@ use vigil_vault_core::api_auth::{
 };
 use vigil_vault_core::mfa::{self, MfaError};
 
-use crate::app::{AppState, ClientAddr};
+use crate::app::AppState;
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::extract::ApiJson;
+use crate::origin::ClientIp;
 
 /// `POST /v1/login`'s body.
 #[derive(serde::Deserialize)]
@@ -76,14 +77,14 @@ fn principal_json(p: &Principal) -> serde_json::Value {
     })
 }
 
-fn client_ip(addr: Option<&Extension<ClientAddr>>) -> Option<std::net::IpAddr> {
-    addr.map(|a| a.0 .0.ip())
+fn client_ip(addr: Option<&Extension<ClientIp>>) -> Option<std::net::IpAddr> {
+    addr.map(|a| a.0 .0)
 }
 
 /// `POST /v1/login`: a session cookie and the CSRF token.
 pub(crate) async fn login(
     State(app): State<AppState>,
-    addr: Option<Extension<ClientAddr>>,
+    addr: Option<Extension<ClientIp>>,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult {
     let ip = client_ip(addr.as_ref());
@@ -204,7 +205,7 @@ pub(crate) async fn logout(
 pub(crate) async fn change_password(
     State(app): State<AppState>,
     Extension(principal): Extension<Principal>,
-    addr: Option<Extension<ClientAddr>>,
+    addr: Option<Extension<ClientIp>>,
     ApiJson(body): ApiJson<PasswordRequest>,
 ) -> ApiResult {
     let ip = client_ip(addr.as_ref());

@@ -384,6 +384,7 @@ pub fn audit_is_queried(store: &dyn MetadataStore) {
                 action: (*action).into(),
                 target: Some(format!("t{i}")),
                 reason: Some("review".into()),
+                ..Default::default()
             })
             .unwrap();
     }

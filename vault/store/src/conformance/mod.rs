@@ -241,7 +241,8 @@ pub fn agent_states_replace_each_other(store: &dyn MetadataStore) {
     assert_eq!(store.agent_states().unwrap(), vec![state]);
 }
 
-/// Audit records are numbered from 1 and each hash chains to the previous one.
+/// Audit records are numbered from 1 and each hash chains to the previous one; the origin
+/// is kept and chained.
 pub fn audit_log_is_chained(store: &dyn MetadataStore) {
     let draft = |action: &str| AuditDraft {
         at: 7,
@@ -249,7 +250,21 @@ pub fn audit_log_is_chained(store: &dyn MetadataStore) {
         action: action.into(),
         target: Some("x".into()),
         reason: None,
+        client_addr: (action == "b").then(|| "192.0.2.1".into()),
+        user_agent: (action == "b").then(|| "curl/8".into()),
     };
+    assert_ne!(
+        AuditRecord::chain_hash(2, AuditRecord::GENESIS, &draft("b")),
+        AuditRecord::chain_hash(
+            2,
+            AuditRecord::GENESIS,
+            &AuditDraft {
+                user_agent: None,
+                ..draft("b")
+            }
+        ),
+        "the user agent is chained"
+    );
     let first = store.append_audit(&draft("a")).unwrap();
     let second = store.append_audit(&draft("b")).unwrap();
     assert_eq!((first.seq, second.seq), (1, 2));

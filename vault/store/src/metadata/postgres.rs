@@ -425,7 +425,7 @@ impl MetadataStore for PostgresStore {
             let sha256 = AuditRecord::chain_hash(seq, &prev, draft);
             tx.execute(
                 "INSERT INTO audit_log (seq, at, actor, action, target, reason, prev_sha256, \
-                 sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 sha256, client_addr, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     &seq,
                     &draft.at,
@@ -435,6 +435,8 @@ impl MetadataStore for PostgresStore {
                     &draft.reason,
                     &prev,
                     &sha256,
+                    &draft.client_addr,
+                    &draft.user_agent,
                 ],
             )?;
             tx.commit()?;
@@ -451,8 +453,8 @@ impl MetadataStore for PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_client(|c| {
             let found = c.query(
-                "SELECT seq, at, actor, action, target, reason, prev_sha256, sha256 \
-                 FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, at, actor, action, target, reason, prev_sha256, sha256, \
+                 client_addr, user_agent FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[&after, &limit],
             )?;
             rows(found, audit_row)

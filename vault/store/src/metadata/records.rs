@@ -159,7 +159,7 @@ pub struct SessionReport {
 }
 
 /// An audit event before it is chained.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditDraft {
     /// When it happened, Unix seconds.
     pub at: i64,
@@ -171,6 +171,11 @@ pub struct AuditDraft {
     pub target: Option<String>,
     /// The reason the actor stated.
     pub reason: Option<String>,
+    /// Where the request came from: the client's address (behind a trusted proxy, the address
+    /// it forwarded), or `local` for a command run on the vault's host.
+    pub client_addr: Option<String>,
+    /// The client's `User-Agent`, cut and made printable, or the command line's name.
+    pub user_agent: Option<String>,
 }
 
 /// An audit event as stored: numbered and hash-chained.
@@ -205,6 +210,12 @@ impl AuditRecord {
         field(draft.action.as_bytes());
         field(draft.target.as_deref().unwrap_or("").as_bytes());
         field(draft.reason.as_deref().unwrap_or("").as_bytes());
+        // Records written before the origin was kept hash as they did then.
+        if draft.client_addr.is_some() || draft.user_agent.is_some() {
+            field(b"origin");
+            field(draft.client_addr.as_deref().unwrap_or("").as_bytes());
+            field(draft.user_agent.as_deref().unwrap_or("").as_bytes());
+        }
         hex::encode(h.finalize())
     }
 

@@ -420,8 +420,8 @@ impl MetadataStore for SqliteStore {
         };
         let sha256 = AuditRecord::chain_hash(seq, &prev, draft);
         tx.execute(
-            "INSERT INTO audit_log (seq, at, actor, action, target, reason, prev_sha256, sha256) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO audit_log (seq, at, actor, action, target, reason, prev_sha256, sha256, \
+             client_addr, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 seq,
                 draft.at,
@@ -430,7 +430,9 @@ impl MetadataStore for SqliteStore {
                 draft.target,
                 draft.reason,
                 prev,
-                sha256
+                sha256,
+                draft.client_addr,
+                draft.user_agent
             ],
         )?;
         tx.commit()?;
@@ -445,7 +447,8 @@ impl MetadataStore for SqliteStore {
     fn audit_records(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT seq, at, actor, action, target, reason, prev_sha256, sha256 FROM audit_log \
+            "SELECT seq, at, actor, action, target, reason, prev_sha256, sha256, client_addr, \
+             user_agent FROM audit_log \
              WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after, limit as i64], |r| {
@@ -457,6 +460,8 @@ impl MetadataStore for SqliteStore {
                     action: r.get(3)?,
                     target: r.get(4)?,
                     reason: r.get(5)?,
+                    client_addr: r.get(8)?,
+                    user_agent: r.get(9)?,
                 },
                 prev_sha256: r.get(6)?,
                 sha256: r.get(7)?,

@@ -515,8 +515,8 @@ impl AccessStore for PostgresStore {
     fn audit_query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.with_client(|c| {
             let found = c.query(
-                "SELECT seq, at, actor, action, target, reason, prev_sha256, sha256 \
-                 FROM audit_log WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) \
+                "SELECT seq, at, actor, action, target, reason, prev_sha256, sha256, \
+                 client_addr, user_agent FROM audit_log WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) \
                  AND ($3::text IS NULL OR action = $3) AND ($4::text IS NULL OR target = $4) \
                  AND ($5::bigint IS NULL OR at >= $5) AND ($6::bigint IS NULL OR at < $6) \
                  ORDER BY seq LIMIT $7",

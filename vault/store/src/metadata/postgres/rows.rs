@@ -52,6 +52,8 @@ pub(super) fn audit_row(row: &Row) -> Result<AuditRecord, StoreError> {
             action: row.try_get(3)?,
             target: row.try_get(4)?,
             reason: row.try_get(5)?,
+            client_addr: row.try_get(8)?,
+            user_agent: row.try_get(9)?,
         },
         prev_sha256: row.try_get(6)?,
         sha256: row.try_get(7)?,

@@ -91,6 +91,8 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
             action: r.get(3)?,
             target: r.get(4)?,
             reason: r.get(5)?,
+            client_addr: r.get(8)?,
+            user_agent: r.get(9)?,
         },
         prev_sha256: r.get(6)?,
         sha256: r.get(7)?,
@@ -488,7 +490,8 @@ impl AccessStore for SqliteStore {
     fn audit_query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT seq, at, actor, action, target, reason, prev_sha256, sha256 FROM audit_log \
+            "SELECT seq, at, actor, action, target, reason, prev_sha256, sha256, client_addr, \
+             user_agent FROM audit_log \
              WHERE seq > ?1 AND (?2 IS NULL OR actor = ?2) AND (?3 IS NULL OR action = ?3) \
              AND (?4 IS NULL OR target = ?4) AND (?5 IS NULL OR at >= ?5) \
              AND (?6 IS NULL OR at < ?6) ORDER BY seq LIMIT ?7",

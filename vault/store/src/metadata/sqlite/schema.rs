@@ -31,6 +31,16 @@ pub(super) fn migrate_access(conn: &mut Connection) -> Result<(), StoreError> {
             "ALTER TABLE users ADD COLUMN totp_last_step INTEGER",
         ),
         (
+            "audit_log",
+            "client_addr",
+            "ALTER TABLE audit_log ADD COLUMN client_addr TEXT",
+        ),
+        (
+            "audit_log",
+            "user_agent",
+            "ALTER TABLE audit_log ADD COLUMN user_agent TEXT",
+        ),
+        (
             "recordings",
             "policy_version",
             "ALTER TABLE recordings ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0",
