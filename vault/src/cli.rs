@@ -39,6 +39,12 @@ pub struct StorageArgs {
     /// PostgreSQL URL without password (or set VIGIL_VAULT_PG_URL).
     #[arg(long, value_name = "URL")]
     pub postgres_url: Option<String>,
+    /// TLS to PostgreSQL (default: verify-full unless the database is on loopback).
+    #[arg(long, value_name = "MODE", value_parser = ["verify-full", "disable"])]
+    pub postgres_tls: Option<String>,
+    /// PEM file of the CA that issues the database's certificate (default: the system's).
+    #[arg(long, value_name = "FILE")]
+    pub postgres_ca_file: Option<PathBuf>,
     /// Blob backend.
     #[arg(long, value_name = "BACKEND", default_value = "local", value_parser = ["local", "s3"])]
     pub blobs: String,
@@ -54,11 +60,15 @@ pub struct StorageArgs {
     /// Key prefix inside the bucket.
     #[arg(long, value_name = "PREFIX")]
     pub s3_prefix: Option<String>,
+    /// PEM file of a private CA that issues the S3 endpoint's certificate.
+    #[arg(long, value_name = "FILE")]
+    pub s3_ca_file: Option<PathBuf>,
 }
 
 impl StorageArgs {
     /// The `[storage]` section these flags describe.
     pub fn config(self) -> vigil_vault_store::storage::StorageConfig {
+        use vigil_vault_store::metadata::PgTlsMode;
         use vigil_vault_store::storage::{BlobBackend, MetadataBackend, StorageConfig};
         StorageConfig {
             metadata: if self.metadata == "postgres" {
@@ -67,6 +77,12 @@ impl StorageArgs {
                 MetadataBackend::Sqlite
             },
             postgres_url: self.postgres_url,
+            postgres_tls: self.postgres_tls.map(|mode| match mode.as_str() {
+                "disable" => PgTlsMode::Disable,
+                _ => PgTlsMode::VerifyFull,
+            }),
+            // Absolute, so `serve` finds it from any working directory.
+            postgres_ca_file: self.postgres_ca_file.map(absolute),
             postgres_pool: None,
             blobs: if self.blobs == "s3" {
                 BlobBackend::S3
@@ -77,8 +93,13 @@ impl StorageArgs {
             s3_bucket: self.s3_bucket,
             s3_region: self.s3_region,
             s3_prefix: self.s3_prefix,
+            s3_ca_file: self.s3_ca_file.map(absolute),
         }
     }
+}
+
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,8 @@
 mod backends;
 #[allow(dead_code)]
 mod support;
+#[path = "storage_backends/tls.rs"]
+mod tls;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -31,14 +33,14 @@ use vigil_vault_store::metadata::{
 // ---- metadata conformance -------------------------------------------------------------------
 
 /// Runs one conformance function on a fresh store of the backend (off the async runtime).
-fn on_fresh_store(meta: Meta, check: fn(&dyn MetadataStore)) {
-    let backends = Backends::new(meta, Blobs::Local);
+fn on_fresh_store(make: fn() -> Backends, check: fn(&dyn MetadataStore)) {
+    let backends = make();
     let dir = tempfile::tempdir().unwrap();
     let store = backends.metadata_store(dir.path());
     off_runtime(move || check(store.as_ref()));
 }
 
-fn metadata_suite(meta: Meta) {
+fn metadata_suite(meta: fn() -> Backends) {
     on_fresh_store(meta, conformance::tokens_are_single_use_and_expire);
     on_fresh_store(meta, conformance::segments_round_trip);
     on_fresh_store(meta, conformance::segments_are_listed_by_filter);
@@ -57,12 +59,12 @@ fn metadata_suite(meta: Meta) {
 
 #[test]
 fn metadata_conformance_sqlite() {
-    metadata_suite(Meta::Sqlite);
+    metadata_suite(|| Backends::new(Meta::Sqlite, Blobs::Local));
 }
 
 #[test]
 fn metadata_conformance_postgres() {
-    metadata_suite(Meta::Postgres);
+    metadata_suite(|| Backends::new(Meta::Postgres, Blobs::Local));
 }
 
 /// A PostgreSQL database made before accounts had teams and before sessions, API tokens and
@@ -184,8 +186,7 @@ fn postgres_store_works_from_blocking_tasks() {
 
 // ---- blob conformance -----------------------------------------------------------------------
 
-fn blob_suite(blobs: Blobs) {
-    let backends = Backends::new(Meta::Sqlite, blobs);
+fn blob_suite(backends: Backends) {
     let dir = tempfile::tempdir().unwrap();
     let store = backends.blob_store(dir.path());
     vigil_vault_store::conformance::blobs::stage_commit_get(store.as_ref());
@@ -204,12 +205,12 @@ fn blob_suite(blobs: Blobs) {
 
 #[test]
 fn blob_conformance_local() {
-    blob_suite(Blobs::Local);
+    blob_suite(Backends::new(Meta::Sqlite, Blobs::Local));
 }
 
 #[test]
 fn blob_conformance_s3() {
-    blob_suite(Blobs::S3);
+    blob_suite(Backends::new(Meta::Sqlite, Blobs::S3));
 }
 
 // ---- the real server on every combination ---------------------------------------------------
@@ -276,8 +277,8 @@ async fn put(
     (resp.status(), resp.bytes().await.unwrap().to_vec())
 }
 
-async fn ingest_end_to_end(meta: Meta, blobs: Blobs) {
-    let backends = Backends::new(meta, blobs);
+async fn ingest_end_to_end(backends: Backends) {
+    let (meta, blobs) = (backends.meta, backends.blobs);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("vault");
     let d = data.to_str().unwrap();
@@ -389,7 +390,7 @@ async fn ingest_end_to_end(meta: Meta, blobs: Blobs) {
     for row in &rows {
         assert_eq!(row.receipt, receipts[&(row.sequence as usize)]);
     }
-    if let Some(url) = backends.pg_url() {
+    if let Some(url) = backends.pg_inspect_url() {
         let url = url.to_owned();
         let count: i64 = off_runtime(move || {
             let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
@@ -503,20 +504,20 @@ async fn ingest_end_to_end(meta: Meta, blobs: Blobs) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_sqlite_local() {
-    ingest_end_to_end(Meta::Sqlite, Blobs::Local).await;
+    ingest_end_to_end(Backends::new(Meta::Sqlite, Blobs::Local)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_sqlite_s3() {
-    ingest_end_to_end(Meta::Sqlite, Blobs::S3).await;
+    ingest_end_to_end(Backends::new(Meta::Sqlite, Blobs::S3)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_postgres_local() {
-    ingest_end_to_end(Meta::Postgres, Blobs::Local).await;
+    ingest_end_to_end(Backends::new(Meta::Postgres, Blobs::Local)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_postgres_s3() {
-    ingest_end_to_end(Meta::Postgres, Blobs::S3).await;
+    ingest_end_to_end(Backends::new(Meta::Postgres, Blobs::S3)).await;
 }

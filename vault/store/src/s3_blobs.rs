@@ -39,6 +39,8 @@ pub struct S3Settings {
     pub access_key_id: String,
     /// Secret access key.
     pub secret_access_key: String,
+    /// PEM file of a private CA for the endpoint's certificate (`None`: the platform's roots).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -107,6 +109,23 @@ impl S3BlobStore {
             builder = builder
                 .with_allow_http(endpoint.starts_with("http://"))
                 .with_endpoint(endpoint);
+        }
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| config_error(format!("s3_ca_file {}: {e}", path.display())))?;
+            let certs = object_store::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| config_error(format!("s3_ca_file {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(config_error(format!(
+                    "s3_ca_file {} holds no certificate",
+                    path.display()
+                )));
+            }
+            let mut options = object_store::ClientOptions::new();
+            for cert in certs {
+                options = options.with_root_certificate(cert);
+            }
+            builder = builder.with_client_options(options);
         }
         let store = builder.build().map_err(|e| config_error(e.to_string()))?;
         let prefix: Vec<String> = settings

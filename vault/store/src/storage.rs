@@ -4,11 +4,14 @@
 //! [storage]
 //! metadata = "postgres"              # or "sqlite" (default: metadata.sqlite in the data folder)
 //! postgres_url = "postgres://vigil@db.internal/vigil"
+//! postgres_tls = "verify-full"       # or "disable"; default: verify-full unless on loopback
+//! postgres_ca_file = "/etc/vigil-vault/db-ca.pem"   # default: the platform's roots
 //! blobs = "s3"                       # or "local" (default: blobs/ in the data folder)
 //! s3_endpoint = "https://s3.internal:9000"
 //! s3_bucket = "vigil"
 //! s3_region = "us-east-1"
 //! s3_prefix = "site-a"
+//! s3_ca_file = "/etc/vigil-vault/s3-ca.pem"         # a private CA for the endpoint
 //! ```
 //!
 //! Secrets never live in `vault.toml`: `VIGIL_VAULT_PG_URL` (a full URL, password included)
@@ -19,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::blobs::{BlobError, BlobStore, LocalBlobStore};
 use crate::layout::Layout;
-use crate::metadata::{MetadataStore, PostgresStore, SqliteStore, StoreError, DEFAULT_POOL_SIZE};
+use crate::metadata::{
+    MetadataStore, PgTls, PgTlsMode, PostgresStore, SqliteStore, StoreError, DEFAULT_POOL_SIZE,
+};
 use crate::s3_blobs::{S3BlobStore, S3Settings};
 
 /// The environment variable that holds the PostgreSQL URL with its password.
@@ -60,6 +65,13 @@ pub struct StorageConfig {
     /// PostgreSQL URL without secrets (`VIGIL_VAULT_PG_URL` overrides it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres_url: Option<String>,
+    /// TLS to PostgreSQL: `verify-full` (certificate and host name) or `disable`; absent: the
+    /// URL's `sslmode`, else verify-full unless every host is loopback or a socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_tls: Option<PgTlsMode>,
+    /// PEM file of the CA(s) that issue the database's certificate (absent: the platform's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_ca_file: Option<std::path::PathBuf>,
     /// Connections to PostgreSQL (default 4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres_pool: Option<usize>,
@@ -77,6 +89,10 @@ pub struct StorageConfig {
     /// Key prefix in the bucket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_prefix: Option<String>,
+    /// PEM file of a private CA that issues the S3 endpoint's certificate (added to the
+    /// platform's roots).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Why the configured backends could not be opened.
@@ -131,7 +147,11 @@ impl StorageConfig {
                         ))
                     })?;
                 let pool = self.postgres_pool.unwrap_or(DEFAULT_POOL_SIZE);
-                Box::new(PostgresStore::open(&url, pool)?)
+                let tls = PgTls {
+                    mode: self.postgres_tls,
+                    ca_file: self.postgres_ca_file.clone(),
+                };
+                Box::new(PostgresStore::open_with(&url, pool, &tls)?)
             }
         })
     }
@@ -162,6 +182,7 @@ impl StorageConfig {
             prefix: self.s3_prefix.clone().unwrap_or_default(),
             access_key_id: env(S3_KEY_ID_ENV)?,
             secret_access_key: env(S3_SECRET_ENV)?,
+            ca_file: self.s3_ca_file.clone(),
         })
     }
 }

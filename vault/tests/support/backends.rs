@@ -9,12 +9,12 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 use vigil_vault_store::blobs::{BlobStore, LocalBlobStore};
-use vigil_vault_store::metadata::{MetadataStore, PostgresStore, SqliteStore};
+use vigil_vault_store::metadata::{MetadataStore, PgTls, PostgresStore, SqliteStore};
 use vigil_vault_store::s3_blobs::{S3BlobStore, S3Settings};
 
 const INSTALL_HINT: &str = "run scripts/install-deps.sh (apt postgresql; cargo install s3s-fs)";
@@ -62,14 +62,66 @@ fn shared<T>(slot: &Mutex<Weak<T>>, start: impl FnOnce() -> T) -> Arc<T> {
     started
 }
 
+/// A private CA (in `ca_file`) and one server certificate it issued for `localhost` only, for
+/// the storage servers the suite runs with TLS.
+pub struct TestCa {
+    _dir: tempfile::TempDir,
+    /// The CA certificate, PEM.
+    pub ca_file: PathBuf,
+    /// The server certificate (then the CA), PEM.
+    pub chain_pem: String,
+    /// The server's key, PEM.
+    pub key_pem: String,
+}
+
+impl TestCa {
+    /// A new CA and a server certificate for `names`.
+    pub fn new(names: &[&str]) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let mut ca = CertificateParams::default();
+        ca.distinguished_name
+            .push(DnType::CommonName, "Vigil test storage CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut leaf = CertificateParams::new(names.clone()).unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, names[0].as_str());
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf_cert = leaf.signed_by(&leaf_key, &Issuer::new(ca, ca_key)).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("vigil-ca-")
+            .tempdir()
+            .unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+        Self {
+            _dir: dir,
+            ca_file,
+            chain_pem: format!("{}{}", leaf_cert.pem(), ca_cert.pem()),
+            key_pem: leaf_key.serialize_pem(),
+        }
+    }
+
+    /// The suite's CA, whose server certificate names `localhost` only.
+    pub fn shared() -> &'static Self {
+        static CA: OnceLock<TestCa> = OnceLock::new();
+        CA.get_or_init(|| Self::new(&["localhost"]))
+    }
+}
+
 /// A PostgreSQL 15 server in a temporary cluster, run as the `postgres` user.
 pub struct PgServer {
     child: Child,
     pub port: u16,
     _dir: tempfile::TempDir,
+    /// TLS only (then TCP clients must use TLS; the suite's own admin work uses the socket).
+    tls: bool,
 }
 
 static PG: Mutex<Weak<PgServer>> = Mutex::new(Weak::new());
+static PG_TLS: Mutex<Weak<PgServer>> = Mutex::new(Weak::new());
 
 impl PgServer {
     /// The shared server (started on first use).
@@ -77,8 +129,19 @@ impl PgServer {
         shared(&PG, || Self::start(&[]))
     }
 
+    /// The shared server that takes TCP clients over TLS only, with [`TestCa::shared`]'s
+    /// certificate.
+    pub fn shared_tls() -> Arc<Self> {
+        shared(&PG_TLS, || Self::start_with(&[], Some(TestCa::shared())))
+    }
+
     /// A new server; `settings` are extra `-c name=value` pairs.
     pub fn start(settings: &[&str]) -> Self {
+        Self::start_with(settings, None)
+    }
+
+    /// A new server; with `tls`, TCP connections must use TLS with its certificate.
+    pub fn start_with(settings: &[&str], tls: Option<&TestCa>) -> Self {
         let bin = PathBuf::from(
             std::env::var("VIGIL_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()),
         );
@@ -114,6 +177,30 @@ impl PgServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut tls_settings = Vec::new();
+        if let Some(ca) = tls {
+            std::fs::write(data.join("server.crt"), &ca.chain_pem).unwrap();
+            std::fs::write(data.join("server.key"), &ca.key_pem).unwrap();
+            // Only the socket (the suite's admin work) goes without TLS.
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .unwrap();
+            let owned = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(data.join("server.crt"))
+                .arg(data.join("server.key"))
+                .status()
+                .unwrap();
+            assert!(owned.success());
+            set_mode(&data.join("server.key"), 0o600);
+            tls_settings = vec![
+                "ssl=on",
+                "ssl_cert_file=server.crt",
+                "ssl_key_file=server.key",
+            ];
+        }
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         // setpriv execs the server itself, so our child *is* the postmaster: we reap it.
@@ -130,7 +217,7 @@ impl PgServer {
         .args(["-p", &port.to_string(), "-k"])
         .arg(&data)
         .args(["-c", "listen_addresses=127.0.0.1"]);
-        for setting in settings {
+        for setting in settings.iter().chain(&tls_settings) {
             cmd.args(["-c", setting]);
         }
         let child = cmd
@@ -143,14 +230,24 @@ impl PgServer {
             child,
             port,
             _dir: dir,
+            tls: tls.is_some(),
         };
         server.wait_ready();
         server
     }
 
+    /// Connection text for the suite's own admin work: over the Unix socket (no TLS).
+    fn admin_conninfo(&self, database: &str) -> String {
+        format!(
+            "host={} port={} user=vigil dbname={database}",
+            self._dir.path().join("data").display(),
+            self.port
+        )
+    }
+
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let conninfo = self.url("postgres");
+        let conninfo = self.admin_conninfo("postgres");
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 let log = std::fs::read_to_string(self._dir.path().join("server.log"));
@@ -165,15 +262,23 @@ impl PgServer {
         }
     }
 
-    /// A URL for `database` (user `vigil`, trust authentication: no password).
+    /// A URL for `database` (user `vigil`, trust authentication: no password); for the TLS
+    /// server, by the certificate's name and with `sslmode=verify-full`.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://vigil@127.0.0.1:{}/{database}", self.port)
+        if self.tls {
+            format!(
+                "postgres://vigil@localhost:{}/{database}?sslmode=verify-full",
+                self.port
+            )
+        } else {
+            format!("postgres://vigil@127.0.0.1:{}/{database}", self.port)
+        }
     }
 
     /// A fresh, empty database; returns its URL.
     pub fn create_database(&self) -> String {
         let name = format!("t_{}", Uuid::new_v4().simple());
-        let admin = self.url("postgres");
+        let admin = self.admin_conninfo("postgres");
         let create = format!("CREATE DATABASE {name}");
         off_runtime(move || {
             let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
@@ -282,6 +387,73 @@ impl Drop for S3Server {
     }
 }
 
+/// HTTPS in front of a plain server: terminates TLS with a certificate of [`TestCa`] and relays
+/// the bytes to `127.0.0.1:<backend>` (s3s-fs speaks plain HTTP only). The S3 client sees a
+/// real TLS server and must verify it.
+pub struct TlsFront {
+    pub port: u16,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TlsFront {
+    /// Listens on a free loopback port.
+    pub fn start(backend: u16, ca: &TestCa) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(ca.chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(ca.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Bound here, not on the runtime: the caller may itself be on one.
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let port = std_listener.local_addr().unwrap().port();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut plain) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        Self {
+            port,
+            runtime: Some(runtime),
+        }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// The metadata backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Meta {
@@ -302,6 +474,8 @@ pub struct Backends {
     pub blobs: Blobs,
     pg: Option<(Arc<PgServer>, String)>,
     s3: Option<(Arc<S3Server>, String)>,
+    /// Both reached over TLS verified against this CA.
+    tls: Option<(&'static TestCa, Option<TlsFront>)>,
 }
 
 /// Key prefix used in every test bucket (keys are `<prefix>/<session>/<name>`).
@@ -324,7 +498,52 @@ impl Backends {
             blobs,
             pg,
             s3,
+            tls: None,
         }
+    }
+
+    /// Like [`Backends::new`], with PostgreSQL taking TLS only and S3 behind HTTPS, both with
+    /// certificates of [`TestCa::shared`] that the vault must verify.
+    pub fn new_tls(meta: Meta, blobs: Blobs) -> Self {
+        let ca = TestCa::shared();
+        let pg = (meta == Meta::Postgres).then(|| {
+            let server = PgServer::shared_tls();
+            let url = server.create_database();
+            (server, url)
+        });
+        let s3 = (blobs == Blobs::S3).then(|| {
+            let server = S3Server::shared();
+            let bucket = server.create_bucket();
+            (server, bucket)
+        });
+        let front = s3
+            .as_ref()
+            .map(|(server, _)| TlsFront::start(server.port, ca));
+        Self {
+            meta,
+            blobs,
+            pg,
+            s3,
+            tls: Some((ca, front)),
+        }
+    }
+
+    /// The S3 endpoint the vault is given.
+    fn s3_endpoint(&self, server: &S3Server) -> String {
+        match &self.tls {
+            Some((_, Some(front))) => format!("https://localhost:{}", front.port),
+            _ => server.endpoint(),
+        }
+    }
+
+    /// The S3 endpoint URL, when there is an S3 backend.
+    pub fn s3_endpoint_url(&self) -> Option<String> {
+        self.s3.as_ref().map(|(server, _)| self.s3_endpoint(server))
+    }
+
+    /// The CA file the vault is told to trust, when the backends use TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|(ca, _)| ca.ca_file.clone())
     }
 
     /// The database URL (PostgreSQL only).
@@ -332,18 +551,35 @@ impl Backends {
         self.pg.as_ref().map(|(_, url)| url.as_str())
     }
 
+    /// Connection text for the suite to inspect the database itself (over the server's Unix
+    /// socket, without TLS): PostgreSQL only.
+    pub fn pg_inspect_url(&self) -> Option<String> {
+        self.pg.as_ref().map(|(server, url)| {
+            let path = url.split('?').next().unwrap_or(url);
+            let database = path.rsplit('/').next().unwrap_or("postgres");
+            server.admin_conninfo(database)
+        })
+    }
+
     /// `vigil-vault init` flags choosing these backends.
     pub fn init_args(&self) -> Vec<String> {
         let mut args = Vec::new();
+        let ca = self.ca_file().map(|f| f.display().to_string());
         if self.pg.is_some() {
             args.extend(["--metadata".into(), "postgres".into()]);
+            if let Some(ca) = &ca {
+                args.extend(["--postgres-ca-file".into(), ca.clone()]);
+            }
         }
         if let Some((server, bucket)) = &self.s3 {
+            if let Some(ca) = &ca {
+                args.extend(["--s3-ca-file".into(), ca.clone()]);
+            }
             args.extend([
                 "--blobs".into(),
                 "s3".into(),
                 "--s3-endpoint".into(),
-                server.endpoint(),
+                self.s3_endpoint(server),
                 "--s3-bucket".into(),
                 bucket.clone(),
                 "--s3-prefix".into(),
@@ -372,7 +608,11 @@ impl Backends {
             None => Box::new(SqliteStore::open(&dir.join("metadata.sqlite")).unwrap()),
             Some((_, url)) => {
                 let url = url.clone();
-                off_runtime(move || Box::new(PostgresStore::open(&url, 2).unwrap()))
+                let tls = PgTls {
+                    mode: None,
+                    ca_file: self.ca_file(),
+                };
+                off_runtime(move || Box::new(PostgresStore::open_with(&url, 2, &tls).unwrap()))
             }
         }
     }
@@ -383,12 +623,13 @@ impl Backends {
             None => Box::new(LocalBlobStore::new(dir.join("blobs"), dir.join("staging")).unwrap()),
             Some((server, bucket)) => Box::new(
                 S3BlobStore::new(&S3Settings {
-                    endpoint: Some(server.endpoint()),
+                    endpoint: Some(self.s3_endpoint(server)),
                     bucket: bucket.clone(),
                     region: "us-east-1".into(),
                     prefix: S3_PREFIX.into(),
                     access_key_id: S3_KEY_ID.into(),
                     secret_access_key: S3_SECRET.into(),
+                    ca_file: self.ca_file(),
                 })
                 .unwrap(),
             ),

@@ -17,7 +17,7 @@ mod store;
 pub use self::live::{AgentStateRow, LiveStore};
 pub use self::policy::{PolicyLayerRow, PolicyStore};
 
-pub use self::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
+pub use self::postgres::{PgTls, PgTlsMode, PostgresStore, DEFAULT_POOL_SIZE};
 pub use access::{
     AccessStore, Account, ApiTokenRecord, AuditQuery, MediaLinkRecord, RecordingFilter,
     RecordingRecord, SessionRecord, TotpRecord,

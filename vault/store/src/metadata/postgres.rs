@@ -7,7 +7,6 @@
 //! own lock, lets several uploads talk to the database at once.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -16,10 +15,14 @@ mod live;
 mod policy;
 mod rows;
 mod schema;
+mod tls;
+
+pub use tls::{PgTls, PgTlsMode};
 
 use rows::{audit_row, device_row, rows, segment_row, DEVICE_COLUMNS, SEGMENT_COLUMNS};
 
 use postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 mod lifecycle;
@@ -35,6 +38,8 @@ pub const DEFAULT_POOL_SIZE: usize = 4;
 /// Metadata in a PostgreSQL database.
 pub struct PostgresStore {
     config: postgres::Config,
+    /// The TLS connector (`None`: plain TCP, see [`tls`]).
+    tls: Option<MakeRustlsConnect>,
     pool: Vec<Mutex<Option<Client>>>,
     next: AtomicUsize,
 }
@@ -51,11 +56,17 @@ impl std::fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// Connects to `url` (`postgres://user[:password]@host:port/db` or key=value form), and
     /// creates the schema if the database has none.
+    /// The transport follows the URL's `sslmode`, else the host (see [`PgTls`]).
     pub fn open(url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let config =
-            postgres::Config::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
+        Self::open_with(url, pool_size, &PgTls::default())
+    }
+
+    /// [`PostgresStore::open`] with the TLS settings of `[storage]`.
+    pub fn open_with(url: &str, pool_size: usize, tls: &PgTls) -> Result<Self, StoreError> {
+        let tls::Connection { config, tls } = tls::connection(url, tls)?;
         let store = Self {
             config,
+            tls,
             pool: (0..pool_size.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
         };
@@ -71,7 +82,10 @@ impl PostgresStore {
     ) -> Result<T, StoreError> {
         let mut slot = self.slot();
         if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(self.config.connect(NoTls)?);
+            *slot = Some(match &self.tls {
+                Some(tls) => self.config.connect(tls.clone())?,
+                None => self.config.connect(NoTls)?,
+            });
         }
         let client = slot.as_mut().expect("connected above");
         f(client)

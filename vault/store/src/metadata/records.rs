@@ -8,8 +8,9 @@ pub enum StoreError {
     /// The SQLite backend failed.
     #[error("metadata store (SQLite): {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The PostgreSQL backend failed (its messages carry no password).
-    #[error("metadata store (PostgreSQL): {0}")]
+    /// The PostgreSQL backend failed (its messages carry no password). The text names every
+    /// cause: the client's own says only "db error" or "error performing TLS handshake".
+    #[error("metadata store (PostgreSQL): {}", with_causes(.0))]
     Postgres(#[from] ::postgres::Error),
     /// The backend's settings are unusable (e.g. a malformed PostgreSQL URL).
     #[error("metadata store settings: {0}")]
@@ -28,6 +29,18 @@ pub enum StoreError {
         /// The newest this code knows.
         known: i64,
     },
+}
+
+/// An error and each of its causes, `: `-separated.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// A user account of the console.
