@@ -326,6 +326,10 @@ pub struct ServeArgs {
     /// more get 429.
     #[arg(long, value_name = "N", default_value_t = vigil_vault_core::upload_gate::DEFAULT_IN_FLIGHT_PER_DEVICE)]
     pub device_uploads_in_flight: usize,
+    /// Uploads verified and stored at once, each with its body in memory (bodies stream to
+    /// the data folder's incoming/ while they arrive); default: twice the cores, at least 4.
+    #[arg(long, value_name = "N")]
+    pub ingest_concurrency: Option<usize>,
 }
 
 /// The arguments of `Command::Gaps`.

@@ -93,7 +93,12 @@ impl Drop for Slot {
 impl Admitted {
     /// Whether `body` is the one the device signed.
     pub fn check_body(&self, body: &[u8]) -> Result<(), GateError> {
-        if vigil_proto::sha256_hex(body) == self.body_sha256 {
+        self.check_digest(&vigil_proto::sha256_hex(body))
+    }
+
+    /// Whether a body of SHA-256 `sha256_hex` (lowercase hex) is the one the device signed.
+    pub fn check_digest(&self, sha256_hex: &str) -> Result<(), GateError> {
+        if sha256_hex == self.body_sha256 {
             Ok(())
         } else {
             Err(GateError::BodyMismatch)

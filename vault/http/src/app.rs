@@ -22,6 +22,10 @@ pub(crate) struct AppState {
     pub(crate) upload_rate: Arc<vigil_vault_core::upload_gate::UploadRate>,
     /// The largest upload body read.
     pub(crate) max_body_bytes: usize,
+    /// Where upload bodies stream to while they arrive.
+    pub(crate) incoming: std::path::PathBuf,
+    /// Received uploads being verified and stored at once (each one's body in memory).
+    pub(crate) ingest_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The client's address, attached to each request by the connection loop.

@@ -15,6 +15,7 @@ pub mod openapi;
 mod origin;
 mod routes;
 pub mod server;
+mod upload_body;
 
 pub use server::{
     router, ServeError, ServeOptions, Server, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IN_FLIGHT,

@@ -83,8 +83,16 @@ pub struct ServeOptions {
     pub device_uploads_per_second: f64,
     /// ...and at once after a quiet spell (a backlog after an outage drains at this pace).
     pub device_upload_burst: u32,
-    /// Uploads of one device in flight at once (bodies held in memory; 0: no cap).
+    /// Uploads of one device in flight at once (0: no cap).
     pub device_uploads_in_flight: usize,
+    /// Uploads verified and stored at once: each holds its body in memory, so this bounds the
+    /// memory of ingest however many uploads are arriving (they stream to `incoming/`).
+    pub ingest_concurrency: usize,
+}
+
+/// The default [`ServeOptions::ingest_concurrency`]: twice the cores, at least 4.
+pub fn default_ingest_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).max(4))
 }
 
 /// The default [`ServeOptions::device_uploads_per_second`]: an agent makes one segment every
@@ -110,6 +118,14 @@ pub enum ServeError {
     /// The policy could not be loaded from the metadata store.
     #[error("policy: {0}")]
     Policy(#[source] vigil_vault_store::metadata::StoreError),
+    /// The folder upload bodies stream to could not be prepared.
+    #[error("{}: {source}", path.display())]
+    Incoming {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -147,8 +163,13 @@ pub fn router(
     vault: Arc<Vault>,
     policy: vigil_vault_core::policy_push::PolicyHub,
     options: &ServeOptions,
-) -> Router {
+) -> Result<Router, ServeError> {
     let max_body_bytes = options.max_body_bytes;
+    let incoming = vault.layout().incoming();
+    crate::upload_body::prepare_incoming(&incoming).map_err(|source| ServeError::Incoming {
+        path: incoming.clone(),
+        source,
+    })?;
     let limits = crate::limits::Limits::new(options.request_timeout, options.max_in_flight);
     let state = AppState {
         vault,
@@ -161,8 +182,12 @@ pub fn router(
             options.device_uploads_in_flight,
         )),
         max_body_bytes,
+        incoming: incoming.clone(),
+        ingest_slots: Arc::new(tokio::sync::Semaphore::new(
+            options.ingest_concurrency.max(1),
+        )),
     };
-    Router::new()
+    Ok(Router::new()
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
@@ -221,7 +246,7 @@ pub fn router(
             limits,
             crate::limits::enforce,
         ))
-        .with_state(state)
+        .with_state(state))
 }
 
 /// A bound server, ready to run.
@@ -248,7 +273,7 @@ impl Server {
         Ok(Self {
             listener,
             acceptor,
-            app: router(vault, policy, options),
+            app: router(vault, policy, options)?,
         })
     }
 

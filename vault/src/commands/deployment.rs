@@ -68,6 +68,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         device_uploads_per_second,
         device_upload_burst,
         device_uploads_in_flight,
+        ingest_concurrency,
     } = args;
     let key = VaultKey::resolve(key.key_file.as_deref())?;
     let layout = vigil_vault_store::Layout::new(&data.data);
@@ -105,6 +106,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 device_uploads_per_second,
                 device_upload_burst,
                 device_uploads_in_flight,
+                ingest_concurrency: ingest_concurrency
+                    .unwrap_or_else(vigil_vault_http::server::default_ingest_concurrency),
             },
         )
         .await?;

@@ -46,6 +46,11 @@ impl Layout {
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")
     }
+    /// Where upload bodies are streamed while they arrive, before they are verified (sealed
+    /// bytes only; emptied when the server starts).
+    pub fn incoming(&self) -> PathBuf {
+        self.root.join("incoming")
+    }
     /// The key folder.
     pub fn keys(&self) -> PathBuf {
         self.root.join("keys")

@@ -98,6 +98,16 @@ async fn uploads_are_authenticated_before_their_bodies_and_stalls_are_cut() {
     let first = tokio::spawn(stall(header(&key), session));
     let second = tokio::spawn(stall(header(&key), session));
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // What has arrived of the held bodies is in files under incoming/, not in memory.
+    let incoming = || -> Vec<u64> {
+        let mut sizes: Vec<u64> = fs::read_dir(data.join("incoming"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .collect();
+        sizes.sort();
+        sizes
+    };
+    assert_eq!(incoming(), vec![4, 4], "the two held bodies so far");
     let (text, waited) = stall(header(&key), session).await;
     assert!(
         text.starts_with("HTTP/1.1 429") && text.contains("rate_limited"),
@@ -113,6 +123,7 @@ async fn uploads_are_authenticated_before_their_bodies_and_stalls_are_cut() {
             "{waited:?}"
         );
     }
+    assert_eq!(incoming(), Vec::<u64>::new(), "cut uploads leave no file");
 }
 
 /// Issue 13 point 4: one device cannot flood the vault with uploads. Past its burst it gets

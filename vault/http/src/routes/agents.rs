@@ -17,6 +17,7 @@ use vigil_vault_core::upload_gate::{self, GateError};
 use crate::app::AppState;
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
+use crate::upload_body::{self, ReceiveError};
 
 impl From<EnrollError> for ApiError {
     fn from(e: EnrollError) -> Self {
@@ -137,29 +138,44 @@ pub(crate) async fn put_segment(
         blocking(move || upload_gate::admit(&vault, &rate, signature.as_deref(), ids, now))
             .await?
             .map_err(|e| gate_refusal(&app, e))?;
-    let body = axum::body::to_bytes(body, app.max_body_bytes)
+    // The body streams to incoming/ (hashed on the way), so a slow or large upload holds a
+    // file, not memory; only `ingest_slots` bodies are opened in memory at once.
+    let received = upload_body::receive(body, app.incoming.clone(), app.max_body_bytes)
         .await
         .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            let (status, cause) = if too_large {
-                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
-            } else {
-                (StatusCode::BAD_REQUEST, "body_unreadable")
+            let (status, cause) = match &e {
+                ReceiveError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+                ReceiveError::Unreadable(_) => (StatusCode::BAD_REQUEST, "body_unreadable"),
+                ReceiveError::Io(_) => return ApiError::internal(&e),
             };
             tracing::warn!(cause, "segment upload refused: {e}");
             app.metrics.rejected(cause);
             ApiError::new(status, cause, e.to_string())
         })?;
     admitted
-        .check_body(&body)
+        .check_digest(&received.sha256_hex)
         .map_err(|e| gate_refusal(&app, e))?;
-    let size = body.len();
+    let size = received.len;
+    let _slot = app
+        .ingest_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let vault = app.vault.clone();
     let result = blocking(move || {
-        vigil_vault_core::ingest::ingest(&vault, &session, &sequence, &body, &admitted.device_key)
+        let body = std::fs::read(received.file.path())?;
+        drop(received);
+        Ok::<_, std::io::Error>(vigil_vault_core::ingest::ingest(
+            &vault,
+            &session,
+            &sequence,
+            &body,
+            &admitted.device_key,
+        ))
     })
-    .await?;
+    .await?
+    .map_err(|e| ApiError::internal(&e))?;
     let accepted = result.map_err(|e| {
         app.metrics.rejected(e.code());
         ApiError::from(e)
