@@ -208,6 +208,13 @@ pub enum KeysCommand {
     /// connecting); `serve` does it by itself within 30 days of expiry. Audited; needs the
     /// vault key. Takes effect at the server's next start.
     RenewTls(KeysRenewTlsArgs),
+    /// Replace the recording identity, or the policy or receipt signing key. The old identity
+    /// is kept to open older recordings; the old signing key endorses the new one, so agents
+    /// follow without re-enrolling. A running server and its agents take the new key within
+    /// seconds. Audited; needs the vault key and a reason.
+    Rotate(KeysRotateArgs),
+    /// Each key's age against its cryptoperiod (exit 1 when one is due).
+    Status(KeysStatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -517,6 +524,41 @@ pub struct KeysExportRecordingIdentityArgs {
     /// that no reason was stated).
     #[arg(long, value_name = "TEXT", default_value = NO_REASON)]
     pub reason: String,
+}
+
+/// A key `keys rotate` replaces.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RotatedKey {
+    /// The recording identity (age X25519) every blob is sealed to.
+    Recording,
+    /// The policy-signing key (Ed25519).
+    Policy,
+    /// The receipt-signing key (Ed25519; also signs tombstones and audit anchors).
+    Receipt,
+}
+
+/// The arguments of `KeysCommand::Rotate`.
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
+    /// Which key.
+    #[arg(value_enum)]
+    pub which: RotatedKey,
+    #[command(flatten)]
+    pub data: Data,
+    #[command(flatten)]
+    pub key: Key,
+    /// Why (kept in the audit log and the policy history).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// The arguments of `KeysCommand::Status`.
+#[derive(Debug, Args)]
+pub struct KeysStatusArgs {
+    #[command(flatten)]
+    pub data: Data,
+    #[command(flatten)]
+    pub key: Key,
 }
 
 /// The arguments of `KeysCommand::RenewTls`.

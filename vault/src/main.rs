@@ -35,6 +35,8 @@ fn run(command: Command) -> anyhow::Result<()> {
                 deployment::export_recording_identity(args)
             }
             KeysCommand::RenewTls(args) => deployment::renew_tls(args),
+            KeysCommand::Rotate(args) => deployment::rotate_key(args),
+            KeysCommand::Status(args) => deployment::key_status(args),
         },
         Command::Token {
             command: TokenCommand::Create(args),

@@ -241,9 +241,23 @@ fn cmd_upload(args: UploadArgs, config: &AgentConfig) -> anyhow::Result<ExitCode
     }
     let key = enrollment.device_key()?;
     let (masked_today, paused_today) = vigil_agent::todays_usage(&spool.config_dir());
+    let trusted = match pinned_policy_key(config) {
+        Some(pin) => Enrollment {
+            policy_public_key: pin,
+            ..enrollment.clone()
+        }
+        .policy_key()?,
+        None => enrollment.policy_key()?,
+    };
+    let receipt_key = vigil_agent::policy_sync::kept_receipt_key(
+        &spool.config_dir(),
+        &trusted,
+        enrollment.device_id,
+        enrollment.receipt_key()?,
+    );
     let delivery = vigil_spool::uploader::Delivery {
         client: enrollment.client()?,
-        receipt_key: enrollment.receipt_key()?,
+        receipt_key: vigil_spool::uploader::ReceiptKey::new(receipt_key),
         device_id: enrollment.device_id,
         device_key: key.signing_key().clone(),
         // Not recording: the heartbeat says so, with the policy version kept in the spool.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use vigil_seal::{DeviceKey, DeviceKeyError, Recipients, RecipientsError, Sealer};
-use vigil_spool::uploader::{AgentReportHandle, Delivery, Uploader, UploaderConfig};
+use vigil_spool::uploader::{AgentReportHandle, Delivery, ReceiptKey, Uploader, UploaderConfig};
 use vigil_spool::{Spool, SpoolError};
 
 use crate::enrollment::{EnrollError, Enrollment};
@@ -72,6 +72,7 @@ pub(crate) fn open_identity(
     spool: &Spool,
     configured: &[String],
     signed: Option<&[String]>,
+    receipt_key: Option<&ReceiptKey>,
     upload: &UploaderConfig,
 ) -> Result<Identity, DeliveryError> {
     match Enrollment::load(spool.root())? {
@@ -96,7 +97,10 @@ pub(crate) fn open_identity(
             let report = AgentReportHandle::default();
             let delivery = Delivery {
                 client: enrollment.client()?,
-                receipt_key: enrollment.receipt_key()?,
+                receipt_key: match receipt_key {
+                    Some(shared) => shared.clone(),
+                    None => ReceiptKey::new(enrollment.receipt_key()?),
+                },
                 device_id: enrollment.device_id,
                 device_key: key.signing_key().clone(),
                 report: report.clone(),

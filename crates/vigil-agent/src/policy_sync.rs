@@ -4,6 +4,11 @@
 //! spool (`config/policy.json`, the signed bytes as received, verified again on every load)
 //! and hands it to the recorder, which applies it live.
 //!
+//! The key the agent trusts stays the one it enrolled with (or IT pinned); when the vault
+//! rotates its policy key, statements carry the old key's endorsement of the new one and are
+//! followed through it (`vigil_proto::key_rotation`), and a receipt key the chain endorses
+//! replaces the uploader's.
+//!
 //! A policy that does not verify (altered in transit, signed by another key, addressed to
 //! another device) is refused: the last good policy stays in force, the refusal is logged,
 //! kept in `config/policy-state.json` for `vigil-agent status`, and reported to the vault in
@@ -19,9 +24,11 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vigil_proto::api::{PolicyPoll, PolicyRefusal, SignedPolicyPoll, POLICY_POLL_KIND};
+use vigil_proto::key_rotation::verify_policy;
 use vigil_proto::policy::SignedPolicy;
+use vigil_proto::SignedError;
 use vigil_spool::client::VaultClient;
-use vigil_spool::uploader::AgentReportHandle;
+use vigil_spool::uploader::{AgentReportHandle, ReceiptKey};
 
 use crate::keystore::PolicyFloor;
 
@@ -70,8 +77,11 @@ impl PolicyState {
 /// Who this device is to the vault, for verifying policy.
 #[derive(Clone)]
 pub struct PolicyTrust {
-    /// The vault's policy key.
+    /// The vault's policy key this device trusts (enrolled or pinned): the root of any chain
+    /// of rotations.
     pub policy_key: VerifyingKey,
+    /// The receipt key the uploader checks with, moved when signed policy endorses a new one.
+    pub receipt_key: ReceiptKey,
     /// This device's id.
     pub device_id: Uuid,
     /// The highest version this device applied, kept beside its key.
@@ -79,6 +89,21 @@ pub struct PolicyTrust {
 }
 
 impl PolicyTrust {
+    /// Verifies a statement for this device through any rotation of the vault's keys, and
+    /// takes the receipt key it endorses.
+    fn verify(&self, bytes: &[u8]) -> Result<SignedPolicy, SignedError> {
+        let (policy, keys) = verify_policy(bytes, &self.policy_key, self.device_id)?;
+        if let Some(receipt) = keys.receipt {
+            if receipt != self.receipt_key.get() {
+                tracing::info!(
+                    "the vault's receipt key was rotated; receipts are checked with the new one"
+                );
+                self.receipt_key.set(receipt);
+            }
+        }
+        Ok(policy)
+    }
+
     /// The floor, 0 when it cannot be read (the keystore locked: logged, not fatal).
     fn floor(&self) -> u64 {
         self.floor.get().unwrap_or_else(|e| {
@@ -119,7 +144,7 @@ pub fn load_last_good(
             n => refuse(format!("it is gone, though version {n} was applied before")),
         };
     };
-    let policy = match SignedPolicy::verify_for(&bytes, &trust.policy_key, trust.device_id) {
+    let policy = match trust.verify(&bytes) {
         Ok(p) => p,
         Err(e) => return refuse(e.to_string()),
     };
@@ -132,6 +157,21 @@ pub fn load_last_good(
     }
     trust.raise_floor(policy.document.version);
     Ok(Some(policy))
+}
+
+/// The receipt key for a device that is not recording (`vigil-agent upload`): the one the
+/// kept policy endorses, through a chain from `trusted`, else `enrolled`.
+pub fn kept_receipt_key(
+    config_dir: &Path,
+    trusted: &VerifyingKey,
+    device_id: Uuid,
+    enrolled: VerifyingKey,
+) -> VerifyingKey {
+    std::fs::read(policy_path(config_dir))
+        .ok()
+        .and_then(|bytes| verify_policy(&bytes, trusted, device_id).ok())
+        .and_then(|(_, keys)| keys.receipt)
+        .unwrap_or(enrolled)
 }
 
 fn note_refusal(config_dir: &Path, report: Option<&AgentReportHandle>, reason: String) {
@@ -270,7 +310,7 @@ impl Poller {
 
     /// Verifies and keeps a policy; `Some` when the poll should back off (a refusal).
     fn accept(&self, bytes: &[u8], version: &mut u64) -> Option<()> {
-        match SignedPolicy::verify_for(bytes, &self.trust.policy_key, self.trust.device_id) {
+        match self.trust.verify(bytes) {
             Ok(policy)
                 if policy.document.version > *version
                     && policy.document.version >= self.trust.floor() =>
@@ -325,6 +365,7 @@ mod tests {
         let key = SigningKey::from_bytes(&[7; 32]);
         let trust = PolicyTrust {
             policy_key: key.verifying_key(),
+            receipt_key: ReceiptKey::new(SigningKey::from_bytes(&[8; 32]).verifying_key()),
             device_id: Uuid::new_v4(),
             floor: PolicyFloor::of(&crate::keystore::KeyLocation::File {
                 path: dir.path().join("keys/device.key"),
@@ -338,6 +379,7 @@ mod tests {
                 issued_at: time::OffsetDateTime::UNIX_EPOCH,
                 policy: Policy::default(),
                 recipients: Vec::new(),
+                endorsements: Vec::new(),
             };
             SignedPolicy::sign(statement, &key).unwrap()
         };

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod frame;
+pub mod key_rotation;
 mod manifest;
 pub mod mask_rules;
 pub mod naming;

@@ -460,6 +460,11 @@ pub struct PolicyStatement {
     /// that predate it (the agent then keeps its enrollment's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<String>,
+    /// Every key endorsement the vault made, oldest first (signed
+    /// [`crate::key_rotation::KeyEndorsement`]s): how a device that trusts the key it enrolled
+    /// with follows the vault's key rotations (`key_rotation::verify_policy`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endorsements: Vec<String>,
 }
 
 /// A policy statement with the vault's signature.
@@ -567,6 +572,7 @@ mod tests {
             issued_at: time::OffsetDateTime::UNIX_EPOCH,
             policy: Policy::default(),
             recipients: Vec::new(),
+            endorsements: Vec::new(),
         };
         let signed = SignedPolicy::sign(statement.clone(), &key).unwrap();
         let back =

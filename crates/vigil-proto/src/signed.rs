@@ -115,6 +115,10 @@ impl SignedError {
     }
 
     /// A document addressed to another device than the one checking it.
+    pub(crate) fn wrong_signer<D: Document>(signer: &VerifyingKey) -> Self {
+        Self::new::<D>(SignedErrorKind::WrongSigner, device_key_id(signer))
+    }
+
     pub(crate) fn other_device<D: Document>(device: impl fmt::Display) -> Self {
         Self::new::<D>(SignedErrorKind::OtherDevice, device.to_string())
     }

@@ -305,6 +305,7 @@ fn statement() -> PolicyStatement {
         issued_at: time::OffsetDateTime::UNIX_EPOCH,
         policy: Policy::default(),
         recipients: vec!["age1vault".into()],
+        endorsements: Vec::new(),
     }
 }
 
@@ -328,6 +329,29 @@ proptest! {
             prop_assert_eq!(&verified.document, &statement());
         }
         let _ = SignedPolicyPoll::verify(&bytes, None);
+    }
+
+    #[test]
+    fn mutated_rotated_policy_statements_verify_consistently(
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        use vigil_proto::key_rotation::{verify_policy, EndorsedRole, KeyEndorsement, SignedEndorsement};
+        let (old, new) = (vault_key(), SigningKey::from_bytes(&[9; 32]));
+        let endorsement = SignedEndorsement::sign(
+            KeyEndorsement::new(EndorsedRole::Policy, &new.verifying_key(), time::OffsetDateTime::UNIX_EPOCH),
+            &old,
+        )
+        .unwrap();
+        let doc = PolicyStatement {
+            endorsements: vec![String::from_utf8(endorsement.as_bytes().to_vec()).unwrap()],
+            ..statement()
+        };
+        let original = SignedPolicy::sign(doc.clone(), &new).unwrap();
+        let bytes = apply(original.as_bytes().to_vec(), &mutations);
+        if let Ok((verified, keys)) = verify_policy(&bytes, &old.verifying_key(), Uuid::from_u128(3)) {
+            prop_assert_eq!(&verified.document, &doc);
+            prop_assert_eq!(keys.policy, new.verifying_key());
+        }
     }
 
     #[test]

@@ -60,8 +60,9 @@ impl Default for UploaderConfig {
 pub struct Delivery {
     /// The vault client (CA pinned).
     pub client: VaultClient,
-    /// The vault's receipt-signing key, from enrollment.
-    pub receipt_key: VerifyingKey,
+    /// The vault's receipt-signing key: the enrollment's, or the newest one the vault's signed
+    /// policy endorsed (the policy sync moves it when the vault rotates it).
+    pub receipt_key: ReceiptKey,
     /// The enrolled device id.
     pub device_id: Uuid,
     /// The device key, to sign heartbeats.
@@ -69,6 +70,29 @@ pub struct Delivery {
     /// What the agent says about itself in each heartbeat (set by the recorder and the policy
     /// sync); refusals are cleared once a heartbeat carried them.
     pub report: AgentReportHandle,
+}
+
+/// The receipt key receipts are checked with, shared with whoever learns of a new one. A
+/// receipt signed by another key is an attempt error: the segment stays queued and is sent
+/// again, by which time the policy naming the new key has usually arrived.
+#[derive(Debug, Clone)]
+pub struct ReceiptKey(std::sync::Arc<std::sync::RwLock<VerifyingKey>>);
+
+impl ReceiptKey {
+    /// A handle holding `key`.
+    pub fn new(key: VerifyingKey) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(key)))
+    }
+
+    /// The key in force.
+    pub fn get(&self) -> VerifyingKey {
+        *self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the key (a vault rotation, endorsed in signed policy).
+    pub fn set(&self, key: VerifyingKey) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = key;
+    }
 }
 
 /// The agent's live state, shared between the recorder, the policy sync and the heartbeat.
@@ -412,7 +436,7 @@ async fn upload_one(
         .client
         .upload(session, sequence, body, &auth)
         .await?;
-    let receipt = SignedReceipt::verify(&answer.receipt, Some(&delivery.receipt_key))
+    let receipt = SignedReceipt::verify(&answer.receipt, Some(&delivery.receipt_key.get()))
         .map_err(|e| AttemptError::Receipt(e.to_string()))?;
     let r = &receipt.document;
     let digest = sha256_hex(&segment.manifest);

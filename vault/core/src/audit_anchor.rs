@@ -70,22 +70,37 @@ pub enum AnchorError {
     PublicKey(String),
 }
 
-/// The receipt key's public half, as `init` wrote it (base64 in `keys/receipt.pub`): what
-/// checks anchors without the key bundle.
-pub fn receipt_public_key(
+/// The receipt key's public half (base64 in `keys/receipt.pub`), then those rotation replaced
+/// (`keys/receipt-retired.pub`, one a line, if any): what checks anchors without the key
+/// bundle.
+pub fn receipt_public_keys(
     layout: &vigil_vault_store::Layout,
-) -> Result<ed25519_dalek::VerifyingKey, AnchorError> {
+) -> Result<Vec<ed25519_dalek::VerifyingKey>, AnchorError> {
     use base64::Engine as _;
-    let path = layout.receipt_pub();
-    let bad = |why: String| AnchorError::PublicKey(format!("{}: {why}", path.display()));
-    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|e| bad(e.to_string()))?;
-    let bytes: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| bad("not an Ed25519 public key".into()))?;
-    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|e| bad(e.to_string()))
+    let mut keys = Vec::new();
+    for (path, required) in [
+        (layout.receipt_pub(), true),
+        (layout.receipt_retired_pub(), false),
+    ] {
+        let bad = |why: String| AnchorError::PublicKey(format!("{}: {why}", path.display()));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(line)
+                .map_err(|e| bad(e.to_string()))?;
+            let bytes: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| bad("not an Ed25519 public key".into()))?;
+            keys.push(
+                ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|e| bad(e.to_string()))?,
+            );
+        }
+    }
+    Ok(keys)
 }
 
 fn file_name(seq: i64) -> String {
@@ -133,7 +148,7 @@ fn last_record(store: &dyn MetadataStore) -> Result<Option<AuditRecord>, StoreEr
 /// Returns the breaks and how many anchors held.
 pub fn check_anchors(
     blobs: &dyn BlobStore,
-    receipt_key: &ed25519_dalek::VerifyingKey,
+    receipt_keys: &[ed25519_dalek::VerifyingKey],
     records: &[AuditRecord],
 ) -> Result<(Vec<ChainBreak>, usize), BlobError> {
     let mut breaks = Vec::new();
@@ -146,7 +161,15 @@ pub fn check_anchors(
     names.sort();
     for name in names {
         let bytes = blobs.get(VAULT_FOLDER, &name)?;
-        let anchor = match SignedAnchor::verify(&bytes, Some(receipt_key)) {
+        let verified = SignedAnchor::verify(&bytes, None).and_then(|signed| {
+            if receipt_keys.contains(&signed.signer) {
+                Ok(signed)
+            } else {
+                // Refused as signed by another key than the (first) receipt key.
+                SignedAnchor::verify(&bytes, receipt_keys.first())
+            }
+        });
+        let anchor = match verified {
             Ok(signed) => signed.document,
             Err(e) => {
                 breaks.push(ChainBreak {

@@ -295,6 +295,13 @@ pub fn export(
         selection: selection.clone(),
         receipt_public_key,
         recording_recipients,
+        earlier_receipt_keys: vault
+            .keys()
+            .history
+            .retired_receipt_keys
+            .iter()
+            .map(|k| k.public_key.clone())
+            .collect(),
         segments,
         sessions: session_states,
     };

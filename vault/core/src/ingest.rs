@@ -144,9 +144,10 @@ fn check_sealing(
     device: Uuid,
 ) -> Result<(), IngestError> {
     let recipients = vault.recipients().len();
+    let keys = vault.keys();
+    let identities = keys.identities_for_ingest(crate::clock::now().unix_timestamp());
     for (kind, bytes) in &body.blobs {
-        let Err(detail) =
-            crate::sealed_for::check_sealed_for(bytes, &vault.keys().recording, recipients)
+        let Err(detail) = crate::sealed_for::check_sealed_for(bytes, &identities, recipients)
         else {
             continue;
         };

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 
 use crate::config::{VaultConfig, LAYOUT_FORMAT};
-use crate::secrets::{KeyBundleError, PrivateKeys, VaultKey};
+use crate::secrets::{KeyBundleError, KeyHistory, PrivateKeys, VaultKey};
 use uuid::Uuid;
 use vigil_vault_store::Layout;
 
@@ -139,6 +139,12 @@ pub fn init(options: InitOptions) -> Result<InitReport, InitError> {
         receipt: SigningKey::generate(&mut rand::rngs::OsRng),
         tls_ca_key: SecretString::from(tls.ca_key_pem),
         tls_server_key: SecretString::from(tls.server_key_pem),
+        history: KeyHistory {
+            recording_created_at: crate::clock::now().unix_timestamp(),
+            policy_created_at: crate::clock::now().unix_timestamp(),
+            receipt_created_at: crate::clock::now().unix_timestamp(),
+            ..Default::default()
+        },
     };
     let recording_recipient = keys.recording.to_public().to_string();
     let policy_public_key = B64.encode(keys.policy.verifying_key().as_bytes());

@@ -37,6 +37,7 @@ pub mod holds;
 pub mod identity;
 pub mod ingest;
 mod init;
+pub mod keys;
 pub mod live;
 pub mod mfa;
 pub mod orphans;

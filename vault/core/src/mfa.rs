@@ -104,7 +104,16 @@ fn open(vault: &Vault, sealed: &str) -> Result<Vec<u8>, MfaError> {
     let bytes = B64
         .decode(sealed)
         .map_err(|e| MfaError::Sealed(e.to_string()))?;
-    age::decrypt(&vault.keys().recording, &bytes).map_err(|e| MfaError::Sealed(e.to_string()))
+    // Sealed to whichever recording identity was current when the factor was enrolled.
+    let sealed = |e: &dyn std::fmt::Display| MfaError::Sealed(e.to_string());
+    let keys = vault.keys();
+    let mut reader = age::Decryptor::new_buffered(bytes.as_slice())
+        .map_err(|e| sealed(&e))?
+        .decrypt(keys.recording_identities())
+        .map_err(|e| sealed(&e))?;
+    let mut secret = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut secret).map_err(|e| sealed(&e))?;
+    Ok(secret)
 }
 
 /// Gives `name` a new, unconfirmed factor (replacing an unconfirmed one).

@@ -203,6 +203,7 @@ pub fn sign_for(
     version: u64,
     policy: Policy,
     recipients: Vec<String>,
+    endorsements: Vec<String>,
 ) -> Result<SignedPolicy, vigil_proto::SignedError> {
     SignedPolicy::sign(
         PolicyStatement {
@@ -212,6 +213,7 @@ pub fn sign_for(
             issued_at: crate::clock::now(),
             policy,
             recipients,
+            endorsements,
         },
         key,
     )

@@ -135,6 +135,11 @@ async fn watch_store(
             if version == known {
                 return Ok(None);
             }
+            // Every key rotation moves the version: the new keys are in force before the
+            // statements announcing them go out.
+            if let Err(e) = vault.reload_keys() {
+                tracing::error!(error = %e, "rotated key bundle not loaded; the keys in memory stay in force");
+            }
             PolicySnapshot::load(vault.store())
                 .map(Some)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -203,12 +208,14 @@ pub async fn answer_poll(
             .effective(&poll.device)
             .map_err(|e| PollRefusal::Unavailable(e.to_string()))?;
         if version > poll.after {
+            let keys = vault.keys();
             let signed = sign_for(
-                &vault.keys().policy,
+                &keys.policy,
                 poll.device.id,
                 version,
                 policy,
                 vault.recipients(),
+                keys.history.endorsements.clone(),
             )
             .map_err(|e| PollRefusal::Unavailable(e.to_string()))?;
             return Ok(Some(signed.as_bytes().to_vec()));

@@ -1,7 +1,9 @@
 //! Whether a sealed blob was sealed for the vault, and for nobody else: its age header must hold
 //! exactly as many X25519 stanzas as the vault has recipients, no stanza of another kind (age's
 //! own random "grease" stanza aside), and open with the recording identity (which also checks
-//! the header's MAC). A recorded person who seals to a key of their own, or only to it, is
+//! the header's MAC), or one retired by rotation less than
+//! [`crate::secrets::RETIRED_RECORDING_GRACE_DAYS`] ago (agents learn the new recipient with
+//! their next policy). A recorded person who seals to a key of their own, or only to it, is
 //! refused at ingest instead of leaving recordings nobody can open, or that they can.
 
 use std::io::BufRead;
@@ -31,7 +33,7 @@ pub enum SealedForError {
 /// Checks `blob` (see the module documentation); reads only its header.
 pub fn check_sealed_for(
     blob: &[u8],
-    identity: &age::x25519::Identity,
+    identities: &[&age::x25519::Identity],
     recipients: usize,
 ) -> Result<(), SealedForError> {
     let found = x25519_stanzas(blob)?;
@@ -44,7 +46,7 @@ pub fn check_sealed_for(
     let decryptor =
         age::Decryptor::new_buffered(blob).map_err(|e| SealedForError::NotAge(e.to_string()))?;
     decryptor
-        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .decrypt(identities.iter().map(|i| *i as &dyn age::Identity))
         .map(drop)
         .map_err(|_| SealedForError::NotOpenable)
 }
@@ -104,20 +106,20 @@ mod tests {
     fn only_blobs_sealed_for_the_vault_alone_pass() {
         let vault = age::x25519::Identity::generate();
         let agent = age::x25519::Identity::generate();
-        check_sealed_for(&seal(&[&vault]), &vault, 1).unwrap();
+        check_sealed_for(&seal(&[&vault]), &[&vault], 1).unwrap();
         assert_eq!(
-            check_sealed_for(&seal(&[&vault, &agent]), &vault, 1),
+            check_sealed_for(&seal(&[&vault, &agent]), &[&vault], 1),
             Err(SealedForError::RecipientCount {
                 found: 2,
                 expected: 1
             })
         );
         assert_eq!(
-            check_sealed_for(&seal(&[&agent]), &vault, 1),
+            check_sealed_for(&seal(&[&agent]), &[&vault], 1),
             Err(SealedForError::NotOpenable)
         );
         // With an escrow recipient the vault expects two, one of them its own.
-        check_sealed_for(&seal(&[&agent, &vault]), &vault, 2).unwrap();
+        check_sealed_for(&seal(&[&agent, &vault]), &[&vault], 2).unwrap();
         let passphrase = {
             let encryptor = age::Encryptor::with_user_passphrase("pw".to_owned().into());
             let mut out = Vec::new();
@@ -127,11 +129,11 @@ mod tests {
             out
         };
         assert_eq!(
-            check_sealed_for(&passphrase, &vault, 1),
+            check_sealed_for(&passphrase, &[&vault], 1),
             Err(SealedForError::ForeignStanza("scrypt".into()))
         );
         assert!(matches!(
-            check_sealed_for(b"not age", &vault, 1),
+            check_sealed_for(b"not age", &[&vault], 1),
             Err(SealedForError::NotAge(_))
         ));
     }

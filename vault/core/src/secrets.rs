@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 pub const VAULT_KEY_ENV: &str = "VIGIL_VAULT_KEY";
 /// The shortest vault key accepted, in bytes.
 pub const MIN_VAULT_KEY_LEN: usize = 16;
+/// How long after a rotation ingest still accepts blobs sealed to the retired recording
+/// identity (an agent offline since then seals to it until its next policy).
+pub const RETIRED_RECORDING_GRACE_DAYS: i64 = 30;
 /// scrypt work factor (log2 N) used when the bundle is written.
 pub const SCRYPT_LOG_N: u8 = 17;
 /// Highest scrypt work factor accepted when the bundle is read.
@@ -95,6 +98,55 @@ pub struct PrivateKeys {
     pub tls_ca_key: SecretString,
     /// The TLS server's private key (PKCS#8 PEM).
     pub tls_server_key: SecretString,
+    /// What rotation left behind (`vigil-vault keys rotate`).
+    pub history: KeyHistory,
+}
+
+/// When each key was made, and the keys rotation replaced.
+#[derive(Default)]
+pub struct KeyHistory {
+    /// When the current recording identity, policy and receipt keys were made (Unix seconds;
+    /// 0: before this was kept, the deployment's creation stands for it).
+    pub recording_created_at: i64,
+    /// See `recording_created_at`.
+    pub policy_created_at: i64,
+    /// See `recording_created_at`.
+    pub receipt_created_at: i64,
+    /// Recording identities replaced, oldest first: kept to open what was sealed to them.
+    pub retired_recording: Vec<RetiredIdentity>,
+    /// Receipt keys replaced (public halves), oldest first: receipts they signed still verify.
+    pub retired_receipt_keys: Vec<RetiredKey>,
+    /// Policy keys replaced (public halves), oldest first.
+    pub retired_policy_keys: Vec<RetiredKey>,
+    /// Every signed key endorsement, oldest first (`vigil_proto::key_rotation`).
+    pub endorsements: Vec<String>,
+}
+
+/// A recording identity rotation replaced.
+pub struct RetiredIdentity {
+    /// The identity.
+    pub identity: age::x25519::Identity,
+    /// When it was replaced (Unix seconds).
+    pub retired_at: i64,
+}
+
+/// The public half of a signing key rotation replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredKey {
+    /// Ed25519, base64.
+    pub public_key: String,
+    /// When it was made (Unix seconds; 0: unknown).
+    pub created_at: i64,
+    /// When it was replaced (Unix seconds).
+    pub retired_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetiredIdentityText {
+    identity: String,
+    retired_at: i64,
 }
 
 impl fmt::Debug for PrivateKeys {
@@ -126,11 +178,54 @@ struct Bundle {
     receipt_key: String,
     tls_ca_key: String,
     tls_server_key: String,
+    // Format 2: key rotation.
+    #[serde(default)]
+    recording_created_at: i64,
+    #[serde(default)]
+    policy_created_at: i64,
+    #[serde(default)]
+    receipt_created_at: i64,
+    #[serde(default)]
+    retired_recording: Vec<RetiredIdentityText>,
+    #[serde(default)]
+    retired_receipt_keys: Vec<RetiredKey>,
+    #[serde(default)]
+    retired_policy_keys: Vec<RetiredKey>,
+    #[serde(default)]
+    endorsements: Vec<String>,
 }
 
-const BUNDLE_FORMAT: u32 = 1;
+/// The format written; format 1 (no history) is still read.
+const BUNDLE_FORMAT: u32 = 2;
 
 impl PrivateKeys {
+    /// Every recording identity held, the current one first: what opens a sealed blob.
+    pub fn recording_identities(&self) -> impl Iterator<Item = &dyn age::Identity> {
+        std::iter::once(&self.recording as &dyn age::Identity).chain(
+            self.history
+                .retired_recording
+                .iter()
+                .rev()
+                .map(|r| &r.identity as &dyn age::Identity),
+        )
+    }
+
+    /// The recording identities ingest accepts blobs sealed to: the current one, and those
+    /// retired less than [`RETIRED_RECORDING_GRACE_DAYS`] before `now` (Unix seconds), for
+    /// agents that have not yet had the policy naming the new recipient.
+    pub fn identities_for_ingest(&self, now: i64) -> Vec<&age::x25519::Identity> {
+        let grace = RETIRED_RECORDING_GRACE_DAYS * 86_400;
+        std::iter::once(&self.recording)
+            .chain(
+                self.history
+                    .retired_recording
+                    .iter()
+                    .filter(|r| now - r.retired_at < grace)
+                    .map(|r| &r.identity),
+            )
+            .collect()
+    }
+
     /// Encrypts the keys with the vault key; returns the `age` file bytes.
     pub fn seal(&self, key: &VaultKey) -> Result<Vec<u8>, KeyBundleError> {
         let bundle = Bundle {
@@ -140,6 +235,21 @@ impl PrivateKeys {
             receipt_key: B64.encode(self.receipt.to_bytes()),
             tls_ca_key: self.tls_ca_key.expose_secret().to_owned(),
             tls_server_key: self.tls_server_key.expose_secret().to_owned(),
+            recording_created_at: self.history.recording_created_at,
+            policy_created_at: self.history.policy_created_at,
+            receipt_created_at: self.history.receipt_created_at,
+            retired_recording: self
+                .history
+                .retired_recording
+                .iter()
+                .map(|r| RetiredIdentityText {
+                    identity: r.identity.to_string().expose_secret().to_owned(),
+                    retired_at: r.retired_at,
+                })
+                .collect(),
+            retired_receipt_keys: self.history.retired_receipt_keys.clone(),
+            retired_policy_keys: self.history.retired_policy_keys.clone(),
+            endorsements: self.history.endorsements.clone(),
         };
         let json = SecretString::from(
             serde_json::to_string(&bundle).map_err(|e| KeyBundleError::Encrypt(e.to_string()))?,
@@ -163,7 +273,7 @@ impl PrivateKeys {
         );
         let bundle: Bundle = serde_json::from_str(plain.expose_secret())
             .map_err(|e| KeyBundleError::Malformed(format!("at line {}", e.line())))?;
-        if bundle.format != BUNDLE_FORMAT {
+        if !(1..=BUNDLE_FORMAT).contains(&bundle.format) {
             return Err(KeyBundleError::Malformed(format!(
                 "format {}",
                 bundle.format
@@ -173,12 +283,33 @@ impl PrivateKeys {
             .recording_identity
             .parse::<age::x25519::Identity>()
             .map_err(|_| KeyBundleError::Malformed("recording identity".into()))?;
+        let retired_recording = bundle
+            .retired_recording
+            .into_iter()
+            .map(|r| {
+                Ok(RetiredIdentity {
+                    identity: r.identity.parse().map_err(|_| {
+                        KeyBundleError::Malformed("a retired recording identity".into())
+                    })?,
+                    retired_at: r.retired_at,
+                })
+            })
+            .collect::<Result<_, KeyBundleError>>()?;
         Ok(Self {
             recording,
             policy: signing_key(&bundle.policy_key, "policy key")?,
             receipt: signing_key(&bundle.receipt_key, "receipt key")?,
             tls_ca_key: SecretString::from(bundle.tls_ca_key),
             tls_server_key: SecretString::from(bundle.tls_server_key),
+            history: KeyHistory {
+                recording_created_at: bundle.recording_created_at,
+                policy_created_at: bundle.policy_created_at,
+                receipt_created_at: bundle.receipt_created_at,
+                retired_recording,
+                retired_receipt_keys: bundle.retired_receipt_keys,
+                retired_policy_keys: bundle.retired_policy_keys,
+                endorsements: bundle.endorsements,
+            },
         })
     }
 }
@@ -203,6 +334,15 @@ mod tests {
             receipt: SigningKey::from_bytes(&[2; 32]),
             tls_ca_key: SecretString::from("ca pem".to_owned()),
             tls_server_key: SecretString::from("server pem".to_owned()),
+            history: KeyHistory {
+                recording_created_at: 5,
+                retired_recording: vec![RetiredIdentity {
+                    identity: age::x25519::Identity::generate(),
+                    retired_at: 4,
+                }],
+                endorsements: vec!["e".into()],
+                ..Default::default()
+            },
         }
     }
 
@@ -221,6 +361,18 @@ mod tests {
             original.recording.to_public().to_string()
         );
         assert_eq!(back.tls_server_key.expose_secret(), "server pem");
+        assert_eq!(back.history.recording_created_at, 5);
+        assert_eq!(back.history.endorsements, vec!["e".to_owned()]);
+        assert_eq!(
+            back.history.retired_recording[0]
+                .identity
+                .to_public()
+                .to_string(),
+            original.history.retired_recording[0]
+                .identity
+                .to_public()
+                .to_string()
+        );
         let wrong = VaultKey::new("incorrect horse battery staple").unwrap();
         assert!(matches!(
             PrivateKeys::open(&sealed, &wrong),

@@ -61,7 +61,11 @@ pub struct Vault {
     config: VaultConfig,
     store: Box<dyn MetadataStore>,
     blobs: Box<dyn BlobStore>,
-    keys: PrivateKeys,
+    /// The private keys, replaced whole when `keys rotate` rewrites the bundle
+    /// ([`Vault::reload_keys`]).
+    keys: std::sync::RwLock<std::sync::Arc<PrivateKeys>>,
+    /// The vault key and the SHA-256 of the bundle last opened, to reopen a rotated bundle.
+    bundle: Mutex<Option<(VaultKey, String)>>,
     /// Serializes the check-then-store step of ingest (duplicates, chain links) per session:
     /// a session maps to one of these stripes, so uploads of different sessions mostly run
     /// in parallel while two of one session never interleave.
@@ -96,7 +100,10 @@ impl Vault {
         let keys = PrivateKeys::open(&sealed, key)?;
         let blobs = config.storage.open_blobs(&layout)?;
         let store = admin.into_store();
-        Ok(Self::with_backends(layout, config, store, blobs, keys))
+        let vault = Self::with_backends(layout, config, store, blobs, keys);
+        *vault.bundle.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((key.clone(), vigil_proto::sha256_hex(&sealed)));
+        Ok(vault)
     }
 
     /// A vault over explicit storage backends.
@@ -112,7 +119,8 @@ impl Vault {
             config,
             store,
             blobs,
-            keys,
+            keys: std::sync::RwLock::new(std::sync::Arc::new(keys)),
+            bundle: Mutex::new(None),
             session_locks: (0..SESSION_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             policy: std::sync::RwLock::new(None),
             clock_noted: Mutex::new(std::collections::HashSet::new()),
@@ -171,13 +179,37 @@ impl Vault {
         self.blobs.as_ref()
     }
 
-    pub(crate) fn keys(&self) -> &PrivateKeys {
-        &self.keys
+    pub(crate) fn keys(&self) -> std::sync::Arc<PrivateKeys> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Opens the key bundle again if `keys rotate` rewrote it since it was last opened, so a
+    /// running server signs, seals and opens with the new keys (the policy watcher calls it
+    /// when the policy version moves, which every rotation makes it do). `Ok(true)`: reloaded.
+    pub fn reload_keys(&self) -> Result<bool, OpenError> {
+        let mut bundle = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((key, digest)) = bundle.as_mut() else {
+            return Ok(false);
+        };
+        let path = self.layout.private_keys();
+        let sealed = std::fs::read(&path).map_err(|source| OpenError::ReadKeys {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let now = vigil_proto::sha256_hex(&sealed);
+        if now == *digest {
+            return Ok(false);
+        }
+        let keys = PrivateKeys::open(&sealed, key)?;
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(keys);
+        *digest = now;
+        tracing::info!("key bundle reloaded (keys rotated)");
+        Ok(true)
     }
 
     /// The TLS server's private key (PKCS#8 PEM), for the HTTPS listener.
-    pub fn tls_server_key(&self) -> &age::secrecy::SecretString {
-        &self.keys.tls_server_key
+    pub fn tls_server_key(&self) -> age::secrecy::SecretString {
+        self.keys().tls_server_key.clone()
     }
 
     /// A decrypting reader over one sealed blob, held in memory. age authenticates each 64 KiB
@@ -194,9 +226,9 @@ impl Vault {
         let decrypt = |e: &dyn std::fmt::Display| OpenMediaError::Decrypt(e.to_string());
         let decryptor =
             age::Decryptor::new(std::io::Cursor::new(sealed)).map_err(|e| decrypt(&e))?;
-        let identity = &self.keys.recording;
+        let keys = self.keys();
         let reader = decryptor
-            .decrypt(std::iter::once(identity as &dyn age::Identity))
+            .decrypt(keys.recording_identities())
             .map_err(|e| decrypt(&e))?;
         Ok(Box::new(reader))
     }
@@ -204,18 +236,18 @@ impl Vault {
     /// The recording recipients every agent seals to (`age1…`): the vault's own, then the
     /// escrow recipients of `vault.toml`.
     pub fn recipients(&self) -> Vec<String> {
-        let mut all = vec![self.keys.recording.to_public().to_string()];
+        let mut all = vec![self.keys().recording.to_public().to_string()];
         all.extend(self.config.escrow_recipients.iter().cloned());
         all
     }
 
     /// The policy-signing public key, base64.
     pub fn policy_public_key(&self) -> String {
-        B64.encode(self.keys.policy.verifying_key().as_bytes())
+        B64.encode(self.keys().policy.verifying_key().as_bytes())
     }
 
     /// The receipt-signing public key, base64.
     pub fn receipt_public_key(&self) -> String {
-        B64.encode(self.keys.receipt.verifying_key().as_bytes())
+        B64.encode(self.keys().receipt.verifying_key().as_bytes())
     }
 }

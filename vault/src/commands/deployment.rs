@@ -12,7 +12,10 @@ use vigil_vault_core::{init as init_deployment, InitOptions};
 use vigil_vault_http::server::{ServeOptions, Server};
 
 use super::open_vault;
-use crate::cli::{InitArgs, KeysExportRecordingIdentityArgs, KeysRenewTlsArgs, ServeArgs};
+use crate::cli::{
+    InitArgs, KeysExportRecordingIdentityArgs, KeysRenewTlsArgs, KeysRotateArgs, KeysStatusArgs,
+    RotatedKey, ServeArgs,
+};
 
 /// `vigil-vault init`.
 pub fn init(args: InitArgs) -> anyhow::Result<()> {
@@ -159,6 +162,57 @@ async fn terminate() {
 }
 
 /// `vigil-vault keys renew-tls`.
+pub fn rotate_key(args: KeysRotateArgs) -> anyhow::Result<()> {
+    use vigil_vault_core::keys::{rotate, KeyKind};
+    let KeysRotateArgs {
+        which,
+        data,
+        key,
+        reason,
+    } = args;
+    let key = VaultKey::resolve(key.key_file.as_deref())?;
+    let kind = match which {
+        RotatedKey::Recording => KeyKind::Recording,
+        RotatedKey::Policy => KeyKind::Policy,
+        RotatedKey::Receipt => KeyKind::Receipt,
+    };
+    let rotated = rotate(&data.data, &key, kind, &cli_actor(), &reason)?;
+    println!(
+        "{} key rotated: {} (was {}); announced to agents in policy version {}",
+        kind.as_str(),
+        rotated.new,
+        rotated.old,
+        rotated.policy_version
+    );
+    Ok(())
+}
+
+/// `keys status`: one line per key; exits 1 when one is past its cryptoperiod.
+pub fn key_status(args: KeysStatusArgs) -> anyhow::Result<()> {
+    let KeysStatusArgs { data, key } = args;
+    let key = VaultKey::resolve(key.key_file.as_deref())?;
+    let keys = vigil_vault_core::keys::status(&data.data, &key)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    println!("key\tage_days\tcryptoperiod_days\tstate\tpublic");
+    for k in &keys {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            k.name,
+            (now - k.created_at).max(0) / 86_400,
+            k.cryptoperiod_days,
+            if k.due { "DUE" } else { "ok" },
+            k.public
+        );
+    }
+    let due = keys.iter().filter(|k| k.due).count();
+    if due > 0 {
+        anyhow::bail!(
+            "{due} key(s) past their cryptoperiod: rotate them (`vigil-vault keys rotate`)"
+        );
+    }
+    Ok(())
+}
+
 pub fn renew_tls(args: KeysRenewTlsArgs) -> anyhow::Result<()> {
     let KeysRenewTlsArgs { data, key } = args;
     let key = VaultKey::resolve(key.key_file.as_deref())?;

@@ -285,9 +285,9 @@ pub fn audit_verify(data: &Path, list: bool, anchor: Option<&Path>) -> anyhow::R
     }
     // The server's signed anchors in the blob store (issue 13 §8).
     let blobs = admin.config().storage.open_blobs(admin.layout())?;
-    let receipt_key = vigil_vault_core::audit_anchor::receipt_public_key(admin.layout())?;
+    let receipt_keys = vigil_vault_core::audit_anchor::receipt_public_keys(admin.layout())?;
     let (signed_breaks, held) =
-        vigil_vault_core::audit_anchor::check_anchors(blobs.as_ref(), &receipt_key, &records)?;
+        vigil_vault_core::audit_anchor::check_anchors(blobs.as_ref(), &receipt_keys, &records)?;
     breaks.extend(signed_breaks);
     for b in &breaks {
         eprintln!("chain broken at {b}");

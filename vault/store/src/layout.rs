@@ -51,6 +51,11 @@ impl Layout {
     pub fn incoming(&self) -> PathBuf {
         self.root.join("incoming")
     }
+    /// Receipt keys replaced by rotation (base64, one a line): anchors and receipts they
+    /// signed still verify without the key bundle.
+    pub fn receipt_retired_pub(&self) -> PathBuf {
+        self.keys().join("receipt-retired.pub")
+    }
     /// The key folder.
     pub fn keys(&self) -> PathBuf {
         self.root.join("keys")

@@ -124,6 +124,7 @@ fn take_vault_policy(
     let trust = match Enrollment::load(spool.root())? {
         Some(e) => Some(PolicyTrust {
             policy_key: trusted_policy_key(&e, options.pinned_policy_key.as_deref())?,
+            receipt_key: vigil_spool::uploader::ReceiptKey::new(e.receipt_key()?),
             device_id: e.device_id,
             floor: PolicyFloor::of(&e.key),
         }),
@@ -281,6 +282,7 @@ fn prepare(options: &mut RecordOptions, stop: &AtomicBool) -> Result<Prepared, R
         &spool,
         &options.recipients,
         signed_recipients,
+        trust.as_ref().map(|t| &t.receipt_key),
         &options.upload,
     )?;
     wait_under_quota(

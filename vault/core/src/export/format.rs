@@ -101,6 +101,10 @@ pub struct ExportIndex {
     pub receipt_public_key: String,
     /// The recipients the blobs are sealed to (`age1…`).
     pub recording_recipients: Vec<String>,
+    /// The vault's earlier receipt keys (base64), replaced by `keys rotate receipt`: receipts
+    /// and tombstones they signed still verify, since this signed index vouches for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_receipt_keys: Vec<String>,
     /// Every exported segment, by session then sequence.
     pub segments: Vec<IndexedSegment>,
     /// What the vault knew of each exported session, so a checker can tell a segment left out

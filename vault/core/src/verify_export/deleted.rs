@@ -6,9 +6,7 @@
 use std::fs;
 use std::path::Path;
 
-use ed25519_dalek::VerifyingKey;
 use uuid::Uuid;
-use vigil_proto::tombstone::SignedTombstone;
 use vigil_vault_store::metadata::lifecycle::DELETED_REDACTED;
 
 use super::report::{DeletedMedia, ExportVerifyReport};
@@ -27,7 +25,7 @@ pub(crate) fn excused(index: Option<&ExportIndex>, session: Uuid, file: &str) ->
 fn check_segment(
     out: &Path,
     seg: &IndexedSegment,
-    key: Option<&VerifyingKey>,
+    key: Option<&super::ReceiptKeys>,
     report: &mut ExportVerifyReport,
 ) {
     let (session, seq) = (Some(seg.session_id), Some(seg.sequence));
@@ -46,8 +44,8 @@ fn check_segment(
                 Some(tombstone_rel.clone()),
                 "the index says the segment was redacted, but its tombstone is missing".into(),
             ),
-            Ok(bytes) => match SignedTombstone::verify(&bytes, Some(key)) {
-                Err(e) => report.tampered(session, seq, Some(tombstone_rel.clone()), e.to_string()),
+            Ok(bytes) => match key.verify::<vigil_proto::tombstone::Tombstone>(&bytes) {
+                Err(e) => report.tampered(session, seq, Some(tombstone_rel.clone()), e),
                 Ok(t)
                     if t.document.segment_id != seg.segment_id
                         || t.document.manifest_sha256 != seg.manifest_sha256 =>
@@ -106,7 +104,7 @@ fn check_segment(
 pub(crate) fn check_deleted(
     out: &Path,
     index: &ExportIndex,
-    key: Option<&VerifyingKey>,
+    key: Option<&super::ReceiptKeys>,
     report: &mut ExportVerifyReport,
 ) {
     for seg in index.segments.iter().filter(|s| !s.deleted.is_empty()) {

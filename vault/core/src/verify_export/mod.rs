@@ -19,7 +19,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use uuid::Uuid;
-use vigil_proto::receipt::SignedReceipt;
 use vigil_proto::{sha256_hex, SignedManifest};
 use vigil_seal::ProblemKind;
 
@@ -211,11 +210,31 @@ fn sequences_on_disk(present: &BTreeSet<String>) -> BTreeMap<Uuid, Vec<i64>> {
     out
 }
 
+/// The vault's receipt keys a checker accepts: the one it pinned (or the export's), then the
+/// earlier ones the signed index lists.
+pub(crate) struct ReceiptKeys(Vec<VerifyingKey>);
+
+impl ReceiptKeys {
+    /// Verifies a document signed by one of the keys.
+    pub(crate) fn verify<D: vigil_proto::Document>(
+        &self,
+        bytes: &[u8],
+    ) -> Result<vigil_proto::Signed<D>, String> {
+        let signed = vigil_proto::Signed::<D>::verify(bytes, None).map_err(|e| e.to_string())?;
+        if self.0.contains(&signed.signer) {
+            Ok(signed)
+        } else {
+            // The refusal a single pinned key gives.
+            vigil_proto::Signed::<D>::verify(bytes, Some(&self.0[0])).map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// Checks one manifest's receipt; `rel` is the manifest's path relative to the export.
 fn check_receipt(
     out: &Path,
     rel: &str,
-    key: Option<&VerifyingKey>,
+    key: Option<&ReceiptKeys>,
     report: &mut ExportVerifyReport,
 ) {
     let Ok(manifest) = fs::read(out.join(rel)) else {
@@ -248,9 +267,9 @@ fn check_receipt(
             return report.tampered(session, seq, Some(receipt_rel), "receipt missing".into())
         }
     };
-    let receipt = match SignedReceipt::verify(&bytes, Some(key)) {
+    let receipt = match key.verify::<vigil_proto::receipt::Receipt>(&bytes) {
         Ok(r) => r.document,
-        Err(e) => return report.tampered(session, seq, Some(receipt_rel), e.to_string()),
+        Err(e) => return report.tampered(session, seq, Some(receipt_rel), e),
     };
     let sha = sha256_hex(&manifest);
     if receipt.manifest_sha256 != sha {
@@ -401,12 +420,23 @@ pub fn verify_export(
             );
         }
     }
+    // The current key, and the earlier ones the (verified) index vouches for.
+    let receipt_keys = key.map(|key| {
+        let mut keys = vec![key];
+        keys.extend(
+            index
+                .iter()
+                .flat_map(|i| &i.earlier_receipt_keys)
+                .filter_map(|k| parse_key(k)),
+        );
+        ReceiptKeys(keys)
+    });
     for rel in present.iter().filter(|p| p.ends_with(".manifest.json")) {
-        check_receipt(out, rel, key.as_ref(), &mut report);
+        check_receipt(out, rel, receipt_keys.as_ref(), &mut report);
     }
 
     if let Some(index) = &index {
-        check_deleted(out, index, key.as_ref(), &mut report);
+        check_deleted(out, index, receipt_keys.as_ref(), &mut report);
     }
     let sequences = match &index {
         Some(index) => check_files_against_index(out, index, &present, &mut report),
