@@ -83,3 +83,42 @@ fn an_older_signed_policy_put_back_is_refused_across_restarts() {
         "status does not show the refusal:\n{status}"
     );
 }
+
+/// Issue 13 §12, the agent's side: the vault rotates its recording identity and its policy and
+/// receipt keys while an enrolled agent is between recordings. The agent records and delivers
+/// on without re-enrolling: it believes the new policy key through the endorsement of the key it
+/// enrolled with, checks receipts with the endorsed receipt key, and everything it delivered,
+/// before and after, exports and verifies.
+#[test]
+fn the_vault_rotates_its_keys_and_the_enrolled_agent_follows() {
+    let rig = rig("[recording]\nsegment_seconds = 2\n", None);
+    let _tone = rig.play_caller_tone();
+    record(&rig, "4");
+    rig.upload_all();
+    let stored_before = rig.gap_lines().len();
+    for which in ["recording", "policy", "receipt"] {
+        rig.vault
+            .run(&["keys", "rotate", which, "--reason", "yearly"], true)
+            .unwrap();
+    }
+
+    let log = record(&rig, "6");
+    assert!(!log.contains("policy refused"), "{log}");
+    assert!(log.contains("receipt key was rotated"), "{log}");
+    rig.upload_all();
+    assert_eq!(
+        rig.gap_lines().len(),
+        stored_before + 1,
+        "the second session arrived"
+    );
+    // The kept policy is the new key's, believed through the enrolled key's endorsement.
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rig.spool.join("config/policy.json")).unwrap())
+            .unwrap();
+    let new_policy_key = std::fs::read_to_string(rig.vault.data().join("keys/policy.pub")).unwrap();
+    assert_eq!(kept["signature"]["public_key"], new_policy_key.trim());
+    let status = rig.agent(&["status"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(!status.contains("refused"), "{status}");
+    rig.export_and_verify("after-rotation");
+}

@@ -381,6 +381,19 @@ mod tests {
     }
 
     #[test]
+    fn a_retired_identity_opens_uploads_for_the_grace_period_only() {
+        let mut k = keys();
+        k.history.retired_recording[0].retired_at = 1_000_000;
+        let day = 86_400;
+        let within = 1_000_000 + (RETIRED_RECORDING_GRACE_DAYS - 1) * day;
+        let after = 1_000_000 + RETIRED_RECORDING_GRACE_DAYS * day;
+        assert_eq!(k.identities_for_ingest(within).len(), 2);
+        assert_eq!(k.identities_for_ingest(after).len(), 1);
+        // Opening what was stored never expires.
+        assert_eq!(k.recording_identities().count(), 2);
+    }
+
+    #[test]
     fn short_keys_are_refused() {
         assert!(matches!(
             VaultKey::new("short\n"),

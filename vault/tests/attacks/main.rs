@@ -9,6 +9,7 @@ mod support;
 mod accounts;
 mod audit;
 mod ingest;
+mod keys;
 mod policy;
 mod transport;
 
