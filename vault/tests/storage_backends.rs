@@ -55,6 +55,7 @@ fn metadata_suite(meta: fn() -> Backends) {
     on_fresh_store(meta, conformance::access::audit_is_queried);
     on_fresh_store(meta, conformance::access::media_links_expire);
     on_fresh_store(meta, conformance::access::login_failures_count_and_lock);
+    on_fresh_store(meta, conformance::devices_are_rekeyed);
 }
 
 #[test]

@@ -47,6 +47,13 @@ enum Command {
     Enroll(EnrollArgs),
     /// Deliver the spool's backlog to the vault without recording.
     Upload(UploadArgs),
+    /// Replace this device's key (in its keystore and at the vault) without re-enrolling:
+    /// for the key's cryptoperiod, or when it may have been exposed.
+    Rekey {
+        /// Spool folder.
+        #[arg(long)]
+        spool: Option<PathBuf>,
+    },
     /// Pause recording (screen and voice masked) if the configuration allows it; recording
     /// resumes by itself after the configured maximum.
     Pause {
@@ -166,6 +173,14 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Status { json, spool } => cmd_status(json, spool, &config),
         Command::Enroll(args) => cmd_enroll(args, &config),
         Command::Upload(args) => cmd_upload(args, &config),
+        Command::Rekey { spool } => {
+            let done = vigil_agent::rekey::rekey(&spool_of(spool, &config))?;
+            println!(
+                "Device {}: key {} replaced by {}",
+                done.device_id, done.old_key_id, done.new_key_id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Pause { reason, seconds } => {
             cmd_control(ControlCommand::Pause { reason, seconds }, false)
         }

@@ -15,6 +15,7 @@ pub mod native_host;
 mod options;
 mod os;
 pub mod policy_sync;
+pub mod rekey;
 mod sealing;
 
 pub use config::{AgentConfig, ConfigError, MANAGED_CONFIG};

@@ -85,7 +85,8 @@ fn an_older_signed_policy_put_back_is_refused_across_restarts() {
 }
 
 /// Issue 13 §12, the agent's side: the vault rotates its recording identity and its policy and
-/// receipt keys while an enrolled agent is between recordings. The agent records and delivers
+/// receipt keys while an enrolled agent is between recordings, and then the agent replaces its
+/// own device key (`vigil-agent rekey`). The agent records and delivers
 /// on without re-enrolling: it believes the new policy key through the endorsement of the key it
 /// enrolled with, checks receipts with the endorsed receipt key, and everything it delivered,
 /// before and after, exports and verifies.
@@ -120,5 +121,22 @@ fn the_vault_rotates_its_keys_and_the_enrolled_agent_follows() {
     let status = rig.agent(&["status"]).output().unwrap();
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(!status.contains("refused"), "{status}");
+
+    // The device's own key, replaced without re-enrolling: it records and delivers on.
+    let rekeyed = run_ok(&mut rig.agent(&["rekey"]));
+    let said = String::from_utf8_lossy(&rekeyed.stdout);
+    let new_key_id = said.split_whitespace().last().unwrap().to_owned();
+    record(&rig, "4");
+    rig.upload_all();
+    assert_eq!(
+        rig.gap_lines().len(),
+        stored_before + 2,
+        "the third session arrived"
+    );
+    let devices = rig.vault.run(&["device", "list"], true).unwrap();
+    assert!(
+        String::from_utf8_lossy(&devices.stdout).contains(&new_key_id),
+        "{said}"
+    );
     rig.export_and_verify("after-rotation");
 }

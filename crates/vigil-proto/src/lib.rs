@@ -13,6 +13,7 @@ pub mod naming;
 pub mod policy;
 pub mod policy_locks;
 pub mod receipt;
+pub mod rekey;
 mod screen_mask;
 mod signed;
 pub mod tombstone;

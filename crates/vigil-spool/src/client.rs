@@ -210,6 +210,21 @@ impl VaultClient {
         })
     }
 
+    /// `POST /v1/devices/rekey`: the device's key replaced (signed by the old and the new).
+    pub async fn rekey(
+        &self,
+        request: &vigil_proto::rekey::RekeyRequest,
+    ) -> Result<(), RequestError> {
+        let response = self
+            .http
+            .post(format!("{}/v1/devices/rekey", self.base))
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| RequestError::Transport(describe(&e)))?;
+        Self::check(response).await.map(|_| ())
+    }
+
     /// `POST /v1/heartbeat` with a signed heartbeat envelope.
     pub async fn heartbeat(&self, signed: Vec<u8>) -> Result<(), RequestError> {
         let response = self

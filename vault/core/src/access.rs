@@ -311,6 +311,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/openapi.json", Access::Public),
     rule("POST", "/v1/enroll", Access::EnrollToken),
     rule("POST", "/v1/heartbeat", Access::DeviceSigned),
+    rule("POST", "/v1/devices/rekey", Access::DeviceSigned),
     rule("POST", "/v1/policy/poll", Access::DeviceSigned),
     rule("GET", "/v1/policy/{scope}", Access::AnyOf(POLICY_EDITORS)),
     rule("PUT", "/v1/policy/{scope}", Access::AnyOf(POLICY_EDITORS)),

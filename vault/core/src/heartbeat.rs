@@ -170,11 +170,13 @@ fn check_ahead(vault: &Vault, session: Uuid, produced: i64) -> Result<(), Heartb
 /// Verifies a heartbeat and stores its session reports.
 pub fn record_heartbeat(vault: &Vault, body: &[u8]) -> Result<HeartbeatAccepted, HeartbeatRefusal> {
     let signed = SignedHeartbeat::verify(body, None)?;
-    let device = vault
-        .store()
-        .device_by_key(signed.signer.as_bytes())?
-        .filter(|d| d.id == signed.document.device_id)
-        .ok_or(HeartbeatRefusal::UnknownDevice)?;
+    let device = crate::rekey::device_for_key(
+        vault.store(),
+        signed.signer.as_bytes(),
+        crate::clock::now().unix_timestamp(),
+    )?
+    .filter(|d| d.id == signed.document.device_id)
+    .ok_or(HeartbeatRefusal::UnknownDevice)?;
     if device.revoked_at.is_some() {
         return Err(HeartbeatRefusal::Revoked(device.id));
     }

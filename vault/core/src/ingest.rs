@@ -426,17 +426,22 @@ fn verify_upload(
         ManifestKind::BadSignature => IngestError::BadSignature(e),
         _ => IngestError::Malformed(e),
     })?;
-    // The device that signed the upload (checked before its body was read) signed this too.
-    if signed.signer != *uploader {
-        return Err(IngestError::Mismatch(
-            "the manifest is signed by another key than the upload".into(),
-        ));
-    }
+    // The device that signed the upload (checked before its body was read) signed this too,
+    // with the same key or, within the grace period, the key it replaced (a segment sealed
+    // before the device re-keyed).
+    let now = crate::clock::now().unix_timestamp();
     let key_id = vigil_proto::device_key_id(&signed.signer);
-    let device = vault
-        .store()
-        .device_by_key(&signed.signer.to_bytes())?
+    let device = crate::rekey::device_for_key(vault.store(), &signed.signer.to_bytes(), now)?
         .ok_or_else(|| IngestError::UnknownDevice(key_id.clone()))?;
+    if signed.signer != *uploader {
+        let same_device = crate::rekey::device_for_key(vault.store(), uploader.as_bytes(), now)?
+            .is_some_and(|d| d.id == device.id);
+        if !same_device {
+            return Err(IngestError::Mismatch(
+                "the manifest is signed by another key than the upload".into(),
+            ));
+        }
+    }
     if device.revoked_at.is_some() {
         return Err(IngestError::Revoked(device.id));
     }

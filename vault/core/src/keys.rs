@@ -321,12 +321,21 @@ pub fn status(data: &Path, vault_key: &VaultKey) -> Result<Vec<KeyStatus>, KeysE
         deployed,
         CA_CRYPTOPERIOD_DAYS,
     ));
+    // A device's key dates from its enrollment or its last re-key (`vigil-agent rekey`).
+    let mut rekeyed = std::collections::HashMap::new();
+    for retired in admin.store().retired_device_keys()? {
+        rekeyed.insert(retired.device_id, retired.retired_at);
+    }
     for device in admin.store().devices()? {
         if device.revoked_at.is_none() {
+            let since = rekeyed
+                .get(&device.id)
+                .copied()
+                .unwrap_or(device.enrolled_at);
             out.push(entry(
                 &format!("device {}", device.id),
                 device.key_id.clone(),
-                device.enrolled_at,
+                since,
                 DEVICE_CRYPTOPERIOD_DAYS,
             ));
         }

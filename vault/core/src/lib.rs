@@ -46,6 +46,7 @@ pub mod policy;
 pub mod policy_change;
 pub mod policy_push;
 pub mod redact;
+pub mod rekey;
 pub mod retention;
 pub mod sealed_for;
 pub mod search;

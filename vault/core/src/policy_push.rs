@@ -174,11 +174,13 @@ pub fn check_poll(vault: &Vault, body: &[u8]) -> Result<CheckedPoll, PollRefusal
         _ => PollRefusal::Malformed(e.to_string()),
     })?;
     let poll = &signed.document;
-    let device = vault
-        .store()
-        .device_by_key(signed.signer.as_bytes())?
-        .filter(|d| d.id == poll.device_id)
-        .ok_or(PollRefusal::UnknownDevice)?;
+    let device = crate::rekey::device_for_key(
+        vault.store(),
+        signed.signer.as_bytes(),
+        crate::clock::now().unix_timestamp(),
+    )?
+    .filter(|d| d.id == poll.device_id)
+    .ok_or(PollRefusal::UnknownDevice)?;
     if device.revoked_at.is_some() {
         return Err(PollRefusal::Revoked(device.id));
     }

@@ -186,10 +186,12 @@ pub fn admit(
     let header = header.ok_or(GateError::Missing)?;
     let auth = UploadAuth::parse(header)?;
     auth.verify(session, sequence)?;
-    let device = vault
-        .store()
-        .device_by_key(&auth.device_key.to_bytes())?
-        .ok_or(GateError::UnknownDevice)?;
+    let device = crate::rekey::device_for_key(
+        vault.store(),
+        &auth.device_key.to_bytes(),
+        crate::clock::now().unix_timestamp(),
+    )?
+    .ok_or(GateError::UnknownDevice)?;
     if device.revoked_at.is_some() {
         return Err(GateError::Revoked(device.id));
     }

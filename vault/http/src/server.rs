@@ -193,6 +193,7 @@ pub fn router(
         .route("/openapi.json", get(system::openapi))
         .route("/v1/enroll", post(agents::enroll))
         .route("/v1/heartbeat", post(agents::heartbeat))
+        .route("/v1/devices/rekey", post(agents::rekey))
         .route("/v1/policy/poll", post(agents::policy_poll))
         .route(
             "/v1/policy/{scope}",

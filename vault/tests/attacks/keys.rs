@@ -216,3 +216,153 @@ async fn every_vault_key_rotates_while_agents_keep_recording() {
     );
     assert!(!status.contains("DUE"), "{status}");
 }
+
+/// Issue 13 point 12, device keys: a device replaces its key without re-enrolling. Only its
+/// current key can name the successor, the successor must sign too, a replay or a stale
+/// statement does nothing, and no one can take another device's key. Segments signed with
+/// the old key before the change still arrive; from then on the new key speaks for the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_replaces_its_key_and_no_one_else_can() {
+    use vigil_proto::rekey::RekeyRequest;
+    let rig = Rig::start();
+    let old = DeviceKey::generate();
+    let new = DeviceKey::generate();
+    let other = DeviceKey::generate();
+    let me = rig.enroll(old.signing_key()).await;
+    let them = rig.enroll(other.signing_key()).await;
+    let device = me.device_id;
+    let session = Uuid::new_v4();
+    let mut sealer = Sealer::with_device_id(
+        Recipients::parse(&me.recipients).unwrap(),
+        DeviceKey::from_pkcs8_pem(&old.to_pkcs8_pem().unwrap(), "t").unwrap(),
+        device.to_string(),
+    );
+    let first = next_segment(&mut sealer, &device.to_string(), session, 1);
+    assert_eq!(
+        rig.upload(old.signing_key(), session, 1, &first).await.0,
+        StatusCode::CREATED
+    );
+    // Sealed before the change, still in the spool when it happens.
+    let waiting = next_segment(&mut sealer, &device.to_string(), session, 2);
+
+    let post = |request: &RekeyRequest| {
+        rig.http
+            .post(rig.url("/v1/devices/rekey"))
+            .json(request)
+            .send()
+    };
+    let code = |resp: reqwest::Response| async move {
+        let status = resp.status();
+        let v: serde_json::Value = resp.json().await.unwrap_or_default();
+        (status, v["error"].as_str().unwrap_or("").to_owned())
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let stranger = SigningKey::from_bytes(&[201; 32]);
+    // A stranger names a successor for the device.
+    let forged = RekeyRequest::sign(device, &stranger, new.signing_key(), now).unwrap();
+    assert_eq!(
+        code(post(&forged).await.unwrap()).await,
+        (StatusCode::FORBIDDEN, "unknown_device".into())
+    );
+    // The device's key names a successor that did not sign.
+    let mut unproven =
+        RekeyRequest::sign(device, old.signing_key(), new.signing_key(), now).unwrap();
+    unproven.by_new = RekeyRequest::sign(device, old.signing_key(), &stranger, now)
+        .unwrap()
+        .by_new;
+    assert_eq!(
+        code(post(&unproven).await.unwrap()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // Signed an hour ago (a captured request).
+    let stale = RekeyRequest::sign(
+        device,
+        old.signing_key(),
+        new.signing_key(),
+        now - time::Duration::hours(1),
+    )
+    .unwrap();
+    assert_eq!(
+        code(post(&stale).await.unwrap()).await,
+        (StatusCode::BAD_REQUEST, "stale".into())
+    );
+    // The other device's key as a successor.
+    let theft = RekeyRequest::sign(device, old.signing_key(), other.signing_key(), now).unwrap();
+    assert_eq!(
+        code(post(&theft).await.unwrap()).await,
+        (StatusCode::CONFLICT, "key_in_use".into())
+    );
+    // Another device's key naming a successor for this device.
+    let crossed = RekeyRequest::sign(device, other.signing_key(), &stranger, now).unwrap();
+    assert_eq!(
+        code(post(&crossed).await.unwrap()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The real change; replayed, it does nothing.
+    let real = RekeyRequest::sign(device, old.signing_key(), new.signing_key(), now).unwrap();
+    let resp = post(&real).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    let new_id = vigil_proto::device_key_id(&new.signing_key().verifying_key());
+    assert_eq!(answer["key_id"], new_id.as_str());
+    assert_eq!(
+        code(post(&real).await.unwrap()).await,
+        (StatusCode::FORBIDDEN, "unknown_device".into())
+    );
+
+    // The waiting segment (old key's manifest) goes up under the new key's upload signature;
+    // a new session is the new key's throughout.
+    assert_eq!(
+        rig.upload(new.signing_key(), session, 2, &waiting).await.0,
+        StatusCode::CREATED
+    );
+    let next = Uuid::new_v4();
+    let mut sealer = Sealer::with_device_id(
+        Recipients::parse(&me.recipients).unwrap(),
+        DeviceKey::from_pkcs8_pem(&new.to_pkcs8_pem().unwrap(), "t").unwrap(),
+        device.to_string(),
+    );
+    let third = next_segment(&mut sealer, &device.to_string(), next, 1);
+    assert_eq!(
+        rig.upload(new.signing_key(), next, 1, &third).await.0,
+        StatusCode::CREATED
+    );
+    // The other device cannot pass its segments off as this one's.
+    let mut theirs = Sealer::with_device_id(
+        Recipients::parse(&them.recipients).unwrap(),
+        DeviceKey::from_pkcs8_pem(&other.to_pkcs8_pem().unwrap(), "t").unwrap(),
+        device.to_string(),
+    );
+    let fake = next_segment(&mut theirs, &device.to_string(), Uuid::new_v4(), 1);
+    assert_ne!(
+        rig.upload(new.signing_key(), Uuid::new_v4(), 1, &fake)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    // Heartbeats: the new key, and for the grace period the old one, speak for the device.
+    for key in [new.signing_key(), old.signing_key()] {
+        let signed = SignedHeartbeat::sign(heartbeat(device, next, 1, vec![]), key).unwrap();
+        let (status, code) = rig.post("/v1/heartbeat", signed.as_bytes().to_vec()).await;
+        assert_eq!(status, StatusCode::OK, "{code}");
+    }
+
+    let audit = run_ok(&["audit", "--data", &rig.data]);
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains(&format!("device:{device}\tdevice.rekey\t"))
+                && l.contains(&format!("-> {new_id}"))),
+        "{audit}"
+    );
+    let devices = run_ok(&["device", "list", "--data", &rig.data]);
+    assert!(devices.contains(&new_id), "{devices}");
+    let status = run_ok(&["keys", "status", "--data", &rig.data]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with(&format!("device {device}\t0\t730\tok\t{new_id}"))),
+        "{status}"
+    );
+}

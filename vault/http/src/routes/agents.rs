@@ -227,6 +227,30 @@ pub(crate) async fn heartbeat(State(app): State<AppState>, body: Bytes) -> ApiRe
     Ok(Json(serde_json::json!({ "status": "ok", "sessions": accepted.sessions })).into_response())
 }
 
+/// `POST /v1/devices/rekey`: a device replaces its key (signed by the current and the new key);
+/// 200 with its id and new key id.
+pub(crate) async fn rekey(State(app): State<AppState>, body: Bytes) -> ApiResult {
+    let vault = app.vault.clone();
+    let device = blocking(move || vigil_vault_core::rekey::rekey(&vault, &body))
+        .await?
+        .map_err(|e| {
+            use vigil_vault_core::rekey::RekeyError as E;
+            let status = match &e {
+                E::BadSignature(_) | E::UnknownDevice | E::Revoked(_) => StatusCode::FORBIDDEN,
+                E::KeyInUse | E::KeyChanged => StatusCode::CONFLICT,
+                E::Store(_) => return ApiError::internal(&e),
+                _ => StatusCode::BAD_REQUEST,
+            };
+            tracing::warn!(code = e.code(), error = %e, "device re-key refused");
+            ApiError::new(status, e.code(), e.to_string())
+        })?;
+    Ok(Json(serde_json::json!({
+        "device_id": device.id,
+        "key_id": device.key_id,
+    }))
+    .into_response())
+}
+
 /// `POST /v1/policy/poll`: the device's signed policy when newer than it has, else 204 after
 /// the wait.
 pub(crate) async fn policy_poll(State(app): State<AppState>, body: Bytes) -> ApiResult {

@@ -300,3 +300,52 @@ pub fn concurrent_inserts_commit_independently(store: &dyn MetadataStore) {
     let stored = store.session_sequences(Some(session)).unwrap();
     assert_eq!(stored[&session].sequences, (1..=15).collect::<Vec<i64>>());
 }
+
+/// A device changes its key and keeps its id; the old key is found as retired, with when; a
+/// stale re-key (signed with a key the device no longer has) and a key already in use are
+/// refused without changing anything.
+pub fn devices_are_rekeyed(store: &dyn MetadataStore) {
+    use crate::metadata::{RekeyOutcome, RetiredDeviceKey};
+    let d = enrolled(store, 61);
+    let other = enrolled(store, 62);
+    assert_eq!(
+        store
+            .rekey_device(d.id, &[61; 32], &[62; 32], "k62", 500)
+            .unwrap(),
+        RekeyOutcome::KeyInUse
+    );
+    assert_eq!(
+        store
+            .rekey_device(d.id, &[61; 32], &[63; 32], "k63", 500)
+            .unwrap(),
+        RekeyOutcome::Rekeyed
+    );
+    let now = store.device_by_key(&[63; 32]).unwrap().unwrap();
+    assert_eq!((now.id, now.key_id.as_str()), (d.id, "k63"));
+    assert!(store.device_by_key(&[61; 32]).unwrap().is_none());
+    let (old, at) = store.device_by_retired_key(&[61; 32]).unwrap().unwrap();
+    assert_eq!((old.id, at), (d.id, 500));
+    assert_eq!(
+        store
+            .rekey_device(d.id, &[61; 32], &[64; 32], "k64", 600)
+            .unwrap(),
+        RekeyOutcome::KeyChanged,
+        "signed with the old key again"
+    );
+    assert_eq!(
+        store
+            .rekey_device(other.id, &[62; 32], &[61; 32], "k61", 600)
+            .unwrap(),
+        RekeyOutcome::KeyInUse,
+        "a retired key is not reused"
+    );
+    assert_eq!(
+        store.retired_device_keys().unwrap(),
+        vec![RetiredDeviceKey {
+            device_id: d.id,
+            public_key: [61; 32],
+            key_id: d.key_id.clone(),
+            retired_at: 500,
+        }]
+    );
+}

@@ -6,6 +6,7 @@
 //! server calls it from blocking tasks, so a backend may block.
 
 pub mod access;
+pub mod device_keys;
 pub mod lifecycle;
 pub mod live;
 pub mod policy;
@@ -22,6 +23,7 @@ pub use access::{
     AccessStore, Account, ApiTokenRecord, AuditQuery, MediaLinkRecord, RecordingFilter,
     RecordingRecord, SessionRecord, TotpRecord,
 };
+pub use device_keys::{DeviceKeyStore, RekeyOutcome, RetiredDeviceKey};
 pub use lifecycle::LifecycleStore;
 pub use records::{
     AuditDraft, AuditRecord, DeviceRecord, EnrollOutcome, SegmentFilter, SegmentRecord,

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 mod access;
+mod device_keys;
 mod live;
 mod policy;
 mod rows;

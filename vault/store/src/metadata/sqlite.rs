@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
 mod access;
+mod device_keys;
 mod group_commit;
 mod live;
 mod policy;
@@ -84,6 +85,7 @@ impl SqliteStore {
             }
         }
         conn.execute_batch(schema::POLICY_SCHEMA)?;
+        conn.execute_batch(device_keys::DEVICE_KEYS_SCHEMA)?;
         schema::migrate_live(&conn)?;
         schema::migrate_access(&mut conn)?;
         let readers = (0..READERS)
@@ -531,6 +533,11 @@ mod tests {
         conformance::access::audit_is_queried(&store().1);
         conformance::access::media_links_expire(&store().1);
         conformance::access::login_failures_count_and_lock(&store().1);
+    }
+
+    #[test]
+    fn devices_are_rekeyed() {
+        conformance::devices_are_rekeyed(&store().1);
     }
 
     #[test]

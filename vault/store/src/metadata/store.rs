@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::access::AccessStore;
+use super::device_keys::DeviceKeyStore;
 use super::lifecycle::LifecycleStore;
 use super::live::LiveStore;
 use super::policy::PolicyStore;
@@ -15,7 +16,14 @@ use super::records::{
 
 /// The metadata operations the vault needs; one implementation per database.
 pub trait MetadataStore:
-    PolicyStore + LiveStore + LifecycleStore + AccessStore + Send + Sync + std::fmt::Debug
+    PolicyStore
+    + LiveStore
+    + LifecycleStore
+    + AccessStore
+    + DeviceKeyStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// Adds a user account. Fails if the name exists.
     fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;

@@ -41,6 +41,7 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
         }
     }
     tx.batch_execute(POLICY_SCHEMA)?;
+    tx.batch_execute(super::device_keys::DEVICE_KEYS_SCHEMA)?;
     tx.batch_execute(LIVE_SCHEMA)?;
     tx.commit()?;
     Ok(())
