@@ -267,6 +267,7 @@ fn cmd_upload(args: UploadArgs, config: &AgentConfig) -> anyhow::Result<ExitCode
     let receipt_key = vigil_agent::policy_sync::kept_receipt_key(
         &spool.config_dir(),
         &trusted,
+        &vigil_agent::keystore::PolicyFloor::of(&enrollment.key),
         enrollment.device_id,
         enrollment.receipt_key()?,
     );

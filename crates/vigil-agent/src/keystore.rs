@@ -117,9 +117,12 @@ impl KeyLocation {
     }
 }
 
-/// The highest policy version a device applied, kept beside its key (an OS keystore entry, or
-/// a 0600 file next to the key file) and not in the spool: a signed but older `policy.json`
-/// put back into the spool is then refused across restarts, also while the vault is away.
+/// The highest policy version a device applied, and the vault policy key that signed it, kept
+/// beside the device key (an OS keystore entry, or a 0600 file next to the key file) and not in
+/// the spool: a signed but older `policy.json` put back into the spool is then refused across
+/// restarts, also while the vault is away, and after a rotation of the vault's policy key the
+/// retired key no longer speaks for the vault (`vigil_proto::key_rotation`). Stored as
+/// `<version>` or `<version> <policy key, base64>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyFloor {
     location: KeyLocation,
@@ -141,33 +144,64 @@ impl PolicyFloor {
 
     /// The highest version applied (0: none yet).
     pub fn get(&self) -> Result<u64, KeystoreError> {
+        Ok(self.state()?.0)
+    }
+
+    /// The vault policy key that signed the highest version applied, if kept.
+    pub fn policy_key(&self) -> Result<Option<ed25519_dalek::VerifyingKey>, KeystoreError> {
+        Ok(self.state()?.1)
+    }
+
+    fn state(&self) -> Result<(u64, Option<ed25519_dalek::VerifyingKey>), KeystoreError> {
         let text = match &self.location {
             KeyLocation::OsKeystore { account } => {
                 let entry =
                     keyring::Entry::new(KEYSTORE_SERVICE, account).map_err(keystore_error)?;
                 match entry.get_password() {
                     Ok(text) => text,
-                    Err(keyring::Error::NoEntry) => return Ok(0),
+                    Err(keyring::Error::NoEntry) => return Ok((0, None)),
                     Err(e) => return Err(keystore_error(e)),
                 }
             }
             KeyLocation::File { path } => match std::fs::read_to_string(path) {
                 Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, None)),
                 Err(e) => return Err(KeystoreError::Unavailable(e.to_string())),
             },
         };
-        text.trim()
-            .parse()
-            .map_err(|_| KeystoreError::Unavailable("the policy floor is not a number".into()))
+        let bad = || KeystoreError::Unavailable("the policy floor is malformed".into());
+        let mut parts = text.split_whitespace();
+        let version = parts.next().unwrap_or("").parse().map_err(|_| bad())?;
+        let key = match parts.next() {
+            None => None,
+            Some(b64) => {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|_| bad())?;
+                let bytes: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
+                Some(ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| bad())?)
+            }
+        };
+        Ok((version, key))
     }
 
-    /// Raises the floor to `version` (never lowers it).
-    pub fn raise(&self, version: u64) -> Result<(), KeystoreError> {
-        if version <= self.get()? {
+    /// Raises the floor to `version`, signed by `key` (never lowers it; at the same version,
+    /// records the key if it was not kept).
+    pub fn raise(
+        &self,
+        version: u64,
+        key: &ed25519_dalek::VerifyingKey,
+    ) -> Result<(), KeystoreError> {
+        let (floor, kept) = self.state()?;
+        if version < floor || (version == floor && kept.as_ref() == Some(key)) {
             return Ok(());
         }
-        let text = version.to_string();
+        use base64::Engine as _;
+        let text = format!(
+            "{version} {}",
+            base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+        );
         match &self.location {
             KeyLocation::OsKeystore { account } => keyring::Entry::new(KEYSTORE_SERVICE, account)
                 .and_then(|entry| entry.set_password(&text))

@@ -92,7 +92,12 @@ impl PolicyTrust {
     /// Verifies a statement for this device through any rotation of the vault's keys, and
     /// takes the receipt key it endorses.
     fn verify(&self, bytes: &[u8]) -> Result<SignedPolicy, SignedError> {
-        let (policy, keys) = verify_policy(bytes, &self.policy_key, self.device_id)?;
+        let followed = self.floor.policy_key().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the policy key followed last is unreadable");
+            None
+        });
+        let (policy, keys) =
+            verify_policy(bytes, &self.policy_key, followed.as_ref(), self.device_id)?;
         if let Some(receipt) = keys.receipt {
             if receipt != self.receipt_key.get() {
                 tracing::info!(
@@ -112,8 +117,9 @@ impl PolicyTrust {
         })
     }
 
-    fn raise_floor(&self, version: u64) {
-        if let Err(e) = self.floor.raise(version) {
+    fn raise_floor(&self, policy: &SignedPolicy) {
+        let version = policy.document.version;
+        if let Err(e) = self.floor.raise(version, &policy.signer) {
             tracing::warn!(error = %e, version, "policy floor not raised");
         }
     }
@@ -155,21 +161,24 @@ pub fn load_last_good(
             policy.document.version
         ));
     }
-    trust.raise_floor(policy.document.version);
+    trust.raise_floor(&policy);
     Ok(Some(policy))
 }
 
 /// The receipt key for a device that is not recording (`vigil-agent upload`): the one the
-/// kept policy endorses, through a chain from `trusted`, else `enrolled`.
+/// kept policy endorses, through a chain from `trusted` (and past the policy key `floor`
+/// followed last), else `enrolled`.
 pub fn kept_receipt_key(
     config_dir: &Path,
     trusted: &VerifyingKey,
+    floor: &PolicyFloor,
     device_id: Uuid,
     enrolled: VerifyingKey,
 ) -> VerifyingKey {
+    let followed = floor.policy_key().ok().flatten();
     std::fs::read(policy_path(config_dir))
         .ok()
-        .and_then(|bytes| verify_policy(&bytes, trusted, device_id).ok())
+        .and_then(|bytes| verify_policy(&bytes, trusted, followed.as_ref(), device_id).ok())
         .and_then(|(_, keys)| keys.receipt)
         .unwrap_or(enrolled)
 }
@@ -315,7 +324,7 @@ impl Poller {
                 if policy.document.version > *version
                     && policy.document.version >= self.trust.floor() =>
             {
-                self.trust.raise_floor(policy.document.version);
+                self.trust.raise_floor(&policy);
                 if let Err(e) = vigil_spool::write_atomic(&policy_path(&self.config_dir), bytes) {
                     // Applied anyway: losing it on restart only means fetching it again.
                     tracing::warn!(error = %e, "policy not kept in the spool");

@@ -6,7 +6,9 @@
 //! that trusts only the key it enrolled with (or the one IT pinned) can follow the chain to the
 //! key that signed the statement, however many rotations it slept through; nothing about the
 //! chain needs to be kept on the device. A statement whose signer no chain from the trusted key
-//! reaches is refused as signed by another key.
+//! reaches is refused as signed by another key. A device that has followed a rotation keeps the
+//! newest key it followed and refuses chains that do not pass through it, so a retired policy
+//! key cannot endorse a key of someone else's to a device that has moved on.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -101,15 +103,24 @@ pub struct VaultKeys {
 
 /// Verifies a policy statement for `device_id` against `trusted` (the key the device enrolled
 /// with or IT pinned), following the statement's endorsements when another key signed it.
+/// With `followed` (the newest key this device followed before), the chain must pass through
+/// it and the signer be it or a later key.
 pub fn verify_policy(
     bytes: &[u8],
     trusted: &VerifyingKey,
+    followed: Option<&VerifyingKey>,
     device_id: Uuid,
 ) -> Result<(SignedPolicy, VaultKeys), SignedError> {
     // The signature is checked against the key it names; who that key is, is decided below.
     let policy = SignedPolicy::verify(bytes, None)?;
     let chain = policy_chain(&policy.document.endorsements, trusted);
-    if !chain.contains(&policy.signer) {
+    let signer_at = chain.iter().position(|k| *k == policy.signer);
+    let floor_at = match followed {
+        Some(f) => chain.iter().position(|k| k == f),
+        None => Some(0),
+    };
+    let believed = matches!((signer_at, floor_at), (Some(s), Some(f)) if s >= f);
+    if !believed {
         return Err(SignedError::wrong_signer::<crate::policy::PolicyStatement>(
             &policy.signer,
         ));
@@ -203,13 +214,19 @@ mod tests {
             endorse(&p2, EndorsedRole::Policy, &p3, 12),
         ];
         // The enrolled key signs: no rotation.
-        let (_, keys) =
-            verify_policy(&statement(&p1, device, vec![]), &p1.verifying_key(), device).unwrap();
+        let (_, keys) = verify_policy(
+            &statement(&p1, device, vec![]),
+            &p1.verifying_key(),
+            None,
+            device,
+        )
+        .unwrap();
         assert_eq!((keys.policy, keys.receipt), (p1.verifying_key(), None));
         // Two rotations later, through the chain.
         let (_, keys) = verify_policy(
             &statement(&p3, device, chain.clone()),
             &p1.verifying_key(),
+            None,
             device,
         )
         .unwrap();
@@ -221,6 +238,7 @@ mod tests {
             let err = verify_policy(
                 &statement(signer, device, endorsements),
                 &p1.verifying_key(),
+                None,
                 device,
             )
             .unwrap_err();
@@ -229,8 +247,44 @@ mod tests {
         // A stranger cannot endorse its own receipt key into a genuine statement's chain.
         let mut forged = chain.clone();
         forged.push(endorse(&stranger, EndorsedRole::Receipt, &stranger, 99));
-        let (_, keys) =
-            verify_policy(&statement(&p3, device, forged), &p1.verifying_key(), device).unwrap();
+        let (_, keys) = verify_policy(
+            &statement(&p3, device, forged),
+            &p1.verifying_key(),
+            None,
+            device,
+        )
+        .unwrap();
         assert_eq!(keys.receipt, Some(r2.verifying_key()));
+        // Someone holding the retired first key endorses a key of their own. A device that
+        // followed the vault to its second key refuses it; the vault's own statements by the
+        // second or third key still pass.
+        let p1_to_stranger = vec![endorse(&p1, EndorsedRole::Policy, &stranger, 20)];
+        let followed = Some(p2.verifying_key());
+        let err = verify_policy(
+            &statement(&stranger, device, p1_to_stranger),
+            &p1.verifying_key(),
+            followed.as_ref(),
+            device,
+        )
+        .unwrap_err();
+        assert!(is_wrong_signer(&err), "{err}");
+        for (signer, endorsements) in [(&p2, chain[..1].to_vec()), (&p3, chain.clone())] {
+            verify_policy(
+                &statement(signer, device, endorsements),
+                &p1.verifying_key(),
+                followed.as_ref(),
+                device,
+            )
+            .unwrap();
+        }
+        // Nor is the first key itself believed any more.
+        let err = verify_policy(
+            &statement(&p1, device, vec![]),
+            &p1.verifying_key(),
+            followed.as_ref(),
+            device,
+        )
+        .unwrap_err();
+        assert!(is_wrong_signer(&err), "{err}");
     }
 }

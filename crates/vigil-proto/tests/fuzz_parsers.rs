@@ -348,7 +348,7 @@ proptest! {
         };
         let original = SignedPolicy::sign(doc.clone(), &new).unwrap();
         let bytes = apply(original.as_bytes().to_vec(), &mutations);
-        if let Ok((verified, keys)) = verify_policy(&bytes, &old.verifying_key(), Uuid::from_u128(3)) {
+        if let Ok((verified, keys)) = verify_policy(&bytes, &old.verifying_key(), None, Uuid::from_u128(3)) {
             prop_assert_eq!(&verified.document, &doc);
             prop_assert_eq!(keys.policy, new.verifying_key());
         }

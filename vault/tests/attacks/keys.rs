@@ -105,7 +105,7 @@ async fn every_vault_key_rotates_while_agents_keep_recording() {
     let out = rig.rotate("recording");
     assert!(out.contains("recording key rotated"), "{out}");
     let bytes = rig.poll(&signing, device, 0).await;
-    let (statement, keys) = verify_policy(&bytes, &enrolled_policy, device).unwrap();
+    let (statement, keys) = verify_policy(&bytes, &enrolled_policy, None, device).unwrap();
     assert_eq!(keys.policy, enrolled_policy);
     let recipients = statement.document.recipients.clone();
     assert_eq!(recipients.len(), 1);
@@ -132,7 +132,7 @@ async fn every_vault_key_rotates_while_agents_keep_recording() {
     let bytes = rig.poll(&signing, device, version).await;
     let err = SignedPolicy::verify_for(&bytes, &enrolled_policy, device).unwrap_err();
     assert!(is_wrong_signer(&err), "{err}");
-    let (statement, keys) = verify_policy(&bytes, &enrolled_policy, device).unwrap();
+    let (statement, keys) = verify_policy(&bytes, &enrolled_policy, None, device).unwrap();
     assert_ne!(keys.policy, enrolled_policy);
     assert_eq!(
         fs::read_to_string(std::path::Path::new(&rig.data).join("keys/policy.pub"))
@@ -144,7 +144,7 @@ async fn every_vault_key_rotates_while_agents_keep_recording() {
     // The receipt key: endorsed in the next statement; receipts from now on are signed by it.
     rig.rotate("receipt");
     let bytes = rig.poll(&signing, device, statement.document.version).await;
-    let (_, keys) = verify_policy(&bytes, &enrolled_policy, device).unwrap();
+    let (_, keys) = verify_policy(&bytes, &enrolled_policy, None, device).unwrap();
     let new_receipt = keys.receipt.expect("the new receipt key is endorsed");
     assert_ne!(new_receipt, enrolled_receipt);
     let fourth = next_segment(&mut new_sealer, &device.to_string(), next, 2);
