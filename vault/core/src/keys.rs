@@ -279,9 +279,24 @@ pub fn status(data: &Path, vault_key: &VaultKey) -> Result<Vec<KeyStatus>, KeysE
     let layout = admin.layout();
     let path = layout.private_keys();
     let keys = PrivateKeys::open(&std::fs::read(&path).map_err(io(&path))?, vault_key)?;
+    ages(&keys, admin.config(), layout, admin.store())
+}
+
+/// The keys of an opened vault past their cryptoperiod (`serve` warns of them at start).
+pub fn overdue(vault: &crate::Vault) -> Result<Vec<KeyStatus>, KeysError> {
+    let all = ages(&vault.keys(), vault.config(), vault.layout(), vault.store())?;
+    Ok(all.into_iter().filter(|k| k.due).collect())
+}
+
+fn ages(
+    keys: &PrivateKeys,
+    config: &crate::VaultConfig,
+    layout: &Layout,
+    store: &dyn MetadataStore,
+) -> Result<Vec<KeyStatus>, KeysError> {
     let now = crate::clock::now().unix_timestamp();
     let deployed = time::OffsetDateTime::parse(
-        &admin.config().created_at,
+        &config.created_at,
         &time::format_description::well_known::Rfc3339,
     )
     .map_or(0, |t| t.unix_timestamp());
@@ -323,10 +338,10 @@ pub fn status(data: &Path, vault_key: &VaultKey) -> Result<Vec<KeyStatus>, KeysE
     ));
     // A device's key dates from its enrollment or its last re-key (`vigil-agent rekey`).
     let mut rekeyed = std::collections::HashMap::new();
-    for retired in admin.store().retired_device_keys()? {
+    for retired in store.retired_device_keys()? {
         rekeyed.insert(retired.device_id, retired.retired_at);
     }
-    for device in admin.store().devices()? {
+    for device in store.devices()? {
         if device.revoked_at.is_none() {
             let since = rekeyed
                 .get(&device.id)

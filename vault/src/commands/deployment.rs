@@ -82,6 +82,14 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let vault = vigil_vault_core::Vault::open(&data.data, &key)
         .with_context(|| format!("opening {}", data.data.display()))?;
+    // Keys past their cryptoperiod are said at every start (and by `keys status`).
+    for due in vigil_vault_core::keys::overdue(&vault)? {
+        tracing::warn!(
+            key = %due.name,
+            cryptoperiod_days = due.cryptoperiod_days,
+            "key past its cryptoperiod: rotate it (`vigil-vault keys rotate`, `vigil-agent rekey`)"
+        );
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let vault = Arc::new(vault);
