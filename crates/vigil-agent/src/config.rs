@@ -245,14 +245,29 @@ pub enum ConfigError {
     },
 }
 
-/// The managed configuration file on Linux.
+/// The managed configuration file: in a folder only administrators write (the installers
+/// put it there; the registry and managed preferences come with them, issue 16).
+#[cfg(all(unix, not(target_os = "macos")))]
 pub const MANAGED_CONFIG: &str = "/etc/vigil/agent.toml";
+/// The managed configuration file (see the Linux one).
+#[cfg(target_os = "macos")]
+pub const MANAGED_CONFIG: &str = "/Library/Application Support/Vigil/agent.toml";
+/// The managed configuration file (see the Linux one), in the system drive's ProgramData.
+#[cfg(windows)]
+pub const MANAGED_CONFIG: &str = r"C:\ProgramData\Vigil\agent.toml";
+
+/// Where the managed file is on this machine. Never from an environment variable: the recorded
+/// person sets their own (`%ProgramData%` pointed at a folder of theirs would replace IT's
+/// settings).
+pub fn managed_config_path() -> std::path::PathBuf {
+    std::path::PathBuf::from(MANAGED_CONFIG)
+}
 
 impl AgentConfig {
     /// The managed file when it exists, with the user's file (`--config`) merged under it.
     pub fn load(user: Option<&Path>) -> Result<Self, ConfigError> {
-        let managed = Path::new(MANAGED_CONFIG);
-        Self::load_layers(managed.exists().then_some(managed), user)
+        let managed = managed_config_path();
+        Self::load_layers(managed.exists().then_some(managed.as_path()), user)
     }
 
     /// Settings from managed `managed` over the user's `user` (brief §7): every key the
