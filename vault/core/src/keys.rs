@@ -192,41 +192,43 @@ fn replace(
             history.recording_created_at = at;
             (names.0, names.1, PublicFile::Recording)
         }
-        KeyKind::Policy => {
+        KeyKind::Policy | KeyKind::Receipt => {
             let new = SigningKey::generate(&mut rand::rngs::OsRng);
-            let endorsement = KeyEndorsement::new(EndorsedRole::Policy, &new.verifying_key(), now);
+            // The policy key vouches for both: the one it replaces, or the receipt key.
+            let role = match kind {
+                KeyKind::Policy => EndorsedRole::Policy,
+                _ => EndorsedRole::Receipt,
+            };
+            let endorsement = KeyEndorsement::new(role, &new.verifying_key(), now);
             history
                 .endorsements
                 .push(signed_text(SignedEndorsement::sign(
                     endorsement,
                     &keys.policy,
                 )?));
-            let old = std::mem::replace(&mut keys.policy, new);
-            history.retired_policy_keys.push(RetiredKey {
-                public_key: b64(&old),
-                created_at: history.policy_created_at,
+            let (slot, created_at, retired, file) = match kind {
+                KeyKind::Policy => (
+                    &mut keys.policy,
+                    &mut history.policy_created_at,
+                    &mut history.retired_policy_keys,
+                    PublicFile::Policy,
+                ),
+                _ => (
+                    &mut keys.receipt,
+                    &mut history.receipt_created_at,
+                    &mut history.retired_receipt_keys,
+                    PublicFile::Receipt,
+                ),
+            };
+            let names = (b64(slot), b64(&new));
+            *slot = new;
+            retired.push(RetiredKey {
+                public_key: names.0.clone(),
+                created_at: *created_at,
                 retired_at: at,
             });
-            history.policy_created_at = at;
-            (b64(&old), b64(&keys.policy), PublicFile::Policy)
-        }
-        KeyKind::Receipt => {
-            let new = SigningKey::generate(&mut rand::rngs::OsRng);
-            let endorsement = KeyEndorsement::new(EndorsedRole::Receipt, &new.verifying_key(), now);
-            history
-                .endorsements
-                .push(signed_text(SignedEndorsement::sign(
-                    endorsement,
-                    &keys.policy,
-                )?));
-            let old = std::mem::replace(&mut keys.receipt, new);
-            history.retired_receipt_keys.push(RetiredKey {
-                public_key: b64(&old),
-                created_at: history.receipt_created_at,
-                retired_at: at,
-            });
-            history.receipt_created_at = at;
-            (b64(&old), b64(&keys.receipt), PublicFile::Receipt)
+            *created_at = at;
+            (names.0, names.1, file)
         }
     })
 }

@@ -483,31 +483,22 @@ pub const S3_PREFIX: &str = "vault-a";
 
 impl Backends {
     pub fn new(meta: Meta, blobs: Blobs) -> Self {
-        let pg = (meta == Meta::Postgres).then(|| {
-            let server = PgServer::shared();
-            let url = server.create_database();
-            (server, url)
-        });
-        let s3 = (blobs == Blobs::S3).then(|| {
-            let server = S3Server::shared();
-            let bucket = server.create_bucket();
-            (server, bucket)
-        });
-        Self {
-            meta,
-            blobs,
-            pg,
-            s3,
-            tls: None,
-        }
+        Self::with(meta, blobs, false)
     }
 
     /// Like [`Backends::new`], with PostgreSQL taking TLS only and S3 behind HTTPS, both with
     /// certificates of [`TestCa::shared`] that the vault must verify.
     pub fn new_tls(meta: Meta, blobs: Blobs) -> Self {
-        let ca = TestCa::shared();
+        Self::with(meta, blobs, true)
+    }
+
+    fn with(meta: Meta, blobs: Blobs, tls: bool) -> Self {
         let pg = (meta == Meta::Postgres).then(|| {
-            let server = PgServer::shared_tls();
+            let server = if tls {
+                PgServer::shared_tls()
+            } else {
+                PgServer::shared()
+            };
             let url = server.create_database();
             (server, url)
         });
@@ -516,15 +507,19 @@ impl Backends {
             let bucket = server.create_bucket();
             (server, bucket)
         });
-        let front = s3
-            .as_ref()
-            .map(|(server, _)| TlsFront::start(server.port, ca));
+        let tls = tls.then(|| {
+            let ca = TestCa::shared();
+            let front = s3
+                .as_ref()
+                .map(|(server, _)| TlsFront::start(server.port, ca));
+            (ca, front)
+        });
         Self {
             meta,
             blobs,
             pg,
             s3,
-            tls: Some((ca, front)),
+            tls,
         }
     }
 
