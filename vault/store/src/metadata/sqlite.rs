@@ -85,7 +85,7 @@ impl SqliteStore {
             }
         }
         conn.execute_batch(schema::POLICY_SCHEMA)?;
-        conn.execute_batch(device_keys::DEVICE_KEYS_SCHEMA)?;
+        conn.execute_batch(schema::DEVICE_KEYS_SCHEMA)?;
         schema::migrate_live(&conn)?;
         schema::migrate_access(&mut conn)?;
         let readers = (0..READERS)

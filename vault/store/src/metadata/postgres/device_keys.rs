@@ -7,16 +7,6 @@ use super::PostgresStore;
 use crate::metadata::device_keys::{DeviceKeyStore, RekeyOutcome, RetiredDeviceKey};
 use crate::metadata::{DeviceRecord, StoreError};
 
-/// Created at every start (idempotent).
-pub(super) const DEVICE_KEYS_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS retired_device_keys (
-  public_key BYTEA PRIMARY KEY,
-  device_id UUID NOT NULL REFERENCES devices(id),
-  key_id TEXT NOT NULL,
-  retired_at BIGINT NOT NULL
-);
-";
-
 fn key32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
     bytes
         .try_into()

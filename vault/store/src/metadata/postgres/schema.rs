@@ -41,7 +41,7 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
         }
     }
     tx.batch_execute(POLICY_SCHEMA)?;
-    tx.batch_execute(super::device_keys::DEVICE_KEYS_SCHEMA)?;
+    tx.batch_execute(DEVICE_KEYS_SCHEMA)?;
     tx.batch_execute(LIVE_SCHEMA)?;
     tx.commit()?;
     Ok(())
@@ -92,4 +92,14 @@ ALTER TABLE agent_states ADD COLUMN IF NOT EXISTS paused_seconds_today BIGINT NO
 ALTER TABLE agent_states ADD COLUMN IF NOT EXISTS triggers_down TEXT NOT NULL DEFAULT '';
 ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS client_addr TEXT;
 ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS user_agent TEXT;
+";
+
+/// Created at every start (idempotent): device keys replaced by re-keying (`device_keys.rs`).
+pub(super) const DEVICE_KEYS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS retired_device_keys (
+  public_key BYTEA PRIMARY KEY,
+  device_id UUID NOT NULL REFERENCES devices(id),
+  key_id TEXT NOT NULL,
+  retired_at BIGINT NOT NULL
+);
 ";

@@ -8,16 +8,6 @@ use super::SqliteStore;
 use crate::metadata::device_keys::{DeviceKeyStore, RekeyOutcome, RetiredDeviceKey};
 use crate::metadata::{DeviceRecord, StoreError};
 
-/// Created at every open (idempotent).
-pub(super) const DEVICE_KEYS_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS retired_device_keys (
-  public_key BLOB PRIMARY KEY,
-  device_id TEXT NOT NULL REFERENCES devices(id),
-  key_id TEXT NOT NULL,
-  retired_at INTEGER NOT NULL
-);
-";
-
 fn key32(bytes: Vec<u8>, column: usize) -> rusqlite::Result<[u8; 32]> {
     bytes.try_into().map_err(|_| {
         rusqlite::Error::FromSqlConversionFailure(

@@ -158,3 +158,13 @@ const ADDED: [(&str, &str); 3] = [
         "ALTER TABLE agent_states ADD COLUMN triggers_down TEXT NOT NULL DEFAULT ''",
     ),
 ];
+
+/// Created at every open (idempotent). Device keys replaced by re-keying (`device_keys.rs`).
+pub(super) const DEVICE_KEYS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS retired_device_keys (
+  public_key BLOB PRIMARY KEY,
+  device_id TEXT NOT NULL REFERENCES devices(id),
+  key_id TEXT NOT NULL,
+  retired_at INTEGER NOT NULL
+);
+";
