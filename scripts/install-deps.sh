@@ -47,6 +47,15 @@ if command -v rustup >/dev/null; then
   done
 fi
 
+# The console (ui/): its npm packages, exactly as the lockfile says. Node 20 and npm come with
+# the image; Debian's nodejs otherwise.
+if ! command -v npm >/dev/null; then
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+(cd "$(dirname "$0")/../ui" && npm ci --no-audit --no-fund --loglevel=error)
+
 # The vault's storage tests start an S3 server over a folder. 0.17 needs rustc 1.96; 0.14.1
 # builds here (a few minutes). Only if missing.
 if ! command -v s3s-fs >/dev/null && [[ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]]; then

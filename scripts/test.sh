@@ -11,6 +11,13 @@ export CARGO_TERM_COLOR=never
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== console (ui/): types, and the committed bundle is the build of the sources"
+(cd ui && npm run --silent check && npm run --silent build)
+git diff --exit-code --stat -- ui/dist || {
+  echo "ui/dist differs from a fresh build of ui/src: run 'npm run build' in ui/ and commit it" >&2
+  exit 1
+}
+
 echo "== module cycles"
 python3 scripts/check-module-cycles.py --self-test
 python3 scripts/check-module-cycles.py
@@ -68,4 +75,12 @@ target/debug/vigil-mask-bench 1 --fail-on-leak
 mask_status=$?
 set -e
 if [ "$status" -eq 0 ]; then status=$mask_status; fi
+# Issue 14: the console in Debian's Chromium against a real vault (the suite built
+# target/debug/vigil-vault above).
+echo "== console browser tests (playwright-core, node --test)"
+set +e
+(cd ui && npm test)
+console_status=$?
+set -e
+if [ "$status" -eq 0 ]; then status=$console_status; fi
 exit "$status"

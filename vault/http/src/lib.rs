@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 mod app;
+mod console;
 mod error;
 mod extract;
 mod guard;

@@ -188,6 +188,9 @@ pub fn router(
         )),
     };
     Ok(Router::new()
+        .route("/", get(crate::console::index))
+        .route("/app.js", get(crate::console::script))
+        .route("/app.css", get(crate::console::style))
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
