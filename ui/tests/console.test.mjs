@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { join, resolve } from "node:path";
 import { launch, open, shot, signIn } from "./browser.mjs";
-import { enrollDevice, startVault } from "./vault.mjs";
+import { enrollDevice, enrollWithKey, heartbeat, startVault } from "./vault.mjs";
 
 const AXE = readFileSync(resolve(import.meta.dirname, "../node_modules/axe-core/axe.min.js"), "utf8");
 const ADMIN_PASSWORD = "correct horse battery staple 42";
@@ -127,4 +127,25 @@ test("every action is reachable from the keyboard", async () => {
   await page.keyboard.press("Enter");
   await page.getByRole("heading", { level: 1, name: "Audit log" }).waitFor();
   await page.getByRole("cell", { name: "audit.read" }).first().waitFor();
+});
+
+test("an agent's row follows its state within 2 s (server-sent events)", async () => {
+  const desk = await enrollWithKey(v, "north", "desk-live");
+  const page = await open(browser, v);
+  await signIn(page, "admin", ADMIN_PASSWORD, { secrets });
+  const state = page.locator(`[data-device="${desk.id}"]`);
+  const timings = [];
+  for (const [report, shown] of [
+    [{ recording: true }, "recording"],
+    [{ recording: true, masked: true }, "masked"],
+    [{ recording: true }, "recording"],
+    [{ recording: true, paused: true }, "paused"],
+    [{ recording: false }, "idle"],
+  ]) {
+    const sent = Date.now();
+    await heartbeat(v, desk, report);
+    await state.filter({ hasText: new RegExp(`^${shown}`) }).waitFor({ timeout: 2_000 });
+    timings.push(Date.now() - sent);
+  }
+  console.log(`agents page: heartbeat to row, ms: ${timings.join(", ")}`);
 });

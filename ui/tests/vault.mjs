@@ -1,7 +1,7 @@
 // A real vault for the console's browser tests: `vigil-vault init` and `serve` from the
 // workspace's build (target/debug, or VIGIL_VAULT_BIN), on a free loopback port over TLS.
 import { spawn, spawnSync } from "node:child_process";
-import { createHash, createHmac, generateKeyPairSync } from "node:crypto";
+import { createHash, createHmac, generateKeyPairSync, sign } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
@@ -70,10 +70,16 @@ export function totp(secretBase32, when = Date.now()) {
   return String(code).padStart(6, "0");
 }
 
-/** Enrolls a new device for `team` over the API (a real Ed25519 key); its id. */
+/** Enrolls a new device for `team` over the API (a real Ed25519 key); its id and key. */
 export async function enrollDevice(v, team, hostname) {
+  const device = await enrollWithKey(v, team, hostname);
+  return device.id;
+}
+
+/** Enrolls a device; `{id, privateKey, publicKey}` (its heartbeats can be signed). */
+export async function enrollWithKey(v, team, hostname) {
   const token = v.run(["token", "create", "--team", team]).trim();
-  const { publicKey } = generateKeyPairSync("ed25519");
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
   const raw = publicKey.export({ format: "der", type: "spki" }).subarray(-32);
   const answer = await call(v, "POST", "/v1/enroll", {
     token,
@@ -82,16 +88,51 @@ export async function enrollDevice(v, team, hostname) {
     user: `agent-${hostname}`,
   });
   if (answer.status !== 200) throw new Error(`enroll: ${answer.status} ${answer.text}`);
-  return JSON.parse(answer.text).device_id;
+  return { id: JSON.parse(answer.text).device_id, privateKey, publicKey: raw };
 }
 
-/** An HTTPS request to the vault, its CA pinned: `{status, text}`. */
+/**
+ * A signed heartbeat from `device`, as an agent sends it (`vigil_proto::api::Heartbeat`):
+ * `state` says recording, screen, masked, paused.
+ */
+export async function heartbeat(v, device, state) {
+  const doc = JSON.stringify({
+    kind: "vigil.heartbeat",
+    device_id: device.id,
+    sent_at: new Date().toISOString(),
+    sessions: [],
+    backlog: { segments: 0, bytes: 0, oldest: null },
+    agent: {
+      agent_version: "console-test",
+      policy_version: 0,
+      recording: state.recording ?? true,
+      screen: state.screen ?? true,
+      masked: state.masked ?? false,
+      paused: state.paused ?? false,
+    },
+  });
+  const sig = sign(null, Buffer.from(doc), device.privateKey).toString("base64");
+  const body = `{"heartbeat":${doc},"signature":${JSON.stringify({
+    alg: "ed25519",
+    public_key: device.publicKey.toString("base64"),
+    sig,
+  })}}`;
+  const answer = await callRaw(v, "POST", "/v1/heartbeat", body);
+  if (answer.status !== 200) throw new Error(`heartbeat: ${answer.status} ${answer.text}`);
+}
+
+/** An HTTPS request to the vault with a JSON body (or none): `{status, text}`. */
 export function call(v, method, path, body) {
+  return callRaw(v, method, path, body ? JSON.stringify(body) : undefined);
+}
+
+/** An HTTPS request to the vault, its CA pinned, with `text` as the body. */
+export function callRaw(v, method, path, text) {
   const ca = readFileSync(join(v.data, "tls/ca.pem"));
   return new Promise((ok, fail) => {
     const req = request(
       `${v.base}${path}`,
-      { method, ca, headers: body ? { "content-type": "application/json" } : {} },
+      { method, ca, headers: text ? { "content-type": "application/json" } : {} },
       (res) => {
         let text = "";
         res.on("data", (c) => (text += c));
@@ -99,7 +140,7 @@ export function call(v, method, path, body) {
       },
     );
     req.on("error", fail);
-    req.end(body ? JSON.stringify(body) : undefined);
+    req.end(text);
   });
 }
 

@@ -1,4 +1,4 @@
-// Live agents: what each is doing now, refreshed every 2 seconds; filter by team.
+// Live agents: what each is doing now, pushed by the vault as it changes; filter by team.
 import { useEffect, useState } from "preact/hooks";
 import { get } from "../api";
 import { ago, bytes } from "../format";
@@ -22,8 +22,6 @@ export interface Agent {
   triggers_down: string[];
 }
 
-const REFRESH_MS = 2000;
-
 /** The state in words, never by colour alone. */
 export function state(a: Agent): string {
   if (a.status !== "recording") return a.status.replace(/_/g, " ");
@@ -37,18 +35,18 @@ export function Agents() {
   const [error, setError] = useState<unknown>(null);
   const [team, setTeam] = useState("");
   useEffect(() => {
-    let live = true;
-    const load = () =>
-      get<{ agents: Agent[] }>("/v1/agents").then(
-        (r) => live && (setAgents(r.agents), setError(null)),
-        (e) => live && setError(e),
-      );
-    void load();
-    const timer = setInterval(load, REFRESH_MS);
-    return () => {
-      live = false;
-      clearInterval(timer);
+    // Server-sent events: the whole list now, then whenever a heartbeat changes it (and every
+    // few seconds at most, so silent agents turn offline). EventSource reconnects by itself.
+    const source = new EventSource("/v1/agents/events");
+    source.addEventListener("agents", (e) => {
+      setAgents((JSON.parse((e as MessageEvent<string>).data) as { agents: Agent[] }).agents);
+      setError(null);
+    });
+    source.onerror = () => {
+      // A refusal (signed out, no permission) surfaces through the API's answer.
+      get("/v1/agents").catch((err: unknown) => setError(err));
     };
+    return () => source.close();
   }, []);
   const teams = [...new Set((agents ?? []).map((a) => a.team ?? ""))].filter(Boolean).sort();
   const shown = (agents ?? []).filter((a) => !team || a.team === team);
@@ -71,7 +69,7 @@ export function Agents() {
         <p aria-busy="true">Loading…</p>
       ) : (
         <Table
-          caption={`${shown.length} agent(s), refreshed every 2 s`}
+          caption={`${shown.length} agent(s), live`}
           rowKey={(a) => a.device_id}
           rows={shown}
           empty="No agent has enrolled yet."

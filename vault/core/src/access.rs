@@ -317,6 +317,11 @@ pub const ROUTES: &[RouteRule] = &[
     rule("PUT", "/v1/policy/{scope}", Access::AnyOf(POLICY_EDITORS)),
     rule("GET", "/v1/agents", Access::Permission(Permission::Search)),
     rule(
+        "GET",
+        "/v1/agents/events",
+        Access::Permission(Permission::Search),
+    ),
+    rule(
         "PUT",
         "/v1/segments/{session}/{sequence}",
         Access::DeviceSigned,

@@ -26,6 +26,8 @@ pub(crate) struct AppState {
     pub(crate) incoming: std::path::PathBuf,
     /// Received uploads being verified and stored at once (each one's body in memory).
     pub(crate) ingest_slots: Arc<tokio::sync::Semaphore>,
+    /// Rung after every accepted heartbeat: live views recompute the agents' state.
+    pub(crate) live_changed: Arc<tokio::sync::Notify>,
 }
 
 /// The client's address, attached to each request by the connection loop.

@@ -186,6 +186,7 @@ pub fn router(
         ingest_slots: Arc::new(tokio::sync::Semaphore::new(
             options.ingest_concurrency.max(1),
         )),
+        live_changed: Arc::new(tokio::sync::Notify::new()),
     };
     Ok(Router::new()
         .route("/", get(crate::console::index))
@@ -203,6 +204,7 @@ pub fn router(
             get(policy::get_policy).put(policy::put_policy),
         )
         .route("/v1/agents", get(policy::agents))
+        .route("/v1/agents/events", get(crate::routes::live::agent_events))
         .route("/v1/gaps", get(agents::gaps))
         .route("/v1/devices", get(audit::devices))
         .route(

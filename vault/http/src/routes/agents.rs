@@ -224,6 +224,7 @@ pub(crate) async fn heartbeat(State(app): State<AppState>, body: Bytes) -> ApiRe
         ApiError::from(e)
     })?;
     app.metrics.heartbeat(accepted.device_id, accepted.backlog);
+    app.live_changed.notify_waiters();
     Ok(Json(serde_json::json!({ "status": "ok", "sessions": accepted.sessions })).into_response())
 }
 

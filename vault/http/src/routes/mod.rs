@@ -4,6 +4,7 @@
 pub(crate) mod agents;
 pub(crate) mod audit;
 pub(crate) mod holds;
+pub(crate) mod live;
 pub(crate) mod policy;
 pub(crate) mod recordings;
 pub(crate) mod redactions;
