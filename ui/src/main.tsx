@@ -16,7 +16,7 @@ interface Page {
   title: string;
   /** Shown to roles with any of these permissions. */
   needs: string[];
-  view: () => preact.JSX.Element;
+  view: (props: { param?: string }) => preact.JSX.Element;
 }
 
 const PAGES: Page[] = [
@@ -28,8 +28,9 @@ const PAGES: Page[] = [
   { path: "devices", title: "Devices", needs: ["devices"], view: Devices },
 ];
 
+/** The page and its parameter (`#/recordings/<session>`). */
 function route(): string {
-  return location.hash.replace(/^#\/?/, "").split("/")[0] ?? "";
+  return location.hash.replace(/^#\/?/, "");
 }
 
 function App() {
@@ -45,7 +46,8 @@ function App() {
   if (me === undefined) return <p aria-busy="true">Loading…</p>;
   if (me === null) return <SignIn onSignedIn={() => void refresh()} />;
   const mine = PAGES.filter((p) => p.needs.some((n) => can(me, n)));
-  const page = mine.find((p) => p.path === path) ?? mine[0];
+  const [name, param] = path.split("/");
+  const page = mine.find((p) => p.path === name) ?? mine[0];
   return (
     <div class="shell">
       <a class="skip" href="#main" onClick={(e) => (e.preventDefault(), document.getElementById("main")?.focus())}>
@@ -78,7 +80,13 @@ function App() {
           </button>
         </span>
       </header>
-      {page ? <page.view key={page.path} /> : <main id="main"><h1>Nothing to show for your role</h1></main>}
+      {page ? (
+        <page.view key={path} param={page.path === name ? param : undefined} />
+      ) : (
+        <main id="main">
+          <h1>Nothing to show for your role</h1>
+        </main>
+      )}
     </div>
   );
 }

@@ -82,6 +82,32 @@ async fn analysts_play_compliance_downloads_and_the_log_says_why() {
     );
     assert_eq!(search(&c, &sup, "").await, vec![1, 2]);
     assert_eq!(search(&c, &sam, "").await, Vec::<i64>::new(), "other team");
+    // One session by its address (the console's recording page): another team's is 403, not
+    // an empty page; an unknown one 404; a malformed id 400.
+    let open = |who: &Login, session: String| {
+        c.with(who, c.http.get(c.url(&format!("/v1/recordings/{session}"))))
+            .send()
+    };
+    for who in [&ann, &sup] {
+        let (status, body) = json(open(who, c.session.to_string()).await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let seqs: Vec<_> = body["recordings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["sequence"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, vec![1, 2]);
+    }
+    let (status, body) = json(open(&sam, c.session.to_string()).await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (status, _) = json(open(&ann, uuid::Uuid::new_v4().to_string()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = json(open(&ann, "../x".into()).await.unwrap()).await;
+    assert!(status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND);
     let (status, _) = json(
         c.with(&ann, c.http.get(c.url("/v1/recordings?masked=maybe")))
             .send()

@@ -82,7 +82,12 @@ async fn every_route_as_every_role() {
             n += 1;
             let resp = request(&c, rule, login.as_ref(), n).send().await.unwrap();
             let status = resp.status();
-            let code = resp.json::<serde_json::Value>().await.unwrap_or_default()["error"]
+            // A live stream's body never ends: its status is the answer.
+            let code = if rule.path.ends_with("/events") && status == StatusCode::OK {
+                serde_json::Value::Null
+            } else {
+                resp.json::<serde_json::Value>().await.unwrap_or_default()
+            }["error"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();

@@ -2,7 +2,7 @@
 import { useState } from "preact/hooks";
 import { get, query } from "../api";
 import { when } from "../format";
-import { Failure, Field, Table, Title } from "../ui";
+import { Failure, Field, Table, Title, useLoad } from "../ui";
 
 export interface Recording {
   session: string;
@@ -17,7 +17,45 @@ export interface Recording {
   policy_version: number;
 }
 
-export function Recordings() {
+/** One session's segments (`#/recordings/<session>`): a 403 says the session is another team's. */
+function Session({ id }: { id: string }) {
+  const { data, error } = useLoad(
+    () => get<{ recordings: Recording[] }>(`/v1/recordings/${encodeURIComponent(id)}`),
+    [id],
+  );
+  return (
+    <main id="main">
+      <Title>Recording {id.slice(0, 8)}</Title>
+      <p>
+        <a href="#/recordings">Back to the search</a>
+      </p>
+      {error !== null && <Failure error={error} />}
+      {data && (
+        <Table
+          caption={`Session ${id}: ${data.recordings.length} segment(s)`}
+          rows={data.recordings}
+          rowKey={(r) => String(r.sequence)}
+          empty="No segment."
+          columns={[
+            ["#", (r) => r.sequence],
+            ["Start", (r) => when(r.start)],
+            ["End", (r) => when(r.end)],
+            ["Agent", (r) => r.agent],
+            ["Masked", (r) => (r.masked ? "yes" : "no")],
+            ["Policy", (r) => `v${r.policy_version}`],
+          ]}
+        />
+      )}
+    </main>
+  );
+}
+
+export function Recordings({ param }: { param?: string }) {
+  if (param) return <Session id={param} />;
+  return <Search />;
+}
+
+function Search() {
   const [agent, setAgent] = useState("");
   const [team, setTeam] = useState("");
   const [from, setFrom] = useState("");

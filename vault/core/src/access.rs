@@ -381,6 +381,11 @@ pub const ROUTES: &[RouteRule] = &[
         "/v1/recordings/{session}",
         Access::Permission(Permission::Delete),
     ),
+    rule(
+        "GET",
+        "/v1/recordings/{session}",
+        Access::Permission(Permission::Search),
+    ),
     rule("GET", "/v1/holds", Access::Permission(Permission::Hold)),
     rule("POST", "/v1/holds", Access::Permission(Permission::Hold)),
     rule(

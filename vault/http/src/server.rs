@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use age::secrecy::ExposeSecret;
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::{get, patch, post, put};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -235,7 +235,7 @@ pub fn router(
         .route("/v1/media/{link}", get(recordings::media))
         .route(
             "/v1/recordings/{session}",
-            delete(redactions::delete_recording),
+            get(recordings::session).delete(redactions::delete_recording),
         )
         .route("/v1/holds", get(holds::list_holds).post(holds::add_hold))
         .route("/v1/holds/{id}/release", post(holds::release_hold))

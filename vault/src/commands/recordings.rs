@@ -53,6 +53,7 @@ pub fn run(data: &std::path::Path, args: RecordingFilterArgs) -> anyhow::Result<
         masked: args.masked,
         policy_version: args.policy_version,
         limit: usize::from(args.limit),
+        session: None,
     };
     let found = vigil_vault_core::search::search_as(admin.store(), &cli_actor(), &filter)?;
     // The table's columns are the API's fields, in this order.

@@ -66,10 +66,65 @@ pub(crate) async fn search(
         masked: p.masked,
         policy_version: p.policy_version,
         limit: p.limit.unwrap_or(500).clamp(1, 5000),
+        session: None,
     };
     let vault = app.vault.clone();
     let found = blocking(move || search_as(vault.store(), &principal.actor(), &filter)).await??;
     Ok(Json(serde_json::json!({
+        "recordings": found.iter().map(recording_json).collect::<Vec<_>>()
+    }))
+    .into_response())
+}
+
+/// `GET /v1/recordings/{session}`: one session's segments, in order. 404 when the vault has
+/// none; 403 when they belong to a team outside the caller's (a supervisor opening another
+/// team's recording by its address), audited as `access.denied`.
+pub(crate) async fn session(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(session): Path<String>,
+) -> ApiResult {
+    let session: uuid::Uuid = session
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_id", "not a session id"))?;
+    let vault = app.vault.clone();
+    let actor = principal.actor();
+    let teams = principal.team_scope().map(<[String]>::to_vec);
+    let found = blocking(move || {
+        let all = RecordingFilter {
+            session: Some(session),
+            limit: 100_000,
+            ..Default::default()
+        };
+        let every = vault.store().recordings(&all)?;
+        if every.is_empty() {
+            return Ok::<_, ApiError>(None);
+        }
+        let visible = teams.as_ref().is_none_or(|t| {
+            every
+                .iter()
+                .all(|r| r.team.as_ref().is_some_and(|team| t.contains(team)))
+        });
+        if !visible {
+            vigil_vault_core::audit::record(
+                vault.store(),
+                &actor,
+                "access.denied",
+                Some(format!("GET /v1/recordings/{session}")),
+                Some("the session belongs to another team".into()),
+            )?;
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this recording belongs to a team outside yours",
+            ));
+        }
+        Ok(Some(search_as(vault.store(), &actor, &all)?))
+    })
+    .await??
+    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such session"))?;
+    Ok(Json(serde_json::json!({
+        "session": session,
         "recordings": found.iter().map(recording_json).collect::<Vec<_>>()
     }))
     .into_response())

@@ -256,6 +256,13 @@ pub fn recordings_are_searched(store: &dyn MetadataStore) {
             .collect()
     };
     assert_eq!(find(RecordingFilter::default()), vec![1, 2, 3]);
+    for (id, expected) in [(session, vec![1, 2, 3]), (Uuid::new_v4(), vec![])] {
+        let one = RecordingFilter {
+            session: Some(id),
+            ..Default::default()
+        };
+        assert_eq!(find(one), expected, "by session");
+    }
     let agent = |a: &str| RecordingFilter {
         agent: Some(a.into()),
         ..Default::default()

@@ -126,6 +126,8 @@ pub struct RecordingFilter {
     pub masked: Option<bool>,
     /// Only segments recorded under this policy version.
     pub policy_version: Option<i64>,
+    /// One session's segments only.
+    pub session: Option<uuid::Uuid>,
     /// At most this many rows.
     pub limit: usize,
 }

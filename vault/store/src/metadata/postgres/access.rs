@@ -494,6 +494,7 @@ impl AccessStore for PostgresStore {
                      AND ($6::text IS NULL OR call_id = $6) \
                      AND ($7::boolean IS NULL OR masked = $7) \
                      AND ($9::bigint IS NULL OR policy_version = $9) \
+                     AND ($10::uuid IS NULL OR session_id = $10) \
                      ORDER BY start_at, session_id, sequence LIMIT $8"
                 ),
                 &[
@@ -506,6 +507,7 @@ impl AccessStore for PostgresStore {
                     &f.masked,
                     &limit(f.limit),
                     &f.policy_version,
+                    &f.session,
                 ],
             )?;
             rows(found, recording_row)

@@ -467,7 +467,7 @@ impl AccessStore for SqliteStore {
              AND (?3 IS NULL OR team IN (SELECT value FROM json_each(?3))) \
              AND (?4 IS NULL OR end_at >= ?4) AND (?5 IS NULL OR start_at < ?5) \
              AND (?6 IS NULL OR call_id = ?6) AND (?7 IS NULL OR masked = ?7) \
-             AND (?9 IS NULL OR policy_version = ?9) \
+             AND (?9 IS NULL OR policy_version = ?9) AND (?10 IS NULL OR session_id = ?10) \
              ORDER BY start_at, session_id, sequence LIMIT ?8"
         ))?;
         let rows = stmt.query_map(
@@ -480,7 +480,8 @@ impl AccessStore for SqliteStore {
                 f.call_id,
                 f.masked,
                 limit(f.limit),
-                f.policy_version
+                f.policy_version,
+                f.session.map(|s| s.to_string())
             ],
             recording_row,
         )?;
