@@ -256,14 +256,7 @@ fn cmd_upload(args: UploadArgs, config: &AgentConfig) -> anyhow::Result<ExitCode
     }
     let key = enrollment.device_key()?;
     let (masked_today, paused_today) = vigil_agent::todays_usage(&spool.config_dir());
-    let trusted = match pinned_policy_key(config) {
-        Some(pin) => Enrollment {
-            policy_public_key: pin,
-            ..enrollment.clone()
-        }
-        .policy_key()?,
-        None => enrollment.policy_key()?,
-    };
+    let trusted = enrollment.trusted_policy_key(pinned_policy_key(config).as_deref())?;
     let receipt_key = vigil_agent::policy_sync::kept_receipt_key(
         &spool.config_dir(),
         &trusted,

@@ -155,6 +155,22 @@ impl Enrollment {
         parse_key("policy_public_key", &self.policy_public_key)
     }
 
+    /// The key policy is verified with: the one IT pinned in managed settings when there is
+    /// one (an `enrollment.json` naming another was edited: said in the log, and not
+    /// believed), else the enrollment's.
+    pub fn trusted_policy_key(&self, pinned: Option<&str>) -> Result<VerifyingKey, EnrollError> {
+        let Some(pin) = pinned else {
+            return self.policy_key();
+        };
+        let pinned = parse_key("the pinned policy_public_key", pin)?;
+        if self.policy_key().ok() != Some(pinned) {
+            tracing::error!(
+                "enrollment.json names another policy key than the pinned one; using the pinned key"
+            );
+        }
+        Ok(pinned)
+    }
+
     /// The vault's receipt key.
     pub fn receipt_key(&self) -> Result<VerifyingKey, EnrollError> {
         parse_key("receipt_public_key", &self.receipt_public_key)

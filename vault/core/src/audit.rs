@@ -114,14 +114,13 @@ thread_local! {
 pub fn with_origin<T>(origin: Option<Origin>, work: impl FnOnce() -> T) -> T {
     let before = ORIGIN.with(|o| o.replace(origin));
     // Restored even if `work` panics, so a pooled thread never lends a request's origin on.
-    struct Restore(Option<Option<Origin>>);
+    struct Restore(Option<Origin>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            let before = self.0.take().flatten();
-            ORIGIN.with(|o| *o.borrow_mut() = before);
+            ORIGIN.with(|o| *o.borrow_mut() = self.0.take());
         }
     }
-    let _restore = Restore(Some(before));
+    let _restore = Restore(before);
     work()
 }
 

@@ -125,7 +125,7 @@ pub fn rotate(
     let sealed = std::fs::read(&path).map_err(io(&path))?;
     let mut keys = PrivateKeys::open(&sealed, vault_key)?;
     let now = crate::clock::now();
-    let (old, new, public_file) = replace(&mut keys, kind, now)?;
+    let (old, new) = replace(&mut keys, kind, now)?;
     // The record first: a rotation nobody can see did not happen.
     crate::audit::record(
         admin.store(),
@@ -135,10 +135,10 @@ pub fn rotate(
         Some(reason.clone()),
     )?;
     vigil_files::write_private(&path, &keys.seal(vault_key)?).map_err(io(&path))?;
-    let public_path = match public_file {
-        PublicFile::Recording => layout.recording_pub(),
-        PublicFile::Policy => layout.policy_pub(),
-        PublicFile::Receipt => layout.receipt_pub(),
+    let public_path = match kind {
+        KeyKind::Recording => layout.recording_pub(),
+        KeyKind::Policy => layout.policy_pub(),
+        KeyKind::Receipt => layout.receipt_pub(),
     };
     vigil_files::replace(&public_path, format!("{new}\n").as_bytes(), Access::Public)
         .map_err(io(&public_path))?;
@@ -163,18 +163,12 @@ pub fn rotate(
     })
 }
 
-enum PublicFile {
-    Recording,
-    Policy,
-    Receipt,
-}
-
 /// Puts a new `kind` key in `keys`, keeping what rotation keeps of the old one.
 fn replace(
     keys: &mut PrivateKeys,
     kind: KeyKind,
     now: time::OffsetDateTime,
-) -> Result<(String, String, PublicFile), KeysError> {
+) -> Result<(String, String), KeysError> {
     let at = now.unix_timestamp();
     let history = &mut keys.history;
     Ok(match kind {
@@ -190,7 +184,7 @@ fn replace(
                 retired_at: at,
             });
             history.recording_created_at = at;
-            (names.0, names.1, PublicFile::Recording)
+            (names.0, names.1)
         }
         KeyKind::Policy | KeyKind::Receipt => {
             let new = SigningKey::generate(&mut rand::rngs::OsRng);
@@ -206,18 +200,16 @@ fn replace(
                     endorsement,
                     &keys.policy,
                 )?));
-            let (slot, created_at, retired, file) = match kind {
+            let (slot, created_at, retired) = match kind {
                 KeyKind::Policy => (
                     &mut keys.policy,
                     &mut history.policy_created_at,
                     &mut history.retired_policy_keys,
-                    PublicFile::Policy,
                 ),
                 _ => (
                     &mut keys.receipt,
                     &mut history.receipt_created_at,
                     &mut history.retired_receipt_keys,
-                    PublicFile::Receipt,
                 ),
             };
             let names = (b64(slot), b64(&new));
@@ -228,7 +220,7 @@ fn replace(
                 retired_at: at,
             });
             *created_at = at;
-            (names.0, names.1, file)
+            names
         }
     })
 }

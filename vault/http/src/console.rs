@@ -5,6 +5,7 @@
 //! authorization path of its own. A strict Content-Security-Policy (every answer carries it,
 //! see `guard::security_headers`) lets only these files run.
 
+use axum::body::{Body, Bytes};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -20,11 +21,14 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src
 
 fn asset(name: &str, content_type: &'static str) -> Response {
     match Bundle::get(name) {
-        Some(file) => (
-            [(header::CONTENT_TYPE, content_type)],
-            file.data.into_owned(),
-        )
-            .into_response(),
+        // Embedded bytes are served as they are, not copied per request.
+        Some(file) => {
+            let body = match file.data {
+                std::borrow::Cow::Borrowed(bytes) => Body::from(Bytes::from_static(bytes)),
+                std::borrow::Cow::Owned(bytes) => Body::from(bytes),
+            };
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
         None => (
             StatusCode::NOT_FOUND,
             "the console was not built into this binary (ui/dist is missing)",

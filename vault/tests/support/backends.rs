@@ -65,7 +65,7 @@ fn shared<T>(slot: &Mutex<Weak<T>>, start: impl FnOnce() -> T) -> Arc<T> {
 /// A private CA (in `ca_file`) and one server certificate it issued for `localhost` only, for
 /// the storage servers the suite runs with TLS.
 pub struct TestCa {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     /// The CA certificate, PEM.
     pub ca_file: PathBuf,
     /// The server certificate (then the CA), PEM.
@@ -97,7 +97,7 @@ impl TestCa {
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca_cert.pem()).unwrap();
         Self {
-            _dir: dir,
+            dir,
             ca_file,
             chain_pem: format!("{}{}", leaf_cert.pem(), ca_cert.pem()),
             key_pem: leaf_key.serialize_pem(),
@@ -115,7 +115,7 @@ impl TestCa {
 pub struct PgServer {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     /// TLS only (then TCP clients must use TLS; the suite's own admin work uses the socket).
     tls: bool,
 }
@@ -229,7 +229,7 @@ impl PgServer {
         let mut server = Self {
             child,
             port,
-            _dir: dir,
+            dir,
             tls: tls.is_some(),
         };
         server.wait_ready();
@@ -240,7 +240,7 @@ impl PgServer {
     fn admin_conninfo(&self, database: &str) -> String {
         format!(
             "host={} port={} user=vigil dbname={database}",
-            self._dir.path().join("data").display(),
+            self.dir.path().join("data").display(),
             self.port
         )
     }
@@ -250,7 +250,7 @@ impl PgServer {
         let conninfo = self.admin_conninfo("postgres");
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(self._dir.path().join("server.log"));
+                let log = std::fs::read_to_string(self.dir.path().join("server.log"));
                 panic!("postgres exited ({status}): {}", log.unwrap_or_default());
             }
             let url = conninfo.clone();

@@ -123,7 +123,7 @@ fn take_vault_policy(
 ) -> Result<(Option<PolicyTrust>, Option<SignedPolicy>, ScreenConfig), RecordError> {
     let trust = match Enrollment::load(spool.root())? {
         Some(e) => Some(PolicyTrust {
-            policy_key: trusted_policy_key(&e, options.pinned_policy_key.as_deref())?,
+            policy_key: e.trusted_policy_key(options.pinned_policy_key.as_deref())?,
             receipt_key: vigil_spool::uploader::ReceiptKey::new(e.receipt_key()?),
             device_id: e.device_id,
             floor: PolicyFloor::of(&e.key),
@@ -150,29 +150,6 @@ fn take_vault_policy(
         );
     }
     Ok((trust, last_good, screen_template))
-}
-
-/// The key policy is verified with: the one IT pinned in managed settings when there is one
-/// (an `enrollment.json` naming another was edited: said in the log, and not believed), else
-/// the enrollment's.
-fn trusted_policy_key(
-    enrollment: &Enrollment,
-    pinned: Option<&str>,
-) -> Result<ed25519_dalek::VerifyingKey, RecordError> {
-    let Some(pin) = pinned else {
-        return Ok(enrollment.policy_key()?);
-    };
-    let pinned = Enrollment {
-        policy_public_key: pin.to_owned(),
-        ..enrollment.clone()
-    }
-    .policy_key()?;
-    if enrollment.policy_key().ok() != Some(pinned) {
-        tracing::error!(
-            "enrollment.json names another policy key than the pinned one; using the pinned key"
-        );
-    }
-    Ok(pinned)
 }
 
 /// The media stage's settings.
@@ -586,16 +563,16 @@ mod tests {
             },
             enrolled_at: String::new(),
         };
-        let vaults = trusted_policy_key(&enrollment, Some(&b64(1))).unwrap();
+        let vaults = enrollment.trusted_policy_key(Some(&b64(1))).unwrap();
         assert_eq!(
             base64::engine::general_purpose::STANDARD.encode(vaults.as_bytes()),
             b64(1)
         );
-        let unpinned = trusted_policy_key(&enrollment, None).unwrap();
+        let unpinned = enrollment.trusted_policy_key(None).unwrap();
         assert_eq!(
             base64::engine::general_purpose::STANDARD.encode(unpinned.as_bytes()),
             b64(2)
         );
-        assert!(trusted_policy_key(&enrollment, Some("not a key")).is_err());
+        assert!(enrollment.trusted_policy_key(Some("not a key")).is_err());
     }
 }
